@@ -1,0 +1,44 @@
+//! Lifting RISC-V instructions into emu IR. One file per extension / manual chapter; each
+//! `lift_*` function is a short call into the shared emitters of this module (after QEMU's
+//! `trans_*` functions over `gen_*` emitters).
+
+use emu_jit::ir::Builder;
+
+/// Translation-time facts about the block being lifted (all part of the block key's flags, so a
+/// translation is only reused where they hold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransFlags {
+    /// Privilege level the code runs at (0 U, 1 S, 3 M).
+    pub privilege: u8,
+    /// MMU index for ordinary loads/stores (mstatus.MPRV/MPP, SUM, MXR folded in).
+    pub mmu_idx: u8,
+    /// mstatus.FS != Off: F/D instructions are legal.
+    pub fp_enabled: bool,
+}
+
+/// The state a lifter sees for one instruction.
+pub struct LiftCtx<'a> {
+    pub b: &'a mut Builder,
+    /// Virtual PC of the instruction being lifted.
+    pub pc: u64,
+    /// Length of the instruction in bytes: 2 (compressed, already expanded) or 4.
+    pub len: u64,
+    /// The original encoding (16-bit ones zero-extended), for tval of illegal instructions.
+    pub raw: u32,
+    pub flags: TransFlags,
+}
+
+/// What a lifter did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifted {
+    /// The instruction was lifted; the block may continue with the next one.
+    Continue,
+    /// The instruction was lifted and ended the block (every path has an `Exit`).
+    EndBlock,
+    /// The encoding is reserved or illegal in this state: the caller raises the
+    /// illegal-instruction exception (and emits nothing for it).
+    Illegal,
+}
+
+/// A lifter: gets the (expanded) 32-bit instruction word.
+pub type LiftFn = fn(&mut LiftCtx<'_>, u32) -> Lifted;

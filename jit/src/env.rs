@@ -1,0 +1,273 @@
+//! The CPU-state header shared by every guest, the softmmu TLB layout and the slow-path ABI
+//! (DESIGN.md §4).
+//!
+//! Every frontend's CPU state is a `#[repr(C)]` struct whose **first field** is a [`CpuCommon`].
+//! IR globals are byte offsets from the start of that struct; generated code and the interpreter
+//! receive a pointer to it. The softmmu fast path (both executors) is:
+//!
+//! ```text
+//! idx   = (vaddr >> PAGE_BITS) & (TLB_ENTRIES - 1)
+//! entry = &common.tlb[mmu_idx][idx]
+//! tag   = entry.addr_read | addr_write     (by access kind)
+//! hit   = (vaddr & (PAGE_MASK | (size - 1))) == tag          // size-1 only if MemOp::aligned
+//!                                                            // or the access stays in the page
+//! host  = vaddr + entry.addend                               // on a hit
+//! ```
+//!
+//! A tag with any low flag bit set ([`TLB_INVALID`], [`TLB_MMIO`], [`TLB_NOTDIRTY`]) never
+//! matches an address with those bits clear, so those pages always take the slow path. Entries
+//! are only filled (by the frontend's page walker, in its slow path) for guest pages wholly inside
+//! one guest-RAM mapping, so `vaddr + addend` always lands in checked host memory.
+//!
+//! Misaligned accesses: the fast path only handles an access whose bytes lie in one page; the
+//! hit test `vaddr & (PAGE_MASK | (size-1))` sends every misaligned access to the slow path,
+//! which performs it byte-wise (or raises the misaligned fault for `MemOp::aligned`).
+
+use crate::ir::MemOp;
+
+pub const PAGE_BITS: u32 = 12;
+pub const PAGE_SIZE: u64 = 1 << PAGE_BITS;
+pub const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
+
+/// Entries per TLB (per MMU mode); a power of two.
+pub const TLB_ENTRIES: usize = 256;
+/// MMU modes (frontend-defined meaning, e.g. RISC-V: U, S, S+SUM, M, each with MXR).
+pub const NB_MMU_MODES: usize = 8;
+
+/// Tag flag: entry is empty.
+pub const TLB_INVALID: u64 = 1 << 0;
+/// Tag flag: the page is device memory (or holds a sub-page device): every access goes through
+/// the slow path to the bus.
+pub const TLB_MMIO: u64 = 1 << 1;
+/// Tag flag (write tag only): the page holds translated code; a store must go through the slow
+/// path so the translations in it are invalidated (self-modifying code).
+pub const TLB_NOTDIRTY: u64 = 1 << 2;
+
+/// One softmmu TLB entry, laid out as generated code reads it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlbEntry {
+    /// Page-aligned guest virtual address valid for loads, plus flags; `TLB_INVALID` if none.
+    pub addr_read: u64,
+    /// Page-aligned guest virtual address valid for stores, plus flags.
+    pub addr_write: u64,
+    /// Page-aligned guest virtual address valid for instruction fetch, plus flags.
+    pub addr_code: u64,
+    /// `host address - guest virtual address` for the page (wrapping).
+    pub addend: u64,
+}
+
+impl TlbEntry {
+    pub const EMPTY: TlbEntry = TlbEntry {
+        addr_read: TLB_INVALID,
+        addr_write: TLB_INVALID,
+        addr_code: TLB_INVALID,
+        addend: 0,
+    };
+}
+
+/// Kinds of memory access, as the slow path and page walkers see them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessKind {
+    Load,
+    Store,
+    Fetch,
+}
+
+/// Slow-path load: performs the access (walking the page table, filling the TLB, going to the
+/// bus for MMIO) and returns the value extended as `memop` says. On a guest fault it records the
+/// exception in the CPU state (`exception_pending = 1` plus the frontend's cause/tval fields) and
+/// returns 0. Arguments: CPU state, guest virtual address, `MemOp::to_bits`, MMU index.
+pub type SlowLoadFn = extern "C" fn(*mut CpuCommon, u64, u32, u32) -> u64;
+/// Slow-path store: as [`SlowLoadFn`]; the value is in the low bytes of the third argument.
+pub type SlowStoreFn = extern "C" fn(*mut CpuCommon, u64, u64, u32, u32);
+
+/// The memory slow path of a guest, installed by the frontend in [`CpuCommon::slow`].
+#[derive(Clone, Copy, Debug)]
+pub struct MemSlowPath {
+    pub load: SlowLoadFn,
+    pub store: SlowStoreFn,
+}
+
+/// Reasons recorded by the engine when the run loop must look at the vCPU. Written by the
+/// executors, read by the run loop.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// `ExitReason` as u32 (0 = none / budget), see [`crate::exec::ExitCode`].
+    pub code: u32,
+    pub _pad: u32,
+}
+
+/// The header of every guest CPU state. `#[repr(C)]`: generated code reads its fields at fixed
+/// offsets (see the `OFFSET_*` constants).
+#[repr(C)]
+pub struct CpuCommon {
+    /// Guest virtual PC of the next instruction to run (valid at block boundaries and exits).
+    pub pc: u64,
+    /// Guest instructions retired so far.
+    pub insn_count: u64,
+    /// Blocks check `insn_count >= insn_limit` on entry and exit to the run loop if so. The run
+    /// loop sets it to the next event deadline; anyone wanting the vCPU out sets it to 0.
+    pub insn_limit: u64,
+    /// Non-zero when a helper or the slow path recorded a guest exception; the frontend keeps
+    /// the cause and value in its own fields.
+    pub exception_pending: u64,
+    /// Memory slow path of this guest.
+    pub slow: MemSlowPath,
+    /// One TLB per MMU mode.
+    pub tlb: [[TlbEntry; TLB_ENTRIES]; NB_MMU_MODES],
+}
+
+impl CpuCommon {
+    pub fn new(slow: MemSlowPath) -> Self {
+        CpuCommon {
+            pc: 0,
+            insn_count: 0,
+            insn_limit: u64::MAX,
+            exception_pending: 0,
+            slow,
+            tlb: [[TlbEntry::EMPTY; TLB_ENTRIES]; NB_MMU_MODES],
+        }
+    }
+
+    /// Empty every TLB.
+    pub fn tlb_flush(&mut self) {
+        for t in self.tlb.iter_mut() {
+            t.fill(TlbEntry::EMPTY);
+        }
+    }
+
+    /// Empty the entries for one guest virtual page in every MMU mode.
+    pub fn tlb_flush_page(&mut self, vaddr: u64) {
+        let idx = tlb_index(vaddr);
+        let page = vaddr & PAGE_MASK;
+        for t in self.tlb.iter_mut() {
+            let e = &mut t[idx];
+            let tags = [e.addr_read, e.addr_write, e.addr_code];
+            if tags.iter().any(|&tag| tag & PAGE_MASK == page) {
+                *e = TlbEntry::EMPTY;
+            }
+        }
+    }
+
+    /// Perform a load through the TLB fast path if it hits, else the slow path.
+    /// Used by the interpreter and by helpers; generated code inlines the same test.
+    #[inline]
+    pub fn load(&mut self, vaddr: u64, mem: MemOp, mmu_idx: u8) -> u64 {
+        let entry = &self.tlb[mmu_idx as usize % NB_MMU_MODES][tlb_index(vaddr)];
+        if tlb_hit(entry.addr_read, vaddr, mem) {
+            let host = vaddr.wrapping_add(entry.addend) as usize as *const u8;
+            // SAFETY: a hit means the entry was filled by the frontend's page walker for a guest
+            // page lying wholly inside one live guest-RAM mapping (see the module docs), and the
+            // hit test guarantees all `mem.size()` bytes lie inside that page.
+            unsafe { read_host(host, mem) }
+        } else {
+            (self.slow.load)(self, vaddr, mem.to_bits(), u32::from(mmu_idx))
+        }
+    }
+
+    /// Perform a store through the TLB fast path if it hits, else the slow path.
+    #[inline]
+    pub fn store(&mut self, vaddr: u64, val: u64, mem: MemOp, mmu_idx: u8) {
+        let entry = &self.tlb[mmu_idx as usize % NB_MMU_MODES][tlb_index(vaddr)];
+        if tlb_hit(entry.addr_write, vaddr, mem) {
+            let host = vaddr.wrapping_add(entry.addend) as usize as *mut u8;
+            // SAFETY: as in `load`; write tags are only valid for writable RAM pages that hold no
+            // translated code (TLB_NOTDIRTY otherwise).
+            unsafe { write_host(host, val, mem) }
+        } else {
+            (self.slow.store)(self, vaddr, val, mem.to_bits(), u32::from(mmu_idx))
+        }
+    }
+}
+
+/// Index of the TLB entry for a virtual address.
+#[inline]
+pub fn tlb_index(vaddr: u64) -> usize {
+    ((vaddr >> PAGE_BITS) as usize) & (TLB_ENTRIES - 1)
+}
+
+/// The fast-path hit test: page tag equal and the access inside the page (any misaligned
+/// access misses, so the slow path handles page-crossing and alignment rules).
+#[inline]
+pub fn tlb_hit(tag: u64, vaddr: u64, mem: MemOp) -> bool {
+    let size_mask = u64::from(mem.size()) - 1;
+    (vaddr & (PAGE_MASK | size_mask)) == tag
+}
+
+/// Read `mem.size()` bytes (little-endian) at `host`, extended as `mem` says.
+///
+/// # Safety
+/// `host..host + mem.size()` must be readable host memory.
+#[inline]
+pub unsafe fn read_host(host: *const u8, mem: MemOp) -> u64 {
+    // SAFETY: the caller guarantees the bytes are readable; unaligned reads are allowed.
+    unsafe {
+        match (mem.size_log2, mem.signed) {
+            (0, false) => u64::from(host.read()),
+            (0, true) => host.read() as i8 as i64 as u64,
+            (1, false) => u64::from(u16::from_le((host as *const u16).read_unaligned())),
+            (1, true) => u16::from_le((host as *const u16).read_unaligned()) as i16 as i64 as u64,
+            (2, false) => u64::from(u32::from_le((host as *const u32).read_unaligned())),
+            (2, true) => u32::from_le((host as *const u32).read_unaligned()) as i32 as i64 as u64,
+            _ => u64::from_le((host as *const u64).read_unaligned()),
+        }
+    }
+}
+
+/// Write the low `mem.size()` bytes of `val` (little-endian) at `host`.
+///
+/// # Safety
+/// `host..host + mem.size()` must be writable host memory.
+#[inline]
+pub unsafe fn write_host(host: *mut u8, val: u64, mem: MemOp) {
+    // SAFETY: the caller guarantees the bytes are writable; unaligned writes are allowed.
+    unsafe {
+        match mem.size_log2 {
+            0 => host.write(val as u8),
+            1 => (host as *mut u16).write_unaligned((val as u16).to_le()),
+            2 => (host as *mut u32).write_unaligned((val as u32).to_le()),
+            _ => (host as *mut u64).write_unaligned(val.to_le()),
+        }
+    }
+}
+
+pub const OFFSET_PC: u32 = std::mem::offset_of!(CpuCommon, pc) as u32;
+pub const OFFSET_INSN_COUNT: u32 = std::mem::offset_of!(CpuCommon, insn_count) as u32;
+pub const OFFSET_INSN_LIMIT: u32 = std::mem::offset_of!(CpuCommon, insn_limit) as u32;
+pub const OFFSET_EXCEPTION_PENDING: u32 = std::mem::offset_of!(CpuCommon, exception_pending) as u32;
+pub const OFFSET_SLOW_LOAD: u32 = std::mem::offset_of!(CpuCommon, slow) as u32;
+pub const OFFSET_SLOW_STORE: u32 = OFFSET_SLOW_LOAD + 8;
+pub const OFFSET_TLB: u32 = std::mem::offset_of!(CpuCommon, tlb) as u32;
+pub const TLB_ENTRY_SIZE: u32 = std::mem::size_of::<TlbEntry>() as u32;
+pub const OFFSET_TLB_ADDR_READ: u32 = std::mem::offset_of!(TlbEntry, addr_read) as u32;
+pub const OFFSET_TLB_ADDR_WRITE: u32 = std::mem::offset_of!(TlbEntry, addr_write) as u32;
+pub const OFFSET_TLB_ADDR_CODE: u32 = std::mem::offset_of!(TlbEntry, addr_code) as u32;
+pub const OFFSET_TLB_ADDEND: u32 = std::mem::offset_of!(TlbEntry, addend) as u32;
+
+/// Byte offset of `tlb[mmu_idx][0]` from the start of the CPU state.
+pub const fn tlb_table_offset(mmu_idx: u32) -> u32 {
+    OFFSET_TLB + mmu_idx * (TLB_ENTRIES as u32) * TLB_ENTRY_SIZE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_path_fields_are_adjacent_function_pointers() {
+        assert_eq!(std::mem::size_of::<MemSlowPath>(), 16);
+        assert_eq!(TLB_ENTRY_SIZE, 32);
+    }
+
+    #[test]
+    fn misaligned_and_flagged_never_hit() {
+        let page = 0x8000_1000u64;
+        let w = MemOp::new(2, false, false);
+        assert!(tlb_hit(page, page + 4, w));
+        assert!(!tlb_hit(page, page + 2, w));
+        assert!(!tlb_hit(page | TLB_MMIO, page + 4, w));
+        assert!(!tlb_hit(TLB_INVALID, 0, MemOp::new(0, false, false)));
+    }
+}

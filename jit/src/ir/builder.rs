@@ -1,0 +1,251 @@
+//! A typed emitter for IR blocks: frontends lift through this, never by pushing `Op`s by hand.
+
+use super::*;
+use crate::helper::HelperDef;
+
+/// Builds one [`IrBlock`].
+#[derive(Debug, Default)]
+pub struct Builder {
+    block: IrBlock,
+}
+
+impl Builder {
+    pub fn new(start_pc: u64) -> Self {
+        Builder {
+            block: IrBlock {
+                start_pc,
+                ..IrBlock::default()
+            },
+        }
+    }
+
+    /// Start a new block, reusing the allocations.
+    pub fn reset(&mut self, start_pc: u64) {
+        self.block.values.clear();
+        self.block.ops.clear();
+        self.block.labels = 0;
+        self.block.start_pc = start_pc;
+        self.block.insn_count = 0;
+        self.block.guest_size = 0;
+        self.block.helpers.clear();
+    }
+
+    pub fn finish(self) -> IrBlock {
+        self.block
+    }
+
+    pub fn block(&self) -> &IrBlock {
+        &self.block
+    }
+
+    /// Take the built block, leaving an empty one behind.
+    pub fn take(&mut self) -> IrBlock {
+        std::mem::take(&mut self.block)
+    }
+
+    /// Number of ops emitted so far.
+    pub fn len(&self) -> usize {
+        self.block.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.block.ops.is_empty()
+    }
+
+    /// Guest instructions started so far.
+    pub fn insn_count(&self) -> u32 {
+        self.block.insn_count
+    }
+
+    /// Record how many bytes of guest code the block covers.
+    pub fn set_guest_size(&mut self, bytes: u32) {
+        self.block.guest_size = bytes;
+    }
+
+    pub fn new_value(&mut self, ty: Type) -> Value {
+        let v = Value(self.block.values.len() as u32);
+        self.block.values.push(ty);
+        v
+    }
+
+    pub fn new_label(&mut self) -> Label {
+        let l = Label(self.block.labels);
+        self.block.labels += 1;
+        l
+    }
+
+    pub fn push(&mut self, op: Op) {
+        self.block.ops.push(op);
+    }
+
+    pub fn insn_start(&mut self, pc: u64, insn: u32) {
+        self.block.insn_count += 1;
+        self.push(Op::InsnStart { pc, insn });
+    }
+
+    pub fn iconst(&mut self, ty: Type, imm: u64) -> Value {
+        let dst = self.new_value(ty);
+        self.push(Op::Const { dst, ty, imm });
+        dst
+    }
+
+    pub fn mov(&mut self, ty: Type, src: Value) -> Value {
+        let dst = self.new_value(ty);
+        self.push(Op::Mov { dst, ty, src });
+        dst
+    }
+
+    pub fn load_global(&mut self, ty: Type, offset: u32) -> Value {
+        let dst = self.new_value(ty);
+        self.push(Op::LoadGlobal { dst, ty, offset });
+        dst
+    }
+
+    pub fn store_global(&mut self, ty: Type, offset: u32, src: Value) {
+        self.push(Op::StoreGlobal { src, ty, offset });
+    }
+
+    pub fn unary(&mut self, op: UnOp, ty: Type, src: Value) -> Value {
+        let dst = self.new_value(ty);
+        self.push(Op::Unary { op, ty, dst, src });
+        dst
+    }
+
+    pub fn binary(&mut self, op: BinOp, ty: Type, a: Value, b: Value) -> Value {
+        let dst = self.new_value(ty);
+        self.push(Op::Binary { op, ty, dst, a, b });
+        dst
+    }
+
+    /// `binary` with a constant right operand.
+    pub fn binary_imm(&mut self, op: BinOp, ty: Type, a: Value, imm: u64) -> Value {
+        let b = self.iconst(ty, imm);
+        self.binary(op, ty, a, b)
+    }
+
+    pub fn add(&mut self, ty: Type, a: Value, b: Value) -> Value {
+        self.binary(BinOp::Add, ty, a, b)
+    }
+
+    pub fn ext(&mut self, kind: ExtKind, from: Type, to: Type, src: Value) -> Value {
+        let dst = self.new_value(to);
+        self.push(Op::Ext {
+            kind,
+            from,
+            to,
+            dst,
+            src,
+        });
+        dst
+    }
+
+    pub fn sext(&mut self, from: Type, to: Type, src: Value) -> Value {
+        self.ext(ExtKind::Sext, from, to, src)
+    }
+
+    pub fn zext(&mut self, from: Type, to: Type, src: Value) -> Value {
+        self.ext(ExtKind::Zext, from, to, src)
+    }
+
+    pub fn trunc(&mut self, from: Type, to: Type, src: Value) -> Value {
+        self.ext(ExtKind::Trunc, from, to, src)
+    }
+
+    pub fn set_cond(&mut self, cond: Cond, ty: Type, a: Value, b: Value) -> Value {
+        let dst = self.new_value(Type::I8);
+        self.push(Op::SetCond {
+            cond,
+            ty,
+            dst,
+            a,
+            b,
+        });
+        dst
+    }
+
+    pub fn select(&mut self, ty: Type, cond_val: Value, a: Value, b: Value) -> Value {
+        let dst = self.new_value(ty);
+        self.push(Op::Select {
+            ty,
+            dst,
+            cond_val,
+            a,
+            b,
+        });
+        dst
+    }
+
+    pub fn load(&mut self, ty: Type, mem: MemOp, mmu_idx: u8, addr: Value) -> Value {
+        let dst = self.new_value(ty);
+        self.push(Op::Load {
+            ty,
+            mem,
+            mmu_idx,
+            dst,
+            addr,
+        });
+        dst
+    }
+
+    pub fn store(&mut self, ty: Type, mem: MemOp, mmu_idx: u8, src: Value, addr: Value) {
+        self.push(Op::Store {
+            ty,
+            mem,
+            mmu_idx,
+            src,
+            addr,
+        });
+    }
+
+    /// The block-local id of `def`, interning it on first use.
+    pub fn helper_id(&mut self, def: &'static HelperDef) -> HelperId {
+        let helpers = &mut self.block.helpers;
+        let i = match helpers.iter().position(|h| std::ptr::eq(*h, def)) {
+            Some(i) => i,
+            None => {
+                helpers.push(def);
+                helpers.len() - 1
+            }
+        };
+        HelperId(i as u32)
+    }
+
+    /// Call a helper with up to four I64 arguments; returns its I64 result if it has one.
+    pub fn call(&mut self, def: &'static HelperDef, args: &[Value]) -> Option<Value> {
+        debug_assert_eq!(args.len(), usize::from(def.args), "helper {}", def.name);
+        let helper = self.helper_id(def);
+        let dst = def.ret.then(|| self.new_value(Type::I64));
+        self.push(Op::Call {
+            helper,
+            args: args.to_vec(),
+            dst,
+        });
+        dst
+    }
+
+    pub fn label(&mut self, l: Label) {
+        self.push(Op::Label(l));
+    }
+
+    pub fn br(&mut self, l: Label) {
+        self.push(Op::Br(l));
+    }
+
+    pub fn br_cond(&mut self, cond: Cond, ty: Type, a: Value, b: Value, label: Label) {
+        self.push(Op::BrCond {
+            cond,
+            ty,
+            a,
+            b,
+            label,
+        });
+    }
+
+    pub fn exit(&mut self, t: Terminal) {
+        self.push(Op::Exit(t));
+    }
+
+    pub fn goto(&mut self, pc: u64) {
+        self.exit(Terminal::Goto { pc });
+    }
+}
