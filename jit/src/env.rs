@@ -8,7 +8,7 @@
 //! ```text
 //! idx   = (vaddr >> PAGE_BITS) & (TLB_ENTRIES - 1)
 //! entry = &common.tlb[mmu_idx][idx]
-//! tag   = entry.addr_read | addr_write     (by access kind)
+//! tag   = entry.addr_read, or addr_write for stores and store-intent loads
 //! hit   = (vaddr & (PAGE_MASK | (size - 1))) == tag          // size-1 only if MemOp::aligned
 //!                                                            // or the access stays in the page
 //! host  = vaddr + entry.addend                               // on a hit
@@ -156,7 +156,12 @@ impl CpuCommon {
     #[inline]
     pub fn load(&mut self, vaddr: u64, mem: MemOp, mmu_idx: u8) -> u64 {
         let entry = &self.tlb[mmu_idx as usize % NB_MMU_MODES][tlb_index(vaddr)];
-        if tlb_hit(entry.addr_read, vaddr, mem) {
+        let tag = if mem.store_intent {
+            entry.addr_write
+        } else {
+            entry.addr_read
+        };
+        if tlb_hit(tag, vaddr, mem) {
             let host = vaddr.wrapping_add(entry.addend) as usize as *const u8;
             // SAFETY: a hit means the entry was filled by the frontend's page walker for a guest
             // page lying wholly inside one live guest-RAM mapping (see the module docs), and the

@@ -3,4 +3,11 @@
 pub mod cpu;
 pub mod csr;
 pub mod decode;
+pub mod fp;
+pub mod guest;
 pub mod lift;
+pub mod mmu;
+pub mod pmp;
+pub mod rvc;
+pub mod translate;
+pub mod trap;

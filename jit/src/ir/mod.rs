@@ -189,6 +189,10 @@ pub struct MemOp {
     /// The access must be naturally aligned; a misaligned address raises the architecture's
     /// misaligned fault through the slow path. Otherwise misaligned accesses are performed.
     pub aligned: bool,
+    /// A load that is the read half of a read-modify-write (AMO, SC): it probes the TLB's
+    /// *write* tag, and the slow path checks store permission, sets the dirty bit and raises
+    /// store/AMO faults (e.g. RISC-V cause 6/7/15 instead of 4/5/13).
+    pub store_intent: bool,
 }
 
 impl MemOp {
@@ -197,6 +201,15 @@ impl MemOp {
             size_log2,
             signed,
             aligned,
+            store_intent: false,
+        }
+    }
+
+    /// The same access as the read half of a read-modify-write.
+    pub const fn with_store_intent(self) -> Self {
+        MemOp {
+            store_intent: true,
+            ..self
         }
     }
 
@@ -205,9 +218,12 @@ impl MemOp {
     }
 
     /// Packed form passed to the slow-path ABI ([`crate::env::MemSlowPath`]):
-    /// bits 0..2 size_log2, bit 2 signed, bit 3 aligned.
+    /// bits 0..2 size_log2, bit 2 signed, bit 3 aligned, bit 4 store_intent.
     pub fn to_bits(self) -> u32 {
-        u32::from(self.size_log2) | (u32::from(self.signed) << 2) | (u32::from(self.aligned) << 3)
+        u32::from(self.size_log2)
+            | (u32::from(self.signed) << 2)
+            | (u32::from(self.aligned) << 3)
+            | (u32::from(self.store_intent) << 4)
     }
 
     pub fn from_bits(bits: u32) -> Self {
@@ -215,6 +231,7 @@ impl MemOp {
             size_log2: (bits & 3) as u8,
             signed: bits & 4 != 0,
             aligned: bits & 8 != 0,
+            store_intent: bits & 16 != 0,
         }
     }
 }
@@ -243,6 +260,9 @@ pub enum Terminal {
     Indirect { pc: Value },
     /// Leave to the run loop with a reason; `pc` is stored into `CpuCommon::pc`.
     Exit { reason: ExitReason, pc: u64 },
+    /// Leave to the run loop with a reason at a computed PC (an I64 value), e.g. `mret`, whose
+    /// target and new privilege are only known at run time. Never chained or jump-cached.
+    ExitDynamic { reason: ExitReason, pc: Value },
 }
 
 /// Which guest registers (globals) a helper may touch; the backends keep guest registers cached

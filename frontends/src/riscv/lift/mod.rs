@@ -2,6 +2,15 @@
 //! `lift_*` function is a short call into the shared emitters of this module (after QEMU's
 //! `trans_*` functions over `gen_*` emitters).
 
+pub mod rva;
+pub mod rvfd;
+pub mod rvi;
+pub mod rvm;
+pub mod system;
+pub mod zb;
+pub mod zicond;
+pub mod zicsr;
+
 use emu_jit::ir::Builder;
 
 /// Translation-time facts about the block being lifted (all part of the block key's flags, so a
@@ -14,6 +23,9 @@ pub struct TransFlags {
     pub mmu_idx: u8,
     /// mstatus.FS != Off: F/D instructions are legal.
     pub fp_enabled: bool,
+    /// mstatus.FS == Dirty already; otherwise an instruction that writes FP state first calls
+    /// the helper that marks FS Dirty (Privileged ISA §3.1.6.6).
+    pub fs_dirty: bool,
 }
 
 /// The state a lifter sees for one instruction.
