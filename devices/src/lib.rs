@@ -2,6 +2,7 @@
 //! Imports nothing of emu's.
 
 pub mod bus;
+pub mod clock;
 pub mod memory;
 
 pub use bus::{Bus, BusDevice, BusError};
