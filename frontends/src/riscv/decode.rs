@@ -29,3 +29,60 @@ impl InsnPattern {
         insn & self.mask == self.bits
     }
 }
+
+/// Find the pattern matching a 32-bit instruction word.
+pub fn decode(insn: u32) -> Option<&'static InsnPattern> {
+    let _ = insn;
+    None
+}
+
+// Field extraction (Unprivileged ISA §2.2–2.3, Figures 2.2 and 2.4).
+
+/// Destination register, bits 11:7.
+pub const fn rd(insn: u32) -> u32 {
+    (insn >> 7) & 0x1f
+}
+/// First source register, bits 19:15.
+pub const fn rs1(insn: u32) -> u32 {
+    (insn >> 15) & 0x1f
+}
+/// Second source register, bits 24:20.
+pub const fn rs2(insn: u32) -> u32 {
+    (insn >> 20) & 0x1f
+}
+/// Third source register (R4-type), bits 31:27.
+pub const fn rs3(insn: u32) -> u32 {
+    insn >> 27
+}
+/// funct3, bits 14:12 (also the rounding-mode field of FP instructions).
+pub const fn funct3(insn: u32) -> u32 {
+    (insn >> 12) & 7
+}
+/// I-type immediate, sign-extended.
+pub const fn imm_i(insn: u32) -> i64 {
+    (insn as i32 >> 20) as i64
+}
+/// S-type immediate, sign-extended.
+pub const fn imm_s(insn: u32) -> i64 {
+    (((insn as i32) >> 25) << 5 | ((insn >> 7) & 0x1f) as i32) as i64
+}
+/// B-type immediate, sign-extended (a multiple of 2).
+pub const fn imm_b(insn: u32) -> i64 {
+    let v = ((insn as i32) >> 31) << 12
+        | (((insn >> 7) & 1) << 11) as i32
+        | (((insn >> 25) & 0x3f) << 5) as i32
+        | (((insn >> 8) & 0xf) << 1) as i32;
+    v as i64
+}
+/// U-type immediate (bits 31:12 in place), sign-extended.
+pub const fn imm_u(insn: u32) -> i64 {
+    ((insn & 0xffff_f000) as i32) as i64
+}
+/// J-type immediate, sign-extended (a multiple of 2).
+pub const fn imm_j(insn: u32) -> i64 {
+    let v = ((insn as i32) >> 31) << 20
+        | (insn & 0x000f_f000) as i32
+        | (((insn >> 20) & 1) << 11) as i32
+        | (((insn >> 21) & 0x3ff) << 1) as i32;
+    v as i64
+}

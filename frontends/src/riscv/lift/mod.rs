@@ -11,7 +11,9 @@ pub mod zb;
 pub mod zicond;
 pub mod zicsr;
 
-use emu_jit::ir::Builder;
+use emu_jit::ir::{Builder, Type, Value};
+
+use super::cpu::xreg_offset;
 
 /// Translation-time facts about the block being lifted (all part of the block key's flags, so a
 /// translation is only reused where they hold).
@@ -54,3 +56,40 @@ pub enum Lifted {
 
 /// A lifter: gets the (expanded) 32-bit instruction word.
 pub type LiftFn = fn(&mut LiftCtx<'_>, u32) -> Lifted;
+
+impl TransFlags {
+    /// Pack into the block key's `flags`: bits 0..2 privilege, 2..5 mmu_idx, bit 5 fp_enabled,
+    /// bit 6 fs_dirty.
+    pub fn to_key_flags(self) -> u32 {
+        u32::from(self.privilege & 3)
+            | (u32::from(self.mmu_idx & 7) << 2)
+            | (u32::from(self.fp_enabled) << 5)
+            | (u32::from(self.fs_dirty) << 6)
+    }
+
+    /// Inverse of [`TransFlags::to_key_flags`].
+    pub fn from_key_flags(flags: u32) -> TransFlags {
+        TransFlags {
+            privilege: (flags & 3) as u8,
+            mmu_idx: ((flags >> 2) & 7) as u8,
+            fp_enabled: flags & (1 << 5) != 0,
+            fs_dirty: flags & (1 << 6) != 0,
+        }
+    }
+}
+
+/// Read integer register `reg` as an I64; x0 reads as the constant 0.
+pub fn gen_get_gpr(b: &mut Builder, reg: u32) -> Value {
+    if reg == 0 {
+        b.iconst(Type::I64, 0)
+    } else {
+        b.load_global(Type::I64, xreg_offset(reg))
+    }
+}
+
+/// Write an I64 to integer register `reg`; writes to x0 are dropped.
+pub fn gen_set_gpr(b: &mut Builder, reg: u32, v: Value) {
+    if reg != 0 {
+        b.store_global(Type::I64, xreg_offset(reg), v);
+    }
+}

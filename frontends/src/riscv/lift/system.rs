@@ -1,1 +1,5 @@
 //! (being written)
+
+use crate::riscv::decode::InsnPattern;
+
+pub static SYSTEM: &[InsnPattern] = &[];
