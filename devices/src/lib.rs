@@ -2,8 +2,12 @@
 //! Imports nothing of emu's.
 
 pub mod bus;
+pub mod clint;
 pub mod clock;
+pub mod htif;
 pub mod memory;
 
 pub use bus::{Bus, BusDevice, BusError};
+pub use clint::Clint;
+pub use htif::{Htif, HtifExit, HtifPort, HtifReg};
 pub use memory::{GuestRam, MemoryError};
