@@ -266,7 +266,6 @@ stack_top:                                                                      
 
 /* Runs `code`, then fails check `testnum` unless `testreg` == `correctval`. */
 #define TEST_CASE(testnum, testreg, correctval, code...)                        \
-test_##testnum:                                                                 \
         li TESTNUM, testnum;                                                    \
         code;                                                                   \
         li x31, MASK_XLEN(correctval);                                          \
@@ -324,7 +323,6 @@ test_##testnum:                                                                 
 
 /* Branch that must be taken. */
 #define TEST_BR2_TAKEN(testnum, inst, val1, val2)                               \
-test_##testnum:                                                                 \
         li TESTNUM, testnum;                                                    \
         li x1, MASK_XLEN(val1);                                                 \
         li x2, MASK_XLEN(val2);                                                 \
@@ -337,7 +335,6 @@ test_##testnum:                                                                 
 
 /* Branch that must fall through. */
 #define TEST_BR2_NOT_TAKEN(testnum, inst, val1, val2)                           \
-test_##testnum:                                                                 \
         li TESTNUM, testnum;                                                    \
         li x1, MASK_XLEN(val1);                                                 \
         li x2, MASK_XLEN(val2);                                                 \
@@ -352,7 +349,6 @@ test_##testnum:                                                                 
  * M-mode). CAUSE_NONE means it must not trap.
  */
 #define TEST_TRAP(testnum, cause, code...)                                      \
-test_##testnum:                                                                 \
         li TESTNUM, testnum;                                                    \
         la t5, trap_save;                                                       \
         li t6, CAUSE_NONE;                                                      \
