@@ -30,10 +30,82 @@ impl InsnPattern {
     }
 }
 
-/// Find the pattern matching a 32-bit instruction word.
+/// Mask of an R-type encoding: funct7, funct3, opcode.
+pub const MASK_R: u32 = 0xfe00_707f;
+/// Mask of an I/S/B-type encoding: funct3, opcode.
+pub const MASK_I: u32 = 0x0000_707f;
+/// Mask of a U/J-type encoding: opcode.
+pub const MASK_U: u32 = 0x0000_007f;
+/// Mask of a 64-bit immediate shift: funct6, funct3, opcode (shamt is 6 bits).
+pub const MASK_SHIFT64: u32 = 0xfc00_707f;
+/// Mask of a fully-fixed R-type encoding with rs2 as part of the opcode (clz, sext.b, ...).
+pub const MASK_R_RS2: u32 = 0xfff0_707f;
+/// Mask of an instruction with no free fields (ecall, mret, ...).
+pub const MASK_ALL: u32 = 0xffff_ffff;
+
+/// Every 32-bit decode table of RV64GC + Zb[abcs] + Zicond + Zicsr + Zifencei + system.
+pub fn tables() -> [&'static [InsnPattern]; 12] {
+    use super::lift::{rva, rvfd, rvi, rvm, system, zb, zicond, zicsr};
+    [
+        rvi::RV64I,
+        rvm::RV64M,
+        rva::RV64A,
+        rvfd::RV64F,
+        rvfd::RV64D,
+        zb::ZBA,
+        zb::ZBB,
+        zb::ZBC,
+        zb::ZBS,
+        zicond::ZICOND,
+        zicsr::ZICSR,
+        system::SYSTEM,
+    ]
+}
+
+/// Decode index: one bucket per (major opcode bits 6:2, funct3), holding the patterns that can
+/// match an instruction with those bits. Built once.
+struct Index {
+    buckets: Vec<Vec<&'static InsnPattern>>,
+}
+
+/// Bucket number of a 32-bit instruction word.
+const fn bucket_of(insn: u32) -> usize {
+    ((((insn >> 2) & 0x1f) << 3) | funct3(insn)) as usize
+}
+
+impl Index {
+    fn build() -> Index {
+        let mut buckets = vec![Vec::new(); 256];
+        for table in tables() {
+            for p in table {
+                // A pattern belongs to every bucket whose key bits agree with its fixed bits.
+                let key_mask = 0x707c;
+                for (i, bucket) in buckets.iter_mut().enumerate() {
+                    let key = ((i as u32 >> 3) << 2) | ((i as u32 & 7) << 12);
+                    if (key ^ p.bits) & p.mask & key_mask == 0 {
+                        bucket.push(p);
+                    }
+                }
+            }
+        }
+        Index { buckets }
+    }
+}
+
+/// Find the pattern matching a 32-bit instruction word (bits 1:0 = 11). Compressed
+/// instructions are expanded by `rvc::expand` first.
 pub fn decode(insn: u32) -> Option<&'static InsnPattern> {
-    let _ = insn;
-    None
+    static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
+    if insn & 3 != 3 {
+        return None;
+    }
+    let index = INDEX.get_or_init(Index::build);
+    index
+        .buckets
+        .get(bucket_of(insn))?
+        .iter()
+        .copied()
+        .find(|p| p.matches(insn))
 }
 
 // Field extraction (Unprivileged ISA §2.2–2.3, Figures 2.2 and 2.4).

@@ -1,5 +1,238 @@
-//! (being written)
+//! RV64I base integer instruction set (Unprivileged ISA ch. 2 "RV32I" and ch. 4 "RV64I";
+//! encodings from ch. 34 "RV32/64G Instruction Set Listings"). fence, fence.i and the
+//! environment-call instructions live in `system.rs`.
 
-use crate::riscv::decode::InsnPattern;
+use emu_jit::ir::{BinOp, Cond, Terminal, Type};
 
-pub static RV64I: &[InsnPattern] = &[];
+use super::{
+    gen_address, gen_arith, gen_arith_imm, gen_arith_imm_val, gen_arith_imm_w, gen_arith_w,
+    gen_branch, gen_load, gen_setcond, gen_setcond_imm, gen_store, shamt5, shamt6, LiftCtx, Lifted,
+};
+use crate::riscv::decode::{
+    imm_i, imm_j, imm_u, rd, rs1, InsnPattern, MASK_I, MASK_R, MASK_SHIFT64, MASK_U,
+};
+
+pub static RV64I: &[InsnPattern] = &[
+    InsnPattern::new("lui", MASK_U, 0x0000_0037, lift_lui),
+    InsnPattern::new("auipc", MASK_U, 0x0000_0017, lift_auipc),
+    InsnPattern::new("jal", MASK_U, 0x0000_006f, lift_jal),
+    InsnPattern::new("jalr", MASK_I, 0x0000_0067, lift_jalr),
+    InsnPattern::new("beq", MASK_I, 0x0000_0063, lift_beq),
+    InsnPattern::new("bne", MASK_I, 0x0000_1063, lift_bne),
+    InsnPattern::new("blt", MASK_I, 0x0000_4063, lift_blt),
+    InsnPattern::new("bge", MASK_I, 0x0000_5063, lift_bge),
+    InsnPattern::new("bltu", MASK_I, 0x0000_6063, lift_bltu),
+    InsnPattern::new("bgeu", MASK_I, 0x0000_7063, lift_bgeu),
+    InsnPattern::new("lb", MASK_I, 0x0000_0003, lift_lb),
+    InsnPattern::new("lh", MASK_I, 0x0000_1003, lift_lh),
+    InsnPattern::new("lw", MASK_I, 0x0000_2003, lift_lw),
+    InsnPattern::new("ld", MASK_I, 0x0000_3003, lift_ld),
+    InsnPattern::new("lbu", MASK_I, 0x0000_4003, lift_lbu),
+    InsnPattern::new("lhu", MASK_I, 0x0000_5003, lift_lhu),
+    InsnPattern::new("lwu", MASK_I, 0x0000_6003, lift_lwu),
+    InsnPattern::new("sb", MASK_I, 0x0000_0023, lift_sb),
+    InsnPattern::new("sh", MASK_I, 0x0000_1023, lift_sh),
+    InsnPattern::new("sw", MASK_I, 0x0000_2023, lift_sw),
+    InsnPattern::new("sd", MASK_I, 0x0000_3023, lift_sd),
+    InsnPattern::new("addi", MASK_I, 0x0000_0013, lift_addi),
+    InsnPattern::new("slti", MASK_I, 0x0000_2013, lift_slti),
+    InsnPattern::new("sltiu", MASK_I, 0x0000_3013, lift_sltiu),
+    InsnPattern::new("xori", MASK_I, 0x0000_4013, lift_xori),
+    InsnPattern::new("ori", MASK_I, 0x0000_6013, lift_ori),
+    InsnPattern::new("andi", MASK_I, 0x0000_7013, lift_andi),
+    InsnPattern::new("slli", MASK_SHIFT64, 0x0000_1013, lift_slli),
+    InsnPattern::new("srli", MASK_SHIFT64, 0x0000_5013, lift_srli),
+    InsnPattern::new("srai", MASK_SHIFT64, 0x4000_5013, lift_srai),
+    InsnPattern::new("add", MASK_R, 0x0000_0033, lift_add),
+    InsnPattern::new("sub", MASK_R, 0x4000_0033, lift_sub),
+    InsnPattern::new("sll", MASK_R, 0x0000_1033, lift_sll),
+    InsnPattern::new("slt", MASK_R, 0x0000_2033, lift_slt),
+    InsnPattern::new("sltu", MASK_R, 0x0000_3033, lift_sltu),
+    InsnPattern::new("xor", MASK_R, 0x0000_4033, lift_xor),
+    InsnPattern::new("srl", MASK_R, 0x0000_5033, lift_srl),
+    InsnPattern::new("sra", MASK_R, 0x4000_5033, lift_sra),
+    InsnPattern::new("or", MASK_R, 0x0000_6033, lift_or),
+    InsnPattern::new("and", MASK_R, 0x0000_7033, lift_and),
+    InsnPattern::new("addiw", MASK_I, 0x0000_001b, lift_addiw),
+    InsnPattern::new("slliw", MASK_R, 0x0000_101b, lift_slliw),
+    InsnPattern::new("srliw", MASK_R, 0x0000_501b, lift_srliw),
+    InsnPattern::new("sraiw", MASK_R, 0x4000_501b, lift_sraiw),
+    InsnPattern::new("addw", MASK_R, 0x0000_003b, lift_addw),
+    InsnPattern::new("subw", MASK_R, 0x4000_003b, lift_subw),
+    InsnPattern::new("sllw", MASK_R, 0x0000_103b, lift_sllw),
+    InsnPattern::new("srlw", MASK_R, 0x0000_503b, lift_srlw),
+    InsnPattern::new("sraw", MASK_R, 0x4000_503b, lift_sraw),
+];
+
+fn lift_lui(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    let v = ctx.imm(imm_u(insn) as u64);
+    ctx.set_gpr(rd(insn), v);
+    Lifted::Continue
+}
+
+fn lift_auipc(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    let v = ctx.imm(ctx.pc.wrapping_add(imm_u(insn) as u64));
+    ctx.set_gpr(rd(insn), v);
+    Lifted::Continue
+}
+
+/// jal: a direct jump, a chainable `Goto` (§2.5.1; targets are 2-byte aligned with C).
+fn lift_jal(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    let link = ctx.imm(ctx.next_pc());
+    ctx.set_gpr(rd(insn), link);
+    ctx.b.goto(ctx.pc.wrapping_add(imm_j(insn) as u64));
+    Lifted::EndBlock
+}
+
+/// jalr: target `(rs1 + imm) & !1`, computed before rd is written (rd may be rs1).
+fn lift_jalr(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    let sum = gen_address(ctx, rs1(insn), imm_i(insn));
+    let target = ctx.b.binary_imm(BinOp::And, Type::I64, sum, !1u64);
+    let link = ctx.imm(ctx.next_pc());
+    ctx.set_gpr(rd(insn), link);
+    ctx.b.exit(Terminal::Indirect { pc: target });
+    Lifted::EndBlock
+}
+
+fn lift_beq(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_branch(ctx, insn, Cond::Eq)
+}
+fn lift_bne(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_branch(ctx, insn, Cond::Ne)
+}
+fn lift_blt(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_branch(ctx, insn, Cond::Lt)
+}
+fn lift_bge(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_branch(ctx, insn, Cond::Ge)
+}
+fn lift_bltu(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_branch(ctx, insn, Cond::Ltu)
+}
+fn lift_bgeu(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_branch(ctx, insn, Cond::Geu)
+}
+
+fn lift_lb(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_load(ctx, insn, 0, true)
+}
+fn lift_lh(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_load(ctx, insn, 1, true)
+}
+fn lift_lw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_load(ctx, insn, 2, true)
+}
+fn lift_ld(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_load(ctx, insn, 3, true)
+}
+fn lift_lbu(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_load(ctx, insn, 0, false)
+}
+fn lift_lhu(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_load(ctx, insn, 1, false)
+}
+fn lift_lwu(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_load(ctx, insn, 2, false)
+}
+
+fn lift_sb(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_store(ctx, insn, 0)
+}
+fn lift_sh(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_store(ctx, insn, 1)
+}
+fn lift_sw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_store(ctx, insn, 2)
+}
+fn lift_sd(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_store(ctx, insn, 3)
+}
+
+fn lift_addi(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm(ctx, insn, BinOp::Add)
+}
+fn lift_slti(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_setcond_imm(ctx, insn, Cond::Lt)
+}
+/// sltiu compares against the sign-extended immediate as unsigned (§2.4.1).
+fn lift_sltiu(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_setcond_imm(ctx, insn, Cond::Ltu)
+}
+fn lift_xori(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm(ctx, insn, BinOp::Xor)
+}
+fn lift_ori(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm(ctx, insn, BinOp::Or)
+}
+fn lift_andi(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm(ctx, insn, BinOp::And)
+}
+fn lift_slli(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm_val(ctx, insn, BinOp::Shl, shamt6(insn))
+}
+fn lift_srli(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm_val(ctx, insn, BinOp::Shr, shamt6(insn))
+}
+fn lift_srai(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm_val(ctx, insn, BinOp::Sar, shamt6(insn))
+}
+
+fn lift_add(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith(ctx, insn, BinOp::Add)
+}
+fn lift_sub(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith(ctx, insn, BinOp::Sub)
+}
+/// Register shifts use rs2[5:0] (§4.2.2); the IR takes the amount modulo 64.
+fn lift_sll(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith(ctx, insn, BinOp::Shl)
+}
+fn lift_slt(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_setcond(ctx, insn, Cond::Lt)
+}
+fn lift_sltu(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_setcond(ctx, insn, Cond::Ltu)
+}
+fn lift_xor(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith(ctx, insn, BinOp::Xor)
+}
+fn lift_srl(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith(ctx, insn, BinOp::Shr)
+}
+fn lift_sra(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith(ctx, insn, BinOp::Sar)
+}
+fn lift_or(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith(ctx, insn, BinOp::Or)
+}
+fn lift_and(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith(ctx, insn, BinOp::And)
+}
+
+fn lift_addiw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm_w(ctx, insn, BinOp::Add, imm_i(insn) as u64)
+}
+fn lift_slliw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm_w(ctx, insn, BinOp::Shl, shamt5(insn))
+}
+fn lift_srliw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm_w(ctx, insn, BinOp::Shr, shamt5(insn))
+}
+fn lift_sraiw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_imm_w(ctx, insn, BinOp::Sar, shamt5(insn))
+}
+fn lift_addw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_w(ctx, insn, BinOp::Add)
+}
+fn lift_subw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_w(ctx, insn, BinOp::Sub)
+}
+fn lift_sllw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_w(ctx, insn, BinOp::Shl)
+}
+fn lift_srlw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_w(ctx, insn, BinOp::Shr)
+}
+fn lift_sraw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
+    gen_arith_w(ctx, insn, BinOp::Sar)
+}
