@@ -87,6 +87,7 @@ RVTEST_CODE_BEGIN
         # x0 is hard-wired to zero
         TEST_CASE(97, x0, 0, li x0, 5; addi x0, x0, 7; lui x0, 0x12345)
         TEST_CASE(98, x14, 0, addi x14, x0, 0)
+        CHECK_NO_TRAPS(1000)
         j pass
 RVTEST_CODE_END
 

@@ -362,6 +362,10 @@ stack_top:                                                                      
         li t5, MASK_XLEN(cause);                                                \
         bne t5, t6, fail;
 
+/* Fails check `testnum` if any trap was taken so far (e.g. an instruction was illegal). */
+#define CHECK_NO_TRAPS(testnum)                                                 \
+        TEST_CASE(testnum, x14, 0, la t5, trap_save; ld x14, TS_COUNT(t5))
+
 /* Check the mtval/mepc recorded by the last trap. */
 #define CHECK_TVAL(testnum, val)                                                \
         TEST_CASE(testnum, x14, val, la t5, trap_save; ld x14, TS_TVAL(t5))
