@@ -1,1 +1,457 @@
-//! (being written)
+//! Tier 1: the Cranelift backend (DESIGN.md §2). Lowers a verified, optimized [`IrBlock`] to
+//! host code with exactly the interpreter's semantics, and owns the executable memory.
+//!
+//! All Cranelift-facing code of emu lives in this module (Cranelift's API changes every release).
+//!
+//! ABI of a compiled block (`tail` calling convention, so chained exits can `return_call`):
+//! `fn(state: *mut CpuCommon) -> u64`, the result encoding a [`BlockExit`] plus the id of the
+//! block that exited (see [`encode_exit`]). Rust enters compiled code through a small
+//! System V trampoline (`fn(state, entry) -> u64`) compiled once per [`CodeArena`].
+//!
+//! Design choices, after the measurements in DESIGN.md §2: one reused `Context` per compiling
+//! thread; `opt_level=none`, backtracking register allocation, the verifier only in debug
+//! builds; helpers and the memory slow path called by absolute address (no relocations, so
+//! code compiled on a background thread is just bytes); faults checked only on the slow path,
+//! with dirty globals, pc and the instruction count stored in cold blocks.
+
+mod lower;
+
+use std::sync::atomic::AtomicU64;
+
+use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, Signature, UserFuncName};
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{ArenaMemoryProvider, JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module};
+
+use crate::env::CpuCommon;
+use crate::exec::BlockExit;
+use crate::ir::{ExitReason, IrBlock};
+
+/// Errors of the backend. `Unsupported` and `CodeFull` are limits (the caller falls back to the
+/// interpreter, or flushes the code cache); the others are bugs in emu.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The block uses an operation/type combination tier 1 does not lower yet; it keeps running
+    /// on the interpreter.
+    #[error("tier 1 cannot lower {0}")]
+    Unsupported(String),
+    /// The block is malformed (an undefined value or label): a bug in the lifter or a pass.
+    #[error("malformed IR block: {0}")]
+    Malformed(String),
+    /// Cranelift rejected the generated function: a bug in this backend.
+    #[error("cranelift failed: {0}")]
+    Codegen(String),
+    /// The host ISA is not supported by Cranelift.
+    #[error("host ISA unavailable to cranelift: {0}")]
+    Isa(String),
+    /// The executable code arena is full: flush the translation cache and retry.
+    #[error("code memory full or unavailable: {0}")]
+    CodeFull(String),
+}
+
+/// Kinds in the low byte of a compiled block's return value.
+const KIND_BUDGET: u64 = 0;
+const KIND_GOTO: u64 = 1;
+const KIND_INDIRECT: u64 = 2;
+const KIND_EXCEPTION: u64 = 3;
+const KIND_YIELD: u64 = 4;
+const KIND_HALT: u64 = 5;
+const KIND_FAULT: u64 = 6;
+
+/// Encode an exit as a compiled block returns it: bits 0..8 kind, 8..32 Goto slot, 32..64 the
+/// id of the block (so the engine knows which block of a chain exited).
+pub fn encode_exit(exit: BlockExit, block_id: u32) -> u64 {
+    let (kind, slot) = match exit {
+        BlockExit::Budget => (KIND_BUDGET, 0),
+        BlockExit::Goto { slot } => (KIND_GOTO, u64::from(slot)),
+        BlockExit::Indirect => (KIND_INDIRECT, 0),
+        BlockExit::Exit(ExitReason::Exception) => (KIND_EXCEPTION, 0),
+        BlockExit::Exit(ExitReason::Yield) => (KIND_YIELD, 0),
+        BlockExit::Exit(ExitReason::Halt) => (KIND_HALT, 0),
+        BlockExit::Fault => (KIND_FAULT, 0),
+    };
+    kind | ((slot & 0xff_ffff) << 8) | (u64::from(block_id) << 32)
+}
+
+/// Decode a compiled block's return value into the exit and the id of the exiting block.
+pub fn decode_exit(raw: u64) -> (BlockExit, u32) {
+    let slot = ((raw >> 8) & 0xff_ffff) as u32;
+    let exit = match raw & 0xff {
+        KIND_GOTO => BlockExit::Goto { slot },
+        KIND_INDIRECT => BlockExit::Indirect,
+        KIND_EXCEPTION => BlockExit::Exit(ExitReason::Exception),
+        KIND_YIELD => BlockExit::Exit(ExitReason::Yield),
+        KIND_HALT => BlockExit::Exit(ExitReason::Halt),
+        KIND_FAULT => BlockExit::Fault,
+        _ => BlockExit::Budget,
+    };
+    (exit, (raw >> 32) as u32)
+}
+
+/// Where a block's `Goto` exits find their successors: an array of one code pointer per `Goto`
+/// exit (0 = not linked), owned by the translation cache at a stable address.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainSlots {
+    pub addr: *const AtomicU64,
+    pub len: usize,
+}
+
+// SAFETY: the slots are atomics that outlive every compiled block referencing them (the cache
+// keeps them until it frees the code memory); the pointer is only baked into generated code.
+unsafe impl Send for ChainSlots {}
+
+/// Machine code for one block, position independent (no relocations): ready to be installed.
+#[derive(Debug, Clone)]
+pub struct CompiledBlock {
+    pub bytes: Vec<u8>,
+    pub alignment: u64,
+}
+
+fn make_isa() -> Result<OwnedTargetIsa, BackendError> {
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v)
+            .map_err(|e| BackendError::Isa(format!("setting {k}={v}: {e}")))
+    };
+    set(&mut flags, "opt_level", "none")?;
+    set(&mut flags, "regalloc_algorithm", "backtracking")?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    // x86-64 tail calls need frame pointers (DESIGN.md §2).
+    set(&mut flags, "preserve_frame_pointers", "true")?;
+    set(&mut flags, "is_pic", "false")?;
+    let isa_builder = cranelift_native::builder().map_err(|e| BackendError::Isa(e.to_string()))?;
+    isa_builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| BackendError::Isa(e.to_string()))
+}
+
+/// The signature of every compiled block: `tail fn(i64 state) -> i64`.
+fn block_signature() -> Signature {
+    let mut sig = Signature::new(CallConv::Tail);
+    sig.params.push(AbiParam::new(types::I64));
+    sig.returns.push(AbiParam::new(types::I64));
+    sig
+}
+
+/// Compiles IR blocks to bytes. One per compiling thread: it reuses its Cranelift `Context`.
+pub struct Compiler {
+    isa: OwnedTargetIsa,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+}
+
+impl Compiler {
+    pub fn new() -> Result<Compiler, BackendError> {
+        Ok(Compiler {
+            isa: make_isa()?,
+            ctx: Context::new(),
+            fctx: FunctionBuilderContext::new(),
+        })
+    }
+
+    /// Compile `block`. `block_id` is returned in the exit code (see [`encode_exit`]); `slots`
+    /// holds the chain slots of its `Goto` exits (None: never chain).
+    pub fn compile(
+        &mut self,
+        block: &IrBlock,
+        block_id: u32,
+        slots: Option<ChainSlots>,
+    ) -> Result<CompiledBlock, BackendError> {
+        self.ctx.clear();
+        self.ctx.func = Function::with_name_signature(UserFuncName::user(0, 0), block_signature());
+        {
+            let builder = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            lower::lower_block(builder, block, block_id, slots, self.isa.frontend_config())?;
+        }
+        let code = self
+            .ctx
+            .compile(&*self.isa, &mut Default::default())
+            .map_err(|e| {
+                BackendError::Codegen(format!("{:?} in\n{}", e.inner, e.func.display()))
+            })?;
+        if !code.buffer.relocs().is_empty() {
+            return Err(BackendError::Codegen(
+                "generated code needs relocations".into(),
+            ));
+        }
+        Ok(CompiledBlock {
+            bytes: code.code_buffer().to_vec(),
+            alignment: u64::from(code.buffer.alignment),
+        })
+    }
+}
+
+/// Default size of the executable arena; when it fills, the engine flushes all translations.
+pub const CODE_ARENA_BYTES: usize = 256 << 20;
+
+/// Executable memory for compiled blocks (a `cranelift-jit` module over a reserved arena), plus
+/// the trampoline that enters them. Dropping it frees all code: only do so when no code runs
+/// and no pointer into it (chain slots) remains.
+pub struct CodeArena {
+    module: Option<JITModule>,
+    trampoline: extern "C" fn(*mut CpuCommon, *const u8) -> u64,
+    block_sig: Signature,
+    installed: usize,
+}
+
+impl CodeArena {
+    pub fn new(reserve_bytes: usize) -> Result<CodeArena, BackendError> {
+        let isa = make_isa()?;
+        let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+        let mem = ArenaMemoryProvider::new_with_size(reserve_bytes)
+            .map_err(|e| BackendError::CodeFull(e.to_string()))?;
+        jb.memory_provider(Box::new(mem));
+        let mut module = JITModule::new(jb);
+        let trampoline = build_trampoline(&mut module)?;
+        Ok(CodeArena {
+            module: Some(module),
+            trampoline,
+            block_sig: block_signature(),
+            installed: 0,
+        })
+    }
+
+    /// Copy compiled bytes into executable memory; returns the entry point.
+    pub fn install(&mut self, code: &CompiledBlock) -> Result<*const u8, BackendError> {
+        let module = self
+            .module
+            .as_mut()
+            .ok_or_else(|| BackendError::CodeFull("arena freed".into()))?;
+        let name = format!("b{}", self.installed);
+        self.installed += 1;
+        let id: FuncId = module
+            .declare_function(&name, Linkage::Local, &self.block_sig)
+            .map_err(|e| BackendError::Codegen(e.to_string()))?;
+        module
+            .define_function_bytes(id, code.alignment, &code.bytes, &[])
+            .map_err(|e| BackendError::CodeFull(e.to_string()))?;
+        module
+            .finalize_definitions()
+            .map_err(|e| BackendError::CodeFull(e.to_string()))?;
+        Ok(module.get_finalized_function(id))
+    }
+
+    /// Number of blocks installed.
+    pub fn installed(&self) -> usize {
+        self.installed
+    }
+
+    /// Run compiled code starting at `entry` (and whatever it chains to).
+    ///
+    /// # Safety
+    /// `entry` must come from [`CodeArena::install`] of this arena; `state` must point to a live
+    /// guest state (a `CpuCommon` first field) that nothing else borrows, whose helpers and slow
+    /// path match the ones the code was compiled against; every non-zero chain slot reachable
+    /// from the code must hold an entry point of this arena.
+    pub unsafe fn enter(&self, state: *mut CpuCommon, entry: *const u8) -> (BlockExit, u32) {
+        decode_exit((self.trampoline)(state, entry))
+    }
+}
+
+impl Drop for CodeArena {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the arena is being dropped, which its owner only does when no compiled
+            // code runs and no chain slot or entry pointer into it will be used again.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// `extern "C" fn(state, entry) -> u64 { tail_call_indirect entry(state) }` (as a normal call).
+fn build_trampoline(
+    module: &mut JITModule,
+) -> Result<extern "C" fn(*mut CpuCommon, *const u8) -> u64, BackendError> {
+    let call_conv = module.isa().default_call_conv();
+    let mut sig = Signature::new(call_conv);
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.push(AbiParam::new(types::I64));
+    sig.returns.push(AbiParam::new(types::I64));
+    let id = module
+        .declare_function("emu_enter", Linkage::Local, &sig)
+        .map_err(|e| BackendError::Codegen(e.to_string()))?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let sig_ref = b.import_signature(block_signature());
+        let call = b.ins().call_indirect(sig_ref, params[1], &[params[0]]);
+        let r = b.inst_results(call)[0];
+        b.ins().return_(&[r]);
+        b.finalize(module.isa().frontend_config());
+    }
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
+    module
+        .finalize_definitions()
+        .map_err(|e| BackendError::CodeFull(e.to_string()))?;
+    let ptr = module.get_finalized_function(id);
+    // SAFETY: `ptr` is the finalized, executable code of the function just defined with the
+    // platform's C calling convention and the signature (i64, i64) -> i64.
+    Ok(unsafe {
+        std::mem::transmute::<*const u8, extern "C" fn(*mut CpuCommon, *const u8) -> u64>(ptr)
+    })
+}
+
+/// One block compiled on its own (no chaining), for tests.
+pub struct StandaloneCode {
+    arena: CodeArena,
+    entry: *const u8,
+}
+
+/// Compile one block into its own small arena.
+pub fn compile_standalone(block: &IrBlock) -> Result<StandaloneCode, BackendError> {
+    let mut compiler = Compiler::new()?;
+    let code = compiler.compile(block, 0, None)?;
+    let mut arena = CodeArena::new(1 << 20)?;
+    let entry = arena.install(&code)?;
+    Ok(StandaloneCode { arena, entry })
+}
+
+impl StandaloneCode {
+    /// Run the block once.
+    ///
+    /// # Safety
+    /// `state` must point to a live guest state (starting with `CpuCommon`) that nothing else
+    /// borrows, with the helpers the block names and a slow path valid for it.
+    pub unsafe fn run(&self, state: *mut CpuCommon) -> BlockExit {
+        // SAFETY: `entry` was installed in `arena`; the caller vouches for `state`; the block
+        // was compiled without chain slots.
+        unsafe { self.arena.enter(state, self.entry).0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{BinOp, Builder, MemOp, Terminal, Type};
+    use crate::testing::{reg_offset, TestCpu, ADD3, GET_REG, RAISE_IF, RAM_BASE};
+
+    fn run(block: &IrBlock, cpu: &mut TestCpu) -> BlockExit {
+        let code = compile_standalone(block).expect("compiles");
+        // SAFETY: `cpu` is a live TestCpu borrowed only here; the block uses test helpers.
+        unsafe { code.run(cpu.state_ptr()) }
+    }
+
+    #[test]
+    fn globals_memory_and_goto() {
+        let mut b = Builder::new(0x100);
+        b.insn_start(0x100, 0);
+        let r1 = b.load_global(Type::I64, reg_offset(1));
+        let r2 = b.binary_imm(BinOp::Add, Type::I64, r1, 5);
+        b.store_global(Type::I64, reg_offset(1), r2);
+        b.insn_start(0x104, 0);
+        let a = b.iconst(Type::I64, RAM_BASE + 16);
+        b.store(Type::I64, MemOp::new(3, false, true), 0, r2, a);
+        let l = b.load(Type::I32, MemOp::new(0, true, false), 0, a);
+        let l64 = b.sext(Type::I32, Type::I64, l);
+        b.store_global(Type::I64, reg_offset(2), l64);
+        b.goto(0x200);
+        let block = b.finish();
+        let mut cpu = TestCpu::new();
+        cpu.regs[1] = 0xfb;
+        assert_eq!(run(&block, &mut cpu), BlockExit::Goto { slot: 0 });
+        assert_eq!(cpu.regs[1], 0x100);
+        assert_eq!(cpu.read_mem(RAM_BASE + 16, 8), Some(0x100));
+        assert_eq!(cpu.regs[2], 0);
+        assert_eq!(cpu.common.pc, 0x200);
+        assert_eq!(cpu.common.insn_count, 2);
+        assert_eq!(cpu.slow_calls, 0);
+    }
+
+    #[test]
+    fn faults_helpers_and_budget() {
+        let mut b = Builder::new(0x100);
+        b.insn_start(0x100, 0);
+        let r1 = b.load_global(Type::I64, reg_offset(1));
+        let one = b.iconst(Type::I64, 1);
+        let s = b.call(&ADD3, &[r1, one, one]).expect("result");
+        b.store_global(Type::I64, reg_offset(1), s);
+        b.insn_start(0x104, 0);
+        let three = b.iconst(Type::I64, 3);
+        let g = b.call(&GET_REG, &[three]).expect("result");
+        b.store_global(Type::I64, reg_offset(4), g);
+        b.insn_start(0x108, 0);
+        let bad = b.iconst(Type::I64, 0x10);
+        b.load(Type::I64, MemOp::new(3, false, false), 0, bad);
+        b.insn_start(0x10c, 0);
+        b.call(&RAISE_IF, &[one]);
+        b.exit(Terminal::Goto { pc: 0 });
+        let block = b.finish();
+
+        let mut cpu = TestCpu::new();
+        cpu.regs[1] = 7;
+        cpu.regs[3] = 9;
+        cpu.common.insn_count = 10;
+        assert_eq!(run(&block, &mut cpu), BlockExit::Fault);
+        assert_eq!(cpu.regs[1], 9);
+        assert_eq!(cpu.regs[4], 9);
+        assert_eq!(cpu.common.pc, 0x108);
+        assert_eq!(cpu.common.insn_count, 12);
+        assert_eq!(cpu.fault_addr, 0x10);
+
+        cpu.common.insn_limit = 12;
+        cpu.common.exception_pending = 0;
+        assert_eq!(run(&block, &mut cpu), BlockExit::Budget);
+        assert_eq!(cpu.common.pc, 0x100);
+        assert_eq!(cpu.common.insn_count, 12);
+    }
+
+    #[test]
+    fn total_division() {
+        for (op, a, b_, want) in [
+            (BinOp::DivS, i64::MIN as u64, u64::MAX, i64::MIN as u64),
+            (BinOp::RemS, i64::MIN as u64, u64::MAX, 0),
+            (BinOp::DivU, 5, 0, u64::MAX),
+            (BinOp::RemU, 5, 0, 5),
+            (BinOp::DivS, 7, 0, u64::MAX),
+            (BinOp::RemS, (-7i64) as u64, 2, (-1i64) as u64),
+        ] {
+            let mut b = Builder::new(0);
+            b.insn_start(0, 0);
+            let x = b.iconst(Type::I64, a);
+            let y = b.iconst(Type::I64, b_);
+            let r = b.binary(op, Type::I64, x, y);
+            b.store_global(Type::I64, reg_offset(5), r);
+            b.goto(4);
+            let block = b.finish();
+            let mut cpu = TestCpu::new();
+            run(&block, &mut cpu);
+            assert_eq!(cpu.regs[5], want, "{op:?} {a:#x} {b_:#x}");
+        }
+    }
+
+    #[test]
+    fn exit_encoding_round_trips() {
+        let exits = [
+            BlockExit::Budget,
+            BlockExit::Goto { slot: 3 },
+            BlockExit::Indirect,
+            BlockExit::Exit(ExitReason::Exception),
+            BlockExit::Exit(ExitReason::Yield),
+            BlockExit::Exit(ExitReason::Halt),
+            BlockExit::Fault,
+        ];
+        for e in exits {
+            assert_eq!(decode_exit(encode_exit(e, 77)), (e, 77));
+        }
+    }
+}

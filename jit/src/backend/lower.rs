@@ -1,0 +1,1007 @@
+//! Lowering of one IR block to a Cranelift function (the semantics are those of `ir/mod.rs`,
+//! `exec.rs` and the interpreter).
+//!
+//! Guest globals: a global whose every access in the block has the same offset and type, and
+//! which overlaps no other access nor the `CpuCommon` header, lives in a Cranelift variable.
+//! It is loaded once at the latest point that every later path passes through before its first
+//! use (branches only go forward, so that point is found on the linear op order), or not at all
+//! when its first access is a store at such a point. Any global stored to earlier in the linear
+//! order is written back at exits, before helpers that read or write state and on cold slow and
+//! fault paths (storing a clean value is harmless); after a helper that writes state every
+//! loaded global is reloaded. The instruction count is kept as the entry value plus a constant
+//! per instruction (the position of the `InsnStart` in the block).
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, InstBuilder, MemFlagsData, Signature, Type as ClType, Value as ClValue,
+};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_frontend::{FunctionBuilder, Variable};
+
+use super::{block_signature, encode_exit, BackendError, ChainSlots};
+use crate::env::{
+    tlb_table_offset, CpuCommon, NB_MMU_MODES, OFFSET_EXCEPTION_PENDING, OFFSET_INSN_COUNT,
+    OFFSET_INSN_LIMIT, OFFSET_PC, OFFSET_SLOW_LOAD, OFFSET_SLOW_STORE, OFFSET_TLB_ADDEND,
+    OFFSET_TLB_ADDR_READ, OFFSET_TLB_ADDR_WRITE, PAGE_BITS, PAGE_MASK, TLB_ENTRIES, TLB_ENTRY_SIZE,
+};
+use crate::exec::BlockExit;
+use crate::ir::{
+    BinOp, Cond, ExitReason, ExtKind, IrBlock, Label, MemOp, Op, Terminal, Type, UnOp, Value,
+};
+
+fn cl_type(ty: Type) -> ClType {
+    match ty {
+        Type::I8 => types::I8,
+        Type::I16 => types::I16,
+        Type::I32 => types::I32,
+        Type::I64 => types::I64,
+        Type::I128 => types::I128,
+        Type::F32 => types::F32,
+        Type::F64 => types::F64,
+    }
+}
+
+fn int_cc(c: Cond) -> IntCC {
+    match c {
+        Cond::Eq => IntCC::Equal,
+        Cond::Ne => IntCC::NotEqual,
+        Cond::Lt => IntCC::SignedLessThan,
+        Cond::Ge => IntCC::SignedGreaterThanOrEqual,
+        Cond::Ltu => IntCC::UnsignedLessThan,
+        Cond::Geu => IntCC::UnsignedGreaterThanOrEqual,
+        Cond::Gt => IntCC::SignedGreaterThan,
+        Cond::Le => IntCC::SignedLessThanOrEqual,
+        Cond::Gtu => IntCC::UnsignedGreaterThan,
+        Cond::Leu => IntCC::UnsignedLessThanOrEqual,
+    }
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// A global kept in a Cranelift variable.
+struct Cached {
+    offset: u32,
+    ty: Type,
+    var: Variable,
+    /// Linear op index before which it is loaded (None: its first access is a dominating store).
+    load_at: Option<usize>,
+}
+
+/// Which globals are cached, and where they are first loaded.
+fn plan_globals(block: &IrBlock) -> (Vec<(u32, Type, Option<usize>)>, Vec<bool>) {
+    let n = block.ops.len();
+    // crossed[p]: some branch from before p lands at or after p, so a value defined just before
+    // op p does not reach every later op.
+    let mut label_pos: HashMap<Label, usize> = HashMap::new();
+    for (i, op) in block.ops.iter().enumerate() {
+        if let Op::Label(l) = op {
+            label_pos.insert(*l, i);
+        }
+    }
+    let mut diff = vec![0i32; n + 2];
+    for (s, op) in block.ops.iter().enumerate() {
+        let l = match op {
+            Op::Br(l) | Op::BrCond { label: l, .. } => l,
+            _ => continue,
+        };
+        if let Some(&t) = label_pos.get(l) {
+            if t > s {
+                diff[s + 1] += 1;
+                diff[t + 1] -= 1;
+            }
+        }
+    }
+    let mut crossed = vec![false; n + 1];
+    let mut acc = 0;
+    for (p, c) in crossed.iter_mut().enumerate() {
+        acc += diff[p];
+        *c = acc > 0;
+    }
+
+    // All accesses per offset.
+    let header_end = std::mem::size_of::<CpuCommon>() as u32;
+    let mut accesses: Vec<(u32, Type, usize, bool)> = Vec::new();
+    for (i, op) in block.ops.iter().enumerate() {
+        match *op {
+            Op::LoadGlobal { ty, offset, .. } => accesses.push((offset, ty, i, false)),
+            Op::StoreGlobal { ty, offset, .. } => accesses.push((offset, ty, i, true)),
+            _ => {}
+        }
+    }
+    let mut by_offset: HashMap<u32, (Type, usize, bool, bool)> = HashMap::new();
+    for &(off, ty, i, is_store) in &accesses {
+        let e = by_offset.entry(off).or_insert((ty, i, is_store, true));
+        if e.0 != ty {
+            e.3 = false;
+        }
+    }
+    let mut ranges: Vec<(u32, u32)> = by_offset
+        .iter()
+        .map(|(&o, &(ty, ..))| (o, o.saturating_add(ty.bytes())))
+        .collect();
+    ranges.sort_unstable();
+    let mut plan = Vec::new();
+    for (&off, &(ty, first, first_is_store, consistent)) in &by_offset {
+        let end = off.saturating_add(ty.bytes());
+        let overlaps = ranges.iter().any(|&(o, e)| o != off && o < end && off < e);
+        if !consistent || overlaps || off < header_end {
+            continue;
+        }
+        let load_at = if first_is_store && !crossed[first] {
+            None
+        } else {
+            let mut p = first;
+            while crossed[p] {
+                p -= 1;
+            }
+            Some(p)
+        };
+        plan.push((off, ty, load_at));
+    }
+    plan.sort_unstable_by_key(|&(o, ..)| o);
+    (plan, crossed)
+}
+
+struct Lower<'a, 'f> {
+    b: FunctionBuilder<'f>,
+    block: &'a IrBlock,
+    block_id: u32,
+    slots: Option<ChainSlots>,
+    state: ClValue,
+    /// Instruction count on entry minus the instructions "already accounted" (see module docs).
+    base: Variable,
+    values: Vec<Option<Variable>>,
+    labels: Vec<Block>,
+    cached: Vec<Cached>,
+    cached_by_offset: HashMap<u32, usize>,
+    defined: Vec<bool>,
+    dirty: Vec<bool>,
+    /// Instructions started so far, and the PC of the current one.
+    insn_idx: u32,
+    insn_pc: u64,
+    goto_slot: u32,
+    terminated: bool,
+    helper_sig: Option<cranelift_codegen::ir::SigRef>,
+    frontend: TargetFrontendConfig,
+}
+
+pub(super) fn lower_block(
+    b: FunctionBuilder<'_>,
+    block: &IrBlock,
+    block_id: u32,
+    slots: Option<ChainSlots>,
+    frontend: TargetFrontendConfig,
+) -> Result<(), BackendError> {
+    let (plan, _) = plan_globals(block);
+    let l = Lower {
+        b,
+        block,
+        block_id,
+        slots,
+        state: ClValue::from_u32(0),
+        base: Variable::from_u32(0),
+        values: vec![None; block.values.len()],
+        labels: Vec::new(),
+        cached: Vec::new(),
+        cached_by_offset: HashMap::new(),
+        defined: Vec::new(),
+        dirty: Vec::new(),
+        insn_idx: 0,
+        insn_pc: block.start_pc,
+        goto_slot: 0,
+        terminated: false,
+        helper_sig: None,
+        frontend,
+    };
+    l.run(plan)
+}
+
+impl Lower<'_, '_> {
+    fn run(mut self, plan: Vec<(u32, Type, Option<usize>)>) -> Result<(), BackendError> {
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        self.state = self.b.block_params(entry)[0];
+        self.labels = (0..self.block.labels)
+            .map(|_| self.b.create_block())
+            .collect();
+        for (offset, ty, load_at) in plan {
+            let var = self.b.declare_var(cl_type(ty));
+            self.cached_by_offset.insert(offset, self.cached.len());
+            self.cached.push(Cached {
+                offset,
+                ty,
+                var,
+                load_at,
+            });
+        }
+        self.defined = vec![false; self.cached.len()];
+        self.dirty = vec![false; self.cached.len()];
+
+        // Budget check on entry (exec.rs): run nothing if the budget is spent.
+        let count = self.load_state(types::I64, OFFSET_INSN_COUNT);
+        let limit = self.load_state(types::I64, OFFSET_INSN_LIMIT);
+        self.base = self.b.declare_var(types::I64);
+        self.b.def_var(self.base, count);
+        let spent = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, count, limit);
+        let budget = self.b.create_block();
+        let body = self.b.create_block();
+        self.b.ins().brif(spent, budget, &[], body, &[]);
+        self.b.set_cold_block(budget);
+        self.b.switch_to_block(budget);
+        let pc = self.b.ins().iconst(types::I64, self.block.start_pc as i64);
+        self.store_state(pc, OFFSET_PC);
+        self.ret(BlockExit::Budget);
+        self.b.switch_to_block(body);
+        self.terminated = false;
+
+        let block = self.block;
+        for (i, op) in block.ops.iter().enumerate() {
+            // First loads of cached globals placed here.
+            for c in 0..self.cached.len() {
+                if self.cached[c].load_at == Some(i) && !self.defined[c] {
+                    self.reload(c);
+                }
+            }
+            self.op(op)?;
+        }
+        if !self.terminated {
+            // Only reachable if the IR falls off its end, which the verifier forbids.
+            return Err(BackendError::Malformed(
+                "a path falls off the end of the block".into(),
+            ));
+        }
+        // Unused label blocks are empty: give them a terminator so the function is valid.
+        for lb in self.labels.clone() {
+            if self.b.func.layout.first_inst(lb).is_none() {
+                self.b.switch_to_block(lb);
+                self.ret(BlockExit::Budget);
+            }
+        }
+        self.b.seal_all_blocks();
+        self.b.finalize(self.frontend);
+        Ok(())
+    }
+
+    fn load_state(&mut self, ty: ClType, offset: u32) -> ClValue {
+        self.b.ins().load(ty, flags(), self.state, offset as i32)
+    }
+
+    fn store_state(&mut self, v: ClValue, offset: u32) {
+        self.b.ins().store(flags(), v, self.state, offset as i32);
+    }
+
+    fn ret(&mut self, exit: BlockExit) {
+        let code = self
+            .b
+            .ins()
+            .iconst(types::I64, encode_exit(exit, self.block_id) as i64);
+        self.b.ins().return_(&[code]);
+        self.terminated = true;
+    }
+
+    fn reload(&mut self, c: usize) {
+        let (ty, off, var) = {
+            let g = &self.cached[c];
+            (cl_type(g.ty), g.offset, g.var)
+        };
+        let v = self.load_state(ty, off);
+        self.b.def_var(var, v);
+        self.defined[c] = true;
+    }
+
+    fn flush_dirty(&mut self) {
+        for c in 0..self.cached.len() {
+            if self.dirty[c] {
+                let (var, off) = (self.cached[c].var, self.cached[c].offset);
+                let v = self.b.use_var(var);
+                self.store_state(v, off);
+            }
+        }
+    }
+
+    /// Store the instruction count as `entry + retired`.
+    fn store_count(&mut self, retired: u32) {
+        let base = self.b.use_var(self.base);
+        let v = self.b.ins().iadd_imm_s(base, i64::from(retired));
+        self.store_state(v, OFFSET_INSN_COUNT);
+    }
+
+    /// Instructions before the current one.
+    fn before(&self) -> u32 {
+        self.insn_idx.saturating_sub(1)
+    }
+
+    fn store_pc_const(&mut self, pc: u64) {
+        let v = self.b.ins().iconst(types::I64, pc as i64);
+        self.store_state(v, OFFSET_PC);
+    }
+
+    /// Fill `fb` (already branched to) as the cold fault exit of the current instruction.
+    fn fill_fault_block(&mut self, fb: Block) {
+        self.b.set_cold_block(fb);
+        self.b.switch_to_block(fb);
+        self.flush_dirty();
+        self.store_pc_const(self.insn_pc);
+        self.store_count(self.before());
+        self.ret(BlockExit::Fault);
+    }
+
+    /// Branch to a cold fault exit if `exception_pending` is set; continue in a fresh block.
+    fn check_pending(&mut self) {
+        let pending = self.load_state(types::I64, OFFSET_EXCEPTION_PENDING);
+        let fb = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(pending, fb, &[], cont, &[]);
+        self.fill_fault_block(fb);
+        self.b.switch_to_block(cont);
+        self.terminated = false;
+    }
+
+    fn var_of(&mut self, v: Value) -> Result<Variable, BackendError> {
+        let idx = v.0 as usize;
+        let ty = self
+            .block
+            .value_type(v)
+            .ok_or_else(|| BackendError::Malformed(format!("unknown value v{}", v.0)))?;
+        let slot = self
+            .values
+            .get_mut(idx)
+            .ok_or_else(|| BackendError::Malformed(format!("unknown value v{}", v.0)))?;
+        if let Some(var) = *slot {
+            return Ok(var);
+        }
+        let var = self.b.declare_var(cl_type(ty));
+        self.values[idx] = Some(var);
+        Ok(var)
+    }
+
+    fn use_val(&mut self, v: Value) -> Result<ClValue, BackendError> {
+        let var = self.var_of(v)?;
+        Ok(self.b.use_var(var))
+    }
+
+    fn def(&mut self, v: Value, x: ClValue) -> Result<(), BackendError> {
+        let var = self.var_of(v)?;
+        self.b.def_var(var, x);
+        Ok(())
+    }
+
+    fn label_block(&self, l: Label) -> Result<Block, BackendError> {
+        self.labels
+            .get(l.0 as usize)
+            .copied()
+            .ok_or_else(|| BackendError::Malformed(format!("unknown label L{}", l.0)))
+    }
+
+    /// After an unconditional transfer, later ops until the next label are unreachable; they go
+    /// into a fresh block with no predecessors.
+    fn start_dead_block(&mut self) {
+        let dead = self.b.create_block();
+        self.b.switch_to_block(dead);
+        self.terminated = false;
+    }
+
+    fn op(&mut self, op: &Op) -> Result<(), BackendError> {
+        if self.terminated {
+            if let Op::Label(_) = op {
+            } else {
+                self.start_dead_block();
+            }
+        }
+        match *op {
+            Op::InsnStart { pc, .. } => {
+                self.insn_idx += 1;
+                self.insn_pc = pc;
+            }
+            Op::Const { dst, ty, imm } => {
+                let v = self.constant(ty, imm);
+                self.def(dst, v)?;
+            }
+            Op::Mov { dst, src, .. } => {
+                let v = self.use_val(src)?;
+                self.def(dst, v)?;
+            }
+            Op::LoadGlobal { dst, ty, offset } => {
+                let v = match self.cached_by_offset.get(&offset) {
+                    Some(&c) => {
+                        let var = self.cached[c].var;
+                        self.b.use_var(var)
+                    }
+                    None => self.load_state(cl_type(ty), offset),
+                };
+                self.def(dst, v)?;
+            }
+            Op::StoreGlobal { src, offset, .. } => {
+                let v = self.use_val(src)?;
+                match self.cached_by_offset.get(&offset) {
+                    Some(&c) => {
+                        let var = self.cached[c].var;
+                        self.b.def_var(var, v);
+                        self.defined[c] = true;
+                        self.dirty[c] = true;
+                    }
+                    None => self.store_state(v, offset),
+                }
+            }
+            Op::Unary { op, ty, dst, src } => {
+                let a = self.use_val(src)?;
+                let v = self.unary(op, ty, a)?;
+                self.def(dst, v)?;
+            }
+            Op::Binary { op, ty, dst, a, b } => {
+                let a = self.use_val(a)?;
+                let bv = self.use_val(b)?;
+                let v = self.binary(op, ty, a, bv)?;
+                self.def(dst, v)?;
+            }
+            Op::Ext {
+                kind,
+                from,
+                to,
+                dst,
+                src,
+            } => {
+                let a = self.use_val(src)?;
+                let v = if from == to {
+                    a
+                } else {
+                    match kind {
+                        ExtKind::Zext => self.b.ins().uextend(cl_type(to), a),
+                        ExtKind::Sext => self.b.ins().sextend(cl_type(to), a),
+                        ExtKind::Trunc => self.b.ins().ireduce(cl_type(to), a),
+                    }
+                };
+                self.def(dst, v)?;
+            }
+            Op::SetCond {
+                cond,
+                ty,
+                dst,
+                a,
+                b,
+            } => {
+                let a = self.use_val(a)?;
+                let bv = self.use_val(b)?;
+                let v = self.icmp(cond, ty, a, bv)?;
+                self.def(dst, v)?;
+            }
+            Op::Select {
+                dst,
+                cond_val,
+                a,
+                b,
+                ..
+            } => {
+                let c = self.use_val(cond_val)?;
+                let a = self.use_val(a)?;
+                let bv = self.use_val(b)?;
+                let v = self.b.ins().select(c, a, bv);
+                self.def(dst, v)?;
+            }
+            Op::Load {
+                ty,
+                mem,
+                mmu_idx,
+                dst,
+                addr,
+            } => {
+                let a = self.use_val(addr)?;
+                let raw = self.mem_access(mem, mmu_idx, a, None);
+                let v = self.from_u64(ty, raw, mem.signed);
+                self.def(dst, v)?;
+            }
+            Op::Store {
+                ty,
+                mem,
+                mmu_idx,
+                src,
+                addr,
+            } => {
+                let a = self.use_val(addr)?;
+                let s = self.use_val(src)?;
+                let s64 = self.to_u64(ty, s);
+                self.mem_access(mem, mmu_idx, a, Some(s64));
+            }
+            Op::Call {
+                helper,
+                ref args,
+                dst,
+            } => {
+                let def = self.block.helper(helper).ok_or_else(|| {
+                    BackendError::Malformed(format!("unknown helper h{}", helper.0))
+                })?;
+                if args.len() > 4 {
+                    return Err(BackendError::Malformed(format!(
+                        "helper {} called with {} arguments",
+                        def.name,
+                        args.len()
+                    )));
+                }
+                let fx = def.effects;
+                if fx.reads_state || fx.writes_state {
+                    self.flush_dirty();
+                }
+                if fx.reads_state {
+                    self.store_pc_const(self.insn_pc);
+                    self.store_count(self.before());
+                }
+                let mut argv = vec![self.state];
+                for &a in args {
+                    argv.push(self.use_val(a)?);
+                }
+                while argv.len() < 5 {
+                    argv.push(self.b.ins().iconst(types::I64, 0));
+                }
+                let sig = self.helper_sig();
+                let callee = self.b.ins().iconst(types::I64, def.func as usize as i64);
+                let call = self.b.ins().call_indirect(sig, callee, &argv);
+                let r = self.b.inst_results(call)[0];
+                if let Some(d) = dst {
+                    self.def(d, r)?;
+                }
+                if fx.writes_state {
+                    for c in 0..self.cached.len() {
+                        if self.defined[c] {
+                            self.reload(c);
+                        }
+                    }
+                }
+                if fx.reads_state {
+                    // The helper may have changed the count (e.g. a write to a retired-
+                    // instruction counter): continue from what it left.
+                    let now = self.load_state(types::I64, OFFSET_INSN_COUNT);
+                    let before = -i64::from(self.before());
+                    let base = self.b.ins().iadd_imm_s(now, before);
+                    self.b.def_var(self.base, base);
+                }
+                if fx.may_raise {
+                    self.check_pending();
+                }
+            }
+            Op::Label(l) => {
+                let lb = self.label_block(l)?;
+                if !self.terminated {
+                    self.b.ins().jump(lb, &[]);
+                }
+                self.b.switch_to_block(lb);
+                self.terminated = false;
+            }
+            Op::Br(l) => {
+                let lb = self.label_block(l)?;
+                self.b.ins().jump(lb, &[]);
+                self.terminated = true;
+            }
+            Op::BrCond {
+                cond,
+                ty,
+                a,
+                b,
+                label,
+            } => {
+                let lb = self.label_block(label)?;
+                let a = self.use_val(a)?;
+                let bv = self.use_val(b)?;
+                let c = self.icmp(cond, ty, a, bv)?;
+                let cont = self.b.create_block();
+                self.b.ins().brif(c, lb, &[], cont, &[]);
+                self.b.switch_to_block(cont);
+            }
+            Op::Exit(t) => self.exit(t)?,
+        }
+        Ok(())
+    }
+
+    fn helper_sig(&mut self) -> cranelift_codegen::ir::SigRef {
+        if let Some(s) = self.helper_sig {
+            return s;
+        }
+        let mut sig = Signature::new(CallConv::SystemV);
+        for _ in 0..5 {
+            sig.params.push(AbiParam::new(types::I64));
+        }
+        sig.returns.push(AbiParam::new(types::I64));
+        let s = self.b.import_signature(sig);
+        self.helper_sig = Some(s);
+        s
+    }
+
+    fn exit(&mut self, t: Terminal) -> Result<(), BackendError> {
+        self.flush_dirty();
+        match t {
+            Terminal::Goto { pc } => {
+                self.store_pc_const(pc);
+                self.store_count(self.insn_idx);
+                let slot = self.goto_slot;
+                self.goto_slot += 1;
+                match self.slots {
+                    Some(s) if (slot as usize) < s.len => {
+                        let addr = self
+                            .b
+                            .ins()
+                            .iconst(types::I64, (s.addr as usize + slot as usize * 8) as i64);
+                        let target =
+                            self.b
+                                .ins()
+                                .load(types::I64, MemFlagsData::trusted(), addr, 0);
+                        let chain = self.b.create_block();
+                        let unlinked = self.b.create_block();
+                        self.b.ins().brif(target, chain, &[], unlinked, &[]);
+                        self.b.switch_to_block(chain);
+                        let sig = self.b.import_signature(block_signature());
+                        self.b
+                            .ins()
+                            .return_call_indirect(sig, target, &[self.state]);
+                        self.b.switch_to_block(unlinked);
+                        self.ret(BlockExit::Goto { slot });
+                    }
+                    _ => self.ret(BlockExit::Goto { slot }),
+                }
+            }
+            Terminal::Indirect { pc } => {
+                let v = self.use_val(pc)?;
+                self.store_state(v, OFFSET_PC);
+                self.store_count(self.insn_idx);
+                self.ret(BlockExit::Indirect);
+            }
+            Terminal::Exit { reason, pc } => {
+                self.store_pc_const(pc);
+                self.store_count(self.retired_at_exit(reason));
+                self.ret(BlockExit::Exit(reason));
+            }
+            Terminal::ExitDynamic { reason, pc } => {
+                let v = self.use_val(pc)?;
+                self.store_state(v, OFFSET_PC);
+                self.store_count(self.retired_at_exit(reason));
+                self.ret(BlockExit::Exit(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// exec.rs: the exiting instruction retires unless it raises.
+    fn retired_at_exit(&self, reason: ExitReason) -> u32 {
+        match reason {
+            ExitReason::Exception => self.before(),
+            ExitReason::Yield | ExitReason::Halt => self.insn_idx,
+        }
+    }
+
+    fn constant(&mut self, ty: Type, imm: u64) -> ClValue {
+        match ty {
+            Type::F32 => self.b.ins().f32const(Ieee32::with_bits(imm as u32)),
+            Type::F64 => self.b.ins().f64const(Ieee64::with_bits(imm)),
+            Type::I128 => {
+                let lo = self.b.ins().iconst(types::I64, imm as i64);
+                self.b.ins().uextend(types::I128, lo)
+            }
+            _ => {
+                let masked = (u128::from(imm) & ty.mask()) as u64;
+                self.b.ins().iconst(cl_type(ty), masked as i64)
+            }
+        }
+    }
+
+    fn icmp(
+        &mut self,
+        cond: Cond,
+        ty: Type,
+        a: ClValue,
+        b: ClValue,
+    ) -> Result<ClValue, BackendError> {
+        if ty.is_float() {
+            return Err(BackendError::Unsupported(format!("compare on {ty:?}")));
+        }
+        Ok(self.b.ins().icmp(int_cc(cond), a, b))
+    }
+
+    fn unary(&mut self, op: UnOp, ty: Type, a: ClValue) -> Result<ClValue, BackendError> {
+        if ty.is_float() && op != UnOp::Bitcast {
+            return Err(BackendError::Unsupported(format!("{op:?} on {ty:?}")));
+        }
+        Ok(match op {
+            UnOp::Not => self.b.ins().bnot(a),
+            UnOp::Neg => self.b.ins().ineg(a),
+            UnOp::Clz => self.b.ins().clz(a),
+            UnOp::Ctz => self.b.ins().ctz(a),
+            UnOp::Popcnt => self.b.ins().popcnt(a),
+            UnOp::Bswap => {
+                if ty == Type::I8 {
+                    a
+                } else {
+                    self.b.ins().bswap(a)
+                }
+            }
+            UnOp::Bitcast => {
+                let to = cl_type(ty);
+                if self.b.func.dfg.value_type(a) == to {
+                    a
+                } else {
+                    self.b.ins().bitcast(to, MemFlagsData::new(), a)
+                }
+            }
+        })
+    }
+
+    fn binary(
+        &mut self,
+        op: BinOp,
+        ty: Type,
+        a: ClValue,
+        b: ClValue,
+    ) -> Result<ClValue, BackendError> {
+        if ty.is_float() {
+            return Err(BackendError::Unsupported(format!("{op:?} on {ty:?}")));
+        }
+        let wide = ty == Type::I128;
+        let clt = cl_type(ty);
+        let v = match op {
+            BinOp::Add => self.b.ins().iadd(a, b),
+            BinOp::Sub => self.b.ins().isub(a, b),
+            BinOp::Mul => self.b.ins().imul(a, b),
+            BinOp::And => self.b.ins().band(a, b),
+            BinOp::Or => self.b.ins().bor(a, b),
+            BinOp::Xor => self.b.ins().bxor(a, b),
+            BinOp::AndNot => {
+                let nb = self.b.ins().bnot(b);
+                self.b.ins().band(a, nb)
+            }
+            BinOp::OrNot => {
+                let nb = self.b.ins().bnot(b);
+                self.b.ins().bor(a, nb)
+            }
+            BinOp::XorNot => {
+                let nb = self.b.ins().bnot(b);
+                self.b.ins().bxor(a, nb)
+            }
+            BinOp::Shl | BinOp::Shr | BinOp::Sar | BinOp::Rotl | BinOp::Rotr => {
+                // The amount is taken modulo the width (ir/mod.rs); mask explicitly so the
+                // semantics never depend on the host's shift behaviour for narrow types.
+                let amt = self.b.ins().band_imm_s(b, i64::from(ty.bits() - 1));
+                match op {
+                    BinOp::Shl => self.b.ins().ishl(a, amt),
+                    BinOp::Shr => self.b.ins().ushr(a, amt),
+                    BinOp::Sar => self.b.ins().sshr(a, amt),
+                    BinOp::Rotl => self.b.ins().rotl(a, amt),
+                    _ => self.b.ins().rotr(a, amt),
+                }
+            }
+            BinOp::MinS | BinOp::MaxS | BinOp::MinU | BinOp::MaxU => {
+                let cc = match op {
+                    BinOp::MinS => IntCC::SignedLessThan,
+                    BinOp::MaxS => IntCC::SignedGreaterThan,
+                    BinOp::MinU => IntCC::UnsignedLessThan,
+                    _ => IntCC::UnsignedGreaterThan,
+                };
+                let c = self.b.ins().icmp(cc, a, b);
+                self.b.ins().select(c, a, b)
+            }
+            BinOp::MulHs | BinOp::MulHu | BinOp::MulHsu if wide => {
+                return Err(BackendError::Unsupported(format!("{op:?} on I128")));
+            }
+            BinOp::MulHs | BinOp::MulHu | BinOp::MulHsu if ty == Type::I64 => match op {
+                BinOp::MulHs => self.b.ins().smulhi(a, b),
+                BinOp::MulHu => self.b.ins().umulhi(a, b),
+                _ => {
+                    // hi_su(a, b) = hi_uu(a, b) - (a < 0 ? b : 0)
+                    let hu = self.b.ins().umulhi(a, b);
+                    let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, a, 0);
+                    let zero = self.b.ins().iconst(types::I64, 0);
+                    let corr = self.b.ins().select(neg, b, zero);
+                    self.b.ins().isub(hu, corr)
+                }
+            },
+            BinOp::MulHs | BinOp::MulHu | BinOp::MulHsu => {
+                // Narrow: widen to I64, multiply, take the high half.
+                let (wa, wb) = match op {
+                    BinOp::MulHs => (
+                        self.b.ins().sextend(types::I64, a),
+                        self.b.ins().sextend(types::I64, b),
+                    ),
+                    BinOp::MulHu => (
+                        self.b.ins().uextend(types::I64, a),
+                        self.b.ins().uextend(types::I64, b),
+                    ),
+                    _ => (
+                        self.b.ins().sextend(types::I64, a),
+                        self.b.ins().uextend(types::I64, b),
+                    ),
+                };
+                let p = self.b.ins().imul(wa, wb);
+                let hi = self.b.ins().sshr_imm_s(p, i64::from(ty.bits()));
+                self.b.ins().ireduce(clt, hi)
+            }
+            BinOp::DivS | BinOp::DivU | BinOp::RemS | BinOp::RemU if wide => {
+                return Err(BackendError::Unsupported(format!("{op:?} on I128")));
+            }
+            BinOp::DivU | BinOp::RemU => {
+                // Total division, RISC-V Unprivileged ISA §13.2: x/0 = all ones, x%0 = x.
+                let zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
+                let one = self.b.ins().iconst(clt, 1);
+                let d = self.b.ins().select(zero, one, b);
+                if op == BinOp::DivU {
+                    let q = self.b.ins().udiv(a, d);
+                    let ones = self.b.ins().iconst(clt, (ty.mask() as u64) as i64);
+                    self.b.ins().select(zero, ones, q)
+                } else {
+                    let r = self.b.ins().urem(a, d);
+                    self.b.ins().select(zero, a, r)
+                }
+            }
+            BinOp::DivS | BinOp::RemS => {
+                // x/0 = -1, x%0 = x, MIN/-1 = MIN, MIN%-1 = 0. Dividing by 1 instead of 0 or
+                // -1 (for MIN) avoids the host trap and gives MIN / 0 already.
+                let zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
+                let min = 1u64 << (ty.bits() - 1);
+                let is_min = self.b.ins().icmp_imm_s(IntCC::Equal, a, min as i64);
+                let all = (ty.mask() as u64) as i64;
+                let is_m1 = self.b.ins().icmp_imm_s(IntCC::Equal, b, all);
+                let ovf = self.b.ins().band(is_min, is_m1);
+                let bad = self.b.ins().bor(zero, ovf);
+                let one = self.b.ins().iconst(clt, 1);
+                let d = self.b.ins().select(bad, one, b);
+                if op == BinOp::DivS {
+                    let q = self.b.ins().sdiv(a, d);
+                    let m1 = self.b.ins().iconst(clt, all);
+                    self.b.ins().select(zero, m1, q)
+                } else {
+                    let r = self.b.ins().srem(a, d);
+                    self.b.ins().select(zero, a, r)
+                }
+            }
+        };
+        Ok(v)
+    }
+
+    /// A memory result (u64, extended per the MemOp) as a value of `ty`.
+    fn from_u64(&mut self, ty: Type, raw: ClValue, signed: bool) -> ClValue {
+        match ty {
+            Type::I64 => raw,
+            Type::I8 | Type::I16 | Type::I32 => self.b.ins().ireduce(cl_type(ty), raw),
+            Type::I128 => {
+                if signed {
+                    self.b.ins().sextend(types::I128, raw)
+                } else {
+                    self.b.ins().uextend(types::I128, raw)
+                }
+            }
+            Type::F32 => {
+                let w = self.b.ins().ireduce(types::I32, raw);
+                self.b.ins().bitcast(types::F32, MemFlagsData::new(), w)
+            }
+            Type::F64 => self.b.ins().bitcast(types::F64, MemFlagsData::new(), raw),
+        }
+    }
+
+    /// A value of `ty` as a u64 (its low bits; narrower integers zero-extended).
+    fn to_u64(&mut self, ty: Type, v: ClValue) -> ClValue {
+        match ty {
+            Type::I64 => v,
+            Type::I8 | Type::I16 | Type::I32 => self.b.ins().uextend(types::I64, v),
+            Type::I128 => self.b.ins().ireduce(types::I64, v),
+            Type::F32 => {
+                let w = self.b.ins().bitcast(types::I32, MemFlagsData::new(), v);
+                self.b.ins().uextend(types::I64, w)
+            }
+            Type::F64 => self.b.ins().bitcast(types::I64, MemFlagsData::new(), v),
+        }
+    }
+
+    /// The softmmu access (env.rs): inline TLB probe, host access on a hit, the guest's slow
+    /// path otherwise, then a cold fault exit if it recorded an exception. Returns the loaded
+    /// u64 (extended per `mem`) for loads.
+    fn mem_access(
+        &mut self,
+        mem: MemOp,
+        mmu_idx: u8,
+        addr: ClValue,
+        store: Option<ClValue>,
+    ) -> ClValue {
+        let table = tlb_table_offset(u32::from(mmu_idx) % NB_MMU_MODES as u32) as i32;
+        let page = self.b.ins().ushr_imm_s(addr, i64::from(PAGE_BITS));
+        let idx = self.b.ins().band_imm_s(page, (TLB_ENTRIES - 1) as i64);
+        let off = self.b.ins().imul_imm_s(idx, i64::from(TLB_ENTRY_SIZE));
+        let entry = self.b.ins().iadd(self.state, off);
+        let tag_off = if store.is_some() || mem.store_intent {
+            OFFSET_TLB_ADDR_WRITE
+        } else {
+            OFFSET_TLB_ADDR_READ
+        };
+        let tag = self
+            .b
+            .ins()
+            .load(types::I64, flags(), entry, table + tag_off as i32);
+        let mask = PAGE_MASK | (u64::from(mem.size()) - 1);
+        let masked = self.b.ins().band_imm_s(addr, mask as i64);
+        let hit = self.b.ins().icmp(IntCC::Equal, masked, tag);
+
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        self.b.append_block_param(join, types::I64);
+        self.b.ins().brif(hit, fast, &[], slow, &[]);
+
+        // Hit: the entry was filled for a page wholly inside checked guest RAM (env.rs).
+        self.b.switch_to_block(fast);
+        let addend =
+            self.b
+                .ins()
+                .load(types::I64, flags(), entry, table + OFFSET_TLB_ADDEND as i32);
+        let host = self.b.ins().iadd(addr, addend);
+        let hf = MemFlagsData::new().with_notrap();
+        let result = match store {
+            Some(v) => {
+                match mem.size_log2 {
+                    0 => self.b.ins().istore8(hf, v, host, 0),
+                    1 => self.b.ins().istore16(hf, v, host, 0),
+                    2 => self.b.ins().istore32(hf, v, host, 0),
+                    _ => self.b.ins().store(hf, v, host, 0),
+                };
+                self.b.ins().iconst(types::I64, 0)
+            }
+            None => match (mem.size_log2, mem.signed) {
+                (0, false) => self.b.ins().uload8(types::I64, hf, host, 0),
+                (0, true) => self.b.ins().sload8(types::I64, hf, host, 0),
+                (1, false) => self.b.ins().uload16(types::I64, hf, host, 0),
+                (1, true) => self.b.ins().sload16(types::I64, hf, host, 0),
+                (2, false) => self.b.ins().uload32(hf, host, 0),
+                (2, true) => self.b.ins().sload32(hf, host, 0),
+                _ => self.b.ins().load(types::I64, hf, host, 0),
+            },
+        };
+        self.b.ins().jump(join, &[result.into()]);
+
+        // Miss: the slow path may read the instruction count (virtual time) and raise; give it
+        // an exact state, in cold code.
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        self.flush_dirty();
+        self.store_pc_const(self.insn_pc);
+        self.store_count(self.before());
+        let bits = self.b.ins().iconst(types::I32, i64::from(mem.to_bits()));
+        let mmu = self.b.ins().iconst(types::I32, i64::from(mmu_idx));
+        let mut sig = Signature::new(CallConv::SystemV);
+        let result = match store {
+            Some(v) => {
+                for t in [types::I64, types::I64, types::I64, types::I32, types::I32] {
+                    sig.params.push(AbiParam::new(t));
+                }
+                let sig = self.b.import_signature(sig);
+                let f = self.load_state(types::I64, OFFSET_SLOW_STORE);
+                self.b
+                    .ins()
+                    .call_indirect(sig, f, &[self.state, addr, v, bits, mmu]);
+                self.b.ins().iconst(types::I64, 0)
+            }
+            None => {
+                for t in [types::I64, types::I64, types::I32, types::I32] {
+                    sig.params.push(AbiParam::new(t));
+                }
+                sig.returns.push(AbiParam::new(types::I64));
+                let sig = self.b.import_signature(sig);
+                let f = self.load_state(types::I64, OFFSET_SLOW_LOAD);
+                let call = self
+                    .b
+                    .ins()
+                    .call_indirect(sig, f, &[self.state, addr, bits, mmu]);
+                self.b.inst_results(call)[0]
+            }
+        };
+        let pending = self.load_state(types::I64, OFFSET_EXCEPTION_PENDING);
+        let fb = self.b.create_block();
+        self.b.ins().brif(pending, fb, &[], join, &[result.into()]);
+        self.fill_fault_block(fb);
+
+        self.b.switch_to_block(join);
+        self.terminated = false;
+        self.b.block_params(join)[0]
+    }
+}
