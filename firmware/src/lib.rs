@@ -4,3 +4,5 @@
 pub mod elf;
 
 pub use elf::{load_elf, load_elf_bytes, ElfError, ElfImage};
+#[doc(hidden)]
+pub mod testing;
