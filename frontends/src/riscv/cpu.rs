@@ -2,10 +2,12 @@
 //! laid out `#[repr(C)]` behind the engine's `CpuCommon` so generated code reaches guest
 //! registers at fixed offsets (IR globals).
 
+use emu_devices::clock::{HartClock, VirtualTime, NS_PER_MTIME_TICK};
 use emu_devices::Bus;
 use emu_jit::codemap::CodeMap;
-use emu_jit::env::CpuCommon;
+use emu_jit::env::{CpuCommon, MemSlowPath, NB_MMU_MODES, TLB_ENTRIES};
 use emu_jit::helper::GuestState;
+use std::collections::HashSet;
 use std::mem::offset_of;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -55,6 +57,19 @@ pub struct RiscvCpu {
     pub bus: Arc<Bus>,
     /// Pages holding translated code (self-modifying-code detection).
     pub code_map: Arc<CodeMap>,
+    /// Maps this hart's retired instructions to virtual time (the `time` CSR).
+    pub clock: HartClock,
+    /// The machine's virtual time, published before every MMIO access and time read.
+    pub time: Arc<VirtualTime>,
+    /// `--strict`: an unimplemented encoding is a host error (the run loop checks
+    /// `unimplemented`).
+    pub strict: bool,
+    /// The first unimplemented encoding met: (pc, raw instruction).
+    pub unimplemented: Option<(u64, u32)>,
+    /// Encodings already logged as unimplemented (log once each).
+    pub unimplemented_logged: HashSet<u32>,
+    /// Guest physical page of each TLB entry (QEMU's `CPUTLBEntryFull`), for fetch keys.
+    pub tlb_phys: [[u64; TLB_ENTRIES]; NB_MMU_MODES],
 }
 
 // SAFETY: RiscvCpu is #[repr(C)] with `common: CpuCommon` as its first field, and the executors
@@ -76,3 +91,73 @@ pub const OFFSET_FFLAGS: u32 = offset_of!(RiscvCpu, fflags) as u32;
 pub const OFFSET_PRIVILEGE: u32 = offset_of!(RiscvCpu, privilege) as u32;
 pub const OFFSET_RESERVATION: u32 = offset_of!(RiscvCpu, reservation) as u32;
 pub const OFFSET_RESERVATION_VALUE: u32 = offset_of!(RiscvCpu, reservation_value) as u32;
+
+impl RiscvCpu {
+    /// A hart in its reset state (Privileged ISA §3.4; as QEMU's `riscv_cpu_reset`): M-mode,
+    /// mstatus.SXL = UXL = 2, misa = RV64 IMAFDC + S + U. The caller sets `common.pc` to the
+    /// reset vector.
+    pub fn new(
+        hart_id: u64,
+        bus: Arc<Bus>,
+        code_map: Arc<CodeMap>,
+        time: Arc<VirtualTime>,
+    ) -> Box<RiscvCpu> {
+        let slow = MemSlowPath {
+            load: super::mmu::slow_load,
+            store: super::mmu::slow_store,
+        };
+        Box::new(RiscvCpu {
+            common: CpuCommon::new(slow),
+            x: [0; 32],
+            f: [0; 32],
+            frm: 0,
+            fflags: 0,
+            privilege: Privilege::Machine as u64,
+            reservation: u64::MAX,
+            reservation_value: 0,
+            pending_cause: 0,
+            pending_tval: 0,
+            csr: Csrs::reset(),
+            hart_id,
+            irq_lines: Arc::new(AtomicU64::new(0)),
+            bus,
+            code_map,
+            clock: HartClock::default(),
+            time,
+            strict: false,
+            unimplemented: None,
+            unimplemented_logged: HashSet::new(),
+            tlb_phys: [[0; TLB_ENTRIES]; NB_MMU_MODES],
+        })
+    }
+
+    /// The current privilege level.
+    pub fn priv_level(&self) -> Privilege {
+        Privilege::from_bits(self.privilege)
+    }
+
+    /// Virtual time now, in nanoseconds, published to the machine's clock (so devices reading
+    /// `mtime` never see it behind this hart).
+    pub fn publish_time(&self) -> u64 {
+        let ns = self.clock.now_ns(self.common.insn_count);
+        self.time.advance_to(ns);
+        ns
+    }
+
+    /// The `time` CSR (mtime ticks), after publishing the hart's time.
+    pub fn mtime(&self) -> u64 {
+        self.publish_time() / NS_PER_MTIME_TICK
+    }
+}
+
+impl Privilege {
+    /// Decode an mstatus.MPP-style field; the reserved encoding 2 reads as U (MPP is WARL and
+    /// never holds it).
+    pub fn from_bits(bits: u64) -> Privilege {
+        match bits & 3 {
+            3 => Privilege::Machine,
+            1 => Privilege::Supervisor,
+            _ => Privilege::User,
+        }
+    }
+}

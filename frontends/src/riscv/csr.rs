@@ -1,8 +1,709 @@
-//! Control and status registers (Privileged ISA ch. 2–4).
+//! Control and status registers (Privileged ISA ch. 2–4; Zicsr, Zicntr, Sstc) as a table of
+//! {number, name, predicate, read, write}, after QEMU 7.2 `target/riscv/csr.c`.
 
-/// CSR state of one hart.
+use std::sync::OnceLock;
+
+use emu_jit::env::CpuCommon;
+use emu_jit::helper::{state_of, HelperDef};
+use emu_jit::ir::HelperEffects;
+
+use super::cpu::{Privilege, RiscvCpu};
+use super::pmp::{Pmp, PMP_ENTRIES};
+use super::trap::Exception;
+
+// mstatus fields (§3.1.6, Figure 3.7).
+pub const MSTATUS_SIE: u64 = 1 << 1;
+pub const MSTATUS_MIE: u64 = 1 << 3;
+pub const MSTATUS_SPIE: u64 = 1 << 5;
+pub const MSTATUS_MPIE: u64 = 1 << 7;
+pub const MSTATUS_SPP: u64 = 1 << 8;
+pub const MSTATUS_MPP_SHIFT: u32 = 11;
+pub const MSTATUS_MPP: u64 = 3 << MSTATUS_MPP_SHIFT;
+pub const MSTATUS_FS_SHIFT: u32 = 13;
+pub const MSTATUS_FS: u64 = 3 << MSTATUS_FS_SHIFT;
+pub const MSTATUS_XS: u64 = 3 << 15;
+pub const MSTATUS_MPRV: u64 = 1 << 17;
+pub const MSTATUS_SUM: u64 = 1 << 18;
+pub const MSTATUS_MXR: u64 = 1 << 19;
+pub const MSTATUS_TVM: u64 = 1 << 20;
+pub const MSTATUS_TW: u64 = 1 << 21;
+pub const MSTATUS_TSR: u64 = 1 << 22;
+pub const MSTATUS_UXL: u64 = 3 << 32;
+pub const MSTATUS_SXL: u64 = 3 << 34;
+pub const MSTATUS_SD: u64 = 1 << 63;
+
+/// mstatus.FS values (§3.1.6.6, Table 3.3).
+pub const FS_OFF: u64 = 0;
+pub const FS_DIRTY: u64 = 3;
+
+/// Interrupt numbers (Table 3.6) and their mip/mie bits.
+pub const IRQ_S_SOFT: u64 = 1;
+pub const IRQ_M_SOFT: u64 = 3;
+pub const IRQ_S_TIMER: u64 = 5;
+pub const IRQ_M_TIMER: u64 = 7;
+pub const IRQ_S_EXT: u64 = 9;
+pub const IRQ_M_EXT: u64 = 11;
+pub const MIP_SSIP: u64 = 1 << IRQ_S_SOFT;
+pub const MIP_MSIP: u64 = 1 << IRQ_M_SOFT;
+pub const MIP_STIP: u64 = 1 << IRQ_S_TIMER;
+pub const MIP_MTIP: u64 = 1 << IRQ_M_TIMER;
+pub const MIP_SEIP: u64 = 1 << IRQ_S_EXT;
+pub const MIP_MEIP: u64 = 1 << IRQ_M_EXT;
+const S_MODE_INTERRUPTS: u64 = MIP_SSIP | MIP_STIP | MIP_SEIP;
+const ALL_INTERRUPTS: u64 = S_MODE_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP;
+
+/// Exceptions medeleg can delegate: every cause except ecall from M (read-only zero, §3.1.8).
+const DELEGABLE_EXCEPTIONS: u64 = 0x3ff | (1 << 12) | (1 << 13) | (1 << 15);
+
+/// menvcfg fields (§3.1.18) this hart implements: FIOM and Sstc's STCE.
+pub const MENVCFG_FIOM: u64 = 1;
+pub const MENVCFG_STCE: u64 = 1 << 63;
+
+/// satp (§4.1.11): MODE, ASID (16 bits kept), PPN.
+pub const SATP_MODE_SHIFT: u32 = 60;
+pub const SATP_MODE_BARE: u64 = 0;
+pub const SATP_MODE_SV39: u64 = 8;
+pub const SATP_MODE_SV48: u64 = 9;
+pub const SATP_MODE_SV57: u64 = 10;
+pub const SATP_ASID: u64 = 0xffff << 44;
+pub const SATP_PPN: u64 = (1 << 44) - 1;
+
+/// Counter-enable bits (mcounteren/scounteren).
+const COUNTEREN_TM: u64 = 1 << 1;
+
+/// misa: MXL = 2 (RV64), I M A F D C S U (§3.1.1).
+pub const MISA_VALUE: u64 = (2 << 62)
+    | (1 << (b'A' - b'A'))
+    | (1 << (b'C' - b'A'))
+    | (1 << (b'D' - b'A'))
+    | (1 << (b'F' - b'A'))
+    | (1 << (b'I' - b'A'))
+    | (1 << (b'M' - b'A'))
+    | (1 << (b'S' - b'A'))
+    | (1 << (b'U' - b'A'));
+
+/// CSR state of one hart (fflags/frm live in `RiscvCpu`, where FP lifters reach them).
 #[repr(C)]
 #[derive(Clone, Debug, Default)]
 pub struct Csrs {
     pub mstatus: u64,
+    pub misa: u64,
+    pub medeleg: u64,
+    pub mideleg: u64,
+    pub mie: u64,
+    /// Software-writable mip bits (SSIP, STIP, SEIP); device lines are ORed in on read.
+    pub mip: u64,
+    pub mtvec: u64,
+    pub stvec: u64,
+    pub mscratch: u64,
+    pub sscratch: u64,
+    pub mepc: u64,
+    pub sepc: u64,
+    pub mcause: u64,
+    pub scause: u64,
+    pub mtval: u64,
+    pub stval: u64,
+    pub satp: u64,
+    pub mcounteren: u64,
+    pub scounteren: u64,
+    pub mcountinhibit: u64,
+    pub menvcfg: u64,
+    pub senvcfg: u64,
+    pub stimecmp: u64,
+    /// mcycle = insn_count + mcycle_offset (writes move the offset, never the count).
+    pub mcycle_offset: u64,
+    pub minstret_offset: u64,
+    pub pmp: Pmp,
 }
+
+impl Csrs {
+    /// Reset values (§3.4; QEMU `riscv_cpu_reset`).
+    pub fn reset() -> Csrs {
+        Csrs {
+            mstatus: (2 << 32) | (2 << 34),
+            misa: MISA_VALUE,
+            stimecmp: u64::MAX,
+            ..Csrs::default()
+        }
+    }
+}
+
+/// Why a CSR access is refused: always an illegal-instruction exception.
+struct Refused;
+type Pred = fn(&RiscvCpu, u16) -> Result<(), Refused>;
+type ReadFn = fn(&mut RiscvCpu, u16) -> u64;
+type WriteFn = fn(&mut RiscvCpu, u16, u64);
+
+/// One row of the CSR table: numbers `first..=last` share the row.
+struct CsrDef {
+    first: u16,
+    last: u16,
+    #[allow(dead_code)]
+    name: &'static str,
+    pred: Pred,
+    read: ReadFn,
+    write: WriteFn,
+}
+
+const fn csr(name: &'static str, num: u16, pred: Pred, read: ReadFn, write: WriteFn) -> CsrDef {
+    CsrDef {
+        first: num,
+        last: num,
+        name,
+        pred,
+        read,
+        write,
+    }
+}
+
+const fn csrs(
+    name: &'static str,
+    first: u16,
+    last: u16,
+    pred: Pred,
+    read: ReadFn,
+    write: WriteFn,
+) -> CsrDef {
+    CsrDef {
+        first,
+        last,
+        name,
+        pred,
+        read,
+        write,
+    }
+}
+
+// ---- predicates (QEMU csr.c `fs`, `ctr`, `smode`, `sstc`, ...) ----
+
+fn any(_: &RiscvCpu, _: u16) -> Result<(), Refused> {
+    Ok(())
+}
+
+/// FP CSRs need mstatus.FS != Off (§3.1.6.6).
+fn fs(cpu: &RiscvCpu, _: u16) -> Result<(), Refused> {
+    if (cpu.csr.mstatus & MSTATUS_FS) >> MSTATUS_FS_SHIFT == FS_OFF {
+        Err(Refused)
+    } else {
+        Ok(())
+    }
+}
+
+/// cycle/time/instret/hpmcounterN from S need mcounteren, from U also scounteren (§3.1.11).
+fn ctr(cpu: &RiscvCpu, num: u16) -> Result<(), Refused> {
+    let bit = 1u64 << (num & 0x1f);
+    let ok = match cpu.priv_level() {
+        Privilege::Machine => true,
+        Privilege::Supervisor => cpu.csr.mcounteren & bit != 0,
+        Privilege::User => cpu.csr.mcounteren & cpu.csr.scounteren & bit != 0,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Refused)
+    }
+}
+
+/// satp in S-mode traps when mstatus.TVM (§3.1.6.5).
+fn satp_pred(cpu: &RiscvCpu, _: u16) -> Result<(), Refused> {
+    if cpu.priv_level() == Privilege::Supervisor && cpu.csr.mstatus & MSTATUS_TVM != 0 {
+        Err(Refused)
+    } else {
+        Ok(())
+    }
+}
+
+/// stimecmp (Sstc): from S only with mcounteren.TM and menvcfg.STCE.
+fn sstc(cpu: &RiscvCpu, _: u16) -> Result<(), Refused> {
+    if cpu.priv_level() == Privilege::Machine
+        || (cpu.csr.mcounteren & COUNTEREN_TM != 0 && cpu.csr.menvcfg & MENVCFG_STCE != 0)
+    {
+        Ok(())
+    } else {
+        Err(Refused)
+    }
+}
+
+/// RV64 has only the even pmpcfg registers (§3.7.1).
+fn pmpcfg_pred(_: &RiscvCpu, num: u16) -> Result<(), Refused> {
+    if num & 1 == 0 {
+        Ok(())
+    } else {
+        Err(Refused)
+    }
+}
+
+// ---- read/write functions ----
+
+fn read_zero(_: &mut RiscvCpu, _: u16) -> u64 {
+    0
+}
+fn write_ignore(_: &mut RiscvCpu, _: u16, _: u64) {}
+
+macro_rules! plain {
+    ($read:ident, $write:ident, $field:ident, $mask:expr) => {
+        fn $read(cpu: &mut RiscvCpu, _: u16) -> u64 {
+            cpu.csr.$field
+        }
+        fn $write(cpu: &mut RiscvCpu, _: u16, v: u64) {
+            cpu.csr.$field = v & $mask;
+        }
+    };
+}
+
+plain!(read_mscratch, write_mscratch, mscratch, u64::MAX);
+plain!(read_sscratch, write_sscratch, sscratch, u64::MAX);
+plain!(read_mcause, write_mcause, mcause, u64::MAX);
+plain!(read_scause, write_scause, scause, u64::MAX);
+plain!(read_mtval, write_mtval, mtval, u64::MAX);
+plain!(read_stval, write_stval, stval, u64::MAX);
+plain!(read_mepc, write_mepc, mepc, !1);
+plain!(read_sepc, write_sepc, sepc, !1);
+plain!(read_medeleg, write_medeleg, medeleg, DELEGABLE_EXCEPTIONS);
+plain!(read_mideleg, write_mideleg, mideleg, S_MODE_INTERRUPTS);
+plain!(read_mie, write_mie, mie, ALL_INTERRUPTS);
+plain!(read_mcounteren, write_mcounteren, mcounteren, 0xffff_ffff);
+plain!(read_scounteren, write_scounteren, scounteren, 0xffff_ffff);
+plain!(
+    read_mcountinhibit,
+    write_mcountinhibit,
+    mcountinhibit,
+    0xffff_fffd
+);
+plain!(read_senvcfg, write_senvcfg, senvcfg, MENVCFG_FIOM);
+plain!(
+    read_menvcfg,
+    write_menvcfg,
+    menvcfg,
+    MENVCFG_FIOM | MENVCFG_STCE
+);
+plain!(read_stimecmp, write_stimecmp, stimecmp, u64::MAX);
+
+/// mstatus.SD summarizes FS/XS dirty (§3.1.6.6).
+fn with_sd(s: u64) -> u64 {
+    if s & MSTATUS_FS == MSTATUS_FS || s & MSTATUS_XS == MSTATUS_XS {
+        s | MSTATUS_SD
+    } else {
+        s & !MSTATUS_SD
+    }
+}
+
+fn read_mstatus(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    with_sd(cpu.csr.mstatus)
+}
+
+/// mstatus write (WARL, QEMU `write_mstatus`): UXL/SXL stay 2, MPP keeps its old value when
+/// written the reserved 2. Changes of MPRV/MPP/SUM/MXR select another mmu_idx (see mmu.rs), so
+/// no TLB flush is needed.
+fn write_mstatus(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    const MASK: u64 = MSTATUS_SIE
+        | MSTATUS_SPIE
+        | MSTATUS_MIE
+        | MSTATUS_MPIE
+        | MSTATUS_SPP
+        | MSTATUS_MPRV
+        | MSTATUS_SUM
+        | MSTATUS_MPP
+        | MSTATUS_MXR
+        | MSTATUS_TVM
+        | MSTATUS_TSR
+        | MSTATUS_TW
+        | MSTATUS_FS;
+    let old = cpu.csr.mstatus;
+    let mut new = (old & !MASK) | (v & MASK);
+    if (new & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT == 2 {
+        new = (new & !MSTATUS_MPP) | (old & MSTATUS_MPP);
+    }
+    cpu.csr.mstatus = with_sd(new);
+}
+
+/// The sstatus view of mstatus (§4.1.1).
+const SSTATUS_READ: u64 = MSTATUS_SIE
+    | MSTATUS_SPIE
+    | MSTATUS_SPP
+    | MSTATUS_FS
+    | MSTATUS_XS
+    | MSTATUS_SUM
+    | MSTATUS_MXR
+    | MSTATUS_UXL
+    | MSTATUS_SD;
+const SSTATUS_WRITE: u64 =
+    MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM | MSTATUS_MXR;
+
+fn read_sstatus(cpu: &mut RiscvCpu, n: u16) -> u64 {
+    read_mstatus(cpu, n) & SSTATUS_READ
+}
+fn write_sstatus(cpu: &mut RiscvCpu, n: u16, v: u64) {
+    let m = cpu.csr.mstatus;
+    write_mstatus(cpu, n, (m & !SSTATUS_WRITE) | (v & SSTATUS_WRITE));
+}
+
+fn read_misa(_: &mut RiscvCpu, _: u16) -> u64 {
+    MISA_VALUE
+}
+
+fn read_mip(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.effective_mip()
+}
+/// mip: SSIP, STIP (unless Sstc drives it) and SEIP are writable from M (QEMU `rmw_mip64`);
+/// MEIP/MTIP/MSIP come from device lines.
+fn write_mip(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    let mut mask = S_MODE_INTERRUPTS;
+    if cpu.csr.menvcfg & MENVCFG_STCE != 0 {
+        mask &= !MIP_STIP;
+    }
+    cpu.csr.mip = (cpu.csr.mip & !mask) | (v & mask);
+}
+fn read_sip(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.effective_mip() & cpu.csr.mideleg
+}
+/// sip: only SSIP is writable, and only when delegated (§4.1.3).
+fn write_sip(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    let mask = MIP_SSIP & cpu.csr.mideleg;
+    cpu.csr.mip = (cpu.csr.mip & !mask) | (v & mask);
+}
+fn read_sie(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.csr.mie & cpu.csr.mideleg
+}
+fn write_sie(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    let mask = cpu.csr.mideleg & S_MODE_INTERRUPTS;
+    cpu.csr.mie = (cpu.csr.mie & !mask) | (v & mask);
+}
+
+/// xtvec: MODE 0 (direct) and 1 (vectored); a reserved mode keeps the old value (QEMU).
+fn read_mtvec(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.csr.mtvec
+}
+fn write_mtvec(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    if v & 3 < 2 {
+        cpu.csr.mtvec = v;
+    }
+}
+fn read_stvec(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.csr.stvec
+}
+fn write_stvec(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    if v & 3 < 2 {
+        cpu.csr.stvec = v;
+    }
+}
+
+fn read_satp(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.csr.satp
+}
+/// satp (§4.1.11): a write with an unsupported MODE is ignored entirely; any change flushes
+/// the TLB (QEMU flushes on ASID changes; flushing on every change also covers PPN/MODE).
+fn write_satp(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    let mode = v >> SATP_MODE_SHIFT;
+    if !matches!(
+        mode,
+        SATP_MODE_BARE | SATP_MODE_SV39 | SATP_MODE_SV48 | SATP_MODE_SV57
+    ) {
+        return;
+    }
+    let new = v & ((0xf << SATP_MODE_SHIFT) | SATP_ASID | SATP_PPN);
+    if new != cpu.csr.satp {
+        cpu.csr.satp = new;
+        cpu.common.tlb_flush();
+    }
+}
+
+fn read_fflags(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.fflags & 0x1f
+}
+fn write_fflags(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    cpu.mark_fs_dirty();
+    cpu.fflags = v & 0x1f;
+}
+fn read_frm(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.frm & 7
+}
+fn write_frm(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    cpu.mark_fs_dirty();
+    cpu.frm = v & 7;
+}
+fn read_fcsr(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    ((cpu.frm & 7) << 5) | (cpu.fflags & 0x1f)
+}
+fn write_fcsr(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    cpu.mark_fs_dirty();
+    cpu.frm = (v >> 5) & 7;
+    cpu.fflags = v & 0x1f;
+}
+
+fn read_cycle(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.common.insn_count.wrapping_add(cpu.csr.mcycle_offset)
+}
+/// mcycle counts retired instructions too (one cycle each). A write takes effect after the
+/// writing instruction retires (§3.1.10, as Spike does), so the count it adds is excluded.
+fn write_mcycle(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    cpu.csr.mcycle_offset = v.wrapping_sub(cpu.common.insn_count.wrapping_add(1));
+}
+fn read_instret(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.common.insn_count.wrapping_add(cpu.csr.minstret_offset)
+}
+/// As `write_mcycle`: the writing instruction's own retirement is not counted.
+fn write_minstret(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    cpu.csr.minstret_offset = v.wrapping_sub(cpu.common.insn_count.wrapping_add(1));
+}
+fn read_time(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.mtime()
+}
+
+fn read_mhartid(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.hart_id
+}
+
+/// pmpcfgN (even N) packs entries 4N..4N+8 (RV64, §3.7.1); entries past 16 read zero.
+fn read_pmpcfg(cpu: &mut RiscvCpu, num: u16) -> u64 {
+    let first = usize::from(num - 0x3a0) * 4;
+    (0..8).fold(0, |acc, k| {
+        let b = cpu.csr.pmp.cfg.get(first + k).copied().unwrap_or(0);
+        acc | (u64::from(b) << (8 * k))
+    })
+}
+fn write_pmpcfg(cpu: &mut RiscvCpu, num: u16, v: u64) {
+    let first = usize::from(num - 0x3a0) * 4;
+    for k in 0..8 {
+        if first + k < PMP_ENTRIES {
+            cpu.csr.pmp.write_cfg(first + k, (v >> (8 * k)) as u8);
+        }
+    }
+    cpu.common.tlb_flush();
+}
+fn read_pmpaddr(cpu: &mut RiscvCpu, num: u16) -> u64 {
+    cpu.csr.pmp.read_addr(usize::from(num - 0x3b0))
+}
+fn write_pmpaddr(cpu: &mut RiscvCpu, num: u16, v: u64) {
+    cpu.csr.pmp.write_addr(usize::from(num - 0x3b0), v);
+    cpu.common.tlb_flush();
+}
+
+/// tinfo with no triggers implemented: only "type 0" (Debug spec §5.7.4).
+fn read_tinfo(_: &mut RiscvCpu, _: u16) -> u64 {
+    1
+}
+
+/// The CSR table (QEMU `csr_ops`). Privilege and read-only checks come from the number
+/// itself (§2.1): bits 9:8 the lowest privilege, bits 11:10 = 3 read-only.
+static CSR_TABLE: &[CsrDef] = &[
+    // Unprivileged floating-point CSRs.
+    csr("fflags", 0x001, fs, read_fflags, write_fflags),
+    csr("frm", 0x002, fs, read_frm, write_frm),
+    csr("fcsr", 0x003, fs, read_fcsr, write_fcsr),
+    // Unprivileged counters (Zicntr).
+    csr("cycle", 0xc00, ctr, read_cycle, write_ignore),
+    csr("time", 0xc01, ctr, read_time, write_ignore),
+    csr("instret", 0xc02, ctr, read_instret, write_ignore),
+    csrs(
+        "hpmcounter3..31",
+        0xc03,
+        0xc1f,
+        ctr,
+        read_zero,
+        write_ignore,
+    ),
+    // Supervisor.
+    csr("sstatus", 0x100, any, read_sstatus, write_sstatus),
+    csr("sie", 0x104, any, read_sie, write_sie),
+    csr("stvec", 0x105, any, read_stvec, write_stvec),
+    csr("scounteren", 0x106, any, read_scounteren, write_scounteren),
+    csr("senvcfg", 0x10a, any, read_senvcfg, write_senvcfg),
+    csr("sscratch", 0x140, any, read_sscratch, write_sscratch),
+    csr("sepc", 0x141, any, read_sepc, write_sepc),
+    csr("scause", 0x142, any, read_scause, write_scause),
+    csr("stval", 0x143, any, read_stval, write_stval),
+    csr("sip", 0x144, any, read_sip, write_sip),
+    csr("stimecmp", 0x14d, sstc, read_stimecmp, write_stimecmp),
+    csr("satp", 0x180, satp_pred, read_satp, write_satp),
+    // Machine information.
+    csr("mvendorid", 0xf11, any, read_zero, write_ignore),
+    csr("marchid", 0xf12, any, read_zero, write_ignore),
+    csr("mimpid", 0xf13, any, read_zero, write_ignore),
+    csr("mhartid", 0xf14, any, read_mhartid, write_ignore),
+    csr("mconfigptr", 0xf15, any, read_zero, write_ignore),
+    // Machine trap setup and handling.
+    csr("mstatus", 0x300, any, read_mstatus, write_mstatus),
+    csr("misa", 0x301, any, read_misa, write_ignore),
+    csr("medeleg", 0x302, any, read_medeleg, write_medeleg),
+    csr("mideleg", 0x303, any, read_mideleg, write_mideleg),
+    csr("mie", 0x304, any, read_mie, write_mie),
+    csr("mtvec", 0x305, any, read_mtvec, write_mtvec),
+    csr("mcounteren", 0x306, any, read_mcounteren, write_mcounteren),
+    csr("menvcfg", 0x30a, any, read_menvcfg, write_menvcfg),
+    csr(
+        "mcountinhibit",
+        0x320,
+        any,
+        read_mcountinhibit,
+        write_mcountinhibit,
+    ),
+    csrs("mhpmevent3..31", 0x323, 0x33f, any, read_zero, write_ignore),
+    csr("mscratch", 0x340, any, read_mscratch, write_mscratch),
+    csr("mepc", 0x341, any, read_mepc, write_mepc),
+    csr("mcause", 0x342, any, read_mcause, write_mcause),
+    csr("mtval", 0x343, any, read_mtval, write_mtval),
+    csr("mip", 0x344, any, read_mip, write_mip),
+    // Physical memory protection.
+    csrs(
+        "pmpcfg0..15",
+        0x3a0,
+        0x3af,
+        pmpcfg_pred,
+        read_pmpcfg,
+        write_pmpcfg,
+    ),
+    csrs(
+        "pmpaddr0..63",
+        0x3b0,
+        0x3ef,
+        any,
+        read_pmpaddr,
+        write_pmpaddr,
+    ),
+    // Debug triggers: none implemented (tselect stays 0, tdata1 reads type 0).
+    csr("tselect", 0x7a0, any, read_zero, write_ignore),
+    csrs("tdata1..3", 0x7a1, 0x7a3, any, read_zero, write_ignore),
+    csr("tinfo", 0x7a4, any, read_tinfo, write_ignore),
+    // Machine counters.
+    csr("mcycle", 0xb00, any, read_cycle, write_mcycle),
+    csr("minstret", 0xb02, any, read_instret, write_minstret),
+    csrs(
+        "mhpmcounter3..31",
+        0xb03,
+        0xb1f,
+        any,
+        read_zero,
+        write_ignore,
+    ),
+];
+
+/// CSR number → row of `CSR_TABLE`, built once.
+fn csr_index() -> &'static [u8; 4096] {
+    static INDEX: OnceLock<Box<[u8; 4096]>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut idx = Box::new([u8::MAX; 4096]);
+        for (row, d) in CSR_TABLE.iter().enumerate() {
+            for n in d.first..=d.last {
+                if let Some(slot) = idx.get_mut(usize::from(n)) {
+                    *slot = row as u8;
+                }
+            }
+        }
+        idx
+    })
+}
+
+fn lookup(num: u16) -> Option<&'static CsrDef> {
+    let row = *csr_index().get(usize::from(num))?;
+    CSR_TABLE.get(usize::from(row))
+}
+
+/// `HELPER_CSR` first-argument flags.
+pub const CSR_OP_SHIFT: u32 = 12;
+pub const CSR_NO_READ: u64 = 1 << 14;
+pub const CSR_NO_WRITE: u64 = 1 << 15;
+pub const CSR_OP_RW: u64 = 1;
+pub const CSR_OP_RS: u64 = 2;
+pub const CSR_OP_RC: u64 = 3;
+
+impl RiscvCpu {
+    /// mstatus.FS = Dirty (and SD).
+    pub fn mark_fs_dirty(&mut self) {
+        self.csr.mstatus |= MSTATUS_FS | MSTATUS_SD;
+    }
+
+    /// One Zicsr access (Unprivileged ISA ch. 9, Privileged §2.1): `op` is funct3 & 3.
+    /// Returns the old value (0 when `no_read`).
+    pub fn csr_access(
+        &mut self,
+        num: u16,
+        op: u64,
+        no_read: bool,
+        no_write: bool,
+        src: u64,
+        insn: u64,
+    ) -> Result<u64, Exception> {
+        let illegal = Exception::IllegalInstruction(insn & 0xffff_ffff);
+        let def = lookup(num).ok_or(illegal)?;
+        if u64::from((num >> 8) & 3) > self.privilege {
+            return Err(illegal);
+        }
+        if !no_write && (num >> 10) & 3 == 3 {
+            return Err(illegal);
+        }
+        (def.pred)(self, num).map_err(|_| illegal)?;
+        let old = if no_read && op == CSR_OP_RW {
+            0
+        } else {
+            (def.read)(self, num)
+        };
+        if !no_write {
+            let new = match op {
+                CSR_OP_RW => src,
+                CSR_OP_RS => old | src,
+                CSR_OP_RC => old & !src,
+                _ => return Err(illegal),
+            };
+            (def.write)(self, num, new);
+        }
+        Ok(old)
+    }
+
+    /// Read a CSR as M-mode would (for debuggers and tests); None if it does not exist.
+    pub fn csr_read(&mut self, num: u16) -> Option<u64> {
+        let def = lookup(num)?;
+        Some((def.read)(self, num))
+    }
+}
+
+extern "C" fn helper_csr(env: *mut CpuCommon, arg: u64, src: u64, insn: u64, _: u64) -> u64 {
+    let cpu = state_of::<RiscvCpu>(env);
+    let num = (arg & 0xfff) as u16;
+    let op = (arg >> CSR_OP_SHIFT) & 3;
+    match cpu.csr_access(
+        num,
+        op,
+        arg & CSR_NO_READ != 0,
+        arg & CSR_NO_WRITE != 0,
+        src,
+        insn,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            cpu.raise(e);
+            0
+        }
+    }
+}
+
+extern "C" fn helper_mark_fs_dirty(env: *mut CpuCommon, _: u64, _: u64, _: u64, _: u64) -> u64 {
+    state_of::<RiscvCpu>(env).mark_fs_dirty();
+    0
+}
+
+/// `csr(num | op << 12 | NO_READ | NO_WRITE, src, insn) -> old value`.
+pub static HELPER_CSR: HelperDef = HelperDef {
+    name: "rv.csr",
+    func: helper_csr,
+    args: 3,
+    ret: true,
+    effects: HelperEffects {
+        reads_state: true,
+        writes_state: true,
+        may_raise: true,
+    },
+};
+
+/// `mark_fs_dirty()`: mstatus.FS = Dirty before an instruction writes FP state.
+pub static HELPER_MARK_FS_DIRTY: HelperDef = HelperDef {
+    name: "rv.mark_fs_dirty",
+    func: helper_mark_fs_dirty,
+    args: 0,
+    ret: false,
+    effects: HelperEffects {
+        reads_state: false,
+        writes_state: false,
+        may_raise: false,
+    },
+};

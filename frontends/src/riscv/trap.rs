@@ -1,1 +1,429 @@
-//! (being written)
+//! Exceptions, interrupts and trap return (Privileged ISA §3.1.6–§3.1.9, §3.3.2, §4.1.1–§4.1.3),
+//! after QEMU 7.2 `target/riscv/cpu_helper.c` (`riscv_cpu_do_interrupt`) and `op_helper.c`.
+
+use emu_jit::env::CpuCommon;
+use emu_jit::helper::{state_of, HelperDef};
+use emu_jit::ir::HelperEffects;
+
+use super::cpu::{Privilege, RiscvCpu};
+use super::csr::*;
+
+/// Synchronous exceptions, named after the Privileged ISA Table 3.6, with their trap value
+/// (xtval) where the architecture gives one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Exception {
+    InstructionAddressMisaligned(u64),
+    InstructionAccessFault(u64),
+    /// The trap value is the instruction's encoding.
+    IllegalInstruction(u64),
+    /// The trap value is the breakpoint's address.
+    Breakpoint(u64),
+    LoadAddressMisaligned(u64),
+    LoadAccessFault(u64),
+    StoreAmoAddressMisaligned(u64),
+    StoreAmoAccessFault(u64),
+    EnvironmentCallFromUMode,
+    EnvironmentCallFromSMode,
+    EnvironmentCallFromMMode,
+    InstructionPageFault(u64),
+    LoadPageFault(u64),
+    StoreAmoPageFault(u64),
+}
+
+impl Exception {
+    /// The exception code written to xcause (Table 3.6).
+    pub fn cause(self) -> u64 {
+        use Exception::*;
+        match self {
+            InstructionAddressMisaligned(_) => 0,
+            InstructionAccessFault(_) => 1,
+            IllegalInstruction(_) => 2,
+            Breakpoint(_) => 3,
+            LoadAddressMisaligned(_) => 4,
+            LoadAccessFault(_) => 5,
+            StoreAmoAddressMisaligned(_) => 6,
+            StoreAmoAccessFault(_) => 7,
+            EnvironmentCallFromUMode => 8,
+            EnvironmentCallFromSMode => 9,
+            EnvironmentCallFromMMode => 11,
+            InstructionPageFault(_) => 12,
+            LoadPageFault(_) => 13,
+            StoreAmoPageFault(_) => 15,
+        }
+    }
+
+    /// The value written to xtval.
+    pub fn tval(self) -> u64 {
+        use Exception::*;
+        match self {
+            InstructionAddressMisaligned(v)
+            | InstructionAccessFault(v)
+            | IllegalInstruction(v)
+            | Breakpoint(v)
+            | LoadAddressMisaligned(v)
+            | LoadAccessFault(v)
+            | StoreAmoAddressMisaligned(v)
+            | StoreAmoAccessFault(v)
+            | InstructionPageFault(v)
+            | LoadPageFault(v)
+            | StoreAmoPageFault(v) => v,
+            EnvironmentCallFromUMode | EnvironmentCallFromSMode | EnvironmentCallFromMMode => 0,
+        }
+    }
+}
+
+/// Interrupt codes in decreasing priority order (Privileged ISA §3.1.9): MEI, MSI, MTI, SEI,
+/// SSI, STI.
+const IRQ_PRIORITY: [u64; 6] = [
+    IRQ_M_EXT,
+    IRQ_M_SOFT,
+    IRQ_M_TIMER,
+    IRQ_S_EXT,
+    IRQ_S_SOFT,
+    IRQ_S_TIMER,
+];
+
+impl RiscvCpu {
+    /// Record a guest exception for the run loop (or the executing block) to deliver.
+    pub fn raise(&mut self, e: Exception) {
+        self.pending_cause = e.cause();
+        self.pending_tval = e.tval();
+        self.common.exception_pending = 1;
+    }
+
+    /// Take the pending exception recorded by a helper or the slow path (if any): trap entry
+    /// at `common.pc`.
+    pub fn deliver_exception(&mut self) {
+        if self.common.exception_pending == 0 {
+            return;
+        }
+        self.common.exception_pending = 0;
+        let (cause, tval) = (self.pending_cause, self.pending_tval);
+        self.trap_enter(cause, tval, false);
+    }
+
+    /// Trap entry (Privileged ISA §3.1.6.1, §3.1.8, §4.1.1): choose M or S by delegation, save
+    /// pc/cause/tval and the interrupt-enable stack, jump to xtvec.
+    pub fn trap_enter(&mut self, cause: u64, tval: u64, interrupt: bool) {
+        let prv = self.priv_level();
+        let deleg = if interrupt {
+            self.csr.mideleg
+        } else {
+            self.csr.medeleg
+        };
+        let to_s = prv <= Privilege::Supervisor && cause < 64 && (deleg >> cause) & 1 != 0;
+        let xcause = cause | if interrupt { 1 << 63 } else { 0 };
+        let ms = self.csr.mstatus;
+        let (tvec, new_priv) = if to_s {
+            self.csr.scause = xcause;
+            self.csr.sepc = self.common.pc;
+            self.csr.stval = tval;
+            let mut s = ms & !(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP);
+            if ms & MSTATUS_SIE != 0 {
+                s |= MSTATUS_SPIE;
+            }
+            if prv != Privilege::User {
+                s |= MSTATUS_SPP;
+            }
+            self.csr.mstatus = s;
+            (self.csr.stvec, Privilege::Supervisor)
+        } else {
+            self.csr.mcause = xcause;
+            self.csr.mepc = self.common.pc;
+            self.csr.mtval = tval;
+            let mut s = ms & !(MSTATUS_MPIE | MSTATUS_MIE | MSTATUS_MPP);
+            if ms & MSTATUS_MIE != 0 {
+                s |= MSTATUS_MPIE;
+            }
+            s |= (prv as u64) << MSTATUS_MPP_SHIFT;
+            self.csr.mstatus = s;
+            (self.csr.mtvec, Privilege::Machine)
+        };
+        // xtvec MODE 1 (vectored): interrupts go to BASE + 4 * cause (§3.1.7).
+        let base = tvec & !3;
+        self.common.pc = if interrupt && tvec & 3 == 1 {
+            base.wrapping_add(4 * cause)
+        } else {
+            base
+        };
+        self.privilege = new_priv as u64;
+        // An SC after a trap must fail (Unprivileged ISA §8.2, as QEMU clears load_res).
+        self.reservation = u64::MAX;
+    }
+
+    /// mip as the hart sees it: software-written bits, device lines and the Sstc timer.
+    pub fn effective_mip(&self) -> u64 {
+        let lines = self.irq_lines.load(std::sync::atomic::Ordering::Acquire);
+        let mut mip = self.csr.mip | (lines & (MIP_MEIP | MIP_MTIP | MIP_MSIP | MIP_SEIP));
+        if self.csr.menvcfg & MENVCFG_STCE != 0 {
+            mip &= !MIP_STIP;
+            if self.mtime() >= self.csr.stimecmp {
+                mip |= MIP_STIP;
+            }
+        }
+        mip
+    }
+
+    /// The interrupt to take now, if any (§3.1.9; QEMU `riscv_cpu_local_irq_pending`):
+    /// interrupts for M first, then those delegated to S, each in priority order.
+    pub fn pending_interrupt(&self) -> Option<u64> {
+        let pending = self.effective_mip() & self.csr.mie;
+        if pending == 0 {
+            return None;
+        }
+        let prv = self.priv_level();
+        let ms = self.csr.mstatus;
+        let m_enabled = prv < Privilege::Machine || ms & MSTATUS_MIE != 0;
+        let s_enabled =
+            prv < Privilege::Supervisor || (prv == Privilege::Supervisor && ms & MSTATUS_SIE != 0);
+        let m_irqs = if m_enabled {
+            pending & !self.csr.mideleg
+        } else {
+            0
+        };
+        let s_irqs = if s_enabled {
+            pending & self.csr.mideleg
+        } else {
+            0
+        };
+        let pick = |set: u64| IRQ_PRIORITY.iter().copied().find(|&i| set & (1 << i) != 0);
+        pick(m_irqs).or_else(|| pick(s_irqs))
+    }
+
+    /// Take the highest-priority pending and enabled interrupt: trap entry at `common.pc`.
+    /// Returns whether one was taken.
+    pub fn check_interrupts(&mut self) -> bool {
+        match self.pending_interrupt() {
+            Some(irq) => {
+                self.trap_enter(irq, 0, true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// WFI wakes up on any locally enabled pending interrupt, regardless of the global
+    /// enables (Privileged ISA §3.3.3).
+    pub fn interrupt_pending_for_wfi(&self) -> bool {
+        self.effective_mip() & self.csr.mie != 0
+    }
+
+    /// Virtual time (ns) at which the Sstc timer fires, when it is enabled (menvcfg.STCE).
+    pub fn next_timer_deadline_ns(&self) -> Option<u64> {
+        if self.csr.menvcfg & MENVCFG_STCE == 0 {
+            return None;
+        }
+        Some(
+            self.csr
+                .stimecmp
+                .saturating_mul(emu_devices::clock::NS_PER_MTIME_TICK),
+        )
+    }
+
+    /// mret (§3.3.2): only in M-mode. Returns the new pc.
+    fn mret(&mut self, insn: u64) -> Result<u64, Exception> {
+        if self.priv_level() != Privilege::Machine {
+            return Err(Exception::IllegalInstruction(insn));
+        }
+        let ms = self.csr.mstatus;
+        let mpp = Privilege::from_bits(ms >> MSTATUS_MPP_SHIFT);
+        let mut s = ms & !(MSTATUS_MIE | MSTATUS_MPP);
+        if ms & MSTATUS_MPIE != 0 {
+            s |= MSTATUS_MIE;
+        }
+        s |= MSTATUS_MPIE;
+        // Priv 1.12: xRET to a mode below M clears MPRV.
+        if mpp != Privilege::Machine {
+            s &= !MSTATUS_MPRV;
+        }
+        self.csr.mstatus = s;
+        self.privilege = mpp as u64;
+        self.reservation = u64::MAX;
+        Ok(self.csr.mepc & epc_mask())
+    }
+
+    /// sret (§3.3.2, §4.1.1): S or M mode; illegal in S when mstatus.TSR.
+    fn sret(&mut self, insn: u64) -> Result<u64, Exception> {
+        let prv = self.priv_level();
+        let ms = self.csr.mstatus;
+        if prv < Privilege::Supervisor || (prv == Privilege::Supervisor && ms & MSTATUS_TSR != 0) {
+            return Err(Exception::IllegalInstruction(insn));
+        }
+        let spp = if ms & MSTATUS_SPP != 0 {
+            Privilege::Supervisor
+        } else {
+            Privilege::User
+        };
+        let mut s = ms & !(MSTATUS_SIE | MSTATUS_SPP | MSTATUS_MPRV);
+        if ms & MSTATUS_SPIE != 0 {
+            s |= MSTATUS_SIE;
+        }
+        s |= MSTATUS_SPIE;
+        self.csr.mstatus = s;
+        self.privilege = spp as u64;
+        self.reservation = u64::MAX;
+        Ok(self.csr.sepc & epc_mask())
+    }
+
+    /// wfi (§3.3.3; QEMU `helper_wfi`): illegal in U-mode, and in S-mode when mstatus.TW.
+    fn wfi(&mut self, insn: u64) -> Result<(), Exception> {
+        let prv = self.priv_level();
+        let tw = self.csr.mstatus & MSTATUS_TW != 0;
+        if prv == Privilege::User || (prv == Privilege::Supervisor && tw) {
+            return Err(Exception::IllegalInstruction(insn));
+        }
+        Ok(())
+    }
+
+    /// sfence.vma (§4.2.1): illegal in U-mode and in S-mode when mstatus.TVM. Flushes every
+    /// translation (as QEMU 7.2 does): a page-selective flush would also have to find the
+    /// 4 KiB TLB entries of a superpage.
+    fn sfence_vma(&mut self, insn: u64) -> Result<(), Exception> {
+        let prv = self.priv_level();
+        if prv == Privilege::User
+            || (prv == Privilege::Supervisor && self.csr.mstatus & MSTATUS_TVM != 0)
+        {
+            return Err(Exception::IllegalInstruction(insn));
+        }
+        self.common.tlb_flush();
+        Ok(())
+    }
+
+    /// An encoding emu does not implement (DESIGN.md §9): log once, remember it for
+    /// `--strict`, raise illegal instruction.
+    fn unimplemented_insn(&mut self, insn: u32) {
+        let pc = self.common.pc;
+        if self.unimplemented_logged.insert(insn) {
+            log::warn!("riscv: unimplemented instruction {insn:#010x} at pc {pc:#x}");
+        }
+        if self.unimplemented.is_none() {
+            self.unimplemented = Some((pc, insn));
+        }
+        self.raise(Exception::IllegalInstruction(u64::from(insn)));
+    }
+}
+
+/// xEPC bit 0 is always zero; bit 1 is masked on read when IALIGN = 32 (misa.C clear). misa is
+/// read-only here with C set, so only bit 0 is cleared.
+fn epc_mask() -> u64 {
+    !1
+}
+
+const RAISES: HelperEffects = HelperEffects {
+    reads_state: true,
+    writes_state: true,
+    may_raise: true,
+};
+
+extern "C" fn helper_raise(env: *mut CpuCommon, cause: u64, tval: u64, _: u64, _: u64) -> u64 {
+    let cpu = state_of::<RiscvCpu>(env);
+    cpu.pending_cause = cause;
+    cpu.pending_tval = tval;
+    cpu.common.exception_pending = 1;
+    0
+}
+
+extern "C" fn helper_illegal(env: *mut CpuCommon, insn: u64, _: u64, _: u64, _: u64) -> u64 {
+    state_of::<RiscvCpu>(env).raise(Exception::IllegalInstruction(insn & 0xffff_ffff));
+    0
+}
+
+extern "C" fn helper_unimplemented(env: *mut CpuCommon, insn: u64, _: u64, _: u64, _: u64) -> u64 {
+    state_of::<RiscvCpu>(env).unimplemented_insn(insn as u32);
+    0
+}
+
+extern "C" fn helper_mret(env: *mut CpuCommon, insn: u64, _: u64, _: u64, _: u64) -> u64 {
+    let cpu = state_of::<RiscvCpu>(env);
+    cpu.mret(insn).unwrap_or_else(|e| {
+        cpu.raise(e);
+        0
+    })
+}
+
+extern "C" fn helper_sret(env: *mut CpuCommon, insn: u64, _: u64, _: u64, _: u64) -> u64 {
+    let cpu = state_of::<RiscvCpu>(env);
+    cpu.sret(insn).unwrap_or_else(|e| {
+        cpu.raise(e);
+        0
+    })
+}
+
+extern "C" fn helper_wfi(env: *mut CpuCommon, insn: u64, _: u64, _: u64, _: u64) -> u64 {
+    let cpu = state_of::<RiscvCpu>(env);
+    if let Err(e) = cpu.wfi(insn) {
+        cpu.raise(e);
+    }
+    0
+}
+
+extern "C" fn helper_sfence_vma(
+    env: *mut CpuCommon,
+    _vaddr: u64,
+    _asid: u64,
+    insn: u64,
+    _: u64,
+) -> u64 {
+    let cpu = state_of::<RiscvCpu>(env);
+    if let Err(e) = cpu.sfence_vma(insn) {
+        cpu.raise(e);
+    }
+    0
+}
+
+/// `raise(cause, tval)`: record a pending exception (ecall, ebreak, misaligned jump targets).
+pub static HELPER_RAISE: HelperDef = HelperDef {
+    name: "rv.raise",
+    func: helper_raise,
+    args: 2,
+    ret: false,
+    effects: RAISES,
+};
+/// `illegal(insn)`: illegal-instruction trap for a reserved or illegal encoding.
+pub static HELPER_ILLEGAL: HelperDef = HelperDef {
+    name: "rv.illegal",
+    func: helper_illegal,
+    args: 1,
+    ret: false,
+    effects: RAISES,
+};
+/// `unimplemented(insn)`: an encoding emu does not implement (logged once, `--strict`).
+pub static HELPER_UNIMPLEMENTED: HelperDef = HelperDef {
+    name: "rv.unimplemented",
+    func: helper_unimplemented,
+    args: 1,
+    ret: false,
+    effects: RAISES,
+};
+/// `mret(insn) -> new pc`.
+pub static HELPER_MRET: HelperDef = HelperDef {
+    name: "rv.mret",
+    func: helper_mret,
+    args: 1,
+    ret: true,
+    effects: RAISES,
+};
+/// `sret(insn) -> new pc`.
+pub static HELPER_SRET: HelperDef = HelperDef {
+    name: "rv.sret",
+    func: helper_sret,
+    args: 1,
+    ret: true,
+    effects: RAISES,
+};
+/// `wfi(insn)`: checks mstatus.TW; the block then exits with `Halt`.
+pub static HELPER_WFI: HelperDef = HelperDef {
+    name: "rv.wfi",
+    func: helper_wfi,
+    args: 1,
+    ret: false,
+    effects: RAISES,
+};
+/// `sfence_vma(vaddr, asid, insn)`: checks privilege and TVM, flushes the TLB.
+pub static HELPER_SFENCE_VMA: HelperDef = HelperDef {
+    name: "rv.sfence_vma",
+    func: helper_sfence_vma,
+    args: 3,
+    ret: false,
+    effects: RAISES,
+};
