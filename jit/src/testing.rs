@@ -129,7 +129,7 @@ impl TestCpu {
     /// The access is inside the RAM and respects `MemOp::aligned`.
     fn check(&self, vaddr: u64, mem: MemOp) -> bool {
         let size = u64::from(mem.size());
-        !(mem.aligned && vaddr % size != 0) && Self::ram_range(vaddr, size).is_some()
+        (!mem.aligned || vaddr.is_multiple_of(size)) && Self::ram_range(vaddr, size).is_some()
     }
 }
 
