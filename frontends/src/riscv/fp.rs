@@ -1,2 +1,1151 @@
-//! IEEE-754 binary32/binary64 arithmetic with exact RISC-V fflags (Unprivileged ISA ch. 20–21),
-//! and the helpers the F/D lifters call.
+//! IEEE-754 binary32/binary64 arithmetic with exact RISC-V fflags (Unprivileged ISA ch. 20
+//! "F", ch. 21 "D"), and the helpers the F/D lifters (`lift/rvfd.rs`) call.
+//!
+//! The arithmetic is a small unpacked-float core: an operand is unpacked to sign, exponent and
+//! an integer significand (`value = sig * 2^exp`), the operation is carried out exactly (or with
+//! a sticky bit far below the rounding position), and one [`round_pack`] per format rounds the
+//! result, detecting tininess *after* rounding as RISC-V does (§20.2 / IEEE 754-2019 §7.5).
+//! Every NaN result is the canonical NaN (§20.3). Berkeley SoftFloat with its RISC-V
+//! specialization is the differential oracle (`frontends/tests/fp_oracle.rs`).
+
+use std::cmp::Ordering;
+
+use emu_jit::env::CpuCommon;
+use emu_jit::helper::{state_of, HelperDef};
+use emu_jit::ir::HelperEffects;
+
+use super::cpu::RiscvCpu;
+use super::trap::Exception;
+
+/// fflags bits (§20.2, Table 20.2).
+pub const FLAG_NV: u32 = 0x10;
+pub const FLAG_DZ: u32 = 0x08;
+pub const FLAG_OF: u32 = 0x04;
+pub const FLAG_UF: u32 = 0x02;
+pub const FLAG_NX: u32 = 0x01;
+
+/// Rounding modes as encoded in the `rm` field and `frm` (§20.2, Table 20.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rm {
+    /// Round to nearest, ties to even.
+    Rne = 0,
+    /// Round towards zero.
+    Rtz = 1,
+    /// Round down (towards −∞).
+    Rdn = 2,
+    /// Round up (towards +∞).
+    Rup = 3,
+    /// Round to nearest, ties to max magnitude.
+    Rmm = 4,
+}
+
+impl Rm {
+    /// The static rounding mode `bits` names; `None` for the reserved encodings 5 and 6 and for
+    /// 7 (DYN), which the caller resolves through `frm`.
+    pub fn from_bits(bits: u64) -> Option<Rm> {
+        Some(match bits {
+            0 => Rm::Rne,
+            1 => Rm::Rtz,
+            2 => Rm::Rdn,
+            3 => Rm::Rup,
+            4 => Rm::Rmm,
+            _ => return None,
+        })
+    }
+
+    pub const ALL: [Rm; 5] = [Rm::Rne, Rm::Rtz, Rm::Rdn, Rm::Rup, Rm::Rmm];
+}
+
+/// An IEEE-754 binary interchange format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Format {
+    pub exp_bits: u32,
+    pub frac_bits: u32,
+}
+
+pub const BINARY32: Format = Format {
+    exp_bits: 8,
+    frac_bits: 23,
+};
+pub const BINARY64: Format = Format {
+    exp_bits: 11,
+    frac_bits: 52,
+};
+
+impl Format {
+    const fn bias(self) -> i32 {
+        (1 << (self.exp_bits - 1)) - 1
+    }
+    /// Exponent of the smallest normal number.
+    const fn emin(self) -> i32 {
+        1 - self.bias()
+    }
+    /// Precision in bits, including the hidden bit.
+    const fn prec(self) -> i32 {
+        self.frac_bits as i32 + 1
+    }
+    const fn exp_field_max(self) -> u64 {
+        (1 << self.exp_bits) - 1
+    }
+    const fn frac_mask(self) -> u64 {
+        (1 << self.frac_bits) - 1
+    }
+    const fn sign_bit(self) -> u64 {
+        1 << (self.exp_bits + self.frac_bits)
+    }
+    const fn quiet_bit(self) -> u64 {
+        1 << (self.frac_bits - 1)
+    }
+    /// The canonical NaN (§20.3): positive, quiet, zero payload.
+    pub const fn canonical_nan(self) -> u64 {
+        (self.exp_field_max() << self.frac_bits) | self.quiet_bit()
+    }
+    fn sign_of(self, sign: bool) -> u64 {
+        if sign {
+            self.sign_bit()
+        } else {
+            0
+        }
+    }
+    fn zero(self, sign: bool) -> u64 {
+        self.sign_of(sign)
+    }
+    fn inf(self, sign: bool) -> u64 {
+        self.sign_of(sign) | (self.exp_field_max() << self.frac_bits)
+    }
+    fn max_finite(self, sign: bool) -> u64 {
+        self.sign_of(sign) | ((self.exp_field_max() - 1) << self.frac_bits) | self.frac_mask()
+    }
+}
+
+/// What an encoding holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Zero,
+    /// Normal or subnormal: `sig * 2^exp`, `sig != 0`.
+    Finite,
+    Inf,
+    QNaN,
+    SNaN,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Unpacked {
+    sign: bool,
+    kind: Kind,
+    exp: i32,
+    sig: u128,
+}
+
+impl Unpacked {
+    fn is_nan(self) -> bool {
+        matches!(self.kind, Kind::QNaN | Kind::SNaN)
+    }
+    fn is_snan(self) -> bool {
+        self.kind == Kind::SNaN
+    }
+}
+
+fn unpack(fmt: Format, bits: u64) -> Unpacked {
+    let sign = bits & fmt.sign_bit() != 0;
+    let e = (bits >> fmt.frac_bits) & fmt.exp_field_max();
+    let f = bits & fmt.frac_mask();
+    let (kind, exp, sig) = if e == fmt.exp_field_max() {
+        let kind = if f == 0 {
+            Kind::Inf
+        } else if f & fmt.quiet_bit() != 0 {
+            Kind::QNaN
+        } else {
+            Kind::SNaN
+        };
+        (kind, 0, 0)
+    } else if e == 0 {
+        if f == 0 {
+            (Kind::Zero, 0, 0)
+        } else {
+            (
+                Kind::Finite,
+                fmt.emin() - fmt.frac_bits as i32,
+                u128::from(f),
+            )
+        }
+    } else {
+        (
+            Kind::Finite,
+            e as i32 - fmt.bias() - fmt.frac_bits as i32,
+            u128::from(f | (1 << fmt.frac_bits)),
+        )
+    };
+    Unpacked {
+        sign,
+        kind,
+        exp,
+        sig,
+    }
+}
+
+/// Index of the most significant set bit of a nonzero `x`.
+fn msb(x: u128) -> i32 {
+    127 - x.leading_zeros() as i32
+}
+
+/// `sig / 2^shift` rounded to an integer per `rm` for a number of sign `sign`; also whether
+/// bits were lost. A non-positive shift is exact (the caller keeps the result below 2^128).
+fn round_shift(sig: u128, shift: i32, rm: Rm, sign: bool) -> (u128, bool) {
+    if shift <= 0 {
+        return (sig << (-shift).min(127), false);
+    }
+    let (q, vs_half, inexact) = if shift > 128 {
+        (0, Ordering::Less, sig != 0)
+    } else if shift == 128 {
+        (0, sig.cmp(&(1 << 127)), sig != 0)
+    } else {
+        let rem = sig & ((1u128 << shift) - 1);
+        (sig >> shift, rem.cmp(&(1u128 << (shift - 1))), rem != 0)
+    };
+    let up = match rm {
+        Rm::Rne => vs_half == Ordering::Greater || (vs_half == Ordering::Equal && q & 1 == 1),
+        Rm::Rmm => vs_half != Ordering::Less,
+        Rm::Rtz => false,
+        Rm::Rdn => inexact && sign,
+        Rm::Rup => inexact && !sign,
+    };
+    (q + u128::from(up), inexact)
+}
+
+/// Round `(-1)^sign * sig * 2^exp` to `fmt` and encode it, raising OF/UF/NX. `sig` may carry
+/// a sticky bit in its least significant bit as long as that bit lies at least two bits below
+/// the rounding position.
+pub fn round_pack(fmt: Format, sign: bool, exp: i32, sig: u128, rm: Rm, fl: &mut u32) -> u64 {
+    if sig == 0 {
+        return fmt.zero(sign);
+    }
+    let p = fmt.prec();
+    let e = exp + msb(sig);
+    let mut lsb = e.max(fmt.emin()) - (p - 1);
+    let (mut m, inexact) = round_shift(sig, lsb - exp, rm, sign);
+    if m >> p != 0 {
+        // Rounding carried into a new bit: m == 2^p, shifting it loses nothing.
+        m >>= 1;
+        lsb += 1;
+    }
+    let normal = m >> (p - 1) != 0;
+    let top = lsb + p - 1;
+    if normal && top > fmt.bias() {
+        *fl |= FLAG_OF | FLAG_NX;
+        let to_inf = match rm {
+            Rm::Rne | Rm::Rmm => true,
+            Rm::Rtz => false,
+            Rm::Rdn => sign,
+            Rm::Rup => !sign,
+        };
+        return if to_inf {
+            fmt.inf(sign)
+        } else {
+            fmt.max_finite(sign)
+        };
+    }
+    if inexact {
+        *fl |= FLAG_NX;
+        // Tininess after rounding: the result rounded to p bits with an unbounded exponent
+        // range lies below 2^emin.
+        let tiny = if e < fmt.emin() - 1 {
+            true
+        } else if e == fmt.emin() - 1 {
+            let (m2, _) = round_shift(sig, e - (p - 1) - exp, rm, sign);
+            m2 >> p == 0
+        } else {
+            false
+        };
+        if tiny {
+            *fl |= FLAG_UF;
+        }
+    }
+    let m = m as u64;
+    if normal {
+        let biased = (top + fmt.bias()) as u64;
+        fmt.sign_of(sign) | (biased << fmt.frac_bits) | (m & fmt.frac_mask())
+    } else {
+        fmt.sign_of(sign) | m
+    }
+}
+
+/// The canonical NaN, raising NV if either operand is signaling.
+fn nan_result(fmt: Format, ops: &[Unpacked], fl: &mut u32) -> u64 {
+    if ops.iter().any(|u| u.is_snan()) {
+        *fl |= FLAG_NV;
+    }
+    fmt.canonical_nan()
+}
+
+fn invalid(fmt: Format, fl: &mut u32) -> u64 {
+    *fl |= FLAG_NV;
+    fmt.canonical_nan()
+}
+
+/// Exact zero result of an effective subtraction: +0, or −0 when rounding down (IEEE 754 §6.3).
+fn cancel_zero(fmt: Format, rm: Rm) -> u64 {
+    fmt.zero(rm == Rm::Rdn)
+}
+
+/// `x + y` for finite nonzero operands with significands below 2^108: exact except for a
+/// sticky bit at bit 0 of a significand whose MSB is at bit 125 or 126 (so far below any
+/// rounding position). Returns sign, exponent, significand (0 for an exact zero).
+fn add_exact(sa: bool, ea: i32, ma: u128, sb: bool, eb: i32, mb: u128) -> (bool, i32, u128) {
+    let (sa, ea, ma) = (sa, ea - (125 - msb(ma)), ma << (125 - msb(ma)));
+    let (sb, eb, mb) = (sb, eb - (125 - msb(mb)), mb << (125 - msb(mb)));
+    let ((sa, ea, ma), (sb, eb, mb)) = if (eb, mb) > (ea, ma) {
+        ((sb, eb, mb), (sa, ea, ma))
+    } else {
+        ((sa, ea, ma), (sb, eb, mb))
+    };
+    let d = ea - eb;
+    // Shift right with jamming: both significands have at least 18 low zero bits, so shifts
+    // by 0 or 1 are exact; larger shifts leave the difference above 2^124.
+    let mb = if d >= 127 {
+        1
+    } else {
+        let lost = mb & ((1u128 << d) - 1);
+        (mb >> d) | u128::from(lost != 0)
+    };
+    if sa == sb {
+        (sa, ea, ma + mb)
+    } else {
+        (sa, ea, ma - mb)
+    }
+}
+
+/// fadd (§20.6).
+pub fn add(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
+    let (x, y) = (unpack(fmt, a), unpack(fmt, b));
+    if x.is_nan() || y.is_nan() {
+        return nan_result(fmt, &[x, y], fl);
+    }
+    match (x.kind, y.kind) {
+        (Kind::Inf, Kind::Inf) if x.sign != y.sign => invalid(fmt, fl),
+        (Kind::Inf, _) => a,
+        (_, Kind::Inf) => b,
+        (Kind::Zero, Kind::Zero) if x.sign != y.sign => cancel_zero(fmt, rm),
+        (Kind::Zero, _) => b,
+        (_, Kind::Zero) => a,
+        _ => {
+            let (s, e, m) = add_exact(x.sign, x.exp, x.sig, y.sign, y.exp, y.sig);
+            if m == 0 {
+                cancel_zero(fmt, rm)
+            } else {
+                round_pack(fmt, s, e, m, rm, fl)
+            }
+        }
+    }
+}
+
+/// fsub (§20.6).
+pub fn sub(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
+    add(fmt, a, b ^ fmt.sign_bit(), rm, fl)
+}
+
+/// fmul (§20.6).
+pub fn mul(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
+    let (x, y) = (unpack(fmt, a), unpack(fmt, b));
+    if x.is_nan() || y.is_nan() {
+        return nan_result(fmt, &[x, y], fl);
+    }
+    let sign = x.sign ^ y.sign;
+    match (x.kind, y.kind) {
+        (Kind::Inf, Kind::Zero) | (Kind::Zero, Kind::Inf) => invalid(fmt, fl),
+        (Kind::Inf, _) | (_, Kind::Inf) => fmt.inf(sign),
+        (Kind::Zero, _) | (_, Kind::Zero) => fmt.zero(sign),
+        _ => round_pack(fmt, sign, x.exp + y.exp, x.sig * y.sig, rm, fl),
+    }
+}
+
+/// fdiv (§20.6).
+pub fn div(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
+    let (x, y) = (unpack(fmt, a), unpack(fmt, b));
+    if x.is_nan() || y.is_nan() {
+        return nan_result(fmt, &[x, y], fl);
+    }
+    let sign = x.sign ^ y.sign;
+    match (x.kind, y.kind) {
+        (Kind::Inf, Kind::Inf) | (Kind::Zero, Kind::Zero) => invalid(fmt, fl),
+        (Kind::Inf, _) => fmt.inf(sign),
+        (_, Kind::Inf) | (Kind::Zero, _) => fmt.zero(sign),
+        (_, Kind::Zero) => {
+            *fl |= FLAG_DZ;
+            fmt.inf(sign)
+        }
+        _ => {
+            // Both significands normalized to [2^63, 2^64): the quotient has 64 or 65 bits,
+            // and a nonzero remainder becomes a sticky bit.
+            let (sa, sb) = (63 - msb(x.sig), 63 - msb(y.sig));
+            let (ma, mb) = (x.sig << sa, y.sig << sb);
+            let num = ma << 64;
+            let q = num / mb;
+            let q = q | u128::from(num % mb != 0);
+            round_pack(fmt, sign, (x.exp - sa) - (y.exp - sb) - 64, q, rm, fl)
+        }
+    }
+}
+
+/// Integer square root (floor) of a u128, bit by bit.
+fn isqrt(n: u128) -> u128 {
+    let mut x = n;
+    let mut res: u128 = 0;
+    let mut bit: u128 = 1 << 126;
+    while bit > n {
+        bit >>= 2;
+    }
+    while bit != 0 {
+        if x >= res + bit {
+            x -= res + bit;
+            res = (res >> 1) + bit;
+        } else {
+            res >>= 1;
+        }
+        bit >>= 2;
+    }
+    res
+}
+
+/// fsqrt (§20.6).
+pub fn sqrt(fmt: Format, a: u64, rm: Rm, fl: &mut u32) -> u64 {
+    let x = unpack(fmt, a);
+    if x.is_nan() {
+        return nan_result(fmt, &[x], fl);
+    }
+    match x.kind {
+        Kind::Zero => a,
+        _ if x.sign => invalid(fmt, fl),
+        Kind::Inf => a,
+        _ => {
+            let (mut e, mut m) = (x.exp, x.sig);
+            if e & 1 != 0 {
+                m <<= 1;
+                e -= 1;
+            }
+            // Scale to about 120 bits (an even shift keeps the exponent even) so the root has
+            // about 60 bits; a nonzero remainder becomes a sticky bit.
+            let s = (120 - msb(m)) & !1;
+            m <<= s;
+            e -= s;
+            let r = isqrt(m);
+            let r = r | u128::from(r * r != m);
+            round_pack(fmt, false, e / 2, r, rm, fl)
+        }
+    }
+}
+
+/// Which fused multiply-add (§20.6): the signs negated before the single rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FmaOp {
+    /// `a*b + c`
+    Madd,
+    /// `a*b - c`
+    Msub,
+    /// `-(a*b) + c`
+    Nmsub,
+    /// `-(a*b) - c`
+    Nmadd,
+}
+
+/// fmadd/fmsub/fnmsub/fnmadd: `±(a*b) ± c` with a single rounding (§20.6).
+pub fn fma(fmt: Format, op: FmaOp, a: u64, b: u64, c: u64, rm: Rm, fl: &mut u32) -> u64 {
+    let (neg_prod, neg_c) = match op {
+        FmaOp::Madd => (false, false),
+        FmaOp::Msub => (false, true),
+        FmaOp::Nmsub => (true, false),
+        FmaOp::Nmadd => (true, true),
+    };
+    let a = if neg_prod { a ^ fmt.sign_bit() } else { a };
+    let c = if neg_c { c ^ fmt.sign_bit() } else { c };
+    let (x, y, z) = (unpack(fmt, a), unpack(fmt, b), unpack(fmt, c));
+    let inf_times_zero = matches!(
+        (x.kind, y.kind),
+        (Kind::Inf, Kind::Zero) | (Kind::Zero, Kind::Inf)
+    );
+    // The spec (§20.6) makes inf*0 + qNaN invalid too, as SoftFloat does.
+    if inf_times_zero {
+        return invalid(fmt, fl);
+    }
+    if x.is_nan() || y.is_nan() || z.is_nan() {
+        return nan_result(fmt, &[x, y, z], fl);
+    }
+    let ps = x.sign ^ y.sign;
+    if x.kind == Kind::Inf || y.kind == Kind::Inf {
+        if z.kind == Kind::Inf && z.sign != ps {
+            return invalid(fmt, fl);
+        }
+        return fmt.inf(ps);
+    }
+    if z.kind == Kind::Inf {
+        return c;
+    }
+    if x.kind == Kind::Zero || y.kind == Kind::Zero {
+        return match z.kind {
+            Kind::Zero if z.sign != ps => cancel_zero(fmt, rm),
+            Kind::Zero => fmt.zero(ps),
+            _ => c,
+        };
+    }
+    let (pe, pm) = (x.exp + y.exp, x.sig * y.sig);
+    if z.kind == Kind::Zero {
+        return round_pack(fmt, ps, pe, pm, rm, fl);
+    }
+    let (s, e, m) = add_exact(ps, pe, pm, z.sign, z.exp, z.sig);
+    if m == 0 {
+        cancel_zero(fmt, rm)
+    } else {
+        round_pack(fmt, s, e, m, rm, fl)
+    }
+}
+
+/// An ordering key where −0 < +0 and larger magnitudes of negative numbers sort lower
+/// (for non-NaN encodings).
+fn order_key(fmt: Format, bits: u64) -> i128 {
+    let mag = i128::from(bits & (fmt.sign_bit() - 1));
+    if bits & fmt.sign_bit() != 0 {
+        -mag - 1
+    } else {
+        mag
+    }
+}
+
+/// fmin/fmax (§20.7, IEEE 754-2019 minimumNumber/maximumNumber since F 2.2): −0 < +0, NV only
+/// for a signaling NaN, the canonical NaN only if both operands are NaN.
+pub fn min_max(fmt: Format, a: u64, b: u64, max: bool, fl: &mut u32) -> u64 {
+    let (x, y) = (unpack(fmt, a), unpack(fmt, b));
+    if x.is_snan() || y.is_snan() {
+        *fl |= FLAG_NV;
+    }
+    match (x.is_nan(), y.is_nan()) {
+        (true, true) => fmt.canonical_nan(),
+        (true, false) => b,
+        (false, true) => a,
+        (false, false) => {
+            let a_lt_b = order_key(fmt, a) < order_key(fmt, b);
+            if a_lt_b != max {
+                a
+            } else {
+                b
+            }
+        }
+    }
+}
+
+/// Comparisons (§20.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// feq: quiet, NV only for a signaling NaN.
+    Eq,
+    /// flt: signaling, NV for any NaN.
+    Lt,
+    /// fle: signaling, NV for any NaN.
+    Le,
+}
+
+/// feq/flt/fle: 1 if the relation holds, else 0 (always 0 with a NaN operand).
+pub fn compare(fmt: Format, op: CmpOp, a: u64, b: u64, fl: &mut u32) -> u64 {
+    let (x, y) = (unpack(fmt, a), unpack(fmt, b));
+    if x.is_nan() || y.is_nan() {
+        if op != CmpOp::Eq || x.is_snan() || y.is_snan() {
+            *fl |= FLAG_NV;
+        }
+        return 0;
+    }
+    // ±0 compare equal.
+    let norm = |u: Unpacked, bits: u64| if u.kind == Kind::Zero { 0 } else { bits };
+    let (ka, kb) = (order_key(fmt, norm(x, a)), order_key(fmt, norm(y, b)));
+    u64::from(match op {
+        CmpOp::Eq => ka == kb,
+        CmpOp::Lt => ka < kb,
+        CmpOp::Le => ka <= kb,
+    })
+}
+
+/// fclass (§20.9, Table 20.5): a one-hot mask.
+pub fn classify(fmt: Format, a: u64) -> u64 {
+    let x = unpack(fmt, a);
+    let subnormal = (a >> fmt.frac_bits) & fmt.exp_field_max() == 0;
+    let bit = match (x.kind, x.sign) {
+        (Kind::Inf, true) => 0,
+        (Kind::Finite, true) if !subnormal => 1,
+        (Kind::Finite, true) => 2,
+        (Kind::Zero, true) => 3,
+        (Kind::Zero, false) => 4,
+        (Kind::Finite, false) if subnormal => 5,
+        (Kind::Finite, false) => 6,
+        (Kind::Inf, false) => 7,
+        (Kind::SNaN, _) => 8,
+        (Kind::QNaN, _) => 9,
+    };
+    1 << bit
+}
+
+/// Sign injection (§20.7): fsgnj, fsgnjn, fsgnjx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgnjOp {
+    Sgnj,
+    Sgnjn,
+    Sgnjx,
+}
+
+pub fn sign_inject(fmt: Format, op: SgnjOp, a: u64, b: u64) -> u64 {
+    let sb = fmt.sign_bit();
+    let sign = match op {
+        SgnjOp::Sgnj => b & sb,
+        SgnjOp::Sgnjn => !b & sb,
+        SgnjOp::Sgnjx => (a ^ b) & sb,
+    };
+    (a & !sb) | sign
+}
+
+/// Integer formats of fcvt (§20.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntFmt {
+    W,
+    Wu,
+    L,
+    Lu,
+}
+
+impl IntFmt {
+    fn range(self) -> (i128, i128) {
+        match self {
+            IntFmt::W => (i128::from(i32::MIN), i128::from(i32::MAX)),
+            IntFmt::Wu => (0, i128::from(u32::MAX)),
+            IntFmt::L => (i128::from(i64::MIN), i128::from(i64::MAX)),
+            IntFmt::Lu => (0, i128::from(u64::MAX)),
+        }
+    }
+
+    /// The value as an x register holds it: 32-bit results sign-extended (§20.7, RV64).
+    fn to_xreg(self, v: i128) -> u64 {
+        match self {
+            IntFmt::W | IntFmt::Wu => i64::from(v as u32 as i32) as u64,
+            IntFmt::L | IntFmt::Lu => v as u64,
+        }
+    }
+
+    pub const ALL: [IntFmt; 4] = [IntFmt::W, IntFmt::Wu, IntFmt::L, IntFmt::Lu];
+}
+
+/// fcvt.{w,wu,l,lu}.{s,d}: round to an integer; NaN, infinities and out-of-range values raise
+/// NV (only) and saturate as Table 20.4 says (NaN → the largest positive value).
+pub fn to_int(fmt: Format, ifmt: IntFmt, a: u64, rm: Rm, fl: &mut u32) -> u64 {
+    let x = unpack(fmt, a);
+    let (min, max) = ifmt.range();
+    let saturate = |fl: &mut u32, neg: bool| {
+        *fl |= FLAG_NV;
+        ifmt.to_xreg(if neg { min } else { max })
+    };
+    let (mag, inexact) = match x.kind {
+        Kind::QNaN | Kind::SNaN => return saturate(fl, false),
+        Kind::Inf => return saturate(fl, x.sign),
+        Kind::Zero => return 0,
+        Kind::Finite if x.exp > 70 => return saturate(fl, x.sign),
+        Kind::Finite => round_shift(x.sig, -x.exp, rm, x.sign),
+    };
+    // mag < 2^124 here, so the negation cannot overflow.
+    let v = if x.sign { -(mag as i128) } else { mag as i128 };
+    if v < min || v > max {
+        return saturate(fl, x.sign);
+    }
+    if inexact {
+        *fl |= FLAG_NX;
+    }
+    ifmt.to_xreg(v)
+}
+
+/// fcvt.{s,d}.{w,wu,l,lu}: the integer in the low bits of `v` (per `ifmt`) to `fmt`.
+pub fn from_int(fmt: Format, ifmt: IntFmt, v: u64, rm: Rm, fl: &mut u32) -> u64 {
+    let (sign, mag) = match ifmt {
+        IntFmt::W => ((v as i32) < 0, u64::from((v as i32).unsigned_abs())),
+        IntFmt::Wu => (false, u64::from(v as u32)),
+        IntFmt::L => ((v as i64) < 0, (v as i64).unsigned_abs()),
+        IntFmt::Lu => (false, v),
+    };
+    round_pack(fmt, sign, 0, u128::from(mag), rm, fl)
+}
+
+/// fcvt.s.d / fcvt.d.s (§21.5): format conversion; NaNs become the canonical NaN (NV if
+/// signaling).
+pub fn convert(from: Format, to: Format, a: u64, rm: Rm, fl: &mut u32) -> u64 {
+    let x = unpack(from, a);
+    match x.kind {
+        Kind::QNaN | Kind::SNaN => nan_result(to, &[x], fl),
+        Kind::Inf => to.inf(x.sign),
+        Kind::Zero => to.zero(x.sign),
+        Kind::Finite => round_pack(to, x.sign, x.exp, x.sig, rm, fl),
+    }
+}
+
+/// NaN-boxing (§21.2): an f32 in a 64-bit register must have all-ones upper bits, otherwise it
+/// reads as the canonical NaN.
+pub fn unbox_s(v: u64) -> u64 {
+    if v >> 32 == 0xffff_ffff {
+        v & 0xffff_ffff
+    } else {
+        BINARY32.canonical_nan()
+    }
+}
+
+/// An f32 result as a register holds it (§21.2).
+pub fn box_s(v: u64) -> u64 {
+    0xffff_ffff_0000_0000 | (v & 0xffff_ffff)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers (the helper ABI of `emu_jit::helper`). S helpers take NaN-boxed register values and
+// return boxed results; D helpers take and return raw binary64 patterns. Integer results are
+// returned as the x register receives them. `insn` is the raw 32-bit instruction: its rm field
+// (bits 14:12) selects the rounding mode, and it is the trap value of the illegal-instruction
+// exception for a dynamic rm with a reserved `frm` (§20.2).
+// ---------------------------------------------------------------------------------------------
+
+fn cpu(env: *mut CpuCommon) -> &'static mut RiscvCpu {
+    state_of::<RiscvCpu>(env)
+}
+
+/// The rounding mode of `insn` (DYN reads `frm`); records an illegal-instruction exception and
+/// returns `None` if it is reserved.
+fn rounding_mode(cpu: &mut RiscvCpu, insn: u64) -> Option<Rm> {
+    let rm = (insn >> 12) & 7;
+    let rm = if rm == 7 { cpu.frm } else { rm };
+    let r = Rm::from_bits(rm);
+    if r.is_none() {
+        cpu.raise(Exception::IllegalInstruction(insn & 0xffff_ffff));
+    }
+    r
+}
+
+fn fmt_of(double: bool) -> Format {
+    if double {
+        BINARY64
+    } else {
+        BINARY32
+    }
+}
+
+fn get(double: bool, v: u64) -> u64 {
+    if double {
+        v
+    } else {
+        unbox_s(v)
+    }
+}
+
+fn put(double: bool, v: u64) -> u64 {
+    if double {
+        v
+    } else {
+        box_s(v)
+    }
+}
+
+fn accrue(cpu: &mut RiscvCpu, fl: u32) {
+    cpu.fflags |= u64::from(fl);
+}
+
+const OP_ADD: u8 = 0;
+const OP_SUB: u8 = 1;
+const OP_MUL: u8 = 2;
+const OP_DIV: u8 = 3;
+
+extern "C" fn h_arith<const OP: u8, const D: bool>(
+    env: *mut CpuCommon,
+    a: u64,
+    b: u64,
+    insn: u64,
+    _: u64,
+) -> u64 {
+    let cpu = cpu(env);
+    let Some(rm) = rounding_mode(cpu, insn) else {
+        return 0;
+    };
+    let (f, a, b) = (fmt_of(D), get(D, a), get(D, b));
+    let mut fl = 0;
+    let r = match OP {
+        OP_ADD => add(f, a, b, rm, &mut fl),
+        OP_SUB => sub(f, a, b, rm, &mut fl),
+        OP_MUL => mul(f, a, b, rm, &mut fl),
+        _ => div(f, a, b, rm, &mut fl),
+    };
+    accrue(cpu, fl);
+    put(D, r)
+}
+
+extern "C" fn h_sqrt<const D: bool>(env: *mut CpuCommon, a: u64, insn: u64, _: u64, _: u64) -> u64 {
+    let cpu = cpu(env);
+    let Some(rm) = rounding_mode(cpu, insn) else {
+        return 0;
+    };
+    let mut fl = 0;
+    let r = sqrt(fmt_of(D), get(D, a), rm, &mut fl);
+    accrue(cpu, fl);
+    put(D, r)
+}
+
+const FMA_OPS: [FmaOp; 4] = [FmaOp::Madd, FmaOp::Msub, FmaOp::Nmsub, FmaOp::Nmadd];
+
+extern "C" fn h_fma<const OP: usize, const D: bool>(
+    env: *mut CpuCommon,
+    a: u64,
+    b: u64,
+    c: u64,
+    insn: u64,
+) -> u64 {
+    let cpu = cpu(env);
+    let Some(rm) = rounding_mode(cpu, insn) else {
+        return 0;
+    };
+    let op = FMA_OPS[OP % 4];
+    let mut fl = 0;
+    let r = fma(fmt_of(D), op, get(D, a), get(D, b), get(D, c), rm, &mut fl);
+    accrue(cpu, fl);
+    put(D, r)
+}
+
+const SGNJ_OPS: [SgnjOp; 3] = [SgnjOp::Sgnj, SgnjOp::Sgnjn, SgnjOp::Sgnjx];
+
+extern "C" fn h_sgnj<const OP: usize, const D: bool>(
+    _env: *mut CpuCommon,
+    a: u64,
+    b: u64,
+    _: u64,
+    _: u64,
+) -> u64 {
+    put(
+        D,
+        sign_inject(fmt_of(D), SGNJ_OPS[OP % 3], get(D, a), get(D, b)),
+    )
+}
+
+extern "C" fn h_minmax<const MAX: bool, const D: bool>(
+    env: *mut CpuCommon,
+    a: u64,
+    b: u64,
+    _: u64,
+    _: u64,
+) -> u64 {
+    let cpu = cpu(env);
+    let mut fl = 0;
+    let r = min_max(fmt_of(D), get(D, a), get(D, b), MAX, &mut fl);
+    accrue(cpu, fl);
+    put(D, r)
+}
+
+const CMP_OPS: [CmpOp; 3] = [CmpOp::Eq, CmpOp::Lt, CmpOp::Le];
+
+extern "C" fn h_cmp<const OP: usize, const D: bool>(
+    env: *mut CpuCommon,
+    a: u64,
+    b: u64,
+    _: u64,
+    _: u64,
+) -> u64 {
+    let cpu = cpu(env);
+    let mut fl = 0;
+    let r = compare(fmt_of(D), CMP_OPS[OP % 3], get(D, a), get(D, b), &mut fl);
+    accrue(cpu, fl);
+    r
+}
+
+extern "C" fn h_class<const D: bool>(_env: *mut CpuCommon, a: u64, _: u64, _: u64, _: u64) -> u64 {
+    classify(fmt_of(D), get(D, a))
+}
+
+extern "C" fn h_to_int<const I: usize, const D: bool>(
+    env: *mut CpuCommon,
+    a: u64,
+    insn: u64,
+    _: u64,
+    _: u64,
+) -> u64 {
+    let cpu = cpu(env);
+    let Some(rm) = rounding_mode(cpu, insn) else {
+        return 0;
+    };
+    let mut fl = 0;
+    let r = to_int(fmt_of(D), IntFmt::ALL[I % 4], get(D, a), rm, &mut fl);
+    accrue(cpu, fl);
+    r
+}
+
+extern "C" fn h_from_int<const I: usize, const D: bool>(
+    env: *mut CpuCommon,
+    v: u64,
+    insn: u64,
+    _: u64,
+    _: u64,
+) -> u64 {
+    let cpu = cpu(env);
+    let Some(rm) = rounding_mode(cpu, insn) else {
+        return 0;
+    };
+    let mut fl = 0;
+    let r = from_int(fmt_of(D), IntFmt::ALL[I % 4], v, rm, &mut fl);
+    accrue(cpu, fl);
+    put(D, r)
+}
+
+/// fcvt.s.d (`TO_D` false) and fcvt.d.s (`TO_D` true).
+extern "C" fn h_cvt_fmt<const TO_D: bool>(
+    env: *mut CpuCommon,
+    a: u64,
+    insn: u64,
+    _: u64,
+    _: u64,
+) -> u64 {
+    let cpu = cpu(env);
+    let Some(rm) = rounding_mode(cpu, insn) else {
+        return 0;
+    };
+    let mut fl = 0;
+    let r = convert(fmt_of(!TO_D), fmt_of(TO_D), get(!TO_D, a), rm, &mut fl);
+    accrue(cpu, fl);
+    put(TO_D, r)
+}
+
+/// Helpers with a rounding mode may raise illegal instruction (DYN with a reserved `frm`);
+/// they touch only `fflags`/`frm`, which no IR op caches, so they neither read nor write
+/// guest-register state.
+const RAISES: HelperEffects = HelperEffects {
+    reads_state: false,
+    writes_state: false,
+    may_raise: true,
+};
+const PURE: HelperEffects = HelperEffects {
+    reads_state: false,
+    writes_state: false,
+    may_raise: false,
+};
+
+macro_rules! helper {
+    ($(#[$m:meta])* $id:ident, $name:literal, $func:expr, $args:literal, $eff:expr) => {
+        $(#[$m])*
+        pub static $id: HelperDef = HelperDef {
+            name: $name,
+            func: $func,
+            args: $args,
+            ret: true,
+            effects: $eff,
+        };
+    };
+}
+
+// Arithmetic (a, b, insn).
+helper!(
+    HELPER_FADD_S,
+    "rv.fadd.s",
+    h_arith::<OP_ADD, false>,
+    3,
+    RAISES
+);
+helper!(
+    HELPER_FSUB_S,
+    "rv.fsub.s",
+    h_arith::<OP_SUB, false>,
+    3,
+    RAISES
+);
+helper!(
+    HELPER_FMUL_S,
+    "rv.fmul.s",
+    h_arith::<OP_MUL, false>,
+    3,
+    RAISES
+);
+helper!(
+    HELPER_FDIV_S,
+    "rv.fdiv.s",
+    h_arith::<OP_DIV, false>,
+    3,
+    RAISES
+);
+helper!(
+    HELPER_FADD_D,
+    "rv.fadd.d",
+    h_arith::<OP_ADD, true>,
+    3,
+    RAISES
+);
+helper!(
+    HELPER_FSUB_D,
+    "rv.fsub.d",
+    h_arith::<OP_SUB, true>,
+    3,
+    RAISES
+);
+helper!(
+    HELPER_FMUL_D,
+    "rv.fmul.d",
+    h_arith::<OP_MUL, true>,
+    3,
+    RAISES
+);
+helper!(
+    HELPER_FDIV_D,
+    "rv.fdiv.d",
+    h_arith::<OP_DIV, true>,
+    3,
+    RAISES
+);
+// (a, insn).
+helper!(HELPER_FSQRT_S, "rv.fsqrt.s", h_sqrt::<false>, 2, RAISES);
+helper!(HELPER_FSQRT_D, "rv.fsqrt.d", h_sqrt::<true>, 2, RAISES);
+// (a, b, c, insn).
+helper!(HELPER_FMADD_S, "rv.fmadd.s", h_fma::<0, false>, 4, RAISES);
+helper!(HELPER_FMSUB_S, "rv.fmsub.s", h_fma::<1, false>, 4, RAISES);
+helper!(HELPER_FNMSUB_S, "rv.fnmsub.s", h_fma::<2, false>, 4, RAISES);
+helper!(HELPER_FNMADD_S, "rv.fnmadd.s", h_fma::<3, false>, 4, RAISES);
+helper!(HELPER_FMADD_D, "rv.fmadd.d", h_fma::<0, true>, 4, RAISES);
+helper!(HELPER_FMSUB_D, "rv.fmsub.d", h_fma::<1, true>, 4, RAISES);
+helper!(HELPER_FNMSUB_D, "rv.fnmsub.d", h_fma::<2, true>, 4, RAISES);
+helper!(HELPER_FNMADD_D, "rv.fnmadd.d", h_fma::<3, true>, 4, RAISES);
+// (a, b): no rounding, no trap.
+helper!(HELPER_FSGNJ_S, "rv.fsgnj.s", h_sgnj::<0, false>, 2, PURE);
+helper!(HELPER_FSGNJN_S, "rv.fsgnjn.s", h_sgnj::<1, false>, 2, PURE);
+helper!(HELPER_FSGNJX_S, "rv.fsgnjx.s", h_sgnj::<2, false>, 2, PURE);
+helper!(HELPER_FSGNJ_D, "rv.fsgnj.d", h_sgnj::<0, true>, 2, PURE);
+helper!(HELPER_FSGNJN_D, "rv.fsgnjn.d", h_sgnj::<1, true>, 2, PURE);
+helper!(HELPER_FSGNJX_D, "rv.fsgnjx.d", h_sgnj::<2, true>, 2, PURE);
+helper!(
+    HELPER_FMIN_S,
+    "rv.fmin.s",
+    h_minmax::<false, false>,
+    2,
+    PURE
+);
+helper!(HELPER_FMAX_S, "rv.fmax.s", h_minmax::<true, false>, 2, PURE);
+helper!(HELPER_FMIN_D, "rv.fmin.d", h_minmax::<false, true>, 2, PURE);
+helper!(HELPER_FMAX_D, "rv.fmax.d", h_minmax::<true, true>, 2, PURE);
+helper!(HELPER_FEQ_S, "rv.feq.s", h_cmp::<0, false>, 2, PURE);
+helper!(HELPER_FLT_S, "rv.flt.s", h_cmp::<1, false>, 2, PURE);
+helper!(HELPER_FLE_S, "rv.fle.s", h_cmp::<2, false>, 2, PURE);
+helper!(HELPER_FEQ_D, "rv.feq.d", h_cmp::<0, true>, 2, PURE);
+helper!(HELPER_FLT_D, "rv.flt.d", h_cmp::<1, true>, 2, PURE);
+helper!(HELPER_FLE_D, "rv.fle.d", h_cmp::<2, true>, 2, PURE);
+// (a).
+helper!(HELPER_FCLASS_S, "rv.fclass.s", h_class::<false>, 1, PURE);
+helper!(HELPER_FCLASS_D, "rv.fclass.d", h_class::<true>, 1, PURE);
+// (a, insn).
+helper!(
+    HELPER_FCVT_W_S,
+    "rv.fcvt.w.s",
+    h_to_int::<0, false>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_WU_S,
+    "rv.fcvt.wu.s",
+    h_to_int::<1, false>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_L_S,
+    "rv.fcvt.l.s",
+    h_to_int::<2, false>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_LU_S,
+    "rv.fcvt.lu.s",
+    h_to_int::<3, false>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_W_D,
+    "rv.fcvt.w.d",
+    h_to_int::<0, true>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_WU_D,
+    "rv.fcvt.wu.d",
+    h_to_int::<1, true>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_L_D,
+    "rv.fcvt.l.d",
+    h_to_int::<2, true>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_LU_D,
+    "rv.fcvt.lu.d",
+    h_to_int::<3, true>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_S_W,
+    "rv.fcvt.s.w",
+    h_from_int::<0, false>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_S_WU,
+    "rv.fcvt.s.wu",
+    h_from_int::<1, false>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_S_L,
+    "rv.fcvt.s.l",
+    h_from_int::<2, false>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_S_LU,
+    "rv.fcvt.s.lu",
+    h_from_int::<3, false>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_D_W,
+    "rv.fcvt.d.w",
+    h_from_int::<0, true>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_D_WU,
+    "rv.fcvt.d.wu",
+    h_from_int::<1, true>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_D_L,
+    "rv.fcvt.d.l",
+    h_from_int::<2, true>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_D_LU,
+    "rv.fcvt.d.lu",
+    h_from_int::<3, true>,
+    2,
+    RAISES
+);
+helper!(
+    HELPER_FCVT_S_D,
+    "rv.fcvt.s.d",
+    h_cvt_fmt::<false>,
+    2,
+    RAISES
+);
+helper!(HELPER_FCVT_D_S, "rv.fcvt.d.s", h_cvt_fmt::<true>, 2, RAISES);

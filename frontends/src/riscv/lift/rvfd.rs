@@ -1,10 +1,657 @@
 //! "F" and "D" standard extensions (Unprivileged ISA ch. 20 and 21): loads/stores, arithmetic,
 //! conversions, moves and compares on the floating-point registers.
+//!
+//! Arithmetic is a helper call into `riscv::fp` (exact IEEE-754 with fflags); moves, loads and
+//! stores are plain IR. Every instruction is illegal while mstatus.FS is Off (Privileged ISA
+//! §3.1.6.6), and one with a reserved static rounding mode (5, 6) is illegal (§20.2); a dynamic
+//! rm with a reserved `frm` is checked at run time by the helper. mstatus.FS becomes Dirty
+//! before the first write of FP state (registers or fflags) in a block that starts Clean.
 
-use crate::riscv::decode::InsnPattern;
+use emu_jit::helper::HelperDef;
+use emu_jit::ir::{BinOp, MemOp, Type, Value};
 
-/// RV32F + RV64F instructions.
-pub static RV64F: &[InsnPattern] = &[];
+use super::{gen_get_gpr, gen_set_gpr, gen_sext_w, gen_zext_w, LiftCtx, Lifted};
+use crate::riscv::cpu::freg_offset;
+use crate::riscv::csr::HELPER_MARK_FS_DIRTY;
+use crate::riscv::decode::{funct3, imm_i, imm_s, rd, rs1, rs2, rs3, InsnPattern};
+use crate::riscv::fp::*;
 
-/// RV32D + RV64D instructions.
-pub static RV64D: &[InsnPattern] = &[];
+/// Upper 32 bits of a NaN-boxed f32 (§21.2).
+const BOX: u64 = 0xffff_ffff_0000_0000;
+
+fn get_freg(ctx: &mut LiftCtx<'_>, r: u32) -> Value {
+    ctx.b.load_global(Type::I64, freg_offset(r))
+}
+
+/// Mark mstatus.FS Dirty unless the block's flags say it already is.
+fn mark_fs_dirty(ctx: &mut LiftCtx<'_>) {
+    if !ctx.flags.fs_dirty {
+        ctx.b.call(&HELPER_MARK_FS_DIRTY, &[]);
+        ctx.flags.fs_dirty = true;
+    }
+}
+
+fn set_freg(ctx: &mut LiftCtx<'_>, r: u32, v: Value) {
+    mark_fs_dirty(ctx);
+    ctx.b.store_global(Type::I64, freg_offset(r), v);
+}
+
+/// The rm field is a rounding mode or DYN; 5 and 6 are reserved (§20.2, Table 20.1).
+fn rm_valid(insn: u32) -> bool {
+    !matches!(funct3(insn), 5 | 6)
+}
+
+/// flw / fld (§20.5, §21.3): misaligned accesses are performed (the slow path handles them).
+fn gen_fp_load(ctx: &mut LiftCtx<'_>, insn: u32, size_log2: u8) -> Lifted {
+    if !ctx.flags.fp_enabled {
+        return Lifted::Illegal;
+    }
+    let base = gen_get_gpr(ctx.b, rs1(insn));
+    let addr = ctx
+        .b
+        .binary_imm(BinOp::Add, Type::I64, base, imm_i(insn) as u64);
+    let mem = MemOp::new(size_log2, false, false);
+    let mut v = ctx.b.load(Type::I64, mem, ctx.flags.mmu_idx, addr);
+    if size_log2 == 2 {
+        v = ctx.b.binary_imm(BinOp::Or, Type::I64, v, BOX);
+    }
+    set_freg(ctx, rd(insn), v);
+    Lifted::Continue
+}
+
+/// fsw / fsd: fsw stores the low 32 bits whatever the boxing (§21.2).
+fn gen_fp_store(ctx: &mut LiftCtx<'_>, insn: u32, size_log2: u8) -> Lifted {
+    if !ctx.flags.fp_enabled {
+        return Lifted::Illegal;
+    }
+    let base = gen_get_gpr(ctx.b, rs1(insn));
+    let addr = ctx
+        .b
+        .binary_imm(BinOp::Add, Type::I64, base, imm_s(insn) as u64);
+    let v = get_freg(ctx, rs2(insn));
+    let mem = MemOp::new(size_log2, false, false);
+    ctx.b.store(Type::I64, mem, ctx.flags.mmu_idx, v, addr);
+    Lifted::Continue
+}
+
+/// Where a helper's operands come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Srcs {
+    /// f[rs1]
+    F1,
+    /// f[rs1], f[rs2]
+    F2,
+    /// f[rs1], f[rs2], f[rs3]
+    F3,
+    /// x[rs1]
+    X1,
+}
+
+/// Where a helper's result goes, and whether the helper writes fflags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dst {
+    /// f[rd] (and fflags).
+    F,
+    /// x[rd] and fflags.
+    XFlags,
+    /// x[rd] only (fclass).
+    X,
+}
+
+/// `dst = helper(srcs.., insn if the helper rounds)`. The helper takes the raw instruction when
+/// it has one argument more than its sources: its rm field, and the trap value if DYN meets a
+/// reserved `frm`.
+fn gen_helper(
+    ctx: &mut LiftCtx<'_>,
+    insn: u32,
+    h: &'static HelperDef,
+    srcs: Srcs,
+    dst: Dst,
+) -> Lifted {
+    if !ctx.flags.fp_enabled {
+        return Lifted::Illegal;
+    }
+    let regs: &[u32] = match srcs {
+        Srcs::F1 | Srcs::X1 => &[rs1(insn)],
+        Srcs::F2 => &[rs1(insn), rs2(insn)],
+        Srcs::F3 => &[rs1(insn), rs2(insn), rs3(insn)],
+    };
+    let rounds = usize::from(h.args) > regs.len();
+    if rounds && !rm_valid(insn) {
+        return Lifted::Illegal;
+    }
+    let mut args = Vec::with_capacity(4);
+    for &r in regs {
+        args.push(if srcs == Srcs::X1 {
+            gen_get_gpr(ctx.b, r)
+        } else {
+            get_freg(ctx, r)
+        });
+    }
+    if rounds {
+        args.push(ctx.b.iconst(Type::I64, u64::from(insn)));
+    }
+    let Some(r) = ctx.b.call(h, &args) else {
+        return Lifted::Illegal;
+    };
+    match dst {
+        Dst::F => set_freg(ctx, rd(insn), r),
+        Dst::XFlags => {
+            mark_fs_dirty(ctx);
+            gen_set_gpr(ctx.b, rd(insn), r);
+        }
+        Dst::X => gen_set_gpr(ctx.b, rd(insn), r),
+    }
+    Lifted::Continue
+}
+
+/// fmv.x.w (sign-extends the low 32 bits, §20.9) and fmv.x.d (§21.7).
+fn gen_fmv_x(ctx: &mut LiftCtx<'_>, insn: u32, double: bool) -> Lifted {
+    if !ctx.flags.fp_enabled {
+        return Lifted::Illegal;
+    }
+    let mut v = get_freg(ctx, rs1(insn));
+    if !double {
+        v = gen_sext_w(ctx.b, v);
+    }
+    gen_set_gpr(ctx.b, rd(insn), v);
+    Lifted::Continue
+}
+
+/// fmv.w.x (boxes the low 32 bits) and fmv.d.x.
+fn gen_fmv_f(ctx: &mut LiftCtx<'_>, insn: u32, double: bool) -> Lifted {
+    if !ctx.flags.fp_enabled {
+        return Lifted::Illegal;
+    }
+    let mut v = gen_get_gpr(ctx.b, rs1(insn));
+    if !double {
+        v = gen_zext_w(ctx.b, v);
+        v = ctx.b.binary_imm(BinOp::Or, Type::I64, v, BOX);
+    }
+    set_freg(ctx, rd(insn), v);
+    Lifted::Continue
+}
+
+// Encodings (Unprivileged ISA ch. 34, RV32F/RV64F/RV32D/RV64D tables).
+const OP_FP: u32 = 0b101_0011;
+const LOAD_FP: u32 = 0b000_0111;
+const STORE_FP: u32 = 0b010_0111;
+const MADD: u32 = 0b100_0011;
+const MSUB: u32 = 0b100_0111;
+const NMSUB: u32 = 0b100_1011;
+const NMADD: u32 = 0b100_1111;
+
+/// funct3 + opcode (loads, stores).
+const M_F3: u32 = 0x0000_707f;
+/// fmt (bits 26:25) + opcode (R4-type).
+const M_R4: u32 = 0x0600_007f;
+/// funct7 + opcode (rm in funct3).
+const M_F7: u32 = 0xfe00_007f;
+/// funct7 + rs2 + opcode.
+const M_F7_RS2: u32 = 0xfff0_007f;
+/// funct7 + funct3 + opcode.
+const M_F7_F3: u32 = 0xfe00_707f;
+/// funct7 + rs2 + funct3 + opcode.
+const M_F7_RS2_F3: u32 = 0xfff0_707f;
+
+const fn op_fp(funct7: u32, rs2: u32, funct3: u32) -> u32 {
+    (funct7 << 25) | (rs2 << 20) | (funct3 << 12) | OP_FP
+}
+
+const fn r4(opcode: u32, fmt: u32) -> u32 {
+    (fmt << 25) | opcode
+}
+
+const fn ls(opcode: u32, width: u32) -> u32 {
+    (width << 12) | opcode
+}
+
+macro_rules! h {
+    ($name:literal, $mask:expr, $bits:expr, $h:ident, $srcs:ident, $dst:ident) => {
+        InsnPattern::new($name, $mask, $bits, |ctx, insn| {
+            gen_helper(ctx, insn, &$h, Srcs::$srcs, Dst::$dst)
+        })
+    };
+}
+
+/// RV32F + RV64F instructions (ch. 20).
+pub static RV64F: &[InsnPattern] = &[
+    InsnPattern::new("flw", M_F3, ls(LOAD_FP, 2), |c, i| gen_fp_load(c, i, 2)),
+    InsnPattern::new("fsw", M_F3, ls(STORE_FP, 2), |c, i| gen_fp_store(c, i, 2)),
+    h!("fmadd.s", M_R4, r4(MADD, 0), HELPER_FMADD_S, F3, F),
+    h!("fmsub.s", M_R4, r4(MSUB, 0), HELPER_FMSUB_S, F3, F),
+    h!("fnmsub.s", M_R4, r4(NMSUB, 0), HELPER_FNMSUB_S, F3, F),
+    h!("fnmadd.s", M_R4, r4(NMADD, 0), HELPER_FNMADD_S, F3, F),
+    h!("fadd.s", M_F7, op_fp(0x00, 0, 0), HELPER_FADD_S, F2, F),
+    h!("fsub.s", M_F7, op_fp(0x04, 0, 0), HELPER_FSUB_S, F2, F),
+    h!("fmul.s", M_F7, op_fp(0x08, 0, 0), HELPER_FMUL_S, F2, F),
+    h!("fdiv.s", M_F7, op_fp(0x0c, 0, 0), HELPER_FDIV_S, F2, F),
+    h!(
+        "fsqrt.s",
+        M_F7_RS2,
+        op_fp(0x2c, 0, 0),
+        HELPER_FSQRT_S,
+        F1,
+        F
+    ),
+    h!("fsgnj.s", M_F7_F3, op_fp(0x10, 0, 0), HELPER_FSGNJ_S, F2, F),
+    h!(
+        "fsgnjn.s",
+        M_F7_F3,
+        op_fp(0x10, 0, 1),
+        HELPER_FSGNJN_S,
+        F2,
+        F
+    ),
+    h!(
+        "fsgnjx.s",
+        M_F7_F3,
+        op_fp(0x10, 0, 2),
+        HELPER_FSGNJX_S,
+        F2,
+        F
+    ),
+    h!("fmin.s", M_F7_F3, op_fp(0x14, 0, 0), HELPER_FMIN_S, F2, F),
+    h!("fmax.s", M_F7_F3, op_fp(0x14, 0, 1), HELPER_FMAX_S, F2, F),
+    h!(
+        "fcvt.w.s",
+        M_F7_RS2,
+        op_fp(0x60, 0, 0),
+        HELPER_FCVT_W_S,
+        F1,
+        XFlags
+    ),
+    h!(
+        "fcvt.wu.s",
+        M_F7_RS2,
+        op_fp(0x60, 1, 0),
+        HELPER_FCVT_WU_S,
+        F1,
+        XFlags
+    ),
+    h!(
+        "fcvt.l.s",
+        M_F7_RS2,
+        op_fp(0x60, 2, 0),
+        HELPER_FCVT_L_S,
+        F1,
+        XFlags
+    ),
+    h!(
+        "fcvt.lu.s",
+        M_F7_RS2,
+        op_fp(0x60, 3, 0),
+        HELPER_FCVT_LU_S,
+        F1,
+        XFlags
+    ),
+    InsnPattern::new("fmv.x.w", M_F7_RS2_F3, op_fp(0x70, 0, 0), |c, i| {
+        gen_fmv_x(c, i, false)
+    }),
+    h!(
+        "feq.s",
+        M_F7_F3,
+        op_fp(0x50, 0, 2),
+        HELPER_FEQ_S,
+        F2,
+        XFlags
+    ),
+    h!(
+        "flt.s",
+        M_F7_F3,
+        op_fp(0x50, 0, 1),
+        HELPER_FLT_S,
+        F2,
+        XFlags
+    ),
+    h!(
+        "fle.s",
+        M_F7_F3,
+        op_fp(0x50, 0, 0),
+        HELPER_FLE_S,
+        F2,
+        XFlags
+    ),
+    h!(
+        "fclass.s",
+        M_F7_RS2_F3,
+        op_fp(0x70, 0, 1),
+        HELPER_FCLASS_S,
+        F1,
+        X
+    ),
+    h!(
+        "fcvt.s.w",
+        M_F7_RS2,
+        op_fp(0x68, 0, 0),
+        HELPER_FCVT_S_W,
+        X1,
+        F
+    ),
+    h!(
+        "fcvt.s.wu",
+        M_F7_RS2,
+        op_fp(0x68, 1, 0),
+        HELPER_FCVT_S_WU,
+        X1,
+        F
+    ),
+    h!(
+        "fcvt.s.l",
+        M_F7_RS2,
+        op_fp(0x68, 2, 0),
+        HELPER_FCVT_S_L,
+        X1,
+        F
+    ),
+    h!(
+        "fcvt.s.lu",
+        M_F7_RS2,
+        op_fp(0x68, 3, 0),
+        HELPER_FCVT_S_LU,
+        X1,
+        F
+    ),
+    InsnPattern::new("fmv.w.x", M_F7_RS2_F3, op_fp(0x78, 0, 0), |c, i| {
+        gen_fmv_f(c, i, false)
+    }),
+];
+
+/// RV32D + RV64D instructions (ch. 21).
+pub static RV64D: &[InsnPattern] = &[
+    InsnPattern::new("fld", M_F3, ls(LOAD_FP, 3), |c, i| gen_fp_load(c, i, 3)),
+    InsnPattern::new("fsd", M_F3, ls(STORE_FP, 3), |c, i| gen_fp_store(c, i, 3)),
+    h!("fmadd.d", M_R4, r4(MADD, 1), HELPER_FMADD_D, F3, F),
+    h!("fmsub.d", M_R4, r4(MSUB, 1), HELPER_FMSUB_D, F3, F),
+    h!("fnmsub.d", M_R4, r4(NMSUB, 1), HELPER_FNMSUB_D, F3, F),
+    h!("fnmadd.d", M_R4, r4(NMADD, 1), HELPER_FNMADD_D, F3, F),
+    h!("fadd.d", M_F7, op_fp(0x01, 0, 0), HELPER_FADD_D, F2, F),
+    h!("fsub.d", M_F7, op_fp(0x05, 0, 0), HELPER_FSUB_D, F2, F),
+    h!("fmul.d", M_F7, op_fp(0x09, 0, 0), HELPER_FMUL_D, F2, F),
+    h!("fdiv.d", M_F7, op_fp(0x0d, 0, 0), HELPER_FDIV_D, F2, F),
+    h!(
+        "fsqrt.d",
+        M_F7_RS2,
+        op_fp(0x2d, 0, 0),
+        HELPER_FSQRT_D,
+        F1,
+        F
+    ),
+    h!("fsgnj.d", M_F7_F3, op_fp(0x11, 0, 0), HELPER_FSGNJ_D, F2, F),
+    h!(
+        "fsgnjn.d",
+        M_F7_F3,
+        op_fp(0x11, 0, 1),
+        HELPER_FSGNJN_D,
+        F2,
+        F
+    ),
+    h!(
+        "fsgnjx.d",
+        M_F7_F3,
+        op_fp(0x11, 0, 2),
+        HELPER_FSGNJX_D,
+        F2,
+        F
+    ),
+    h!("fmin.d", M_F7_F3, op_fp(0x15, 0, 0), HELPER_FMIN_D, F2, F),
+    h!("fmax.d", M_F7_F3, op_fp(0x15, 0, 1), HELPER_FMAX_D, F2, F),
+    h!(
+        "fcvt.s.d",
+        M_F7_RS2,
+        op_fp(0x20, 1, 0),
+        HELPER_FCVT_S_D,
+        F1,
+        F
+    ),
+    h!(
+        "fcvt.d.s",
+        M_F7_RS2,
+        op_fp(0x21, 0, 0),
+        HELPER_FCVT_D_S,
+        F1,
+        F
+    ),
+    h!(
+        "feq.d",
+        M_F7_F3,
+        op_fp(0x51, 0, 2),
+        HELPER_FEQ_D,
+        F2,
+        XFlags
+    ),
+    h!(
+        "flt.d",
+        M_F7_F3,
+        op_fp(0x51, 0, 1),
+        HELPER_FLT_D,
+        F2,
+        XFlags
+    ),
+    h!(
+        "fle.d",
+        M_F7_F3,
+        op_fp(0x51, 0, 0),
+        HELPER_FLE_D,
+        F2,
+        XFlags
+    ),
+    h!(
+        "fclass.d",
+        M_F7_RS2_F3,
+        op_fp(0x71, 0, 1),
+        HELPER_FCLASS_D,
+        F1,
+        X
+    ),
+    h!(
+        "fcvt.w.d",
+        M_F7_RS2,
+        op_fp(0x61, 0, 0),
+        HELPER_FCVT_W_D,
+        F1,
+        XFlags
+    ),
+    h!(
+        "fcvt.wu.d",
+        M_F7_RS2,
+        op_fp(0x61, 1, 0),
+        HELPER_FCVT_WU_D,
+        F1,
+        XFlags
+    ),
+    h!(
+        "fcvt.l.d",
+        M_F7_RS2,
+        op_fp(0x61, 2, 0),
+        HELPER_FCVT_L_D,
+        F1,
+        XFlags
+    ),
+    h!(
+        "fcvt.lu.d",
+        M_F7_RS2,
+        op_fp(0x61, 3, 0),
+        HELPER_FCVT_LU_D,
+        F1,
+        XFlags
+    ),
+    h!(
+        "fcvt.d.w",
+        M_F7_RS2,
+        op_fp(0x69, 0, 0),
+        HELPER_FCVT_D_W,
+        X1,
+        F
+    ),
+    h!(
+        "fcvt.d.wu",
+        M_F7_RS2,
+        op_fp(0x69, 1, 0),
+        HELPER_FCVT_D_WU,
+        X1,
+        F
+    ),
+    h!(
+        "fcvt.d.l",
+        M_F7_RS2,
+        op_fp(0x69, 2, 0),
+        HELPER_FCVT_D_L,
+        X1,
+        F
+    ),
+    h!(
+        "fcvt.d.lu",
+        M_F7_RS2,
+        op_fp(0x69, 3, 0),
+        HELPER_FCVT_D_LU,
+        X1,
+        F
+    ),
+    InsnPattern::new("fmv.x.d", M_F7_RS2_F3, op_fp(0x71, 0, 0), |c, i| {
+        gen_fmv_x(c, i, true)
+    }),
+    InsnPattern::new("fmv.d.x", M_F7_RS2_F3, op_fp(0x79, 0, 0), |c, i| {
+        gen_fmv_f(c, i, true)
+    }),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::riscv::lift::TransFlags;
+    use emu_jit::ir::{Builder, Op};
+
+    fn find(insn: u32) -> Vec<&'static InsnPattern> {
+        RV64F
+            .iter()
+            .chain(RV64D.iter())
+            .filter(|p| p.matches(insn))
+            .collect()
+    }
+
+    fn lift(insn: u32, flags: TransFlags) -> (Lifted, Vec<Op>) {
+        let mut b = Builder::new(0x1000);
+        let pats = find(insn);
+        assert_eq!(pats.len(), 1, "{insn:#010x} matches {}", pats.len());
+        let r = {
+            let mut ctx = LiftCtx {
+                b: &mut b,
+                pc: 0x1000,
+                len: 4,
+                raw: insn,
+                flags,
+            };
+            (pats[0].lift)(&mut ctx, insn)
+        };
+        (r, b.finish().ops)
+    }
+
+    const ON: TransFlags = TransFlags {
+        privilege: 3,
+        mmu_idx: 3,
+        fp_enabled: true,
+        fs_dirty: false,
+    };
+
+    #[test]
+    fn encodings_decode_to_their_mnemonic() {
+        // Assembled with riscv64-unknown-elf-as.
+        let cases = [
+            (0x0005_2087u32, "flw"),   // flw ft1, 0(a0)
+            (0x0015_3027, "fsd"),      // fsd ft1, 0(a0)
+            (0x0020_f0d3, "fadd.s"),   // fadd.s ft1, ft1, ft2
+            (0x0220_70d3, "fadd.d"),   // fadd.d ft1, ft0, ft2 (dyn)
+            (0x1820_f1c3, "fmadd.s"),  // fmadd.s ft3, ft1, ft2, ft3
+            (0x5800_f0d3, "fsqrt.s"),  // fsqrt.s ft1, ft1
+            (0xc000_1553, "fcvt.w.s"), // fcvt.w.s a0, ft0, rtz
+            (0xd220_7053, "fcvt.d.l"), // fcvt.d.l ft0, zero
+            (0x4010_7053, "fcvt.s.d"), // fcvt.s.d ft0, ft0
+            (0xe000_0553, "fmv.x.w"),  // fmv.x.w a0, ft0
+            (0xe200_1553, "fclass.d"), // fclass.d a0, ft0
+            (0xa200_2553, "feq.d"),    // feq.d a0, ft0, ft2
+            (0xf000_0053, "fmv.w.x"),  // fmv.w.x ft0, zero
+            (0x2800_8053, "fmin.s"),   // fmin.s ft0, ft1, ft0
+        ];
+        for (insn, name) in cases {
+            let pats = find(insn);
+            assert_eq!(pats.len(), 1, "{name}");
+            assert_eq!(pats[0].name, name, "{insn:#010x}");
+        }
+    }
+
+    #[test]
+    fn no_overlap_within_f_and_d() {
+        let all: Vec<_> = RV64F.iter().chain(RV64D.iter()).collect();
+        for (i, p) in all.iter().enumerate() {
+            assert_eq!(p.bits & !p.mask, 0, "{}", p.name);
+            for q in &all[i + 1..] {
+                let common = p.mask & q.mask;
+                assert_ne!(p.bits & common, q.bits & common, "{} vs {}", p.name, q.name);
+            }
+        }
+        assert_eq!(RV64F.len(), 30);
+        assert_eq!(RV64D.len(), 32);
+    }
+
+    #[test]
+    fn illegal_when_fs_off_or_static_rm_reserved() {
+        let off = TransFlags {
+            fp_enabled: false,
+            ..ON
+        };
+        assert_eq!(lift(0x0020_f0d3, off).0, Lifted::Illegal);
+        assert_eq!(lift(0x0005_2087, off).0, Lifted::Illegal);
+        assert_eq!(lift(0xe000_0553, off).0, Lifted::Illegal);
+        // fadd.s with rm = 5 and 6.
+        assert_eq!(lift(0x0020_d0d3, ON).0, Lifted::Illegal);
+        assert_eq!(lift(0x0020_e0d3, ON).0, Lifted::Illegal);
+        // fsgnj has no rm: funct3 selects the op and is never "reserved rm".
+        assert_eq!(lift(0x2020_80d3, ON).0, Lifted::Continue);
+    }
+
+    #[test]
+    fn writes_mark_fs_dirty_once_and_only_when_clean() {
+        let count_dirty = |ops: &[Op]| {
+            ops.iter()
+                .filter(|o| matches!(o, Op::Call { args, .. } if args.is_empty()))
+                .count()
+        };
+        let (r, ops) = lift(0x0020_f0d3, ON);
+        assert_eq!(r, Lifted::Continue);
+        assert_eq!(count_dirty(&ops), 1);
+        // The dirty mark follows the arithmetic call (a trapping rm must not dirty FS) and
+        // precedes the register write.
+        let call_pos: Vec<_> = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o, Op::Call { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        let store = ops
+            .iter()
+            .position(|o| matches!(o, Op::StoreGlobal { offset, .. } if *offset == freg_offset(1)))
+            .expect("f1 written");
+        assert!(call_pos.len() == 2 && call_pos[1] < store);
+        let dirty = TransFlags {
+            fs_dirty: true,
+            ..ON
+        };
+        assert_eq!(count_dirty(&lift(0x0020_f0d3, dirty).1), 0);
+        // fmv.x.w and fclass write no FP state.
+        assert_eq!(count_dirty(&lift(0xe000_0553, ON).1), 0);
+        assert_eq!(count_dirty(&lift(0xe200_1553, ON).1), 0);
+    }
+
+    #[test]
+    fn flw_boxes_and_uses_the_mmu_index() {
+        let (_, ops) = lift(0x0005_2087, ON);
+        assert!(ops.iter().any(|o| matches!(
+            o,
+            Op::Load { mem, mmu_idx: 3, .. } if mem.size_log2 == 2 && !mem.aligned
+        )));
+        assert!(ops
+            .iter()
+            .any(|o| matches!(o, Op::Const { imm, .. } if *imm == BOX)));
+    }
+}
