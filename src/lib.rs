@@ -1,1 +1,5 @@
+//! emu: the command line, board assembly and run loop (DESIGN.md §1). The only place where
+//! concrete CPUs, devices and firmware meet.
 
+pub mod cli;
+pub mod runloop;
