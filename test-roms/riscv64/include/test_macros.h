@@ -228,6 +228,23 @@ htif_putchar:                                                                   
         la t5, fromhost;                                                        \
         sd zero, 0(t5);                                                         \
         ret;                                                                    \
+        .globl htif_puthex;                                                     \
+        /* a0 = value, printed as 16 lower-case hex digits. Clobbers a0-a2, t5, t6, s10. */ \
+htif_puthex:                                                                    \
+        mv s10, ra;                                                             \
+        mv a1, a0;                                                              \
+        li a2, 60;                                                              \
+1:      srl a0, a1, a2;                                                         \
+        andi a0, a0, 15;                                                        \
+        addi a0, a0, 48;                                                        \
+        li t6, 58;                                                              \
+        blt a0, t6, 2f;                                                         \
+        addi a0, a0, 39;                                                        \
+2:      call htif_putchar;                                                      \
+        addi a2, a2, -4;                                                        \
+        bgez a2, 1b;                                                            \
+        mv ra, s10;                                                             \
+        ret;                                                                    \
         .globl htif_puts;                                                       \
         /* a0 = NUL-terminated string. Clobbers a0, a1, t5, t6, and uses s11 for ra. */ \
 htif_puts:                                                                      \
