@@ -108,7 +108,7 @@ pub fn parse_size(option: &str, s: &str) -> Result<u64, CliError> {
         .checked_mul(1 << shift)
         .filter(|&b| b <= MAX_RAM_SIZE)
         .ok_or_else(|| bad(option, s, format!("at most {}G", MAX_RAM_SIZE >> 30)))?;
-    if bytes == 0 || bytes % 4096 != 0 {
+    if bytes == 0 || !bytes.is_multiple_of(4096) {
         return Err(bad(option, s, "must be a non-zero multiple of 4K"));
     }
     Ok(bytes)
