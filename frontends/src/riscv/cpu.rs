@@ -161,3 +161,51 @@ impl Privilege {
         }
     }
 }
+
+/// A hart over 1 MiB of RAM at 0x8000_0000 (unit tests of the privileged architecture).
+#[cfg(test)]
+pub(crate) fn test_cpu() -> Box<RiscvCpu> {
+    let mut bus = Bus::new();
+    let ram = emu_devices::GuestRam::new(TEST_RAM_BASE, TEST_RAM_SIZE).expect("test RAM");
+    bus.add_ram(Arc::new(ram));
+    let mut cpu = RiscvCpu::new(
+        0,
+        Arc::new(bus),
+        Arc::new(CodeMap::new()),
+        Arc::new(VirtualTime::new()),
+    );
+    cpu.common.pc = TEST_RAM_BASE;
+    cpu
+}
+
+#[cfg(test)]
+pub(crate) const TEST_RAM_BASE: u64 = 0x8000_0000;
+#[cfg(test)]
+pub(crate) const TEST_RAM_SIZE: u64 = 0x10_0000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_state_is_m_mode_rv64() {
+        let mut cpu = test_cpu();
+        assert_eq!(cpu.priv_level(), Privilege::Machine);
+        assert_eq!(cpu.csr_read(0x301), Some(super::super::csr::MISA_VALUE));
+        let ms = cpu.csr_read(0x300).unwrap_or(0);
+        assert_eq!((ms >> 32) & 3, 2, "UXL");
+        assert_eq!((ms >> 34) & 3, 2, "SXL");
+        assert_eq!(cpu.reservation, u64::MAX);
+    }
+
+    #[test]
+    fn time_follows_instructions_and_is_published() {
+        let mut cpu = test_cpu();
+        cpu.common.insn_count = 1000;
+        assert_eq!(
+            cpu.mtime(),
+            1000 * emu_devices::clock::NS_PER_INSN / NS_PER_MTIME_TICK
+        );
+        assert_eq!(cpu.time.now_ns(), 1000 * emu_devices::clock::NS_PER_INSN);
+    }
+}

@@ -707,3 +707,229 @@ pub static HELPER_MARK_FS_DIRTY: HelperDef = HelperDef {
         may_raise: false,
     },
 };
+
+#[cfg(test)]
+mod tests {
+    use super::super::cpu::test_cpu;
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    const INSN: u64 = 0x1234_5073;
+
+    fn write(cpu: &mut RiscvCpu, num: u16, v: u64) -> Result<u64, Exception> {
+        cpu.csr_access(num, CSR_OP_RW, false, false, v, INSN)
+    }
+    fn read(cpu: &mut RiscvCpu, num: u16) -> Result<u64, Exception> {
+        cpu.csr_access(num, CSR_OP_RS, false, true, 0, INSN)
+    }
+    const ILLEGAL: Result<u64, Exception> = Err(Exception::IllegalInstruction(INSN));
+
+    #[test]
+    fn mstatus_warl() {
+        let mut cpu = test_cpu();
+        write(&mut cpu, 0x300, u64::MAX).unwrap();
+        let ms = read(&mut cpu, 0x300).unwrap();
+        assert_eq!(ms & (MSTATUS_UXL | MSTATUS_SXL), (2 << 32) | (2 << 34));
+        assert_eq!(ms & MSTATUS_MPP, MSTATUS_MPP);
+        assert_ne!(ms & MSTATUS_SD, 0, "FS dirty sets SD");
+        assert_eq!(ms & MSTATUS_XS, 0);
+        // MPP = 2 is reserved: the old value stays.
+        write(&mut cpu, 0x300, 2 << MSTATUS_MPP_SHIFT).unwrap();
+        assert_eq!(read(&mut cpu, 0x300).unwrap() & MSTATUS_MPP, MSTATUS_MPP);
+        write(&mut cpu, 0x300, 1 << MSTATUS_MPP_SHIFT).unwrap();
+        let ms = read(&mut cpu, 0x300).unwrap();
+        assert_eq!(ms & MSTATUS_MPP, 1 << MSTATUS_MPP_SHIFT);
+        assert_eq!(ms & MSTATUS_SD, 0);
+    }
+
+    #[test]
+    fn sstatus_is_a_restricted_view() {
+        let mut cpu = test_cpu();
+        write(&mut cpu, 0x100, u64::MAX).unwrap();
+        let ms = read(&mut cpu, 0x300).unwrap();
+        assert_eq!(
+            ms & (MSTATUS_MIE | MSTATUS_MPP | MSTATUS_TVM | MSTATUS_MPRV),
+            0
+        );
+        assert_eq!(ms & SSTATUS_WRITE, SSTATUS_WRITE);
+        let ss = read(&mut cpu, 0x100).unwrap();
+        assert_eq!(ss & MSTATUS_UXL, 2 << 32);
+        assert_eq!(ss & MSTATUS_SXL, 0);
+        assert_ne!(ss & MSTATUS_SD, 0);
+    }
+
+    #[test]
+    fn misa_is_read_only_but_writable() {
+        let mut cpu = test_cpu();
+        assert_eq!(write(&mut cpu, 0x301, 0), Ok(MISA_VALUE));
+        assert_eq!(read(&mut cpu, 0x301), Ok(MISA_VALUE));
+    }
+
+    #[test]
+    fn delegation_masks() {
+        let mut cpu = test_cpu();
+        write(&mut cpu, 0x302, u64::MAX).unwrap();
+        assert_eq!(read(&mut cpu, 0x302), Ok(0xb3ff));
+        write(&mut cpu, 0x303, u64::MAX).unwrap();
+        assert_eq!(read(&mut cpu, 0x303), Ok(0x222));
+    }
+
+    #[test]
+    fn mip_sip_mie_sie_writable_bits() {
+        let mut cpu = test_cpu();
+        write(&mut cpu, 0x304, u64::MAX).unwrap();
+        assert_eq!(read(&mut cpu, 0x304), Ok(0xaaa));
+        write(&mut cpu, 0x344, u64::MAX).unwrap();
+        assert_eq!(read(&mut cpu, 0x344), Ok(0x222));
+        cpu.irq_lines.store(MIP_MTIP | MIP_MEIP, Ordering::Release);
+        write(&mut cpu, 0x344, 0).unwrap();
+        assert_eq!(
+            read(&mut cpu, 0x344),
+            Ok(MIP_MTIP | MIP_MEIP),
+            "lines are read-only"
+        );
+        // S views follow mideleg; sip writes only SSIP.
+        write(&mut cpu, 0x303, MIP_SSIP | MIP_STIP).unwrap();
+        write(&mut cpu, 0x144, u64::MAX).unwrap();
+        assert_eq!(read(&mut cpu, 0x144), Ok(MIP_SSIP));
+        write(&mut cpu, 0x104, 0).unwrap();
+        assert_eq!(read(&mut cpu, 0x304), Ok(0xaaa & !(MIP_SSIP | MIP_STIP)));
+        assert_eq!(read(&mut cpu, 0x104), Ok(0));
+    }
+
+    #[test]
+    fn tvec_epc_satp_warl() {
+        let mut cpu = test_cpu();
+        write(&mut cpu, 0x305, 0x8000_0101).unwrap();
+        write(&mut cpu, 0x305, 0x9000_0002).unwrap();
+        assert_eq!(read(&mut cpu, 0x305), Ok(0x8000_0101));
+        write(&mut cpu, 0x341, 0x8000_0003).unwrap();
+        assert_eq!(read(&mut cpu, 0x341), Ok(0x8000_0002));
+        let sv39 = (SATP_MODE_SV39 << SATP_MODE_SHIFT) | 0x80000;
+        write(&mut cpu, 0x180, sv39).unwrap();
+        write(&mut cpu, 0x180, (1 << SATP_MODE_SHIFT) | 5).unwrap();
+        assert_eq!(read(&mut cpu, 0x180), Ok(sv39), "unsupported mode ignored");
+        write(&mut cpu, 0x180, SATP_MODE_SV57 << SATP_MODE_SHIFT).unwrap();
+        assert_eq!(read(&mut cpu, 0x180), Ok(SATP_MODE_SV57 << SATP_MODE_SHIFT));
+        // TVM makes satp illegal in S.
+        cpu.csr.mstatus |= MSTATUS_TVM;
+        cpu.privilege = Privilege::Supervisor as u64;
+        assert_eq!(read(&mut cpu, 0x180), ILLEGAL);
+    }
+
+    #[test]
+    fn privilege_and_read_only_checks() {
+        let mut cpu = test_cpu();
+        assert_eq!(read(&mut cpu, 0xf14), Ok(0));
+        assert_eq!(write(&mut cpu, 0xf14, 1), ILLEGAL);
+        assert_eq!(read(&mut cpu, 0x7c0), ILLEGAL, "unknown CSR");
+        assert_eq!(read(&mut cpu, 0x3a1), ILLEGAL, "odd pmpcfg on RV64");
+        cpu.privilege = Privilege::Supervisor as u64;
+        assert_eq!(read(&mut cpu, 0x300), ILLEGAL);
+        assert!(read(&mut cpu, 0x100).is_ok());
+        cpu.privilege = Privilege::User as u64;
+        assert_eq!(read(&mut cpu, 0x100), ILLEGAL);
+    }
+
+    #[test]
+    fn counters_and_counteren() {
+        let mut cpu = test_cpu();
+        cpu.common.insn_count = 100;
+        assert_eq!(read(&mut cpu, 0xc00), Ok(100));
+        write(&mut cpu, 0xb02, 1000).unwrap();
+        // The write counts from after the writing instruction retires.
+        cpu.common.insn_count = 101;
+        assert_eq!(read(&mut cpu, 0xb02), Ok(1000));
+        assert_eq!(cpu.common.insn_count, 101, "insn_count is never written");
+        assert_eq!(read(&mut cpu, 0xc03), Ok(0));
+        cpu.privilege = Privilege::User as u64;
+        assert_eq!(read(&mut cpu, 0xc01), ILLEGAL);
+        cpu.csr.mcounteren = 2;
+        assert_eq!(read(&mut cpu, 0xc01), ILLEGAL, "U also needs scounteren");
+        cpu.csr.scounteren = 2;
+        assert!(read(&mut cpu, 0xc01).is_ok());
+        cpu.privilege = Privilege::Supervisor as u64;
+        assert_eq!(read(&mut cpu, 0xc00), ILLEGAL);
+    }
+
+    #[test]
+    fn fp_csrs_need_fs_and_set_dirty() {
+        let mut cpu = test_cpu();
+        assert_eq!(read(&mut cpu, 0x003), ILLEGAL);
+        cpu.csr.mstatus |= 1 << MSTATUS_FS_SHIFT;
+        write(&mut cpu, 0x003, 0xff).unwrap();
+        assert_eq!((cpu.frm, cpu.fflags), (7, 0x1f));
+        assert_eq!(cpu.csr.mstatus & MSTATUS_FS, MSTATUS_FS);
+        assert_ne!(read(&mut cpu, 0x300).unwrap() & MSTATUS_SD, 0);
+        // csrrs fflags, x0 (no write) reads without dirtying.
+        cpu.csr.mstatus &= !MSTATUS_FS;
+        cpu.csr.mstatus |= 1 << MSTATUS_FS_SHIFT;
+        assert_eq!(read(&mut cpu, 0x001), Ok(0x1f));
+        assert_eq!(cpu.csr.mstatus & MSTATUS_FS, 1 << MSTATUS_FS_SHIFT);
+    }
+
+    #[test]
+    fn csrrs_csrrc_and_helper_encoding() {
+        let mut cpu = test_cpu();
+        write(&mut cpu, 0x340, 0xf0).unwrap();
+        assert_eq!(
+            cpu.csr_access(0x340, CSR_OP_RS, false, false, 0x0f, INSN),
+            Ok(0xf0)
+        );
+        assert_eq!(
+            cpu.csr_access(0x340, CSR_OP_RC, false, false, 0x3c, INSN),
+            Ok(0xff)
+        );
+        assert_eq!(read(&mut cpu, 0x340), Ok(0xc3));
+        let arg = 0x340 | (CSR_OP_RW << CSR_OP_SHIFT);
+        let env = &mut cpu.common as *mut CpuCommon;
+        assert_eq!((HELPER_CSR.func)(env, arg, 7, INSN, 0), 0xc3);
+        assert_eq!(cpu.csr.mscratch, 7);
+        cpu.privilege = Privilege::User as u64;
+        let env = &mut cpu.common as *mut CpuCommon;
+        (HELPER_CSR.func)(env, arg, 7, INSN, 0);
+        assert_eq!(cpu.common.exception_pending, 1);
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (2, INSN));
+    }
+
+    #[test]
+    fn sstc_stimecmp_drives_stip() {
+        let mut cpu = test_cpu();
+        write(&mut cpu, 0x14d, 10).unwrap();
+        assert_eq!(read(&mut cpu, 0x344).unwrap() & MIP_STIP, 0);
+        write(&mut cpu, 0x30a, MENVCFG_STCE).unwrap();
+        cpu.common.insn_count = 10 * emu_devices::clock::NS_PER_MTIME_TICK;
+        assert_ne!(read(&mut cpu, 0x344).unwrap() & MIP_STIP, 0);
+        assert_eq!(
+            cpu.next_timer_deadline_ns(),
+            Some(10 * emu_devices::clock::NS_PER_MTIME_TICK)
+        );
+        cpu.privilege = Privilege::Supervisor as u64;
+        assert_eq!(read(&mut cpu, 0x14d), ILLEGAL, "needs mcounteren.TM");
+        cpu.csr.mcounteren = COUNTEREN_TM;
+        assert_eq!(read(&mut cpu, 0x14d), Ok(10));
+    }
+
+    #[test]
+    fn pmp_csrs_pack_entries() {
+        let mut cpu = test_cpu();
+        write(&mut cpu, 0x3a0, 0x1f_0f).unwrap();
+        assert_eq!(read(&mut cpu, 0x3a0), Ok(0x1f_0f));
+        write(&mut cpu, 0x3a2, 0x0f << 56).unwrap();
+        assert_eq!(cpu.csr.pmp.cfg[15], 0x0f);
+        assert_eq!(read(&mut cpu, 0x3a4), Ok(0), "entries past 16 read zero");
+        write(&mut cpu, 0x3b5, u64::MAX).unwrap();
+        assert_eq!(read(&mut cpu, 0x3b5), Ok((1 << 54) - 1));
+        write(&mut cpu, 0x3c0, 5).unwrap();
+        assert_eq!(read(&mut cpu, 0x3c0), Ok(0));
+    }
+
+    #[test]
+    fn triggers_read_as_absent() {
+        let mut cpu = test_cpu();
+        write(&mut cpu, 0x7a0, 3).unwrap();
+        assert_eq!(read(&mut cpu, 0x7a0), Ok(0));
+        assert_eq!(read(&mut cpu, 0x7a1), Ok(0));
+        assert_eq!(read(&mut cpu, 0x7a4), Ok(1));
+    }
+}
