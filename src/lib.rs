@@ -2,4 +2,5 @@
 //! concrete CPUs, devices and firmware meet.
 
 pub mod cli;
+pub mod machine;
 pub mod runloop;

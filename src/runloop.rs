@@ -64,7 +64,7 @@ pub trait Platform {
 /// Ways a run ends other than the program's exit.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RunError {
-    /// The `--max-insns` guard.
+    /// The `--max-insns` guard (retired instructions plus trap entries).
     #[error("the guest ran {0} instructions without exiting (the --max-insns limit)")]
     InsnLimit(u64),
     /// WFI with no interrupt pending and no timer armed.
@@ -91,6 +91,9 @@ pub fn run(
     platform: &mut dyn Platform,
     opts: LoopOptions,
 ) -> Result<u64, RunError> {
+    // Exceptions delivered so far: the --max-insns guard counts them with retired
+    // instructions, so a guest stuck re-raising a fault (which retires nothing) still stops.
+    let mut traps = 0u64;
     loop {
         let now = cpu.now_ns();
         platform.sync_time(now);
@@ -99,7 +102,7 @@ pub fn run(
         }
         let count = cpu.insn_count();
         if let Some(max) = opts.max_insns {
-            if count >= max {
+            if count.saturating_add(traps) >= max {
                 return Err(RunError::InsnLimit(max));
             }
         }
@@ -111,14 +114,16 @@ pub fn run(
             limit = limit.min(count.saturating_add(cpu.insns_until(d).max(1)));
         }
         if let Some(max) = opts.max_insns {
-            limit = limit.min(max);
+            limit = limit.min(max.saturating_sub(traps));
         }
         cpu.set_insn_limit(limit);
 
         match cpu.run() {
-            StepExit::Exception => cpu
-                .deliver_exception(opts.strict)
-                .map_err(|(pc, bits)| RunError::Unimplemented { pc, bits })?,
+            StepExit::Exception => {
+                traps += 1;
+                cpu.deliver_exception(opts.strict)
+                    .map_err(|(pc, bits)| RunError::Unimplemented { pc, bits })?
+            }
             StepExit::Halt => {
                 platform.sync_time(cpu.now_ns());
                 if platform.exit_code().is_some() || cpu.interrupt_pending_for_wfi() {
@@ -260,6 +265,53 @@ mod tests {
         let r = run(&mut cpu, &mut Board::default(), opts);
         assert_eq!(r, Err(RunError::InsnLimit(250_000)));
         assert_eq!(cpu.count, 250_000, "the budget never overshoots the guard");
+    }
+
+    /// A hart whose every step raises without retiring.
+    struct TrapLoop(u64);
+    impl Vcpu for TrapLoop {
+        fn run(&mut self) -> StepExit {
+            StepExit::Exception
+        }
+        fn pc(&self) -> u64 {
+            0
+        }
+        fn insn_count(&self) -> u64 {
+            0
+        }
+        fn set_insn_limit(&mut self, _: u64) {}
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn insns_until(&self, _: u64) -> u64 {
+            0
+        }
+        fn skip_to(&mut self, _: u64) {}
+        fn deliver_exception(&mut self, _: bool) -> Result<(), (u64, u32)> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn check_interrupts(&mut self) -> bool {
+            false
+        }
+        fn interrupt_pending_for_wfi(&self) -> bool {
+            false
+        }
+        fn next_timer_deadline_ns(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    #[test]
+    fn max_insns_also_stops_a_trap_loop() {
+        let mut cpu = TrapLoop(0);
+        let opts = LoopOptions {
+            max_insns: Some(500),
+            ..Default::default()
+        };
+        let r = run(&mut cpu, &mut Board::default(), opts);
+        assert_eq!(r, Err(RunError::InsnLimit(500)));
+        assert_eq!(cpu.0, 500);
     }
 
     #[test]

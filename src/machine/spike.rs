@@ -1,0 +1,242 @@
+//! A bare-metal board like Spike and QEMU's `spike` machine: one RV64GC hart, RAM at
+//! 0x8000_0000, a SiFive CLINT at 0x0200_0000, and HTIF over the program's `tohost` /
+//! `fromhost` symbols. The hart starts in M-mode at the ELF entry point (`-bios none`), with
+//! a0 = hart id and a1 = 0 (no device tree yet).
+
+use crate::cli::EngineChoice;
+use crate::runloop::{self, LoopOptions, Platform, RunError, StepExit, Vcpu};
+use emu_devices::clint::{CLINT_BASE, CLINT_SIZE};
+use emu_devices::clock::VirtualTime;
+use emu_devices::htif::{Htif, HtifExit, HtifPort, HtifReg};
+use emu_devices::{Bus, BusError, Clint, GuestRam, MemoryError};
+use emu_firmware::{load_elf, ElfError, ElfImage};
+use emu_frontends::riscv::cpu::RiscvCpu;
+use emu_jit::codemap::CodeMap;
+use emu_jit::engine::{Engine, EngineError, EngineKind, RunExit};
+use parking_lot::Mutex;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Where RAM starts (Spike's `DRAM_BASE`, QEMU `spike`/`virt`).
+pub const RAM_BASE: u64 = 0x8000_0000;
+/// Register a0/a1 numbers (psABI): the boot arguments.
+const A0: usize = 10;
+const A1: usize = 11;
+
+/// Errors building or running the board.
+#[derive(Debug, Error)]
+pub enum MachineError {
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// Loading the program failed; the ELF error names the file.
+    #[error("could not load kernel {0}")]
+    Load(#[from] ElfError),
+    #[error("could not map {what}: {source}")]
+    Map { what: String, source: BusError },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// How to build and run the board.
+#[derive(Clone, Debug)]
+pub struct SpikeConfig {
+    pub ram_size: u64,
+    pub engine: EngineChoice,
+    pub strict: bool,
+    pub max_insns: Option<u64>,
+}
+
+/// The board's devices as the run loop sees them.
+struct Board {
+    time: Arc<VirtualTime>,
+    clint: Arc<Mutex<Clint>>,
+    exit: HtifExit,
+}
+
+impl Platform for Board {
+    fn sync_time(&mut self, now_ns: u64) {
+        self.time.advance_to(now_ns);
+        self.clint.lock().update();
+    }
+    fn next_deadline_ns(&self) -> Option<u64> {
+        self.clint.lock().next_deadline_ns()
+    }
+    fn exit_code(&self) -> Option<u64> {
+        self.exit.code()
+    }
+}
+
+/// The hart with the engine that runs it.
+struct Hart {
+    cpu: Box<RiscvCpu>,
+    engine: Engine,
+}
+
+impl Vcpu for Hart {
+    fn run(&mut self) -> StepExit {
+        match self.engine.run(&mut *self.cpu) {
+            RunExit::Exception => StepExit::Exception,
+            RunExit::Yield => StepExit::Yield,
+            RunExit::Halt => StepExit::Halt,
+            RunExit::Budget => StepExit::Budget,
+        }
+    }
+    fn pc(&self) -> u64 {
+        self.cpu.common.pc
+    }
+    fn insn_count(&self) -> u64 {
+        self.cpu.common.insn_count
+    }
+    fn set_insn_limit(&mut self, limit: u64) {
+        self.cpu.common.insn_limit = limit;
+    }
+    fn now_ns(&self) -> u64 {
+        self.cpu.clock.now_ns(self.cpu.common.insn_count)
+    }
+    fn insns_until(&self, ns: u64) -> u64 {
+        self.cpu.clock.insns_until(self.cpu.common.insn_count, ns)
+    }
+    fn skip_to(&mut self, ns: u64) {
+        let count = self.cpu.common.insn_count;
+        self.cpu.clock.skip_to(count, ns);
+    }
+    fn deliver_exception(&mut self, strict: bool) -> Result<(), (u64, u32)> {
+        if strict {
+            if let Some(gap) = self.cpu.unimplemented {
+                return Err(gap);
+            }
+        }
+        self.cpu.deliver_exception();
+        Ok(())
+    }
+    fn check_interrupts(&mut self) -> bool {
+        self.cpu.check_interrupts()
+    }
+    fn interrupt_pending_for_wfi(&self) -> bool {
+        self.cpu.interrupt_pending_for_wfi()
+    }
+    fn next_timer_deadline_ns(&self) -> Option<u64> {
+        self.cpu.next_timer_deadline_ns()
+    }
+}
+
+/// A spike-like board with its program loaded, ready to run.
+pub struct Spike {
+    board: Board,
+    hart: Hart,
+    htif: Option<Arc<Mutex<Htif>>>,
+    image: ElfImage,
+    opts: LoopOptions,
+}
+
+impl Spike {
+    /// Build the board and load `kernel`. The guest's console output (HTIF) goes to `stdout`
+    /// and `stderr`.
+    pub fn new(
+        config: &SpikeConfig,
+        kernel: &Path,
+        stdout: Box<dyn Write + Send>,
+        stderr: Box<dyn Write + Send>,
+    ) -> Result<Spike, MachineError> {
+        let time = Arc::new(VirtualTime::new());
+        let ram = Arc::new(GuestRam::new(RAM_BASE, config.ram_size)?);
+        let mut bus = Bus::new();
+        bus.add_ram(ram);
+        let image = load_elf(kernel, &bus)?;
+
+        // The CPU takes the finished bus, but the CLINT must be on the bus first: it drives
+        // interrupt lines that are handed to the hart afterwards.
+        let irq_lines = Arc::new(AtomicU64::new(0));
+        let clint = Arc::new(Mutex::new(Clint::new(
+            time.clone(),
+            vec![irq_lines.clone()],
+        )));
+        bus.add_device(CLINT_BASE, CLINT_SIZE, clint.clone())
+            .map_err(|source| MachineError::Map {
+                what: "the CLINT".into(),
+                source,
+            })?;
+
+        let htif = Htif::new(bus.ram_regions().to_vec(), stdout, stderr);
+        let exit = htif.exit_handle();
+        let htif = Arc::new(Mutex::new(htif));
+        let mut htif_mapped = false;
+        for (addr, reg, name) in [
+            (image.tohost, HtifReg::ToHost, "tohost"),
+            (image.fromhost, HtifReg::FromHost, "fromhost"),
+        ] {
+            let Some(addr) = addr else { continue };
+            let port = Arc::new(Mutex::new(HtifPort::new(htif.clone(), reg)));
+            bus.add_device(addr, 8, port)
+                .map_err(|source| MachineError::Map {
+                    what: format!("HTIF {name} at {addr:#x}"),
+                    source,
+                })?;
+            htif_mapped = true;
+        }
+
+        let bus = Arc::new(bus);
+        let code_map = Arc::new(CodeMap::new());
+        let mut cpu = RiscvCpu::new(0, bus, code_map.clone(), time.clone());
+        cpu.irq_lines = irq_lines;
+        cpu.strict = config.strict;
+        cpu.common.pc = image.entry;
+        cpu.x[A0] = cpu.hart_id;
+        cpu.x[A1] = 0;
+        let kind = match config.engine {
+            EngineChoice::Interp => EngineKind::Interp,
+            EngineChoice::Jit => EngineKind::Jit,
+            EngineChoice::Tiered => EngineKind::Tiered,
+        };
+        let engine = Engine::new(kind, code_map)?;
+        Ok(Spike {
+            board: Board { time, clint, exit },
+            hart: Hart { cpu, engine },
+            htif: htif_mapped.then_some(htif),
+            image,
+            opts: LoopOptions {
+                strict: config.strict,
+                max_insns: config.max_insns,
+            },
+        })
+    }
+
+    /// The loaded program.
+    pub fn image(&self) -> &ElfImage {
+        &self.image
+    }
+
+    /// Whether the program can exit through HTIF (it has a `tohost` symbol).
+    pub fn has_htif(&self) -> bool {
+        self.htif.is_some()
+    }
+
+    /// Run until the program exits; returns its HTIF exit code.
+    pub fn run(&mut self) -> Result<u64, MachineError> {
+        let r = runloop::run(&mut self.hart, &mut self.board, self.opts);
+        if let Some(htif) = &self.htif {
+            htif.lock().flush();
+        }
+        Ok(r?)
+    }
+
+    /// Retired guest instructions.
+    pub fn insn_count(&self) -> u64 {
+        self.hart.cpu.common.insn_count
+    }
+
+    /// The engine (for statistics).
+    pub fn engine(&self) -> &Engine {
+        &self.hart.engine
+    }
+
+    /// The hart (for tests and debugging).
+    pub fn cpu(&self) -> &RiscvCpu {
+        &self.hart.cpu
+    }
+}

@@ -1,0 +1,169 @@
+//! Every test ROM under test-roms/riscv64, on every engine.
+//!
+//! The contract with test-roms (its Makefile): `make -C test-roms/riscv64 OUT=<dir>` builds each
+//! `<name>.S` to `<dir>/<name>.elf`; each program must exit with HTIF code 0, and if
+//! `<name>.expected` exists beside the source, emu's stdout must equal it. Failures are collected
+//! and reported by ROM and engine, so one broken instruction does not hide the others.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Guest instructions a ROM may run before it counts as hung.
+const MAX_INSNS: &str = "200000000";
+/// Wall-clock limit per run, in case emu itself hangs.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn roms_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms/riscv64")
+}
+
+/// Build the ROMs once per test process; the output directory, or why it failed.
+fn built() -> &'static Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if Command::new("riscv64-unknown-elf-gcc")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            return Err(
+                "riscv64-unknown-elf-gcc is not installed: install the Debian package \
+                        gcc-riscv64-unknown-elf (apt-get install gcc-riscv64-unknown-elf); CI \
+                        (.ci/run) installs it"
+                    .into(),
+            );
+        }
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let out = tmp.parent().unwrap_or(tmp).join("test-roms");
+        let o = Command::new("make")
+            .arg("-C")
+            .arg(roms_dir())
+            .arg(format!("OUT={}", out.display()))
+            .output()
+            .map_err(|e| format!("could not run make: {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "building the test ROMs failed ({}):\n{}{}",
+                o.status,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Ok(out)
+    })
+}
+
+/// The ROM names: one per `*.S` at the top of test-roms/riscv64 (benchmarks live in bench/).
+fn rom_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(roms_dir())
+        .expect("test-roms/riscv64 is missing")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".S")?.to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Run one ROM; `Err` describes the failure.
+fn run_rom(out: &Path, name: &str, engine: &str) -> Result<(), String> {
+    let elf = out.join(format!("{name}.elf"));
+    if !elf.exists() {
+        return Err(format!("{} was not built", elf.display()));
+    }
+    let stdout_path = out.join(format!("{name}.{engine}.stdout"));
+    let stderr_path = out.join(format!("{name}.{engine}.stderr"));
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "--arch",
+            "riscv64",
+            "--engine",
+            engine,
+            "--max-insns",
+            MAX_INSNS,
+        ])
+        .args(["-bios", "none", "-kernel"])
+        .arg(&elf)
+        .stdin(Stdio::null())
+        .stdout(file(&stdout_path)?)
+        .stderr(file(&stderr_path)?)
+        .spawn()
+        .map_err(|e| format!("could not start emu: {e}"))?;
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out after {TIMEOUT:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("waiting for emu: {e}")),
+        }
+    };
+    let stdout = std::fs::read(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    if !status.success() {
+        let code = status
+            .code()
+            .map_or("a signal".to_string(), |c| c.to_string());
+        return Err(format!("exit status {code}; stderr: {}", stderr.trim_end()));
+    }
+    let expected = roms_dir().join(format!("{name}.expected"));
+    if let Ok(want) = std::fs::read(&expected) {
+        if stdout != want {
+            return Err(format!(
+                "stdout {:?} differs from {}: {:?}",
+                String::from_utf8_lossy(&stdout),
+                expected.display(),
+                String::from_utf8_lossy(&want)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn run_all(engine: &str) {
+    let out = match built() {
+        Ok(out) => out,
+        Err(e) => panic!("{e}"),
+    };
+    let names = rom_names();
+    assert!(!names.is_empty(), "no test ROMs found in test-roms/riscv64");
+    let failures: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            run_rom(out, n, engine)
+                .err()
+                .map(|e| format!("  {n} [{engine}]: {e}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} test ROMs failed on --engine {engine}:\n{}",
+        failures.len(),
+        names.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn roms_on_interp() {
+    run_all("interp");
+}
+
+#[test]
+fn roms_on_jit() {
+    run_all("jit");
+}
+
+#[test]
+fn roms_on_tiered() {
+    run_all("tiered");
+}
