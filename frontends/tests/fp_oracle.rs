@@ -98,7 +98,7 @@ fn partner(rng: &mut StdRng, fmt: Format, a: u64) -> u64 {
             a.wrapping_sub(delta)
         };
         let b = b ^ (u64::from(rng.gen::<bool>()) << (fmt.exp_bits + fmt.frac_bits));
-        b & ((1u64 << (fmt.exp_bits + fmt.frac_bits + 1)) - 1)
+        b & fmt_mask(fmt)
     } else {
         operand(rng, fmt)
     }
@@ -260,7 +260,12 @@ fn addend(rng: &mut StdRng, fmt: Format, a: u64, b: u64) -> u64 {
     } else {
         (-(f64::from_bits(a) * f64::from_bits(b))).to_bits()
     };
-    p.wrapping_add(rng.gen_range(0..5)).wrapping_sub(2) & ((fmt_sign(fmt) << 1).wrapping_sub(1))
+    p.wrapping_add(rng.gen_range(0..5)).wrapping_sub(2) & fmt_mask(fmt)
+}
+
+/// All the bits of an encoding of `fmt`.
+fn fmt_mask(fmt: Format) -> u64 {
+    u64::MAX >> (63 - (fmt.exp_bits + fmt.frac_bits))
 }
 
 fn fmt_sign(fmt: Format) -> u64 {

@@ -1149,3 +1149,282 @@ helper!(
     RAISES
 );
 helper!(HELPER_FCVT_D_S, "rv.fcvt.d.s", h_cvt_fmt::<true>, 2, RAISES);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S_QNAN: u64 = 0x7fc0_0000;
+    const S_SNAN: u64 = 0x7f80_0001;
+    const S_ONE: u64 = 0x3f80_0000;
+    const S_NEG_ZERO: u64 = 0x8000_0000;
+    const D_ONE: u64 = 0x3ff0_0000_0000_0000;
+
+    fn s(x: f32) -> u64 {
+        u64::from(x.to_bits())
+    }
+
+    /// fcvt saturation (Unprivileged ISA §20.7, Table 20.4).
+    #[test]
+    fn fcvt_saturation_table() {
+        let inf = s(f32::INFINITY);
+        let ninf = s(f32::NEG_INFINITY);
+        let big = s(3e10);
+        let cases: [(IntFmt, u64, u64, u64); 16] = [
+            // (format, input, expected, with NaN / +inf / -inf / out-of-range)
+            (IntFmt::W, S_QNAN, 0x7fff_ffff, 0),
+            (IntFmt::W, inf, 0x7fff_ffff, 0),
+            (IntFmt::W, ninf, 0xffff_ffff_8000_0000, 0),
+            (IntFmt::W, big, 0x7fff_ffff, 0),
+            (IntFmt::Wu, S_QNAN, u64::MAX, 0),
+            (IntFmt::Wu, inf, u64::MAX, 0),
+            (IntFmt::Wu, ninf, 0, 0),
+            (IntFmt::Wu, s(-1.0), 0, 0),
+            (IntFmt::L, S_QNAN, i64::MAX as u64, 0),
+            (IntFmt::L, inf, i64::MAX as u64, 0),
+            (IntFmt::L, ninf, i64::MIN as u64, 0),
+            (IntFmt::L, s(-1e19), i64::MIN as u64, 0),
+            (IntFmt::Lu, S_QNAN, u64::MAX, 0),
+            (IntFmt::Lu, inf, u64::MAX, 0),
+            (IntFmt::Lu, ninf, 0, 0),
+            (IntFmt::Lu, s(2e19), u64::MAX, 0),
+        ];
+        for (ifmt, a, want, _) in cases {
+            let mut fl = 0;
+            assert_eq!(
+                to_int(BINARY32, ifmt, a, Rm::Rne, &mut fl),
+                want,
+                "{ifmt:?} {a:#x}"
+            );
+            assert_eq!(fl, FLAG_NV, "{ifmt:?} {a:#x}");
+        }
+        // In range: exact, inexact (NX only), and a negative value rounding to 0 for wu.
+        let mut fl = 0;
+        assert_eq!(
+            to_int(BINARY32, IntFmt::W, s(-7.0), Rm::Rne, &mut fl),
+            -7i64 as u64
+        );
+        assert_eq!(fl, 0);
+        assert_eq!(to_int(BINARY32, IntFmt::W, s(2.5), Rm::Rne, &mut fl), 2);
+        assert_eq!(to_int(BINARY32, IntFmt::W, s(2.5), Rm::Rmm, &mut fl), 3);
+        assert_eq!(
+            to_int(BINARY32, IntFmt::W, s(-2.5), Rm::Rdn, &mut fl),
+            -3i64 as u64
+        );
+        assert_eq!(fl, FLAG_NX);
+        let mut fl = 0;
+        assert_eq!(to_int(BINARY32, IntFmt::Wu, s(-0.25), Rm::Rtz, &mut fl), 0);
+        assert_eq!(fl, FLAG_NX);
+        // fcvt.wu results are sign-extended from 32 bits on RV64.
+        let mut fl = 0;
+        assert_eq!(
+            to_int(BINARY64, IntFmt::Wu, 3e9f64.to_bits(), Rm::Rne, &mut fl),
+            0xffff_ffff_b2d0_5e00
+        );
+        assert_eq!(fl, 0);
+    }
+
+    /// fmin/fmax (§20.7, F 2.2): −0 < +0, a quiet NaN is ignored silently, a signaling NaN
+    /// raises NV, two NaNs give the canonical NaN.
+    #[test]
+    fn fmin_fmax_zeros_and_nans() {
+        let mut fl = 0;
+        assert_eq!(min_max(BINARY32, 0, S_NEG_ZERO, false, &mut fl), S_NEG_ZERO);
+        assert_eq!(min_max(BINARY32, S_NEG_ZERO, 0, true, &mut fl), 0);
+        assert_eq!(min_max(BINARY32, S_QNAN, S_ONE, false, &mut fl), S_ONE);
+        assert_eq!(fl, 0);
+        assert_eq!(min_max(BINARY32, S_SNAN, S_ONE, true, &mut fl), S_ONE);
+        assert_eq!(fl, FLAG_NV);
+        let mut fl = 0;
+        assert_eq!(
+            min_max(BINARY32, 0xffc0_1234, S_QNAN | 5, false, &mut fl),
+            S_QNAN
+        );
+        assert_eq!(fl, 0);
+    }
+
+    #[test]
+    fn compare_signaling_and_quiet() {
+        let mut fl = 0;
+        assert_eq!(compare(BINARY32, CmpOp::Eq, S_QNAN, S_ONE, &mut fl), 0);
+        assert_eq!(fl, 0, "feq is quiet");
+        assert_eq!(compare(BINARY32, CmpOp::Eq, S_SNAN, S_ONE, &mut fl), 0);
+        assert_eq!(fl, FLAG_NV);
+        let mut fl = 0;
+        assert_eq!(compare(BINARY32, CmpOp::Le, S_QNAN, S_ONE, &mut fl), 0);
+        assert_eq!(fl, FLAG_NV, "fle signals on a quiet NaN");
+        let mut fl = 0;
+        assert_eq!(compare(BINARY32, CmpOp::Eq, 0, S_NEG_ZERO, &mut fl), 1);
+        assert_eq!(compare(BINARY32, CmpOp::Lt, S_NEG_ZERO, 0, &mut fl), 0);
+        assert_eq!(compare(BINARY32, CmpOp::Le, s(-1.0), s(-0.5), &mut fl), 1);
+        assert_eq!(fl, 0);
+    }
+
+    /// fclass bits (§20.9, Table 20.5).
+    #[test]
+    fn fclass_bits() {
+        let cases = [
+            (s(f32::NEG_INFINITY), 0),
+            (s(-1.0), 1),
+            (0x8000_0001, 2),
+            (S_NEG_ZERO, 3),
+            (0, 4),
+            (0x0000_0001, 5),
+            (S_ONE, 6),
+            (s(f32::INFINITY), 7),
+            (S_SNAN, 8),
+            (S_QNAN, 9),
+        ];
+        for (a, bit) in cases {
+            assert_eq!(classify(BINARY32, a), 1 << bit, "{a:#x}");
+        }
+        assert_eq!(classify(BINARY64, 0x000f_ffff_ffff_ffff), 1 << 5);
+        assert_eq!(classify(BINARY64, 0xfff0_0000_0000_0000), 1 << 0);
+    }
+
+    #[test]
+    fn nan_boxing() {
+        assert_eq!(unbox_s(0xffff_ffff_3f80_0000), S_ONE);
+        assert_eq!(unbox_s(0x0000_0000_3f80_0000), S_QNAN);
+        assert_eq!(unbox_s(0xfffe_ffff_3f80_0000), S_QNAN);
+        assert_eq!(box_s(S_ONE), 0xffff_ffff_3f80_0000);
+    }
+
+    #[test]
+    fn rounding_flags_and_canonical_nans() {
+        let mut fl = 0;
+        // 1 + 2^-24 ties to even (down) in binary32, rounds up in RMM / RUP.
+        let tiny = s(f32::from_bits(0x3380_0000)); // 2^-24
+        assert_eq!(add(BINARY32, S_ONE, tiny, Rm::Rne, &mut fl), S_ONE);
+        assert_eq!(add(BINARY32, S_ONE, tiny, Rm::Rmm, &mut fl), S_ONE + 1);
+        assert_eq!(add(BINARY32, S_ONE, tiny, Rm::Rup, &mut fl), S_ONE + 1);
+        assert_eq!(fl, FLAG_NX);
+        // x - x is +0, except −0 when rounding down.
+        assert_eq!(sub(BINARY64, D_ONE, D_ONE, Rm::Rne, &mut fl), 0);
+        assert_eq!(sub(BINARY64, D_ONE, D_ONE, Rm::Rdn, &mut fl), 1 << 63);
+        // Overflow: inf or the largest finite number depending on the direction.
+        let mut fl = 0;
+        let max = s(f32::MAX);
+        assert_eq!(mul(BINARY32, max, max, Rm::Rne, &mut fl), s(f32::INFINITY));
+        assert_eq!(mul(BINARY32, max, max, Rm::Rtz, &mut fl), max);
+        assert_eq!(fl, FLAG_OF | FLAG_NX);
+        // Division by zero, invalid operations.
+        let mut fl = 0;
+        assert_eq!(div(BINARY32, S_ONE, 0, Rm::Rne, &mut fl), s(f32::INFINITY));
+        assert_eq!(fl, FLAG_DZ);
+        let mut fl = 0;
+        assert_eq!(
+            sqrt(BINARY64, D_ONE | 1 << 63, Rm::Rne, &mut fl),
+            BINARY64.canonical_nan()
+        );
+        assert_eq!(fl, FLAG_NV);
+        // A NaN operand's payload never propagates.
+        let mut fl = 0;
+        assert_eq!(add(BINARY32, 0xffc0_1234, S_ONE, Rm::Rne, &mut fl), S_QNAN);
+        assert_eq!(fl, 0);
+        // Underflow is detected after rounding: the largest subnormal times (1 + 2^-23)
+        // rounds up to the smallest normal in RUP, tiny before rounding but not after.
+        let mut fl = 0;
+        let r = mul(BINARY32, 0x007f_ffff, 0x3f80_0001, Rm::Rup, &mut fl);
+        assert_eq!(r, 0x0080_0000);
+        assert_eq!(fl, FLAG_NX);
+        // fma rounds once: (1 + 2^-12)^2 - 1 keeps the 2^-24 term that rounding the product
+        // alone would drop (a tie to even).
+        let mut fl = 0;
+        let a = 0x3f80_0800;
+        let r = fma(BINARY32, FmaOp::Msub, a, a, S_ONE, Rm::Rne, &mut fl);
+        assert_eq!(r, s(2f32.powi(-11) + 2f32.powi(-24)));
+        assert_eq!(fl, 0);
+        // inf * 0 + qNaN is invalid.
+        let mut fl = 0;
+        let inf = s(f32::INFINITY);
+        assert_eq!(
+            fma(BINARY32, FmaOp::Madd, inf, 0, S_QNAN, Rm::Rne, &mut fl),
+            S_QNAN
+        );
+        assert_eq!(fl, FLAG_NV);
+    }
+
+    #[test]
+    fn conversions_between_formats_and_from_integers() {
+        let mut fl = 0;
+        assert_eq!(convert(BINARY32, BINARY64, S_ONE, Rm::Rne, &mut fl), D_ONE);
+        assert_eq!(convert(BINARY64, BINARY32, D_ONE, Rm::Rne, &mut fl), S_ONE);
+        assert_eq!(fl, 0);
+        assert_eq!(
+            convert(BINARY32, BINARY64, S_SNAN, Rm::Rne, &mut fl),
+            BINARY64.canonical_nan()
+        );
+        assert_eq!(fl, FLAG_NV);
+        let mut fl = 0;
+        assert_eq!(
+            from_int(BINARY32, IntFmt::W, u64::MAX, Rm::Rne, &mut fl),
+            s(-1.0)
+        );
+        assert_eq!(
+            from_int(BINARY64, IntFmt::Wu, u64::MAX, Rm::Rne, &mut fl),
+            4294967295f64.to_bits()
+        );
+        assert_eq!(from_int(BINARY32, IntFmt::L, 0, Rm::Rne, &mut fl), 0);
+        assert_eq!(fl, 0);
+        assert_eq!(
+            from_int(BINARY32, IntFmt::Lu, u64::MAX, Rm::Rtz, &mut fl),
+            0x5f7f_ffff
+        );
+        assert_eq!(fl, FLAG_NX);
+    }
+
+    #[test]
+    fn sign_injection() {
+        assert_eq!(
+            sign_inject(BINARY32, SgnjOp::Sgnj, S_ONE, S_NEG_ZERO),
+            s(-1.0)
+        );
+        assert_eq!(
+            sign_inject(BINARY32, SgnjOp::Sgnjn, S_ONE, S_NEG_ZERO),
+            S_ONE
+        );
+        assert_eq!(
+            sign_inject(BINARY32, SgnjOp::Sgnjx, s(-1.0), S_NEG_ZERO),
+            S_ONE
+        );
+        assert_eq!(
+            sign_inject(BINARY64, SgnjOp::Sgnjn, D_ONE, D_ONE),
+            D_ONE | 1 << 63
+        );
+    }
+
+    /// The helpers: boxing, fflags accrual, dynamic rounding mode and its illegal encodings.
+    #[test]
+    fn helpers_use_frm_box_and_accrue_flags() {
+        let mut cpu = crate::riscv::cpu::test_cpu();
+        let env = &mut cpu.common as *mut CpuCommon;
+        // fadd.s ft1, ft1, ft2 with rm = DYN (funct3 7).
+        let fadd_dyn = 0x0020_f0d3u64;
+        let call = |h: &HelperDef, a: u64, b: u64, c: u64| (h.func)(env, a, b, c, 0);
+        let one = box_s(S_ONE);
+        let tiny = box_s(0x3380_0000);
+        state_of::<RiscvCpu>(env).frm = Rm::Rup as u64;
+        assert_eq!(call(&HELPER_FADD_S, one, tiny, fadd_dyn), box_s(S_ONE + 1));
+        assert_eq!(state_of::<RiscvCpu>(env).fflags, u64::from(FLAG_NX));
+        // An unboxed operand reads as the canonical NaN; a quiet NaN sets no flag.
+        assert_eq!(call(&HELPER_FADD_S, S_ONE, one, fadd_dyn), box_s(S_QNAN));
+        assert_eq!(state_of::<RiscvCpu>(env).common.exception_pending, 0);
+        // frm = 5 is reserved: DYN raises illegal instruction with the encoding as tval.
+        state_of::<RiscvCpu>(env).frm = 5;
+        call(&HELPER_FADD_S, one, one, fadd_dyn);
+        let cpu = state_of::<RiscvCpu>(env);
+        assert_eq!(cpu.common.exception_pending, 1);
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (2, fadd_dyn));
+        cpu.common.exception_pending = 0;
+        // A static rm ignores frm; integer results are sign-extended.
+        let fcvt_w_d_rtz = 0xc200_1553u64;
+        assert_eq!(
+            call(&HELPER_FCVT_W_D, (-2.75f64).to_bits(), fcvt_w_d_rtz, 0),
+            -2i64 as u64
+        );
+        assert_eq!(call(&HELPER_FCLASS_S, one, 0, 0), 1 << 6);
+        assert_eq!(call(&HELPER_FEQ_D, D_ONE, D_ONE, 0), 1);
+        assert_eq!(state_of::<RiscvCpu>(env).common.exception_pending, 0);
+    }
+}
