@@ -10,7 +10,8 @@
  *  - trap_vector records mcause/mtval/mepc into trap_cause/trap_tval/trap_epc and counts traps.
  *    If trap_resume is non-zero it resumes there in M-mode (and clears it); otherwise it skips the
  *    trapping instruction (2 or 4 bytes). An interrupt clears its bit in mie and returns. The same
- *    logic for S-mode is strap_vector (resume in S-mode).
+ *    logic for S-mode is strap_vector (stvec at reset), which records into strap_save and resumes
+ *    in S-mode.
  *  - HTIF console: tohost = (1 << 56) | (1 << 48) | byte (device 1 = console, command 1 = putchar).
  */
 #ifndef EMU_TEST_MACROS_H
@@ -97,7 +98,10 @@ _start:                                                                         
         csrw mtvec, t0;                                                         \
         la t0, trap_save;                                                       \
         csrw mscratch, t0;                                                      \
+        la t0, strap_save;                                                      \
         csrw sscratch, t0;                                                      \
+        la t0, strap_vector;                                                    \
+        csrw stvec, t0;                                                         \
         /* PMP entry 0: NAPOT over the whole address space, RWX, so S/U may run. */ \
         li t0, -1;                                                              \
         csrw pmpaddr0, t0;                                                      \
@@ -266,6 +270,8 @@ htif_puts:                                                                      
         .align 6;                                                               \
         .globl trap_save;                                                       \
 trap_save: .dword 0, 0, 0, 0, 0, 0, 0, 0;                                       \
+        .globl strap_save;                                                      \
+strap_save: .dword 0, 0, 0, 0, 0, 0, 0, 0;                                      \
         .bss;                                                                   \
         .align 4;                                                               \
 stack_bottom: .skip 4096;                                                       \
@@ -378,6 +384,43 @@ stack_top:                                                                      
         ld t6, TS_CAUSE(t5);                                                    \
         li t5, MASK_XLEN(cause);                                                \
         bne t5, t6, fail;
+
+#define PRV_U 0
+#define PRV_S 1
+#define PRV_M 3
+
+/*
+ * Runs `code` in privilege `prv` (PRV_U/S/M, entered with mret) and checks the cause of the first
+ * trap taken to M-mode, which resumes after the check in M-mode. Code that does not trap ends with
+ * an ecall, so CAUSE_NONE expects the ecall cause of that mode (8 + prv).
+ */
+#define TEST_TRAP_IN_MODE(testnum, prv, cause, code...)                         \
+        li TESTNUM, testnum;                                                    \
+        la t5, trap_save;                                                       \
+        li t6, CAUSE_NONE;                                                      \
+        sd t6, TS_CAUSE(t5);                                                    \
+        la t6, 9f;                                                              \
+        sd t6, TS_RESUME(t5);                                                   \
+        li t6, MSTATUS_MPP;                                                     \
+        csrc mstatus, t6;                                                       \
+        li t6, (prv) << 11;                                                     \
+        csrs mstatus, t6;                                                       \
+        la t6, 8f;                                                              \
+        csrw mepc, t6;                                                          \
+        mret;                                                                   \
+8:      code;                                                                   \
+        ecall;                                                                  \
+9:      la t5, trap_save;                                                       \
+        sd zero, TS_RESUME(t5);                                                 \
+        ld t6, TS_CAUSE(t5);                                                    \
+        /* gas: (a == b) is -1 when true, 0 when false */                        \
+        li t5, ((cause) + (((8 + (prv)) - (cause)) & ((cause) == CAUSE_NONE))); \
+        bne t5, t6, fail;
+
+/* Arms the S-mode handler: the next trap taken to S resumes at `label` in S-mode. */
+#define STRAP_RESUME_AT(label)                                                  \
+        la t5, strap_save; li t6, CAUSE_NONE; sd t6, TS_CAUSE(t5);              \
+        la t6, label; sd t6, TS_RESUME(t5);
 
 /* Fails check `testnum` if any trap was taken so far (e.g. an instruction was illegal). */
 #define CHECK_NO_TRAPS(testnum)                                                 \
