@@ -1,1 +1,469 @@
-//! (being written)
+//! The execution engine (DESIGN.md §2): block lookup, translation, the two tiers, tier-up
+//! through a background compile thread, chaining and invalidation. The machine's run loop calls
+//! [`Engine::run`] until the guest needs it (exception, yield, halt, budget).
+//!
+//! Determinism: which tier runs a block depends on when the compile thread finishes, but both
+//! tiers execute the same IR with the same semantics and exit at the same instruction counts,
+//! so guest-visible results never depend on it. Heat is counted here, in the dispatch loop,
+//! never in generated code.
+//!
+//! Assumption about guests: a block is physically contiguous from `BlockKey::phys_pc` over its
+//! `guest_size` bytes (the `Guest` trait has no way to name a second physical page), so the
+//! pages registered for self-modifying-code detection are computed from `phys_pc`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam::channel::{unbounded, Receiver, Sender};
+
+use crate::backend::{BackendError, ChainSlots, CodeArena, CompiledBlock, Compiler};
+use crate::codemap::CodeMap;
+use crate::env::PAGE_MASK;
+use crate::exec::BlockExit;
+use crate::guest::{BlockKey, Guest};
+use crate::helper::GuestState;
+use crate::ir::{Builder, ExitReason, IrBlock};
+use crate::tb::{TbCache, TbId, Tier};
+
+/// Interpreter dispatches of a block before it is sent to the compile thread (tiered mode).
+/// DESIGN.md §2: compiling pays off after ~2,000–5,000 runs; start lower because hot blocks
+/// keep running while they compile.
+pub const TIER_UP_THRESHOLD: u32 = 1000;
+
+/// Most guest instructions per block.
+pub const MAX_BLOCK_INSNS: u32 = 64;
+
+/// Which tiers run guest code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The IR interpreter only.
+    Interp,
+    /// Every block compiled synchronously before its first run.
+    Jit,
+    /// Interpret; compile hot blocks in the background.
+    Tiered,
+}
+
+impl FromStr for EngineKind {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, EngineError> {
+        match s {
+            "interp" => Ok(EngineKind::Interp),
+            "jit" => Ok(EngineKind::Jit),
+            "tiered" => Ok(EngineKind::Tiered),
+            _ => Err(EngineError::UnknownKind(s.to_string())),
+        }
+    }
+}
+
+/// Why the engine handed control back to the run loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunExit {
+    /// A guest exception is pending in the state (`exception_pending`); `pc` is the faulting
+    /// instruction.
+    Exception,
+    /// Translation state or interrupt enables changed: re-check interrupts.
+    Yield,
+    /// WFI: sleep until an interrupt is pending.
+    Halt,
+    /// `insn_count >= insn_limit`.
+    Budget,
+}
+
+/// Host errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Unknown engine name given on the command line.
+    #[error("unknown execution engine `{0}`: use interp, jit or tiered")]
+    UnknownKind(String),
+    /// The backend could not be set up on this host.
+    #[error("cannot start the Cranelift backend: {0}")]
+    Backend(#[from] BackendError),
+    /// The background compile thread could not be started.
+    #[error("cannot start the compile thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Counters for the closing notes and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub blocks_translated: u64,
+    pub blocks_compiled: u64,
+    /// Total Cranelift compile time, in nanoseconds.
+    pub compile_ns: u64,
+    /// Blocks the backend could not lower (they stay interpreted).
+    pub compile_failures: u64,
+    pub interp_runs: u64,
+    /// Entries into compiled code from the dispatch loop (chained blocks not counted).
+    pub native_runs: u64,
+    pub chain_links: u64,
+    pub blocks_invalidated: u64,
+    pub flushes: u64,
+}
+
+struct Job {
+    generation: u64,
+    id: TbId,
+    ir: Arc<IrBlock>,
+    slots: ChainSlots,
+}
+
+struct Done {
+    generation: u64,
+    id: TbId,
+    result: Result<CompiledBlock, BackendError>,
+    ns: u64,
+}
+
+/// The background compile thread and its channels.
+struct Worker {
+    jobs: Option<Sender<Job>>,
+    done: Receiver<Done>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    fn start() -> Result<Worker, EngineError> {
+        // Fail early (on this thread) if the host ISA is unsupported.
+        drop(Compiler::new()?);
+        let (jobs_tx, jobs_rx) = unbounded::<Job>();
+        let (done_tx, done_rx) = unbounded::<Done>();
+        let thread = std::thread::Builder::new()
+            .name("emu-jit-compile".into())
+            .spawn(move || {
+                let mut compiler = match Compiler::new() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        log::error!("compile thread: {e}");
+                        return;
+                    }
+                };
+                for job in jobs_rx {
+                    let t = Instant::now();
+                    let result = compiler.compile(&job.ir, job.id.0, Some(job.slots));
+                    let done = Done {
+                        generation: job.generation,
+                        id: job.id,
+                        result,
+                        ns: t.elapsed().as_nanos() as u64,
+                    };
+                    if done_tx.send(done).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Worker {
+            jobs: Some(jobs_tx),
+            done: done_rx,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread's loop.
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs one vCPU's guest code (one engine per vCPU).
+pub struct Engine {
+    kind: EngineKind,
+    code_map: Arc<CodeMap>,
+    cache: TbCache,
+    /// Synchronous compiler (Jit mode).
+    compiler: Option<Compiler>,
+    arena: Option<CodeArena>,
+    worker: Option<Worker>,
+    /// Bumped by every flush, so late results of the compile thread are dropped.
+    generation: u64,
+    builder: Builder,
+    stats: EngineStats,
+    max_insns: u32,
+    tier_up: u32,
+}
+
+impl Engine {
+    pub fn new(kind: EngineKind, code_map: Arc<CodeMap>) -> Result<Engine, EngineError> {
+        let (compiler, worker) = match kind {
+            EngineKind::Interp => (None, None),
+            EngineKind::Jit => (Some(Compiler::new()?), None),
+            EngineKind::Tiered => (None, Some(Worker::start()?)),
+        };
+        Ok(Engine {
+            kind,
+            code_map,
+            cache: TbCache::new(),
+            compiler,
+            arena: None,
+            worker,
+            generation: 0,
+            builder: Builder::new(0),
+            stats: EngineStats::default(),
+            max_insns: MAX_BLOCK_INSNS,
+            tier_up: TIER_UP_THRESHOLD,
+        })
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// Change the number of interpreter runs before tier-up (tests, tuning).
+    pub fn set_tier_up_threshold(&mut self, runs: u32) {
+        self.tier_up = runs.max(1);
+    }
+
+    /// Change the most guest instructions per block.
+    pub fn set_max_block_insns(&mut self, n: u32) {
+        self.max_insns = n.max(1);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// The translation cache (for tests and statistics).
+    pub fn cache(&self) -> &TbCache {
+        &self.cache
+    }
+
+    /// Drop all translations and free all code memory.
+    pub fn flush(&mut self) {
+        self.cache.clear();
+        // Dropping the arena frees the code: nothing runs now (we hold `&mut self`) and the
+        // chain slots pointing into it were just dropped with the cache.
+        self.arena = None;
+        self.code_map.clear();
+        self.generation += 1;
+        self.stats.flushes += 1;
+    }
+
+    /// Wait until the compile thread has finished everything queued so far and install it
+    /// (tests and benchmarks; the run loop never waits).
+    pub fn wait_for_compiles(&mut self) {
+        let queued = (0..self.cache.len() as u32)
+            .filter(|&i| {
+                self.cache
+                    .get(TbId(i))
+                    .is_some_and(|e| e.tier == Tier::Queued)
+            })
+            .count();
+        let mut got = 0;
+        while got < queued {
+            let Some(done) = self.worker.as_ref().and_then(|w| w.done.recv().ok()) else {
+                return;
+            };
+            got += 1;
+            self.install_done(done);
+        }
+    }
+
+    /// Run blocks until the guest needs the run loop.
+    pub fn run<G: Guest + GuestState>(&mut self, guest: &mut G) -> RunExit {
+        // The exit of the previous block, to fill its chain slot: (block, slot).
+        let mut from: Option<(TbId, u32, u64)> = None;
+        loop {
+            for page in self.code_map.take_dirty() {
+                let n = self.cache.invalidate_page(page);
+                self.stats.blocks_invalidated += n as u64;
+                from = None;
+            }
+            self.poll_compiled();
+            {
+                let c = guest.common();
+                if c.insn_count >= c.insn_limit {
+                    return RunExit::Budget;
+                }
+            }
+            let Some(key) = guest.block_key() else {
+                return RunExit::Exception;
+            };
+            let id = match self.cache.lookup(&key) {
+                Some(id) => id,
+                None => self.translate(guest, key),
+            };
+            if let Some((src, slot, generation)) = from.take() {
+                if generation == self.generation && self.cache.link(src, slot, id) {
+                    self.stats.chain_links += 1;
+                }
+            }
+            let (exit, last) = self.execute(guest, id);
+            match exit {
+                BlockExit::Goto { slot } => from = Some((last, slot, self.generation)),
+                BlockExit::Indirect => {}
+                BlockExit::Exit(ExitReason::Exception) | BlockExit::Fault => {
+                    return RunExit::Exception
+                }
+                BlockExit::Exit(ExitReason::Yield) => return RunExit::Yield,
+                BlockExit::Exit(ExitReason::Halt) => return RunExit::Halt,
+                BlockExit::Budget => return RunExit::Budget,
+            }
+        }
+    }
+
+    /// Lift, check and optimize the block at `key`, and register its code pages.
+    fn translate<G: Guest>(&mut self, guest: &mut G, key: BlockKey) -> TbId {
+        self.builder.reset(key.pc);
+        guest.translate(&key, self.max_insns, &mut self.builder);
+        let mut ir = self.builder.take();
+        if cfg!(debug_assertions) {
+            if let Err(e) = crate::ir::verify::verify(&ir) {
+                // A lifter bug, never a guest fault: loud in debug builds.
+                panic!(
+                    "lifter produced an invalid block at {:#x}: {e}\n{ir}",
+                    key.pc
+                );
+            }
+        }
+        crate::opt::optimize(&mut ir);
+        let size = ir.guest_size;
+        let id = self.cache.insert(key, ir);
+        self.stats.blocks_translated += 1;
+        for page in crate::tb::covered_pages(key.phys_pc, size) {
+            if self.code_map.add_page(page) {
+                guest.code_page_added(page & PAGE_MASK);
+            }
+        }
+        id
+    }
+
+    /// Run block `id` on the tier it has reached. Returns the exit and the block that exited
+    /// (another one when compiled code chained).
+    fn execute<G: Guest + GuestState>(&mut self, guest: &mut G, id: TbId) -> (BlockExit, TbId) {
+        if self.kind == EngineKind::Jit {
+            if let Some(Tier::Interp) = self.cache.get(id).map(|e| e.tier) {
+                self.compile_sync(id);
+            }
+        }
+        let Some(entry) = self.cache.get_mut(id) else {
+            // The cache was flushed (code memory full) while compiling: nothing ran, so look
+            // the pc up again.
+            return (BlockExit::Indirect, id);
+        };
+        let state = guest.state_ptr();
+        if let (Some(code), Some(arena)) = (entry.code, self.arena.as_ref()) {
+            self.stats.native_runs += 1;
+            // SAFETY: `code` was installed in `arena` (flushes drop both together); `state` is
+            // the guest's state, exclusively borrowed through `guest` for this call, and the
+            // block was lifted by this guest, so its helpers and slow path match; chain slots
+            // only ever hold entry points of this arena (tb.rs).
+            let (exit, last) = unsafe { arena.enter(state, code as *const u8) };
+            return (exit, TbId(last));
+        }
+        entry.heat = entry.heat.saturating_add(1);
+        let queue = self.kind == EngineKind::Tiered
+            && entry.tier == Tier::Interp
+            && entry.heat >= self.tier_up;
+        self.stats.interp_runs += 1;
+        // SAFETY: `state` is the guest's live state, exclusively borrowed through `guest`; the
+        // block was lifted by this guest, so its globals lie inside the state.
+        let exit = unsafe { entry.interp.run(state) };
+        if queue {
+            self.queue_compile(id);
+        }
+        (exit, id)
+    }
+
+    fn arena(&mut self) -> Result<&mut CodeArena, BackendError> {
+        if self.arena.is_none() {
+            self.arena = Some(CodeArena::new(crate::backend::CODE_ARENA_BYTES)?);
+        }
+        self.arena
+            .as_mut()
+            .ok_or_else(|| BackendError::CodeFull("no arena".into()))
+    }
+
+    /// Jit mode: compile `id` now.
+    fn compile_sync(&mut self, id: TbId) {
+        let Some(entry) = self.cache.get(id) else {
+            return;
+        };
+        let (ir, slots) = (entry.ir.clone(), entry.chain_slots());
+        let Some(compiler) = self.compiler.as_mut() else {
+            return;
+        };
+        let t = Instant::now();
+        let result = compiler.compile(&ir, id.0, Some(slots));
+        let ns = t.elapsed().as_nanos() as u64;
+        self.install(id, result, ns);
+    }
+
+    fn queue_compile(&mut self, id: TbId) {
+        let Some(entry) = self.cache.get_mut(id) else {
+            return;
+        };
+        let job = Job {
+            generation: self.generation,
+            id,
+            ir: entry.ir.clone(),
+            slots: entry.chain_slots(),
+        };
+        let sent = self
+            .worker
+            .as_ref()
+            .and_then(|w| w.jobs.as_ref())
+            .is_some_and(|tx| tx.send(job).is_ok());
+        entry.tier = if sent { Tier::Queued } else { Tier::Failed };
+    }
+
+    /// Install whatever the compile thread has finished.
+    fn poll_compiled(&mut self) {
+        loop {
+            let Some(done) = self.worker.as_ref().and_then(|w| w.done.try_recv().ok()) else {
+                return;
+            };
+            self.install_done(done);
+        }
+    }
+
+    fn install_done(&mut self, done: Done) {
+        if done.generation != self.generation {
+            return;
+        }
+        self.install(done.id, done.result, done.ns);
+    }
+
+    fn install(&mut self, id: TbId, result: Result<CompiledBlock, BackendError>, ns: u64) {
+        self.stats.compile_ns += ns;
+        let code = match result {
+            Ok(code) => code,
+            Err(e) => {
+                log::debug!("block {:?} stays interpreted: {e}", id);
+                self.stats.compile_failures += 1;
+                if let Some(entry) = self.cache.get_mut(id) {
+                    entry.tier = Tier::Failed;
+                }
+                return;
+            }
+        };
+        if !self.cache.get(id).is_some_and(|e| e.is_valid()) {
+            return;
+        }
+        let installed = match self.arena() {
+            Ok(arena) => arena.install(&code),
+            Err(e) => Err(e),
+        };
+        match installed {
+            Ok(ptr) => {
+                self.stats.blocks_compiled += 1;
+                if let Some(entry) = self.cache.get_mut(id) {
+                    entry.code = Some(ptr as usize);
+                    entry.tier = Tier::Compiled;
+                }
+            }
+            Err(e) => {
+                // The arena is full: start over (QEMU does the same); this block will be
+                // translated again and tier up again.
+                log::info!("code cache full ({e}); flushing all translations");
+                self.flush();
+            }
+        }
+    }
+}

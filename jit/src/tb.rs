@@ -1,1 +1,327 @@
-//! (being written)
+//! The translation-block cache (DESIGN.md §2): blocks keyed by [`BlockKey`], indexed by guest
+//! physical page for invalidation, with their chain slots.
+//!
+//! A block's id ([`TbId`]) is its index in the cache; ids are baked into compiled code (the exit
+//! code names the exiting block) and are never reused until a full flush, which also frees all
+//! code memory. Invalidating a block removes it from the lookup map and unlinks every chain slot
+//! pointing to it; its code stays in memory (unreachable) until the next flush.
+//!
+//! Chaining rule: a `Goto` exit of block S is linked directly to block D only when both are
+//! compiled, have the same translation flags, and D starts in the same guest *virtual* page as
+//! S starts (then D's physical page is fixed by S's own lookup, so skipping D's lookup is sound).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::backend::ChainSlots;
+use crate::env::PAGE_MASK;
+use crate::guest::BlockKey;
+use crate::interp::InterpBlock;
+use crate::ir::{IrBlock, Op, Terminal};
+
+/// Index of a block in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TbId(pub u32);
+
+/// Where a block is on its way to tier 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// Interpreted only.
+    Interp,
+    /// Sent to the compile thread.
+    Queued,
+    /// Native code installed.
+    Compiled,
+    /// The backend cannot compile it; it stays interpreted.
+    Failed,
+}
+
+/// One cached translation.
+pub struct TbEntry {
+    pub key: BlockKey,
+    pub ir: Arc<IrBlock>,
+    pub interp: InterpBlock,
+    /// Dispatches from the engine's run loop (chained runs are not counted).
+    pub heat: u32,
+    pub tier: Tier,
+    /// Entry point of the compiled code (an address in the engine's code arena), once
+    /// installed.
+    pub code: Option<usize>,
+    /// One code pointer per `Goto` exit (0: not linked); read by the compiled code.
+    slots: Box<[AtomicU64]>,
+    /// Which block each slot is linked to.
+    slot_targets: Vec<Option<TbId>>,
+    /// Slots of other blocks linked to this one: (source block, slot).
+    incoming: Vec<(TbId, u32)>,
+    /// Guest physical pages the block's code lies in.
+    pages: Vec<u64>,
+    valid: bool,
+}
+
+impl TbEntry {
+    /// The chain slots, for the backend.
+    pub fn chain_slots(&self) -> ChainSlots {
+        ChainSlots {
+            addr: self.slots.as_ptr(),
+            len: self.slots.len(),
+        }
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
+
+    /// The block a slot is linked to, if any.
+    pub fn slot_target(&self, slot: u32) -> Option<TbId> {
+        self.slot_targets.get(slot as usize).copied().flatten()
+    }
+}
+
+/// Number of `Goto` exits of a block (its chain slots).
+pub fn goto_count(block: &IrBlock) -> usize {
+    block
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::Exit(Terminal::Goto { .. })))
+        .count()
+}
+
+/// The guest physical pages holding `size` bytes of code from `phys_pc` (assuming the block is
+/// physically contiguous, see `Engine` docs).
+pub fn covered_pages(phys_pc: u64, size: u32) -> Vec<u64> {
+    let first = phys_pc & PAGE_MASK;
+    let last = phys_pc.wrapping_add(u64::from(size.max(1)) - 1) & PAGE_MASK;
+    if first == last {
+        vec![first]
+    } else {
+        vec![first, last]
+    }
+}
+
+/// The cache.
+#[derive(Default)]
+pub struct TbCache {
+    entries: Vec<TbEntry>,
+    map: HashMap<BlockKey, TbId>,
+    by_page: HashMap<u64, Vec<TbId>>,
+}
+
+impl TbCache {
+    pub fn new() -> TbCache {
+        TbCache::default()
+    }
+
+    /// Number of blocks ever inserted since the last flush (valid or not).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of blocks currently reachable through lookup.
+    pub fn valid_len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn lookup(&self, key: &BlockKey) -> Option<TbId> {
+        self.map.get(key).copied()
+    }
+
+    pub fn get(&self, id: TbId) -> Option<&TbEntry> {
+        self.entries.get(id.0 as usize)
+    }
+
+    pub fn get_mut(&mut self, id: TbId) -> Option<&mut TbEntry> {
+        self.entries.get_mut(id.0 as usize)
+    }
+
+    /// Insert a translated block (replacing any block with the same key).
+    pub fn insert(&mut self, key: BlockKey, ir: IrBlock) -> TbId {
+        if let Some(old) = self.lookup(&key) {
+            self.invalidate(old);
+        }
+        let id = TbId(self.entries.len() as u32);
+        let pages = covered_pages(key.phys_pc, ir.guest_size);
+        let n = goto_count(&ir);
+        let interp = InterpBlock::new(&ir);
+        self.entries.push(TbEntry {
+            key,
+            ir: Arc::new(ir),
+            interp,
+            heat: 0,
+            tier: Tier::Interp,
+            code: None,
+            slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            slot_targets: vec![None; n],
+            incoming: Vec::new(),
+            pages: pages.clone(),
+            valid: true,
+        });
+        self.map.insert(key, id);
+        for p in pages {
+            self.by_page.entry(p).or_default().push(id);
+        }
+        id
+    }
+
+    /// Link `src`'s chain slot `slot` to `dst` if the chaining rule allows it. Returns whether
+    /// the slot is now linked.
+    pub fn link(&mut self, src: TbId, slot: u32, dst: TbId) -> bool {
+        let (Some(s), Some(d)) = (self.get(src), self.get(dst)) else {
+            return false;
+        };
+        let Some(dst_code) = d.code else {
+            return false;
+        };
+        let ok = s.valid
+            && d.valid
+            && s.code.is_some()
+            && s.key.flags == d.key.flags
+            && s.key.pc & PAGE_MASK == d.key.pc & PAGE_MASK
+            && (slot as usize) < s.slots.len()
+            && s.slot_target(slot).is_none();
+        if !ok {
+            return s.slot_target(slot) == Some(dst);
+        }
+        if let Some(s) = self.get_mut(src) {
+            if let (Some(a), Some(t)) = (
+                s.slots.get(slot as usize),
+                s.slot_targets.get_mut(slot as usize),
+            ) {
+                a.store(dst_code as u64, Ordering::Release);
+                *t = Some(dst);
+            }
+        }
+        if let Some(d) = self.get_mut(dst) {
+            d.incoming.push((src, slot));
+        }
+        true
+    }
+
+    /// Remove a block from lookup and unlink every slot pointing to it (and its own links).
+    pub fn invalidate(&mut self, id: TbId) {
+        let Some(e) = self.get_mut(id) else {
+            return;
+        };
+        if !e.valid {
+            return;
+        }
+        e.valid = false;
+        let key = e.key;
+        let incoming = std::mem::take(&mut e.incoming);
+        let outgoing: Vec<(u32, TbId)> = e
+            .slot_targets
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, t)| t.take().map(|t| (i as u32, t)))
+            .collect();
+        for a in e.slots.iter() {
+            a.store(0, Ordering::Release);
+        }
+        if self.map.get(&key) == Some(&id) {
+            self.map.remove(&key);
+        }
+        for (src, slot) in incoming {
+            if let Some(s) = self.get_mut(src) {
+                if s.slot_target(slot) == Some(id) {
+                    if let Some(a) = s.slots.get(slot as usize) {
+                        a.store(0, Ordering::Release);
+                    }
+                    if let Some(t) = s.slot_targets.get_mut(slot as usize) {
+                        *t = None;
+                    }
+                }
+            }
+        }
+        for (slot, dst) in outgoing {
+            if let Some(d) = self.get_mut(dst) {
+                d.incoming.retain(|&(s, sl)| !(s == id && sl == slot));
+            }
+        }
+    }
+
+    /// Invalidate every block with code in guest physical page `page`. Returns how many.
+    pub fn invalidate_page(&mut self, page: u64) -> usize {
+        let ids = self.by_page.remove(&(page & PAGE_MASK)).unwrap_or_default();
+        let mut n = 0;
+        for id in ids {
+            if self.get(id).is_some_and(|e| e.valid) {
+                self.invalidate(id);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Drop every block. The caller frees the code memory at the same time.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.map.clear();
+        self.by_page.clear();
+    }
+
+    /// The pages of a block.
+    pub fn pages(&self, id: TbId) -> &[u64] {
+        self.get(id).map(|e| e.pages.as_slice()).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Builder;
+
+    fn block(pc: u64, gotos: &[u64]) -> IrBlock {
+        let mut b = Builder::new(pc);
+        b.insn_start(pc, 0);
+        let l = b.new_label();
+        let z = b.iconst(crate::ir::Type::I64, 0);
+        b.br_cond(crate::ir::Cond::Eq, crate::ir::Type::I64, z, z, l);
+        for &g in gotos {
+            b.goto(g);
+        }
+        b.label(l);
+        b.goto(pc + 4);
+        b.set_guest_size(4);
+        b.finish()
+    }
+
+    fn key(pc: u64) -> BlockKey {
+        BlockKey {
+            pc,
+            phys_pc: pc + 0x8000_0000,
+            flags: 1,
+        }
+    }
+
+    #[test]
+    fn link_follows_the_same_page_rule_and_invalidation_unlinks() {
+        let mut c = TbCache::new();
+        let a = c.insert(key(0x1000), block(0x1000, &[0x1100]));
+        let b = c.insert(key(0x1100), block(0x1100, &[]));
+        let far = c.insert(key(0x2000), block(0x2000, &[]));
+        assert_eq!(c.get(a).map(|e| e.chain_slots().len), Some(2));
+        // Not compiled: no link.
+        assert!(!c.link(a, 0, b));
+        for id in [a, b, far] {
+            if let Some(e) = c.get_mut(id) {
+                e.code = Some(0x1234);
+            }
+        }
+        assert!(!c.link(a, 0, far), "other virtual page");
+        assert!(c.link(a, 0, b));
+        assert_eq!(c.get(a).and_then(|e| e.slot_target(0)), Some(b));
+        let slot0 = c.get(a).map(|e| e.slots[0].load(Ordering::Acquire));
+        assert_eq!(slot0, Some(0x1234));
+
+        assert_eq!(c.invalidate_page(0x8000_1000), 2);
+        assert_eq!(c.lookup(&key(0x1100)), None);
+        assert_eq!(c.lookup(&key(0x2000)), Some(far));
+        let slot0 = c.get(a).map(|e| e.slots[0].load(Ordering::Acquire));
+        assert_eq!(slot0, Some(0));
+        assert_eq!(covered_pages(0xffe, 4), vec![0, 0x1000]);
+    }
+}

@@ -555,14 +555,6 @@ impl Lower<'_, '_> {
                         }
                     }
                 }
-                if fx.reads_state {
-                    // The helper may have changed the count (e.g. a write to a retired-
-                    // instruction counter): continue from what it left.
-                    let now = self.load_state(types::I64, OFFSET_INSN_COUNT);
-                    let before = -i64::from(self.before());
-                    let base = self.b.ins().iadd_imm_s(now, before);
-                    self.b.def_var(self.base, base);
-                }
                 if fx.may_raise {
                     self.check_pending();
                 }
@@ -840,10 +832,11 @@ impl Lower<'_, '_> {
                 // x/0 = -1, x%0 = x, MIN/-1 = MIN, MIN%-1 = 0. Dividing by 1 instead of 0 or
                 // -1 (for MIN) avoids the host trap and gives MIN / 0 already.
                 let zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
-                let min = 1u64 << (ty.bits() - 1);
-                let is_min = self.b.ins().icmp_imm_s(IntCC::Equal, a, min as i64);
+                let min = self.constant(ty, 1u64 << (ty.bits() - 1));
+                let is_min = self.b.ins().icmp(IntCC::Equal, a, min);
                 let all = (ty.mask() as u64) as i64;
-                let is_m1 = self.b.ins().icmp_imm_s(IntCC::Equal, b, all);
+                let m1 = self.constant(ty, all as u64);
+                let is_m1 = self.b.ins().icmp(IntCC::Equal, b, m1);
                 let ovf = self.b.ins().band(is_min, is_m1);
                 let bad = self.b.ins().bor(zero, ovf);
                 let one = self.b.ins().iconst(clt, 1);
@@ -959,13 +952,12 @@ impl Lower<'_, '_> {
         };
         self.b.ins().jump(join, &[result.into()]);
 
-        // Miss: the slow path may read the instruction count (virtual time) and raise; give it
-        // an exact state, in cold code.
+        // Miss: the guest's slow path, in cold code. Globals are written back first, as the
+        // interpreter keeps them in the state; like the interpreter, pc and the instruction
+        // count are not (they keep their block-entry values until an exit).
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         self.flush_dirty();
-        self.store_pc_const(self.insn_pc);
-        self.store_count(self.before());
         let bits = self.b.ins().iconst(types::I32, i64::from(mem.to_bits()));
         let mmu = self.b.ins().iconst(types::I32, i64::from(mmu_idx));
         let mut sig = Signature::new(CallConv::SystemV);
