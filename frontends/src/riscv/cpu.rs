@@ -165,7 +165,12 @@ impl Privilege {
 /// A hart over 1 MiB of RAM at 0x8000_0000 (unit tests of the privileged architecture).
 #[cfg(test)]
 pub(crate) fn test_cpu() -> Box<RiscvCpu> {
-    let mut bus = Bus::new();
+    test_cpu_with(Bus::new())
+}
+
+/// As [`test_cpu`], adding the RAM to a bus that may already hold devices.
+#[cfg(test)]
+pub(crate) fn test_cpu_with(mut bus: Bus) -> Box<RiscvCpu> {
     let ram = emu_devices::GuestRam::new(TEST_RAM_BASE, TEST_RAM_SIZE).expect("test RAM");
     bus.add_ram(Arc::new(ram));
     let mut cpu = RiscvCpu::new(

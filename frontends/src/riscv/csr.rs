@@ -72,15 +72,18 @@ pub const SATP_PPN: u64 = (1 << 44) - 1;
 const COUNTEREN_TM: u64 = 1 << 1;
 
 /// misa: MXL = 2 (RV64), I M A F D C S U (§3.1.1).
-pub const MISA_VALUE: u64 = (2 << 62)
-    | (1 << (b'A' - b'A'))
-    | (1 << (b'C' - b'A'))
-    | (1 << (b'D' - b'A'))
-    | (1 << (b'F' - b'A'))
-    | (1 << (b'I' - b'A'))
-    | (1 << (b'M' - b'A'))
-    | (1 << (b'S' - b'A'))
-    | (1 << (b'U' - b'A'));
+pub const MISA_VALUE: u64 = (2 << 62) | misa_ext(b"ACDFIMSU");
+
+/// misa's extension bits for the given letters.
+const fn misa_ext(letters: &[u8]) -> u64 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < letters.len() {
+        bits |= 1 << (letters[i] - b'A');
+        i += 1;
+    }
+    bits
+}
 
 /// CSR state of one hart (fflags/frm live in `RiscvCpu`, where FP lifters reach them).
 #[repr(C)]

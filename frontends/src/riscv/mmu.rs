@@ -440,3 +440,409 @@ pub extern "C" fn slow_store(env: *mut CpuCommon, vaddr: u64, val: u64, memop: u
         cpu.raise(e);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::cpu::{test_cpu, test_cpu_with, TEST_RAM_BASE};
+    use super::*;
+    use emu_devices::{Bus, BusDevice};
+    use emu_jit::guest::Guest;
+    use parking_lot::Mutex;
+    use std::sync::Arc;
+
+    const ROOT: u64 = TEST_RAM_BASE + 0x10_000;
+    const LEAF_RWX: u64 = PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D;
+    const LOAD: MemOp = MemOp::new(3, false, false);
+
+    /// Builds page tables from a bump allocator in test RAM.
+    struct Pt {
+        levels: u32,
+        next: u64,
+    }
+
+    impl Pt {
+        fn new(cpu: &mut RiscvCpu, mode: u64, levels: u32) -> Pt {
+            cpu.csr.satp = (mode << SATP_MODE_SHIFT) | (ROOT >> 12);
+            cpu.privilege = Privilege::Supervisor as u64;
+            Pt {
+                levels,
+                next: ROOT + 0x1000,
+            }
+        }
+
+        /// Map `va` to `pa` with a leaf at `leaf_level` (0 = 4 KiB) and PTE bits `flags`.
+        fn map(&mut self, cpu: &RiscvCpu, va: u64, pa: u64, flags: u64, leaf_level: u32) {
+            let mut table = ROOT;
+            for level in (leaf_level..self.levels).rev() {
+                let slot = table + ((va >> (12 + 9 * level)) & 0x1ff) * 8;
+                if level == leaf_level {
+                    write_u64(cpu, slot, ((pa >> 12) << PTE_PPN_SHIFT) | flags);
+                    return;
+                }
+                let pte = read_u64(cpu, slot);
+                table = if pte & PTE_V != 0 {
+                    ((pte & PTE_PPN_MASK) >> PTE_PPN_SHIFT) << 12
+                } else {
+                    let t = self.next;
+                    self.next += 0x1000;
+                    write_u64(cpu, slot, ((t >> 12) << PTE_PPN_SHIFT) | PTE_V);
+                    t
+                };
+            }
+        }
+
+        fn leaf_addr(&self, cpu: &RiscvCpu, va: u64) -> u64 {
+            let mut table = ROOT;
+            for level in (0..self.levels).rev() {
+                let slot = table + ((va >> (12 + 9 * level)) & 0x1ff) * 8;
+                let pte = read_u64(cpu, slot);
+                if pte & (PTE_R | PTE_X) != 0 {
+                    return slot;
+                }
+                table = ((pte & PTE_PPN_MASK) >> PTE_PPN_SHIFT) << 12;
+            }
+            0
+        }
+    }
+
+    fn write_u64(cpu: &RiscvCpu, pa: u64, v: u64) {
+        cpu.bus.write(pa, &v.to_le_bytes()).unwrap();
+    }
+    fn read_u64(cpu: &RiscvCpu, pa: u64) -> u64 {
+        let mut b = [0u8; 8];
+        cpu.bus.read(pa, &mut b).unwrap();
+        u64::from_le_bytes(b)
+    }
+
+    fn s_idx() -> u32 {
+        u32::from(MMU_IDX_S)
+    }
+
+    #[test]
+    fn sv39_walks_at_every_level() {
+        let mut cpu = test_cpu();
+        let mut pt = Pt::new(&mut cpu, SATP_MODE_SV39, 3);
+        pt.map(&cpu, 0x4000_0000, TEST_RAM_BASE, LEAF_RWX, 2);
+        pt.map(&cpu, 0x0020_0000, TEST_RAM_BASE, LEAF_RWX, 1);
+        pt.map(&cpu, 0x0040_3000, TEST_RAM_BASE + 0x5000, LEAF_RWX, 0);
+        write_u64(&cpu, TEST_RAM_BASE + 0x5008, 0x1122_3344_5566_7788);
+        assert_eq!(
+            cpu.mem_load(0x4000_5008, LOAD, s_idx()),
+            Ok(0x1122_3344_5566_7788)
+        );
+        assert_eq!(
+            cpu.mem_load(0x0020_5008, LOAD, s_idx()),
+            Ok(0x1122_3344_5566_7788)
+        );
+        assert_eq!(
+            cpu.mem_load(0x0040_3008, LOAD, s_idx()),
+            Ok(0x1122_3344_5566_7788)
+        );
+        // Negative (sign-extended) addresses are canonical; the next slot is unmapped.
+        assert_eq!(
+            cpu.mem_load(0xffff_ffc0_0000_0000, LOAD, s_idx()),
+            Err(Exception::LoadPageFault(0xffff_ffc0_0000_0000))
+        );
+        // Non-canonical: bit 38 clear but upper bits set.
+        assert_eq!(
+            cpu.mem_load(0x0100_0000_0000_0000, LOAD, s_idx()),
+            Err(Exception::LoadPageFault(0x0100_0000_0000_0000))
+        );
+        // The TLB now holds the 4 KiB page, and the fast path hits it.
+        let e = cpu.common.tlb[1][tlb_index(0x0040_3008)];
+        assert_eq!(e.addr_read, 0x0040_3000);
+        assert_eq!(e.addr_write, 0x0040_3000);
+        assert_eq!(
+            cpu.common.load(0x0040_3008, LOAD, MMU_IDX_S),
+            0x1122_3344_5566_7788
+        );
+    }
+
+    #[test]
+    fn sv48_and_sv57_walks() {
+        for (mode, levels) in [(SATP_MODE_SV48, 4), (SATP_MODE_SV57, 5)] {
+            let mut cpu = test_cpu();
+            let mut pt = Pt::new(&mut cpu, mode, levels);
+            let va = (1u64 << (12 + 9 * levels - 2)) | 0x7000;
+            pt.map(&cpu, va, TEST_RAM_BASE + 0x6000, LEAF_RWX, 0);
+            pt.map(&cpu, 0x4000_0000, TEST_RAM_BASE, LEAF_RWX, 2);
+            write_u64(&cpu, TEST_RAM_BASE + 0x6010, 42);
+            assert_eq!(
+                cpu.mem_load(va + 0x10, LOAD, s_idx()),
+                Ok(42),
+                "levels {levels}"
+            );
+            assert_eq!(cpu.mem_load(0x4000_6010, LOAD, s_idx()), Ok(42));
+            // A top-level leaf (512 GiB / 256 TiB page) must be aligned: this one is not.
+            pt.map(&cpu, 0, TEST_RAM_BASE, LEAF_RWX, levels - 1);
+            assert_eq!(
+                cpu.mem_load(0x6010, LOAD, s_idx()),
+                Err(Exception::LoadPageFault(0x6010))
+            );
+            let bad = 1u64 << (12 + 9 * levels - 1);
+            assert_eq!(
+                cpu.mem_load(bad, LOAD, s_idx()),
+                Err(Exception::LoadPageFault(bad))
+            );
+        }
+    }
+
+    #[test]
+    fn accessed_and_dirty_are_set_by_the_walker() {
+        let mut cpu = test_cpu();
+        let mut pt = Pt::new(&mut cpu, SATP_MODE_SV39, 3);
+        pt.map(
+            &cpu,
+            0x1000,
+            TEST_RAM_BASE + 0x7000,
+            PTE_V | PTE_R | PTE_W,
+            0,
+        );
+        let leaf = pt.leaf_addr(&cpu, 0x1000);
+        assert_eq!(cpu.mem_load(0x1000, LOAD, s_idx()), Ok(0));
+        let pte = read_u64(&cpu, leaf);
+        assert_ne!(pte & PTE_A, 0);
+        assert_eq!(pte & PTE_D, 0);
+        // Not dirty: the write tag stays empty so the first store walks and sets D.
+        assert_eq!(cpu.common.tlb[1][1].addr_write, TLB_INVALID);
+        cpu.mem_store(0x1008, 5, LOAD, s_idx()).unwrap();
+        assert_ne!(read_u64(&cpu, leaf) & PTE_D, 0);
+        assert_eq!(cpu.common.tlb[1][1].addr_write, 0x1000);
+        assert_eq!(read_u64(&cpu, TEST_RAM_BASE + 0x7008), 5);
+    }
+
+    #[test]
+    fn pte_faults() {
+        let mut cpu = test_cpu();
+        let mut pt = Pt::new(&mut cpu, SATP_MODE_SV39, 3);
+        pt.map(&cpu, 0x1000, TEST_RAM_BASE, PTE_V | PTE_R | PTE_A, 0);
+        pt.map(
+            &cpu,
+            0x2000,
+            TEST_RAM_BASE,
+            PTE_V | PTE_W | PTE_A | PTE_D,
+            0,
+        );
+        pt.map(&cpu, 0x3000, TEST_RAM_BASE, LEAF_RWX | (1 << 60), 0);
+        pt.map(&cpu, 0x4000, TEST_RAM_BASE, LEAF_RWX & !PTE_V, 0);
+        pt.map(
+            &cpu,
+            0x5000,
+            TEST_RAM_BASE,
+            PTE_V | PTE_R | PTE_W | PTE_A | PTE_D,
+            0,
+        );
+        assert_eq!(cpu.mem_load(0x1000, LOAD, s_idx()), Ok(0));
+        assert_eq!(
+            cpu.mem_store(0x1000, 0, LOAD, s_idx()),
+            Err(Exception::StoreAmoPageFault(0x1000))
+        );
+        // A store-intent load (AMO) on a read-only page is a store fault.
+        assert_eq!(
+            cpu.mem_load(0x1000, LOAD.with_store_intent(), s_idx()),
+            Err(Exception::StoreAmoPageFault(0x1000))
+        );
+        assert_eq!(
+            cpu.mem_load(0x2000, LOAD, s_idx()),
+            Err(Exception::LoadPageFault(0x2000))
+        );
+        assert_eq!(
+            cpu.mem_load(0x3000, LOAD, s_idx()),
+            Err(Exception::LoadPageFault(0x3000))
+        );
+        assert_eq!(
+            cpu.mem_load(0x4000, LOAD, s_idx()),
+            Err(Exception::LoadPageFault(0x4000))
+        );
+        assert_eq!(
+            translate_fetch(&mut cpu, 0x5000),
+            Err(Exception::InstructionPageFault(0x5000))
+        );
+        // Misaligned superpage: a 2 MiB leaf whose PPN is not 2 MiB-aligned.
+        pt.map(&cpu, 0x4020_0000, TEST_RAM_BASE + 0x1000, LEAF_RWX, 1);
+        assert_eq!(
+            cpu.mem_load(0x4020_0000, LOAD, s_idx()),
+            Err(Exception::LoadPageFault(0x4020_0000))
+        );
+    }
+
+    #[test]
+    fn user_pages_sum_mxr_and_mprv() {
+        let mut cpu = test_cpu();
+        let mut pt = Pt::new(&mut cpu, SATP_MODE_SV39, 3);
+        pt.map(&cpu, 0x1000, TEST_RAM_BASE, LEAF_RWX | PTE_U, 0);
+        pt.map(&cpu, 0x2000, TEST_RAM_BASE, PTE_V | PTE_X | PTE_A, 0);
+        let u = u32::from(MMU_IDX_U);
+        let s_sum = u32::from(MMU_IDX_S_SUM);
+        assert_eq!(
+            cpu.mem_load(0x1000, LOAD, s_idx()),
+            Err(Exception::LoadPageFault(0x1000))
+        );
+        assert_eq!(cpu.mem_load(0x1000, LOAD, s_sum), Ok(0));
+        assert_eq!(cpu.mem_load(0x1000, LOAD, u), Ok(0));
+        assert_eq!(
+            cpu.mem_load(0x2000, LOAD, u),
+            Err(Exception::LoadPageFault(0x2000))
+        );
+        // S never executes U pages, SUM or not.
+        cpu.csr.mstatus |= MSTATUS_SUM;
+        assert_eq!(
+            translate_fetch(&mut cpu, 0x1000),
+            Err(Exception::InstructionPageFault(0x1000))
+        );
+        assert_eq!(translate_fetch(&mut cpu, 0x2000), Ok(TEST_RAM_BASE));
+        // MXR makes execute-only pages readable.
+        assert_eq!(
+            cpu.mem_load(0x2000, LOAD, s_idx()),
+            Err(Exception::LoadPageFault(0x2000))
+        );
+        let s_mxr = u32::from(MMU_IDX_S + MMU_IDX_MXR);
+        assert_eq!(cpu.mem_load(0x2000, LOAD, s_mxr), Ok(0));
+        // MPRV in M: data accesses use MPP's translation.
+        cpu.privilege = Privilege::Machine as u64;
+        assert_eq!(cpu.data_mmu_idx(), MMU_IDX_M);
+        cpu.csr.mstatus |= MSTATUS_MPRV | (1 << MSTATUS_MPP_SHIFT) | MSTATUS_MXR;
+        assert_eq!(cpu.data_mmu_idx(), MMU_IDX_S_SUM + MMU_IDX_MXR);
+        cpu.csr.mstatus &= !MSTATUS_MPP;
+        assert_eq!(cpu.data_mmu_idx(), MMU_IDX_U + MMU_IDX_MXR);
+        assert_eq!(cpu.fetch_mmu_idx(), MMU_IDX_M);
+    }
+
+    #[test]
+    fn misaligned_accesses_split_or_raise() {
+        let mut cpu = test_cpu();
+        let mut pt = Pt::new(&mut cpu, SATP_MODE_SV39, 3);
+        pt.map(&cpu, 0x1000, TEST_RAM_BASE + 0x8000, LEAF_RWX, 0);
+        pt.map(&cpu, 0x2000, TEST_RAM_BASE + 0x3000, LEAF_RWX, 0);
+        cpu.mem_store(0x1ffc, 0x8877_6655_4433_2211, LOAD, s_idx())
+            .unwrap();
+        assert_eq!(
+            read_u64(&cpu, TEST_RAM_BASE + 0x3000) & 0xffff_ffff,
+            0x8877_6655
+        );
+        assert_eq!(
+            cpu.mem_load(0x1ffc, LOAD, s_idx()),
+            Ok(0x8877_6655_4433_2211)
+        );
+        let w = MemOp::new(2, true, false);
+        assert_eq!(cpu.mem_load(0x1ffe, w, s_idx()), Ok(0x6655_4433));
+        assert_eq!(cpu.mem_load(0x1ffd, w, s_idx()), Ok(0x5544_3322));
+        let aligned = MemOp::new(2, false, true);
+        assert_eq!(
+            cpu.mem_load(0x1002, aligned, s_idx()),
+            Err(Exception::LoadAddressMisaligned(0x1002))
+        );
+        assert_eq!(
+            cpu.mem_load(0x1002, aligned.with_store_intent(), s_idx()),
+            Err(Exception::StoreAmoAddressMisaligned(0x1002))
+        );
+        assert_eq!(
+            cpu.mem_store(0x1002, 0, aligned, s_idx()),
+            Err(Exception::StoreAmoAddressMisaligned(0x1002))
+        );
+        // A crossing access whose second page faults reports that page and writes nothing.
+        assert_eq!(
+            cpu.mem_store(0x2ffc, u64::MAX, LOAD, s_idx()),
+            Err(Exception::StoreAmoPageFault(0x3000))
+        );
+        assert_eq!(read_u64(&cpu, TEST_RAM_BASE + 0x3ff8), 0);
+    }
+
+    #[test]
+    fn self_modifying_code_pages_take_the_slow_path() {
+        let mut cpu = test_cpu();
+        let page = TEST_RAM_BASE + 0x4000;
+        cpu.mem_store(page, 1, LOAD, u32::from(MMU_IDX_M)).unwrap();
+        assert_eq!(cpu.common.tlb[3][tlb_index(page)].addr_write, page);
+        cpu.code_map.add_page(page);
+        cpu.code_page_added(page);
+        assert_eq!(
+            cpu.common.tlb[3][tlb_index(page)].addr_write,
+            page | TLB_NOTDIRTY
+        );
+        cpu.common.store(page + 8, 2, LOAD, MMU_IDX_M);
+        assert_eq!(cpu.common.insn_limit, 0);
+        assert_eq!(cpu.code_map.take_dirty(), vec![page]);
+        assert_eq!(read_u64(&cpu, page + 8), 2);
+        // Refilled clean once the page holds no code.
+        cpu.common.store(page + 16, 3, LOAD, MMU_IDX_M);
+        assert_eq!(cpu.common.tlb[3][tlb_index(page)].addr_write, page);
+    }
+
+    struct Reg(u64);
+    impl BusDevice for Reg {
+        fn read(&mut self, _offset: u64, data: &mut [u8]) {
+            let b = self.0.to_le_bytes();
+            let n = data.len().min(8);
+            data[..n].copy_from_slice(&b[..n]);
+        }
+        fn write(&mut self, _offset: u64, data: &[u8]) {
+            let mut b = [0u8; 8];
+            let n = data.len().min(8);
+            b[..n].copy_from_slice(&data[..n]);
+            self.0 = u64::from_le_bytes(b);
+        }
+    }
+
+    #[test]
+    fn mmio_unmapped_and_pmp() {
+        let mut bus = Bus::new();
+        bus.add_device(0x1000_0000, 8, Arc::new(Mutex::new(Reg(0x55))))
+            .unwrap();
+        let mut cpu = test_cpu_with(bus);
+        let m = u32::from(MMU_IDX_M);
+        assert_eq!(cpu.mem_load(0x1000_0000, LOAD, m), Ok(0x55));
+        assert_eq!(
+            cpu.common.tlb[3][tlb_index(0x1000_0000)].addr_read,
+            0x1000_0000 | TLB_MMIO
+        );
+        cpu.mem_store(0x1000_0000, 0x66, LOAD, m).unwrap();
+        assert_eq!(cpu.common.load(0x1000_0000, LOAD, MMU_IDX_M), 0x66);
+        assert_eq!(
+            cpu.mem_load(0x2000_0000, LOAD, m),
+            Err(Exception::LoadAccessFault(0x2000_0000))
+        );
+        // PMP: S may only read RAM's first 64 KiB.
+        cpu.csr.pmp.write_addr(0, (TEST_RAM_BASE | 0x7fff) >> 2);
+        cpu.csr.pmp.write_cfg(
+            0,
+            (super::super::pmp::PMP_A_NAPOT << 3) | super::super::pmp::PMP_R,
+        );
+        cpu.common.tlb_flush();
+        let s = s_idx();
+        assert_eq!(cpu.mem_load(TEST_RAM_BASE + 8, LOAD, s), Ok(0));
+        assert_eq!(
+            cpu.mem_store(TEST_RAM_BASE + 8, 0, LOAD, s),
+            Err(Exception::StoreAmoAccessFault(TEST_RAM_BASE + 8))
+        );
+        assert_eq!(
+            cpu.mem_load(TEST_RAM_BASE + 0x1_0000, LOAD, s),
+            Err(Exception::LoadAccessFault(TEST_RAM_BASE + 0x1_0000))
+        );
+        cpu.privilege = Privilege::Supervisor as u64;
+        cpu.common.pc = TEST_RAM_BASE;
+        assert!(cpu.block_key().is_none(), "no X permission");
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (1, TEST_RAM_BASE));
+        // Page-table reads are checked too: access fault, not page fault.
+        cpu.csr.satp = (SATP_MODE_SV39 << SATP_MODE_SHIFT) | ((TEST_RAM_BASE + 0x2_0000) >> 12);
+        assert_eq!(
+            cpu.mem_load(0x1000, LOAD, s),
+            Err(Exception::LoadAccessFault(0x1000))
+        );
+    }
+
+    #[test]
+    fn block_key_carries_translation_flags() {
+        let mut cpu = test_cpu();
+        cpu.csr.mstatus |= 3 << MSTATUS_FS_SHIFT;
+        let key = cpu.block_key().unwrap();
+        assert_eq!((key.pc, key.phys_pc), (TEST_RAM_BASE, TEST_RAM_BASE));
+        let f = super::super::lift::TransFlags::from_key_flags(key.flags);
+        assert_eq!(f.privilege, 3);
+        assert_eq!(f.mmu_idx, MMU_IDX_M);
+        assert!(f.fp_enabled && f.fs_dirty);
+        cpu.common.pc = 0x100;
+        assert!(cpu.block_key().is_none());
+        assert_eq!(cpu.pending_cause, 1);
+    }
+}

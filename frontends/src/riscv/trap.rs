@@ -427,3 +427,207 @@ pub static HELPER_SFENCE_VMA: HelperDef = HelperDef {
     ret: false,
     effects: RAISES,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::super::cpu::test_cpu;
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn env(cpu: &mut RiscvCpu) -> *mut CpuCommon {
+        &mut cpu.common as *mut CpuCommon
+    }
+
+    #[test]
+    fn exception_from_u_delegated_to_s() {
+        let mut cpu = test_cpu();
+        cpu.csr.medeleg = 1 << 13;
+        cpu.csr.stvec = 0x8000_1001; // vectored: exceptions still go to BASE
+        cpu.csr.mstatus |= MSTATUS_SIE;
+        cpu.privilege = Privilege::User as u64;
+        cpu.common.pc = 0x1000;
+        cpu.reservation = 0x2000;
+        cpu.raise(Exception::LoadPageFault(0xdead));
+        cpu.deliver_exception();
+        assert_eq!(cpu.common.exception_pending, 0);
+        assert_eq!(cpu.priv_level(), Privilege::Supervisor);
+        assert_eq!(cpu.common.pc, 0x8000_1000);
+        assert_eq!(
+            (cpu.csr.scause, cpu.csr.sepc, cpu.csr.stval),
+            (13, 0x1000, 0xdead)
+        );
+        let ms = cpu.csr.mstatus;
+        assert_eq!(ms & (MSTATUS_SPP | MSTATUS_SIE), 0);
+        assert_ne!(ms & MSTATUS_SPIE, 0);
+        assert_eq!(cpu.reservation, u64::MAX);
+    }
+
+    #[test]
+    fn exceptions_in_m_are_never_delegated() {
+        let mut cpu = test_cpu();
+        cpu.csr.medeleg = u64::MAX;
+        cpu.csr.mtvec = 0x8000_0100;
+        cpu.csr.mstatus |= MSTATUS_MIE;
+        cpu.common.pc = 0x8000_0040;
+        cpu.raise(Exception::IllegalInstruction(0x13));
+        cpu.deliver_exception();
+        assert_eq!(cpu.priv_level(), Privilege::Machine);
+        assert_eq!(cpu.common.pc, 0x8000_0100);
+        assert_eq!(
+            (cpu.csr.mcause, cpu.csr.mepc, cpu.csr.mtval),
+            (2, 0x8000_0040, 0x13)
+        );
+        let ms = cpu.csr.mstatus;
+        assert_eq!(ms & MSTATUS_MPP, MSTATUS_MPP);
+        assert_ne!(ms & MSTATUS_MPIE, 0);
+        assert_eq!(ms & MSTATUS_MIE, 0);
+    }
+
+    #[test]
+    fn s_ecall_goes_to_m_with_mpp_s() {
+        let mut cpu = test_cpu();
+        cpu.privilege = Privilege::Supervisor as u64;
+        cpu.raise(Exception::EnvironmentCallFromSMode);
+        cpu.deliver_exception();
+        assert_eq!(cpu.csr.mcause, 9);
+        assert_eq!(
+            (cpu.csr.mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT,
+            Privilege::Supervisor as u64
+        );
+    }
+
+    #[test]
+    fn interrupt_priority_and_vectoring() {
+        let mut cpu = test_cpu();
+        cpu.csr.mtvec = 0x8000_0001;
+        cpu.csr.mie = ALL_MIE;
+        cpu.csr.mip = MIP_SSIP | MIP_STIP;
+        cpu.irq_lines.store(MIP_MTIP, Ordering::Release);
+        // M-mode with MIE clear: nothing is taken, but WFI would wake.
+        assert!(!cpu.check_interrupts());
+        assert!(cpu.interrupt_pending_for_wfi());
+        cpu.csr.mstatus |= MSTATUS_MIE;
+        assert!(cpu.check_interrupts());
+        assert_eq!(cpu.csr.mcause, (1 << 63) | IRQ_M_TIMER);
+        assert_eq!(cpu.common.pc, 0x8000_0000 + 4 * IRQ_M_TIMER);
+        assert_eq!(cpu.csr.mtval, 0);
+        // Next: SSI before STI (both to M, not delegated).
+        cpu.irq_lines.store(0, Ordering::Release);
+        cpu.privilege = Privilege::User as u64;
+        assert_eq!(cpu.pending_interrupt(), Some(IRQ_S_SOFT));
+        cpu.irq_lines.store(MIP_MEIP | MIP_MSIP, Ordering::Release);
+        assert_eq!(cpu.pending_interrupt(), Some(IRQ_M_EXT));
+        cpu.irq_lines.store(MIP_MSIP, Ordering::Release);
+        assert_eq!(cpu.pending_interrupt(), Some(IRQ_M_SOFT));
+    }
+
+    #[test]
+    fn delegated_interrupts_respect_s_enables() {
+        let mut cpu = test_cpu();
+        cpu.csr.mideleg = MIP_STIP | MIP_SSIP;
+        cpu.csr.mie = ALL_MIE;
+        cpu.csr.mip = MIP_STIP;
+        cpu.csr.stvec = 0x8000_2000;
+        // In M, S-level interrupts are disabled.
+        cpu.csr.mstatus |= MSTATUS_MIE | MSTATUS_SIE;
+        assert_eq!(cpu.pending_interrupt(), None);
+        // In S with SIE clear: disabled; in U: enabled regardless.
+        cpu.privilege = Privilege::Supervisor as u64;
+        cpu.csr.mstatus &= !MSTATUS_SIE;
+        assert_eq!(cpu.pending_interrupt(), None);
+        // An M-level interrupt in S is taken even with mstatus.MIE clear.
+        cpu.csr.mstatus &= !MSTATUS_MIE;
+        cpu.irq_lines.store(MIP_MTIP, Ordering::Release);
+        assert_eq!(cpu.pending_interrupt(), Some(IRQ_M_TIMER));
+        cpu.irq_lines.store(0, Ordering::Release);
+        cpu.privilege = Privilege::User as u64;
+        assert!(cpu.check_interrupts());
+        assert_eq!(cpu.priv_level(), Privilege::Supervisor);
+        assert_eq!(cpu.csr.scause, (1 << 63) | IRQ_S_TIMER);
+        assert_eq!(cpu.common.pc, 0x8000_2000);
+    }
+
+    const ALL_MIE: u64 = MIP_SSIP | MIP_MSIP | MIP_STIP | MIP_MTIP | MIP_SEIP | MIP_MEIP;
+
+    #[test]
+    fn mret_restores_and_clears_mprv() {
+        let mut cpu = test_cpu();
+        cpu.csr.mepc = 0x4001;
+        cpu.csr.mstatus = (cpu.csr.mstatus & !MSTATUS_MPP)
+            | (1 << MSTATUS_MPP_SHIFT)
+            | MSTATUS_MPIE
+            | MSTATUS_MPRV;
+        cpu.reservation = 8;
+        let e = env(&mut cpu);
+        assert_eq!((HELPER_MRET.func)(e, 0x3020_0073, 0, 0, 0), 0x4000);
+        assert_eq!(cpu.priv_level(), Privilege::Supervisor);
+        let ms = cpu.csr.mstatus;
+        assert_ne!(ms & MSTATUS_MIE, 0);
+        assert_ne!(ms & MSTATUS_MPIE, 0);
+        assert_eq!(ms & (MSTATUS_MPP | MSTATUS_MPRV), 0);
+        assert_eq!(cpu.reservation, u64::MAX);
+        // mret from S is illegal.
+        let e = env(&mut cpu);
+        (HELPER_MRET.func)(e, 0x3020_0073, 0, 0, 0);
+        assert_eq!(cpu.common.exception_pending, 1);
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (2, 0x3020_0073));
+    }
+
+    #[test]
+    fn sret_and_tsr() {
+        let mut cpu = test_cpu();
+        cpu.privilege = Privilege::Supervisor as u64;
+        cpu.csr.sepc = 0x5000;
+        cpu.csr.mstatus |= MSTATUS_SPIE;
+        let e = env(&mut cpu);
+        assert_eq!((HELPER_SRET.func)(e, 0x1020_0073, 0, 0, 0), 0x5000);
+        assert_eq!(cpu.priv_level(), Privilege::User);
+        assert_ne!(cpu.csr.mstatus & MSTATUS_SIE, 0);
+        cpu.privilege = Privilege::Supervisor as u64;
+        cpu.csr.mstatus |= MSTATUS_TSR;
+        let e = env(&mut cpu);
+        (HELPER_SRET.func)(e, 0x1020_0073, 0, 0, 0);
+        assert_eq!(cpu.common.exception_pending, 1);
+        assert_eq!(cpu.priv_level(), Privilege::Supervisor);
+    }
+
+    #[test]
+    fn wfi_and_sfence_privilege_rules() {
+        let mut cpu = test_cpu();
+        let e = env(&mut cpu);
+        (HELPER_WFI.func)(e, 0x1050_0073, 0, 0, 0);
+        assert_eq!(cpu.common.exception_pending, 0);
+        cpu.privilege = Privilege::Supervisor as u64;
+        let e = env(&mut cpu);
+        (HELPER_WFI.func)(e, 0x1050_0073, 0, 0, 0);
+        assert_eq!(cpu.common.exception_pending, 0);
+        cpu.csr.mstatus |= MSTATUS_TW;
+        let e = env(&mut cpu);
+        (HELPER_WFI.func)(e, 0x1050_0073, 0, 0, 0);
+        assert_eq!(cpu.common.exception_pending, 1);
+        cpu.common.exception_pending = 0;
+        cpu.csr.mstatus |= MSTATUS_TVM;
+        let e = env(&mut cpu);
+        (HELPER_SFENCE_VMA.func)(e, 0, 0, 0x1200_0073, 0);
+        assert_eq!(cpu.common.exception_pending, 1);
+        cpu.common.exception_pending = 0;
+        cpu.privilege = Privilege::User as u64;
+        cpu.csr.mstatus &= !MSTATUS_TVM;
+        let e = env(&mut cpu);
+        (HELPER_SFENCE_VMA.func)(e, 0, 0, 0x1200_0073, 0);
+        assert_eq!(cpu.common.exception_pending, 1);
+    }
+
+    #[test]
+    fn unimplemented_is_recorded_once_and_raises() {
+        let mut cpu = test_cpu();
+        cpu.common.pc = 0x8000_0010;
+        let e = env(&mut cpu);
+        (HELPER_UNIMPLEMENTED.func)(e, 0xffff_ffff, 0, 0, 0);
+        assert_eq!(cpu.unimplemented, Some((0x8000_0010, 0xffff_ffff)));
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (2, 0xffff_ffff));
+        let e = env(&mut cpu);
+        (HELPER_RAISE.func)(e, 3, 0x8000_0010, 0, 0);
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (3, 0x8000_0010));
+    }
+}
