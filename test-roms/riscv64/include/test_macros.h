@@ -84,6 +84,7 @@
 #define TS_EPC 32
 #define TS_COUNT 40
 #define TS_RESUME 48
+#define TS_STATUS 56 /* mstatus (sstatus) as the trap left it */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Program frame                                                                              */
@@ -139,6 +140,7 @@ trap_vector:                                                                    
         csrr t1, mcause; sd t1, TS_CAUSE(t0);                                   \
         csrr t2, mtval; sd t2, TS_TVAL(t0);                                     \
         csrr t2, mepc; sd t2, TS_EPC(t0);                                       \
+        csrr t2, mstatus; sd t2, TS_STATUS(t0);                                 \
         ld t2, TS_COUNT(t0); addi t2, t2, 1; sd t2, TS_COUNT(t0);               \
         li t1, TRAP_LIMIT; bgeu t2, t1, fail;                                   \
         csrr t1, mcause;                                                        \
@@ -175,6 +177,7 @@ strap_vector:                                                                   
         csrr t1, scause; sd t1, TS_CAUSE(t0);                                   \
         csrr t2, stval; sd t2, TS_TVAL(t0);                                     \
         csrr t2, sepc; sd t2, TS_EPC(t0);                                       \
+        csrr t2, sstatus; sd t2, TS_STATUS(t0);                                 \
         ld t2, TS_COUNT(t0); addi t2, t2, 1; sd t2, TS_COUNT(t0);               \
         li t1, TRAP_LIMIT; bgeu t2, t1, fail;                                   \
         csrr t1, scause;                                                        \
