@@ -161,3 +161,151 @@ pub fn translate_block(cpu: &mut RiscvCpu, key: &BlockKey, max_insns: u32, b: &m
     }
     b.set_guest_size(offset as u32);
 }
+
+/// A RISC-V hart on RAM for lifter tests: assemble words into RAM, translate and run blocks on
+/// the IR interpreter (the reference executor).
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+    use crate::riscv::decode::tables;
+    use emu_devices::clock::VirtualTime;
+    use emu_devices::{Bus, GuestRam};
+    use emu_jit::codemap::CodeMap;
+    use emu_jit::exec::BlockExit;
+    use emu_jit::guest::Guest;
+    use std::sync::Arc;
+
+    pub const RAM_BASE: u64 = 0x8000_0000;
+    pub const RAM_SIZE: u64 = 0x10_0000;
+
+    pub fn hart() -> Box<RiscvCpu> {
+        let mut bus = Bus::new();
+        let ram = GuestRam::new(RAM_BASE, RAM_SIZE).expect("test RAM");
+        bus.add_ram(Arc::new(ram));
+        let mut cpu = RiscvCpu::new(
+            0,
+            Arc::new(bus),
+            Arc::new(CodeMap::new()),
+            Arc::new(VirtualTime::new()),
+        );
+        cpu.common.pc = RAM_BASE;
+        cpu
+    }
+
+    /// Write little-endian bytes at guest physical `addr`.
+    pub fn poke(cpu: &RiscvCpu, addr: u64, bytes: &[u8]) {
+        let ram = cpu.bus.ram_at(addr, bytes.len() as u64).expect("in RAM");
+        assert!(ram.write(addr, bytes));
+    }
+
+    pub fn peek_u64(cpu: &RiscvCpu, addr: u64) -> u64 {
+        cpu.bus
+            .ram_at(addr, 8)
+            .and_then(|r| r.read_u64(addr))
+            .expect("in RAM")
+    }
+
+    /// Put 32-bit instruction words at `addr`.
+    pub fn load_words(cpu: &RiscvCpu, addr: u64, words: &[u32]) {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        poke(cpu, addr, &bytes);
+    }
+
+    /// Put a program at RAM_BASE followed by `j .` (the end marker [`run_to`] stops at);
+    /// returns the end marker's address.
+    pub fn program(cpu: &RiscvCpu, words: &[u32]) -> u64 {
+        load_words(cpu, RAM_BASE, words);
+        let end = RAM_BASE + 4 * words.len() as u64;
+        load_words(cpu, end, &[0x0000_006f]);
+        end
+    }
+
+    /// Translate the block at the hart's pc (verified IR).
+    pub fn translate(cpu: &mut RiscvCpu, max_insns: u32) -> emu_jit::ir::IrBlock {
+        let key = cpu.block_key().expect("fetchable pc");
+        let mut b = Builder::new(key.pc);
+        translate_block(cpu, &key, max_insns, &mut b);
+        let block = b.finish();
+        if let Err(e) = emu_jit::ir::verify::verify(&block) {
+            panic!("{e:?}\n{block}");
+        }
+        block
+    }
+
+    /// Translate and run one block on the interpreter.
+    pub fn step(cpu: &mut RiscvCpu, max_insns: u32) -> BlockExit {
+        let block = translate(cpu, max_insns);
+        let state = cpu.state_ptr();
+        // SAFETY: `state` is the CpuCommon at the start of this live RiscvCpu, which nothing else
+        // borrows during the call; the block's globals are offsets inside RiscvCpu.
+        unsafe { emu_jit::interp::run_block(&block, state) }
+    }
+
+    /// Run blocks until the pc reaches `end` or an exception is pending; returns the last exit.
+    pub fn run_to(cpu: &mut RiscvCpu, end: u64) -> BlockExit {
+        for _ in 0..1000 {
+            let exit = step(cpu, 64);
+            if cpu.common.exception_pending != 0 || cpu.common.pc == end {
+                return exit;
+            }
+        }
+        panic!("no progress to {end:#x}, pc {:#x}", cpu.common.pc);
+    }
+
+    /// The encoding of the named instruction's fixed bits.
+    pub fn bits_of(name: &str) -> u32 {
+        tables()
+            .iter()
+            .flat_map(|t| t.iter())
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no pattern {name}"))
+            .bits
+    }
+
+    pub fn r_type(name: &str, rd: u32, rs1: u32, rs2: u32) -> u32 {
+        bits_of(name) | rd << 7 | rs1 << 15 | rs2 << 20
+    }
+
+    pub fn i_type(name: &str, rd: u32, rs1: u32, imm: i32) -> u32 {
+        bits_of(name) | rd << 7 | rs1 << 15 | ((imm as u32) & 0xfff) << 20
+    }
+
+    pub fn s_type(name: &str, rs1: u32, rs2: u32, imm: i32) -> u32 {
+        let imm = imm as u32;
+        bits_of(name) | (imm & 0x1f) << 7 | rs1 << 15 | rs2 << 20 | ((imm >> 5) & 0x7f) << 25
+    }
+
+    pub fn b_type(name: &str, rs1: u32, rs2: u32, imm: i32) -> u32 {
+        let imm = imm as u32;
+        bits_of(name)
+            | ((imm >> 11) & 1) << 7
+            | ((imm >> 1) & 0xf) << 8
+            | rs1 << 15
+            | rs2 << 20
+            | ((imm >> 5) & 0x3f) << 25
+            | ((imm >> 12) & 1) << 31
+    }
+
+    /// Run one instruction with x1 = a, x2 = b; returns x3.
+    pub fn exec1(insn: u32, a: u64, b: u64) -> u64 {
+        let mut cpu = hart();
+        load_words(&cpu, RAM_BASE, &[insn]);
+        cpu.x[1] = a;
+        cpu.x[2] = b;
+        let exit = step(&mut cpu, 1);
+        assert_eq!(cpu.common.exception_pending, 0, "{insn:#010x} raised");
+        assert_eq!(exit, BlockExit::Goto { slot: 0 });
+        assert_eq!(cpu.common.pc, RAM_BASE + 4);
+        cpu.x[3]
+    }
+
+    /// `name x3, x1, x2` with x1 = a, x2 = b.
+    pub fn rr(name: &str, a: u64, b: u64) -> u64 {
+        exec1(r_type(name, 3, 1, 2), a, b)
+    }
+
+    /// `name x3, x1, imm` (I-type or shift-immediate: `imm` goes to bits 31:20).
+    pub fn ri(name: &str, a: u64, imm: i32) -> u64 {
+        exec1(i_type(name, 3, 1, imm), a, 0)
+    }
+}

@@ -236,3 +236,159 @@ fn lift_srlw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
 fn lift_sraw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
     gen_arith_w(ctx, insn, BinOp::Sar)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::riscv::translate::testutil::*;
+    use emu_jit::exec::BlockExit;
+
+    const NEG1: u64 = u64::MAX;
+
+    #[test]
+    fn register_alu() {
+        assert_eq!(rr("add", NEG1, 2), 1);
+        assert_eq!(rr("sub", 1, 2), NEG1);
+        assert_eq!(rr("sll", 1, 65), 2);
+        assert_eq!(rr("srl", 1 << 63, 63), 1);
+        assert_eq!(rr("sra", 1 << 63, 127), NEG1);
+        assert_eq!(rr("slt", NEG1, 0), 1);
+        assert_eq!(rr("sltu", NEG1, 0), 0);
+        assert_eq!(rr("xor", 0xf0, 0xff), 0x0f);
+        assert_eq!(rr("or", 0xf0, 0x0f), 0xff);
+        assert_eq!(rr("and", 0xf0, 0x3c), 0x30);
+    }
+
+    #[test]
+    fn word_alu() {
+        assert_eq!(rr("addw", 0x7fff_ffff, 1), 0xffff_ffff_8000_0000);
+        assert_eq!(rr("subw", 0, 1), NEG1);
+        assert_eq!(rr("sllw", 1, 31 + 32), 0xffff_ffff_8000_0000);
+        assert_eq!(rr("srlw", 0xffff_ffff_8000_0000, 31), 1);
+        assert_eq!(rr("srlw", 0x8000_0000, 0), 0xffff_ffff_8000_0000);
+        assert_eq!(rr("sraw", 0x8000_0000, 4), 0xffff_ffff_f800_0000);
+    }
+
+    #[test]
+    fn immediate_alu() {
+        assert_eq!(ri("addi", 5, -6), NEG1);
+        assert_eq!(ri("slti", NEG1, 0), 1);
+        // sltiu compares with the sign-extended immediate: x < 0xffff...ffff.
+        assert_eq!(ri("sltiu", 5, -1), 1);
+        assert_eq!(ri("xori", 0, -1), NEG1);
+        assert_eq!(ri("ori", 0x100, 0x0ff), 0x1ff);
+        assert_eq!(ri("andi", NEG1, 0x7ff), 0x7ff);
+        assert_eq!(ri("slli", 1, 63), 1 << 63);
+        assert_eq!(ri("srli", NEG1, 60), 0xf);
+        assert_eq!(ri("srai", 1 << 63, 0x400 | 63), NEG1);
+        assert_eq!(ri("addiw", 0x7fff_ffff, 1), 0xffff_ffff_8000_0000);
+        assert_eq!(ri("slliw", 1, 31), 0xffff_ffff_8000_0000);
+        assert_eq!(ri("srliw", NEG1, 28), 0xf);
+        assert_eq!(ri("sraiw", 0x8000_0000, 0x400 | 31), NEG1);
+    }
+
+    #[test]
+    fn upper_immediates() {
+        assert_eq!(
+            exec1(bits_of("lui") | 3 << 7 | 0x8000_0000, 0, 0),
+            0xffff_ffff_8000_0000
+        );
+        let auipc = bits_of("auipc") | 3 << 7 | 0x0000_1000;
+        assert_eq!(exec1(auipc, 0, 0), RAM_BASE + 0x1000);
+    }
+
+    #[test]
+    fn loads_and_stores() {
+        let mut cpu = hart();
+        let data = RAM_BASE + 0x800;
+        poke(&cpu, data, &0x8182_8384_8586_8788u64.to_le_bytes());
+        let end = program(
+            &cpu,
+            &[
+                i_type("lb", 3, 1, 0),
+                i_type("lbu", 4, 1, 0),
+                i_type("lh", 5, 1, 2),
+                i_type("lhu", 6, 1, 2),
+                i_type("lw", 7, 1, 4),
+                i_type("lwu", 8, 1, 4),
+                i_type("ld", 9, 1, 0),
+                s_type("sd", 1, 9, 8),
+                s_type("sw", 1, 9, 16),
+                s_type("sh", 1, 9, 24),
+                s_type("sb", 1, 9, -8),
+                // Misaligned loads are performed (as QEMU does), not trapped.
+                i_type("ld", 10, 1, 1),
+            ],
+        );
+        cpu.x[1] = data;
+        run_to(&mut cpu, end);
+        assert_eq!(
+            cpu.common.exception_pending, 0,
+            "cause {} tval {:#x} pc {:#x}",
+            cpu.pending_cause, cpu.pending_tval, cpu.common.pc
+        );
+        assert_eq!(cpu.x[3], 0xffff_ffff_ffff_ff88);
+        assert_eq!(cpu.x[4], 0x88);
+        assert_eq!(cpu.x[5], 0xffff_ffff_ffff_8586);
+        assert_eq!(cpu.x[6], 0x8586);
+        assert_eq!(cpu.x[7], 0xffff_ffff_8182_8384);
+        assert_eq!(cpu.x[8], 0x8182_8384);
+        assert_eq!(cpu.x[9], 0x8182_8384_8586_8788);
+        assert_eq!(peek_u64(&cpu, data + 8), 0x8182_8384_8586_8788);
+        assert_eq!(peek_u64(&cpu, data + 16), 0x8586_8788);
+        assert_eq!(peek_u64(&cpu, data + 24), 0x8788);
+        assert_eq!(peek_u64(&cpu, data - 8) & 0xff, 0x88);
+        // The byte after the doubleword is the low byte of the `sd` at data + 8.
+        assert_eq!(cpu.x[10], 0x8881_8283_8485_8687);
+    }
+
+    #[test]
+    fn branches_end_the_block_with_two_gotos() {
+        for (name, a, b, taken) in [
+            ("beq", 1, 1, true),
+            ("beq", 1, 2, false),
+            ("bne", 1, 2, true),
+            ("blt", NEG1, 0, true),
+            ("bltu", NEG1, 0, false),
+            ("bge", 0, NEG1, true),
+            ("bgeu", 0, NEG1, false),
+        ] {
+            let mut cpu = hart();
+            load_words(&cpu, RAM_BASE, &[b_type(name, 1, 2, -16)]);
+            cpu.x[1] = a;
+            cpu.x[2] = b;
+            let exit = step(&mut cpu, 8);
+            let (slot, pc) = if taken {
+                (1, RAM_BASE - 16)
+            } else {
+                (0, RAM_BASE + 4)
+            };
+            assert_eq!(
+                (exit, cpu.common.pc),
+                (BlockExit::Goto { slot }, pc),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn jumps_link_and_clear_bit_zero() {
+        let mut cpu = hart();
+        // jal x1, +8
+        load_words(&cpu, RAM_BASE, &[bits_of("jal") | 1 << 7 | (8 >> 1) << 21]);
+        assert_eq!(step(&mut cpu, 8), BlockExit::Goto { slot: 0 });
+        assert_eq!((cpu.common.pc, cpu.x[1]), (RAM_BASE + 8, RAM_BASE + 4));
+        // jalr x5, 3(x5): target computed from the old x5, bit 0 cleared.
+        load_words(&cpu, RAM_BASE + 8, &[i_type("jalr", 5, 5, 3)]);
+        cpu.x[5] = RAM_BASE + 0x100;
+        assert_eq!(step(&mut cpu, 8), BlockExit::Indirect);
+        assert_eq!((cpu.common.pc, cpu.x[5]), (RAM_BASE + 0x102, RAM_BASE + 12));
+    }
+
+    #[test]
+    fn x0_is_hardwired() {
+        let mut cpu = hart();
+        let end = program(&cpu, &[i_type("addi", 0, 0, 5), i_type("addi", 3, 0, 7)]);
+        run_to(&mut cpu, end);
+        assert_eq!((cpu.x[0], cpu.x[3]), (0, 7));
+    }
+}

@@ -65,3 +65,52 @@ fn lift_remw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
 fn lift_remuw(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
     gen_arith_w(ctx, insn, BinOp::RemU)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::riscv::translate::testutil::rr;
+
+    const MIN: u64 = i64::MIN as u64;
+    const NEG1: u64 = u64::MAX;
+
+    #[test]
+    fn multiply() {
+        assert_eq!(rr("mul", 7, NEG1), (-7i64) as u64);
+        assert_eq!(rr("mulh", MIN, MIN), 1 << 62);
+        assert_eq!(rr("mulh", NEG1, 5), NEG1);
+        assert_eq!(rr("mulhu", NEG1, NEG1), NEG1 - 1);
+        // signed rs1 × unsigned rs2: -1 × (2^64 - 1) = -(2^64 - 1) → high half -1.
+        assert_eq!(rr("mulhsu", NEG1, NEG1), NEG1);
+        assert_eq!(rr("mulhsu", 2, NEG1), 1);
+        assert_eq!(rr("mulw", 0x8000_0000, 2), 0);
+        assert_eq!(rr("mulw", 0x4000_0000, 2), 0xffff_ffff_8000_0000);
+    }
+
+    /// Unprivileged ISA Table 13.1: division by zero and overflow.
+    #[test]
+    fn divide_edge_cases() {
+        assert_eq!(rr("div", 7, 0), NEG1);
+        assert_eq!(rr("divu", 7, 0), NEG1);
+        assert_eq!(rr("rem", 7, 0), 7);
+        assert_eq!(rr("remu", 7, 0), 7);
+        assert_eq!(rr("div", MIN, NEG1), MIN);
+        assert_eq!(rr("rem", MIN, NEG1), 0);
+        assert_eq!(rr("div", (-7i64) as u64, 2), (-3i64) as u64);
+        assert_eq!(rr("rem", (-7i64) as u64, 2), NEG1);
+        assert_eq!(rr("divu", NEG1, 2), NEG1 >> 1);
+        assert_eq!(rr("remu", 7, 3), 1);
+    }
+
+    #[test]
+    fn divide_word() {
+        assert_eq!(rr("divw", 7, 0), NEG1);
+        assert_eq!(rr("divuw", 7, 0), NEG1);
+        assert_eq!(rr("remw", 0xffff_ffff_0000_0007, 0), 7);
+        assert_eq!(rr("remuw", 0x1_8000_0000, 0), 0xffff_ffff_8000_0000);
+        assert_eq!(rr("divw", 0x8000_0000, 0xffff_ffff), 0xffff_ffff_8000_0000);
+        assert_eq!(rr("remw", 0x8000_0000, 0xffff_ffff), 0);
+        // divuw sign-extends its 32-bit result.
+        assert_eq!(rr("divuw", 0xffff_fffe, 1), 0xffff_ffff_ffff_fffe);
+        assert_eq!(rr("divuw", 0x1_0000_0010, 3), 5);
+    }
+}
