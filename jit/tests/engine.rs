@@ -1,0 +1,267 @@
+//! The engine on a toy guest: every kind (interp, jit, tiered) runs the same programs to the
+//! same results; chaining keeps compiled loops out of the dispatch loop; a write noted in the
+//! CodeMap invalidates (and unlinks) translations; budgets stop at exact instruction counts.
+//!
+//! Toy ISA, one 32-bit word per instruction in TestCpu's RAM (`op << 24 | arg`):
+//! 0 `r1 += arg`, 1 `r1 += 1; jump RAM_BASE + arg`, 2 halt, 3 load outside RAM (faults),
+//! 4 `jump r3` (indirect), 5 yield.
+
+use std::sync::Arc;
+
+use emu_jit::codemap::CodeMap;
+use emu_jit::engine::{Engine, EngineKind, RunExit};
+use emu_jit::env::{CpuCommon, PAGE_MASK};
+use emu_jit::guest::{BlockKey, Guest};
+use emu_jit::helper::{GuestState, HelperDef};
+use emu_jit::ir::{BinOp, Builder, ExitReason, MemOp, Terminal, Type};
+use emu_jit::testing::{reg_offset, test_helpers, TestCpu, RAM_BASE, RAM_SIZE};
+
+#[repr(C)]
+struct Toy {
+    cpu: TestCpu,
+    pages_added: Vec<u64>,
+    translations: u32,
+}
+
+// SAFETY: `Toy` is `#[repr(C)]` and starts with a `TestCpu`, which starts with `CpuCommon`; the
+// executors pass the only borrow of the state into helpers and the slow path.
+unsafe impl GuestState for Toy {}
+
+impl Toy {
+    fn new(program: &[u32]) -> Box<Toy> {
+        let cpu = *TestCpu::new();
+        let mut toy = Box::new(Toy {
+            cpu,
+            pages_added: Vec::new(),
+            translations: 0,
+        });
+        for (i, w) in program.iter().enumerate() {
+            assert!(toy.cpu.write_mem(RAM_BASE + 4 * i as u64, 4, u64::from(*w)));
+        }
+        toy.cpu.common.pc = RAM_BASE;
+        toy
+    }
+}
+
+const fn insn(op: u32, arg: u32) -> u32 {
+    (op << 24) | arg
+}
+
+impl Guest for Toy {
+    fn helpers(&self) -> Vec<&'static HelperDef> {
+        test_helpers()
+    }
+
+    fn common(&mut self) -> &mut CpuCommon {
+        &mut self.cpu.common
+    }
+
+    fn block_key(&mut self) -> Option<BlockKey> {
+        let pc = self.cpu.common.pc;
+        if self.cpu.read_mem(pc, 4).is_none() {
+            self.cpu.common.exception_pending = 1;
+            return None;
+        }
+        Some(BlockKey {
+            pc,
+            phys_pc: pc,
+            flags: 0,
+        })
+    }
+
+    fn translate(&mut self, key: &BlockKey, _max_insns: u32, b: &mut Builder) {
+        self.translations += 1;
+        let pc = key.pc;
+        let word = self.cpu.read_mem(key.phys_pc, 4).unwrap_or(0) as u32;
+        let (op, arg) = (word >> 24, u64::from(word & 0xff_ffff));
+        b.insn_start(pc, word);
+        b.set_guest_size(4);
+        let add = |b: &mut Builder, k: u64| {
+            let r1 = b.load_global(Type::I64, reg_offset(1));
+            let s = b.binary_imm(BinOp::Add, Type::I64, r1, k);
+            b.store_global(Type::I64, reg_offset(1), s);
+        };
+        match op {
+            0 => {
+                add(b, arg);
+                b.goto(pc + 4);
+            }
+            1 => {
+                add(b, 1);
+                b.goto(RAM_BASE + arg);
+            }
+            2 => b.exit(Terminal::Exit {
+                reason: ExitReason::Halt,
+                pc: pc + 4,
+            }),
+            3 => {
+                let a = b.iconst(Type::I64, RAM_BASE + RAM_SIZE);
+                let v = b.load(Type::I64, MemOp::new(3, false, false), 0, a);
+                b.store_global(Type::I64, reg_offset(2), v);
+                b.goto(pc + 4);
+            }
+            4 => {
+                let t = b.load_global(Type::I64, reg_offset(3));
+                b.exit(Terminal::Indirect { pc: t });
+            }
+            _ => b.exit(Terminal::Exit {
+                reason: ExitReason::Yield,
+                pc: pc + 4,
+            }),
+        }
+    }
+
+    fn code_page_added(&mut self, phys_page: u64) {
+        self.pages_added.push(phys_page);
+    }
+}
+
+const KINDS: [EngineKind; 3] = [EngineKind::Interp, EngineKind::Jit, EngineKind::Tiered];
+
+/// r1 += 1, r1 += 2, then back to the start: 4 per 3 instructions.
+const LOOP: [u32; 3] = [insn(0, 1), insn(0, 2), insn(1, 0)];
+
+fn engine(kind: EngineKind, map: &Arc<CodeMap>) -> Engine {
+    let mut e = Engine::new(kind, map.clone()).expect("engine starts");
+    e.set_tier_up_threshold(20);
+    e
+}
+
+#[test]
+fn kinds_parse() {
+    assert_eq!(
+        "tiered".parse::<EngineKind>().ok(),
+        Some(EngineKind::Tiered)
+    );
+    assert_eq!("jit".parse::<EngineKind>().ok(), Some(EngineKind::Jit));
+    assert_eq!(
+        "interp".parse::<EngineKind>().ok(),
+        Some(EngineKind::Interp)
+    );
+    assert!("fast".parse::<EngineKind>().is_err());
+}
+
+#[test]
+fn every_kind_stops_at_the_exact_budget() {
+    for kind in KINDS {
+        let map = Arc::new(CodeMap::new());
+        let mut e = engine(kind, &map);
+        let mut toy = Toy::new(&LOOP);
+        // Several slices, so tiered mode tiers up between them.
+        for slice in 1..=10u64 {
+            toy.cpu.common.insn_limit = 300 * slice + 1;
+            assert_eq!(e.run(&mut *toy), RunExit::Budget, "{kind:?}");
+            assert_eq!(toy.cpu.common.insn_count, 300 * slice + 1, "{kind:?}");
+            if kind == EngineKind::Tiered {
+                e.wait_for_compiles();
+            }
+        }
+        // 3001 instructions: 1000 loops (4000) plus the first instruction of the next (1).
+        assert_eq!(toy.cpu.regs[1], 4001, "{kind:?}");
+        assert_eq!(toy.cpu.common.pc, RAM_BASE + 4, "{kind:?}");
+        assert_eq!(toy.pages_added, vec![RAM_BASE & PAGE_MASK], "{kind:?}");
+        assert!(map.page_has_code(RAM_BASE));
+        let s = e.stats();
+        assert_eq!(s.blocks_translated, 3, "{kind:?}");
+        match kind {
+            EngineKind::Interp => assert_eq!(s.native_runs, 0),
+            EngineKind::Jit => {
+                assert_eq!(s.blocks_compiled, 3);
+                assert_eq!(s.interp_runs, 0);
+                // Chaining: the loop runs inside compiled code; the dispatch loop only enters
+                // it once per slice plus while links are being filled.
+                assert!(s.chain_links >= 3, "{s:?}");
+                assert!(s.native_runs < 40, "{s:?}");
+            }
+            EngineKind::Tiered => {
+                assert_eq!(s.blocks_compiled, 3, "{s:?}");
+                assert!(s.interp_runs >= 60, "{s:?}");
+                assert!(s.native_runs < 100, "{s:?}");
+                assert!(s.chain_links >= 3, "{s:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn invalidation_through_the_code_map_unlinks_chains() {
+    for kind in KINDS {
+        let map = Arc::new(CodeMap::new());
+        let mut e = engine(kind, &map);
+        let mut toy = Toy::new(&LOOP);
+        toy.cpu.common.insn_limit = 300;
+        assert_eq!(e.run(&mut *toy), RunExit::Budget);
+        e.wait_for_compiles();
+        toy.cpu.common.insn_limit = 600;
+        assert_eq!(e.run(&mut *toy), RunExit::Budget);
+        assert_eq!(toy.cpu.regs[1], 800, "{kind:?}");
+        // Rewrite the second instruction (a DMA-like write noted in the code map).
+        assert!(toy.cpu.write_mem(RAM_BASE + 4, 4, u64::from(insn(0, 10))));
+        assert!(map.note_write(RAM_BASE + 4));
+        toy.cpu.common.insn_limit = 900;
+        assert_eq!(e.run(&mut *toy), RunExit::Budget);
+        // 100 more loops of 1 + 10 + 1.
+        assert_eq!(toy.cpu.regs[1], 800 + 1200, "{kind:?}");
+        let s = e.stats();
+        assert_eq!(s.blocks_invalidated, 3, "{kind:?}: {s:?}");
+        assert_eq!(s.blocks_translated, 6, "{kind:?}: {s:?}");
+        // The page is registered again for the new translations.
+        assert!(map.page_has_code(RAM_BASE));
+    }
+}
+
+#[test]
+fn exits_reach_the_run_loop() {
+    for kind in KINDS {
+        let map = Arc::new(CodeMap::new());
+        let mut e = engine(kind, &map);
+        // r1 += 5, yield, r1 += 1, halt.
+        let mut toy = Toy::new(&[insn(0, 5), insn(5, 0), insn(0, 1), insn(2, 0)]);
+        assert_eq!(e.run(&mut *toy), RunExit::Yield, "{kind:?}");
+        assert_eq!(toy.cpu.common.pc, RAM_BASE + 8);
+        assert_eq!(toy.cpu.common.insn_count, 2);
+        assert_eq!(e.run(&mut *toy), RunExit::Halt, "{kind:?}");
+        assert_eq!(toy.cpu.common.pc, RAM_BASE + 16);
+        assert_eq!(toy.cpu.common.insn_count, 4);
+        assert_eq!(toy.cpu.regs[1], 6);
+
+        // A faulting load: Exception at the faulting instruction, which does not retire.
+        // New code at the same addresses: drop the old translations first.
+        e.flush();
+        let mut toy = Toy::new(&[insn(0, 5), insn(3, 0)]);
+        assert_eq!(e.run(&mut *toy), RunExit::Exception, "{kind:?}");
+        assert_eq!(toy.cpu.common.pc, RAM_BASE + 4);
+        assert_eq!(toy.cpu.common.insn_count, 1);
+        assert_eq!(toy.cpu.fault_addr, RAM_BASE + RAM_SIZE);
+
+        // An indirect jump outside RAM: the fetch faults (block_key is None).
+        let mut toy = Toy::new(&[insn(4, 0)]);
+        toy.cpu.regs[3] = 0x10;
+        e.flush();
+        assert_eq!(e.run(&mut *toy), RunExit::Exception, "{kind:?}");
+        assert_eq!(toy.cpu.common.pc, 0x10);
+        assert_eq!(toy.cpu.common.insn_count, 1);
+    }
+}
+
+#[test]
+fn tiered_installs_code_and_matches_the_interpreter() {
+    let map = Arc::new(CodeMap::new());
+    let mut tiered = engine(EngineKind::Tiered, &map);
+    let mut interp = engine(EngineKind::Interp, &Arc::new(CodeMap::new()));
+    let mut a = Toy::new(&LOOP);
+    let mut b = Toy::new(&LOOP);
+    for slice in 1..=50u64 {
+        a.cpu.common.insn_limit = 97 * slice;
+        b.cpu.common.insn_limit = 97 * slice;
+        assert_eq!(tiered.run(&mut *a), interp.run(&mut *b));
+        assert_eq!(a.cpu.regs, b.cpu.regs);
+        assert_eq!(a.cpu.common.insn_count, b.cpu.common.insn_count);
+        assert_eq!(a.cpu.common.pc, b.cpu.common.pc);
+    }
+    tiered.wait_for_compiles();
+    assert_eq!(tiered.stats().blocks_compiled, 3);
+    tiered.flush();
+    assert_eq!(tiered.cache().valid_len(), 0);
+    assert!(!map.page_has_code(RAM_BASE));
+}
