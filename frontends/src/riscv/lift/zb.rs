@@ -344,3 +344,117 @@ fn lift_bset(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
 fn lift_bseti(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
     gen_arith_imm_val(ctx, insn, BinOp::Or, 1u64 << shamt6(insn))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::clmul128;
+    use crate::riscv::translate::testutil::{ri, rr};
+
+    const NEG1: u64 = u64::MAX;
+
+    #[test]
+    fn zba() {
+        assert_eq!(rr("add.uw", 0xffff_ffff_8000_0000, 1), 0x8000_0001);
+        assert_eq!(rr("sh1add", 3, 1), 7);
+        assert_eq!(rr("sh2add", 3, 1), 13);
+        assert_eq!(rr("sh3add", NEG1, 0), (-8i64) as u64);
+        assert_eq!(rr("sh1add.uw", 0xffff_ffff_0000_0001, 1), 3);
+        assert_eq!(rr("sh2add.uw", 0x1_8000_0000, 0), 0x2_0000_0000);
+        assert_eq!(rr("sh3add.uw", NEG1, 8), 0x7_ffff_fff8 + 8);
+        assert_eq!(ri("slli.uw", NEG1, 4), 0xf_ffff_fff0);
+        assert_eq!(ri("slli.uw", NEG1, 63), 1 << 63);
+    }
+
+    #[test]
+    fn zbb_logic_and_counts() {
+        assert_eq!(rr("andn", 0xff, 0x0f), 0xf0);
+        assert_eq!(rr("orn", 0, NEG1 - 1), 1);
+        assert_eq!(rr("xnor", 0x0f, 0xff), !0xf0);
+        assert_eq!(ri("clz", 0, 0), 64);
+        assert_eq!(ri("clz", 1, 0), 63);
+        assert_eq!(ri("clzw", 0xffff_ffff_0000_0000, 0), 32);
+        assert_eq!(ri("clzw", 0x8000_0000, 0), 0);
+        assert_eq!(ri("ctz", 0, 0), 64);
+        assert_eq!(ri("ctz", 1 << 40, 0), 40);
+        assert_eq!(ri("ctzw", 1 << 40, 0), 32);
+        assert_eq!(ri("ctzw", 0x8000_0000, 0), 31);
+        assert_eq!(ri("cpop", NEG1, 0), 64);
+        assert_eq!(ri("cpopw", NEG1, 0), 32);
+    }
+
+    #[test]
+    fn zbb_min_max_extend_rotate() {
+        assert_eq!(rr("max", NEG1, 1), 1);
+        assert_eq!(rr("maxu", NEG1, 1), NEG1);
+        assert_eq!(rr("min", NEG1, 1), NEG1);
+        assert_eq!(rr("minu", NEG1, 1), 1);
+        assert_eq!(ri("sext.b", 0x80, 0), 0xffff_ffff_ffff_ff80);
+        assert_eq!(ri("sext.h", 0x1_7fff, 0), 0x7fff);
+        assert_eq!(ri("sext.h", 0x8000, 0), 0xffff_ffff_ffff_8000);
+        assert_eq!(ri("zext.h", NEG1, 0), 0xffff);
+        assert_eq!(rr("rol", 1 << 63, 1), 1);
+        assert_eq!(rr("ror", 1, 65), 1 << 63);
+        assert_eq!(rr("rolw", 0x8000_0000, 1), 1);
+        assert_eq!(rr("rorw", 1, 1), 0xffff_ffff_8000_0000);
+        assert_eq!(ri("rori", 0x10, 4), 1);
+        assert_eq!(ri("rori", 1, 63), 2);
+        assert_eq!(ri("roriw", 1, 31), 2);
+        assert_eq!(ri("roriw", 2, 2), 0xffff_ffff_8000_0000);
+    }
+
+    #[test]
+    fn zbb_orc_b_and_rev8() {
+        assert_eq!(ri("orc.b", 0x0001_0080_0000_7f00, 0), 0x00ff_00ff_0000_ff00);
+        assert_eq!(ri("orc.b", NEG1, 0), NEG1);
+        assert_eq!(ri("orc.b", 0, 0), 0);
+        assert_eq!(ri("orc.b", 0x8000_0000_0000_0001, 0), 0xff00_0000_0000_00ff);
+        assert_eq!(ri("rev8", 0x0102_0304_0506_0708, 0), 0x0807_0605_0403_0201);
+    }
+
+    #[test]
+    fn zbs() {
+        assert_eq!(rr("bclr", NEG1, 64 + 3), !8);
+        assert_eq!(ri("bclri", NEG1, 63), NEG1 >> 1);
+        assert_eq!(rr("bext", 1 << 40, 40), 1);
+        assert_eq!(ri("bexti", 1 << 40, 39), 0);
+        assert_eq!(rr("binv", 0, 63), 1 << 63);
+        assert_eq!(ri("binvi", 1, 0), 0);
+        assert_eq!(rr("bset", 0, 5), 32);
+        assert_eq!(ri("bseti", 0, 33), 1 << 33);
+    }
+
+    /// Reference carry-less multiply: the definition's loop, bit by bit (Bitmanip §2.3).
+    fn clmul_ref(a: u64, b: u64) -> (u64, u64, u64) {
+        let (mut lo, mut hi, mut rev) = (0u64, 0u64, 0u64);
+        for i in 0..64 {
+            if (b >> i) & 1 != 0 {
+                lo ^= a << i;
+                if i > 0 {
+                    hi ^= a >> (64 - i);
+                }
+                rev ^= a >> (63 - i);
+            }
+        }
+        (lo, hi, rev)
+    }
+
+    #[test]
+    fn zbc_against_reference_loop() {
+        let cases = [
+            (0u64, 0u64),
+            (1, NEG1),
+            (NEG1, NEG1),
+            (0x8000_0000_0000_0001, 0x8000_0000_0000_0001),
+            (0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210),
+            (3, 3),
+        ];
+        for (a, b) in cases {
+            let (lo, hi, rev) = clmul_ref(a, b);
+            assert_eq!(clmul128(a, b) as u64, lo);
+            assert_eq!(rr("clmul", a, b), lo, "clmul {a:#x} {b:#x}");
+            assert_eq!(rr("clmulh", a, b), hi, "clmulh {a:#x} {b:#x}");
+            assert_eq!(rr("clmulr", a, b), rev, "clmulr {a:#x} {b:#x}");
+        }
+        assert_eq!(rr("clmul", 3, 3), 5);
+    }
+}

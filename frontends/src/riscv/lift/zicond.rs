@@ -23,3 +23,16 @@ fn lift_czero_eqz(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
 fn lift_czero_nez(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
     gen_rr(ctx, insn, |b, a, c| czero(b, a, c, Cond::Ne))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::riscv::translate::testutil::rr;
+
+    #[test]
+    fn czero() {
+        assert_eq!(rr("czero.eqz", 42, 0), 0);
+        assert_eq!(rr("czero.eqz", 42, 1 << 63), 42);
+        assert_eq!(rr("czero.nez", 42, 0), 42);
+        assert_eq!(rr("czero.nez", 42, 7), 0);
+    }
+}
