@@ -654,4 +654,110 @@ mod tests {
             .iter()
             .any(|o| matches!(o, Op::Const { imm, .. } if *imm == BOX)));
     }
+
+    /// A program through decode, translation and the IR interpreter (the reference executor).
+    mod end_to_end {
+        use crate::riscv::csr::{MSTATUS_FS, MSTATUS_FS_SHIFT};
+        use crate::riscv::translate::testutil::*;
+
+        const DATA: u64 = RAM_BASE + 0x1000;
+        const FS_INITIAL: u64 = 1 << MSTATUS_FS_SHIFT;
+
+        /// A hart with `program` at RAM_BASE followed by `j .` (where `run_to` stops).
+        fn fp_hart(program: &[u32], fs: u64) -> Box<crate::riscv::cpu::RiscvCpu> {
+            let mut cpu = hart();
+            let mut words = program.to_vec();
+            words.push(0x0000_006f);
+            load_words(&cpu, RAM_BASE, &words);
+            cpu.csr.mstatus = (cpu.csr.mstatus & !MSTATUS_FS) | fs;
+            cpu.x[10] = DATA;
+            cpu
+        }
+
+        #[test]
+        fn loads_arithmetic_conversions_moves_and_stores() {
+            // Assembled with riscv64-unknown-elf-as -march=rv64gc (see each comment).
+            let program = [
+                0x0005_3007, // fld ft0, 0(a0)
+                0x0085_3087, // fld ft1, 8(a0)
+                0x0210_7153, // fadd.d ft2, ft0, ft1
+                0x0025_3827, // fsd ft2, 16(a0)
+                0xc201_15d3, // fcvt.w.d a1, ft2, rtz
+                0x0185_2187, // flw ft3, 24(a0)
+                0xe001_8653, // fmv.x.w a2, ft3
+                0xd025_f253, // fcvt.s.l ft4, a1
+                0x0045_2e27, // fsw ft4, 28(a0)
+                0x1210_72c3, // fmadd.d ft5, ft0, ft1, ft2
+                0x0255_3027, // fsd ft5, 32(a0)
+                0xa031_a6d3, // feq.s a3, ft3, ft3
+                0xe201_1753, // fclass.d a4, ft2
+                0x1872_7353, // fdiv.s ft6, ft4, ft7 (ft7 = 0: not NaN-boxed)
+                0xe203_07d3, // fmv.x.d a5, ft6
+                0xf005_8e53, // fmv.w.x ft8, a1
+                0x21ce_1ed3, // fsgnjn.s ft9, ft8, ft8
+                0xe20e_8853, // fmv.x.d a6, ft9
+                0xc01e_f8d3, // fcvt.wu.s a7, ft9 (dyn)
+            ];
+            let mut cpu = fp_hart(&program, FS_INITIAL);
+            poke(&cpu, DATA, &1.5f64.to_le_bytes());
+            poke(&cpu, DATA + 8, &2.25f64.to_le_bytes());
+            poke(&cpu, DATA + 24, &(-2.5f32).to_le_bytes());
+            run_to(&mut cpu, RAM_BASE + 4 * program.len() as u64);
+            assert_eq!(cpu.common.exception_pending, 0);
+            assert_eq!(peek_u64(&cpu, DATA + 16), 3.75f64.to_bits());
+            assert_eq!(cpu.x[11], 3, "fcvt.w.d rtz");
+            assert_eq!(cpu.x[12], 0xffff_ffff_c020_0000, "fmv.x.w sign-extends");
+            assert_eq!(
+                peek_u64(&cpu, DATA + 24),
+                0x4040_0000_c020_0000,
+                "fsw of 3.0f"
+            );
+            assert_eq!(peek_u64(&cpu, DATA + 32), 7.125f64.to_bits(), "fmadd.d");
+            assert_eq!(cpu.x[13], 1, "feq.s");
+            assert_eq!(cpu.x[14], 1 << 6, "fclass.d of a positive normal");
+            assert_eq!(
+                cpu.x[15], 0xffff_ffff_7fc0_0000,
+                "unboxed operand is the canonical NaN"
+            );
+            assert_eq!(cpu.x[16], 0xffff_ffff_8000_0003, "fmv.w.x boxes, fneg.s");
+            assert_eq!(cpu.x[17], 0, "negative subnormal to unsigned rounds to 0");
+            assert_eq!(cpu.fflags, 0x01, "only NX (fcvt.w.d, fcvt.wu.s)");
+            assert_eq!(cpu.csr.mstatus & MSTATUS_FS, MSTATUS_FS, "FS became Dirty");
+        }
+
+        #[test]
+        fn fs_off_and_reserved_dynamic_rm_are_illegal() {
+            let fadd_dyn = 0x0210_7153; // fadd.d ft2, ft0, ft1
+            let mut cpu = fp_hart(&[fadd_dyn], 0);
+            run_to(&mut cpu, RAM_BASE + 4);
+            assert_eq!(cpu.common.exception_pending, 1);
+            assert_eq!(
+                (cpu.pending_cause, cpu.pending_tval),
+                (2, u64::from(fadd_dyn))
+            );
+            assert_eq!(cpu.common.pc, RAM_BASE);
+
+            let mut cpu = fp_hart(&[fadd_dyn], FS_INITIAL);
+            cpu.frm = 6;
+            cpu.f[2] = 0x1234;
+            run_to(&mut cpu, RAM_BASE + 4);
+            assert_eq!(cpu.common.exception_pending, 1);
+            assert_eq!(
+                (cpu.pending_cause, cpu.pending_tval),
+                (2, u64::from(fadd_dyn))
+            );
+            assert_eq!(cpu.f[2], 0x1234, "no write-back");
+            assert_eq!(cpu.csr.mstatus & MSTATUS_FS, FS_INITIAL, "FS stays Initial");
+        }
+
+        #[test]
+        fn compressed_fld_fsd() {
+            // c.fld fs0, 0(a0); c.fsd fs0, 40(a0)
+            let mut cpu = fp_hart(&[0xb500_2100], FS_INITIAL);
+            poke(&cpu, DATA, &(-0.0f64).to_le_bytes());
+            run_to(&mut cpu, RAM_BASE + 4);
+            assert_eq!(cpu.common.exception_pending, 0);
+            assert_eq!(peek_u64(&cpu, DATA + 40), 1 << 63);
+        }
+    }
 }
