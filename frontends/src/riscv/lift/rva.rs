@@ -182,3 +182,111 @@ fn lift_amominu_d(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
 fn lift_amomaxu_d(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
     amo_op(ctx, insn, D, BinOp::MaxU)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::riscv::translate::testutil::*;
+
+    const DATA: u64 = RAM_BASE + 0x1000;
+
+    /// `name rd, rs2, (rs1)` with aq/rl set (they are accepted and ignored).
+    fn amo(name: &str, rd: u32, rs1: u32, rs2: u32) -> u32 {
+        r_type(name, rd, rs1, rs2) | 3 << 25
+    }
+
+    /// Run `words` with x1 = DATA, x2 = `src`, memory at DATA = `mem`; returns (x3, mem).
+    fn run_amo(words: &[u32], mem: u64, src: u64) -> (u64, u64) {
+        let mut cpu = hart();
+        poke(&cpu, DATA, &mem.to_le_bytes());
+        let end = program(&cpu, words);
+        cpu.x[1] = DATA;
+        cpu.x[2] = src;
+        run_to(&mut cpu, end);
+        assert_eq!(
+            cpu.common.exception_pending, 0,
+            "cause {}",
+            cpu.pending_cause
+        );
+        (cpu.x[3], peek_u64(&cpu, DATA))
+    }
+
+    #[test]
+    fn amo_doubleword() {
+        let m = 0x8000_0000_0000_0005u64;
+        let one = |name| run_amo(&[amo(name, 3, 1, 2)], m, 7);
+        assert_eq!(one("amoswap.d"), (m, 7));
+        assert_eq!(one("amoadd.d"), (m, m + 7));
+        assert_eq!(one("amoxor.d"), (m, m ^ 7));
+        assert_eq!(one("amoand.d"), (m, 5));
+        assert_eq!(one("amoor.d"), (m, m | 7));
+        assert_eq!(one("amomin.d"), (m, m));
+        assert_eq!(one("amomax.d"), (m, 7));
+        assert_eq!(one("amominu.d"), (m, 7));
+        assert_eq!(one("amomaxu.d"), (m, m));
+    }
+
+    #[test]
+    fn amo_word_sign_extends_and_keeps_upper_word() {
+        let m = 0x1111_1111_8000_0005u64;
+        let one = |name, src| run_amo(&[amo(name, 3, 1, 2)], m, src);
+        let old = 0xffff_ffff_8000_0005;
+        assert_eq!(one("amoswap.w", 7), (old, 0x1111_1111_0000_0007));
+        assert_eq!(one("amoadd.w", 0x8000_0000), (old, 0x1111_1111_0000_0005));
+        // Signed 32-bit compare: 0x80000005 is negative, 0x1_00000007 has low word 7.
+        assert_eq!(one("amomin.w", 0x1_0000_0007), (old, m));
+        assert_eq!(one("amomax.w", 0x1_0000_0007), (old, 0x1111_1111_0000_0007));
+        assert_eq!(one("amominu.w", 7), (old, 0x1111_1111_0000_0007));
+        assert_eq!(one("amomaxu.w", 7), (old, m));
+        assert_eq!(
+            one("amoand.w", 0xffff_ffff_0000_00ff),
+            (old, 0x1111_1111_0000_0005)
+        );
+    }
+
+    #[test]
+    fn lr_sc_pairs() {
+        // lr.d x4, (x1); sc.d x3, x2, (x1): succeeds.
+        let (rd, mem) = run_amo(&[amo("lr.d", 4, 1, 0), amo("sc.d", 3, 1, 2)], 9, 42);
+        assert_eq!((rd, mem), (0, 42));
+        // sc.d without a reservation fails and leaves memory alone.
+        assert_eq!(run_amo(&[amo("sc.d", 3, 1, 2)], 9, 42), (1, 9));
+        // A second sc.d fails: the first cleared the reservation.
+        let words = [
+            amo("lr.d", 4, 1, 0),
+            amo("sc.d", 5, 1, 2),
+            amo("sc.d", 3, 1, 0),
+        ];
+        assert_eq!(run_amo(&words, 9, 42), (1, 42));
+        // lr.w sign-extends; sc.w stores the low word only.
+        let words = [amo("lr.w", 3, 1, 0), amo("sc.w", 4, 1, 2)];
+        let (rd, mem) = run_amo(&words, 0x5555_5555_8000_0000, 0x1234_5678_9abc_def0);
+        assert_eq!((rd, mem), (0xffff_ffff_8000_0000, 0x5555_5555_9abc_def0));
+    }
+
+    #[test]
+    fn sc_fails_when_memory_changed_since_lr() {
+        let words = [
+            amo("lr.d", 4, 1, 0),
+            s_type("sd", 1, 0, 0), // store 0: memory no longer holds the loaded value
+            amo("sc.d", 3, 1, 2),
+        ];
+        assert_eq!(run_amo(&words, 9, 42), (1, 0));
+    }
+
+    #[test]
+    fn misaligned_amo_raises_store_amo_misaligned() {
+        let mut cpu = hart();
+        let end = program(&cpu, &[amo("amoadd.d", 3, 1, 2)]);
+        cpu.x[1] = DATA + 4;
+        run_to(&mut cpu, end);
+        assert_eq!(cpu.common.exception_pending, 1);
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (6, DATA + 4));
+        assert_eq!(cpu.common.pc, RAM_BASE);
+
+        let mut cpu = hart();
+        let end = program(&cpu, &[amo("lr.w", 3, 1, 0)]);
+        cpu.x[1] = DATA + 2;
+        run_to(&mut cpu, end);
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (4, DATA + 2));
+    }
+}
