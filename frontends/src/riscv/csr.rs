@@ -52,8 +52,13 @@ pub const MIP_MEIP: u64 = 1 << IRQ_M_EXT;
 const S_MODE_INTERRUPTS: u64 = MIP_SSIP | MIP_STIP | MIP_SEIP;
 const ALL_INTERRUPTS: u64 = S_MODE_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP;
 
-/// Exceptions medeleg can delegate: every cause except ecall from M (read-only zero, §3.1.8).
-const DELEGABLE_EXCEPTIONS: u64 = 0x3ff | (1 << 12) | (1 << 13) | (1 << 15);
+/// medeleg's writable bits, as QEMU 7.2 (`DELEGABLE_EXCPS`): causes 0–11, the page faults
+/// 12, 13, 15 and the hypervisor's 20–23. (The spec makes bit 11 read-only zero; delegating
+/// it has no effect since M-mode traps are never delegated.)
+const DELEGABLE_EXCEPTIONS: u64 = 0xfff | (1 << 12) | (1 << 13) | (1 << 15) | (0xf << 20);
+/// mideleg's writable bits, as QEMU 7.2 (`delegable_ints`): the S-level interrupts, LCOFI
+/// (13) and the VS-level ones (2, 6, 10), which never become pending without the H extension.
+const DELEGABLE_INTERRUPTS: u64 = S_MODE_INTERRUPTS | (1 << 13) | 0x444;
 
 /// menvcfg fields (§3.1.18) this hart implements: FIOM and Sstc's STCE.
 pub const MENVCFG_FIOM: u64 = 1;
@@ -263,7 +268,7 @@ plain!(read_stval, write_stval, stval, u64::MAX);
 plain!(read_mepc, write_mepc, mepc, !1);
 plain!(read_sepc, write_sepc, sepc, !1);
 plain!(read_medeleg, write_medeleg, medeleg, DELEGABLE_EXCEPTIONS);
-plain!(read_mideleg, write_mideleg, mideleg, S_MODE_INTERRUPTS);
+plain!(read_mideleg, write_mideleg, mideleg, DELEGABLE_INTERRUPTS);
 plain!(read_mie, write_mie, mie, ALL_INTERRUPTS);
 plain!(read_mcounteren, write_mcounteren, mcounteren, 0xffff_ffff);
 plain!(read_scounteren, write_scounteren, scounteren, 0xffff_ffff);
@@ -772,9 +777,9 @@ mod tests {
     fn delegation_masks() {
         let mut cpu = test_cpu();
         write(&mut cpu, 0x302, u64::MAX).unwrap();
-        assert_eq!(read(&mut cpu, 0x302), Ok(0xb3ff));
+        assert_eq!(read(&mut cpu, 0x302), Ok(0xf0_bfff));
         write(&mut cpu, 0x303, u64::MAX).unwrap();
-        assert_eq!(read(&mut cpu, 0x303), Ok(0x222));
+        assert_eq!(read(&mut cpu, 0x303), Ok(0x2666));
     }
 
     #[test]
@@ -903,10 +908,16 @@ mod tests {
         write(&mut cpu, 0x30a, MENVCFG_STCE).unwrap();
         cpu.common.insn_count = 10 * emu_devices::clock::NS_PER_MTIME_TICK;
         assert_ne!(read(&mut cpu, 0x344).unwrap() & MIP_STIP, 0);
+        assert_eq!(cpu.next_timer_deadline_ns(), None, "STIE clear");
+        cpu.csr.mie = MIP_STIP;
+        assert_eq!(cpu.next_timer_deadline_ns(), None, "already due");
+        write(&mut cpu, 0x14d, 20).unwrap();
+        assert_eq!(read(&mut cpu, 0x344).unwrap() & MIP_STIP, 0);
         assert_eq!(
             cpu.next_timer_deadline_ns(),
-            Some(10 * emu_devices::clock::NS_PER_MTIME_TICK)
+            Some(20 * emu_devices::clock::NS_PER_MTIME_TICK)
         );
+        write(&mut cpu, 0x14d, 10).unwrap();
         cpu.privilege = Privilege::Supervisor as u64;
         assert_eq!(read(&mut cpu, 0x14d), ILLEGAL, "needs mcounteren.TM");
         cpu.csr.mcounteren = COUNTEREN_TM;

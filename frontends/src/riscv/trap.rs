@@ -208,16 +208,19 @@ impl RiscvCpu {
         self.effective_mip() & self.csr.mie != 0
     }
 
-    /// Virtual time (ns) at which the Sstc timer fires, when it is enabled (menvcfg.STCE).
+    /// Virtual time (ns) at which the Sstc timer will fire, when it is enabled (menvcfg.STCE),
+    /// can interrupt (mie.STIE) and has not fired yet. A timer already due is visible in mip,
+    /// so it needs no deadline (which would otherwise shrink every run slice to one
+    /// instruction while the guest keeps the interrupt masked).
     pub fn next_timer_deadline_ns(&self) -> Option<u64> {
-        if self.csr.menvcfg & MENVCFG_STCE == 0 {
+        if self.csr.menvcfg & MENVCFG_STCE == 0 || self.csr.mie & MIP_STIP == 0 {
             return None;
         }
-        Some(
-            self.csr
-                .stimecmp
-                .saturating_mul(emu_devices::clock::NS_PER_MTIME_TICK),
-        )
+        let ns = self
+            .csr
+            .stimecmp
+            .saturating_mul(emu_devices::clock::NS_PER_MTIME_TICK);
+        (ns > self.clock.now_ns(self.common.insn_count)).then_some(ns)
     }
 
     /// mret (§3.3.2): only in M-mode. Returns the new pc.
