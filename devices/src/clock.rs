@@ -52,8 +52,11 @@ pub struct HartClock {
 impl HartClock {
     /// Virtual time when the hart has retired `insn_count` instructions.
     pub fn now_ns(&self, insn_count: u64) -> u64 {
-        self.base_ns
-            .saturating_add(insn_count.saturating_sub(self.base_insns).saturating_mul(NS_PER_INSN))
+        self.base_ns.saturating_add(
+            insn_count
+                .saturating_sub(self.base_insns)
+                .saturating_mul(NS_PER_INSN),
+        )
     }
 
     /// Instruction count at which the hart reaches virtual time `ns` (for budgets).
