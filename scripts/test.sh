@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --release --workspace "$@" 2>&1 | tee "$log" || status=$?
+cargo test --release --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 
 echo
 echo "==== summary ===="
