@@ -1,0 +1,5 @@
+# Sv48 translation (4 levels): permissions, SUM, MXR, MPRV, A/D updates, superpages, a page
+# fault at every level of the walk, non-canonical addresses, sfence.vma, and a user program under
+# supervisor page tables. The checks are shared with the other Sv* programs: include/vm_common.h.
+#define VM_LEVELS 4
+#include "vm_common.h"
