@@ -702,7 +702,7 @@ pub fn box_s(v: u64) -> u64 {
 // exception for a dynamic rm with a reserved `frm` (§20.2).
 // ---------------------------------------------------------------------------------------------
 
-fn cpu(env: *mut CpuCommon) -> &'static mut RiscvCpu {
+fn cpu<'a>(env: *mut CpuCommon) -> &'a mut RiscvCpu {
     state_of::<RiscvCpu>(env)
 }
 

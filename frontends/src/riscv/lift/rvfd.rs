@@ -659,6 +659,7 @@ mod tests {
     mod end_to_end {
         use crate::riscv::csr::{MSTATUS_FS, MSTATUS_FS_SHIFT};
         use crate::riscv::translate::testutil::*;
+        use emu_jit::guest::Guest;
 
         const DATA: u64 = RAM_BASE + 0x1000;
         const FS_INITIAL: u64 = 1 << MSTATUS_FS_SHIFT;
@@ -674,35 +675,41 @@ mod tests {
             cpu
         }
 
-        #[test]
-        fn loads_arithmetic_conversions_moves_and_stores() {
-            // Assembled with riscv64-unknown-elf-as -march=rv64gc (see each comment).
-            let program = [
-                0x0005_3007, // fld ft0, 0(a0)
-                0x0085_3087, // fld ft1, 8(a0)
-                0x0210_7153, // fadd.d ft2, ft0, ft1
-                0x0025_3827, // fsd ft2, 16(a0)
-                0xc201_15d3, // fcvt.w.d a1, ft2, rtz
-                0x0185_2187, // flw ft3, 24(a0)
-                0xe001_8653, // fmv.x.w a2, ft3
-                0xd025_f253, // fcvt.s.l ft4, a1
-                0x0045_2e27, // fsw ft4, 28(a0)
-                0x1210_72c3, // fmadd.d ft5, ft0, ft1, ft2
-                0x0255_3027, // fsd ft5, 32(a0)
-                0xa031_a6d3, // feq.s a3, ft3, ft3
-                0xe201_1753, // fclass.d a4, ft2
-                0x1872_7353, // fdiv.s ft6, ft4, ft7 (ft7 = 0: not NaN-boxed)
-                0xe203_07d3, // fmv.x.d a5, ft6
-                0xf005_8e53, // fmv.w.x ft8, a1
-                0x21ce_1ed3, // fsgnjn.s ft9, ft8, ft8
-                0xe20e_8853, // fmv.x.d a6, ft9
-                0xc01e_f8d3, // fcvt.wu.s a7, ft9 (dyn)
-            ];
-            let mut cpu = fp_hart(&program, FS_INITIAL);
+        /// Assembled with riscv64-unknown-elf-as -march=rv64gc (see each comment).
+        const PROGRAM: [u32; 19] = [
+            0x0005_3007, // fld ft0, 0(a0)
+            0x0085_3087, // fld ft1, 8(a0)
+            0x0210_7153, // fadd.d ft2, ft0, ft1
+            0x0025_3827, // fsd ft2, 16(a0)
+            0xc201_15d3, // fcvt.w.d a1, ft2, rtz
+            0x0185_2187, // flw ft3, 24(a0)
+            0xe001_8653, // fmv.x.w a2, ft3
+            0xd025_f253, // fcvt.s.l ft4, a1
+            0x0045_2e27, // fsw ft4, 28(a0)
+            0x1210_72c3, // fmadd.d ft5, ft0, ft1, ft2
+            0x0255_3027, // fsd ft5, 32(a0)
+            0xa031_a6d3, // feq.s a3, ft3, ft3
+            0xe201_1753, // fclass.d a4, ft2
+            0x1872_7353, // fdiv.s ft6, ft4, ft7 (ft7 = 0: not NaN-boxed)
+            0xe203_07d3, // fmv.x.d a5, ft6
+            0xf005_8e53, // fmv.w.x ft8, a1
+            0x21ce_1ed3, // fsgnjn.s ft9, ft8, ft8
+            0xe20e_8853, // fmv.x.d a6, ft9
+            0xc01e_f8d3, // fcvt.wu.s a7, ft9 (dyn)
+        ];
+
+        fn program_hart() -> Box<crate::riscv::cpu::RiscvCpu> {
+            let cpu = fp_hart(&PROGRAM, FS_INITIAL);
             poke(&cpu, DATA, &1.5f64.to_le_bytes());
             poke(&cpu, DATA + 8, &2.25f64.to_le_bytes());
             poke(&cpu, DATA + 24, &(-2.5f32).to_le_bytes());
-            run_to(&mut cpu, RAM_BASE + 4 * program.len() as u64);
+            cpu
+        }
+
+        #[test]
+        fn loads_arithmetic_conversions_moves_and_stores() {
+            let mut cpu = program_hart();
+            run_to(&mut cpu, RAM_BASE + 4 * PROGRAM.len() as u64);
             assert_eq!(cpu.common.exception_pending, 0);
             assert_eq!(peek_u64(&cpu, DATA + 16), 3.75f64.to_bits());
             assert_eq!(cpu.x[11], 3, "fcvt.w.d rtz");
@@ -748,6 +755,33 @@ mod tests {
             );
             assert_eq!(cpu.f[2], 0x1234, "no write-back");
             assert_eq!(cpu.csr.mstatus & MSTATUS_FS, FS_INITIAL, "FS stays Initial");
+        }
+
+        /// Tier 1 (Cranelift) must agree with the interpreter on the same translated block.
+        #[test]
+        fn compiled_code_matches_the_interpreter() {
+            let mut interp = program_hart();
+            let mut native = program_hart();
+            let block = translate(&mut interp, 64);
+            let code = emu_jit::backend::compile_standalone(&block).expect("block compiles");
+            let state = interp.state_ptr();
+            // SAFETY: `state` is the CpuCommon at the start of this live RiscvCpu, which nothing
+            // else borrows during the call; the block's globals are offsets inside RiscvCpu.
+            let e0 = unsafe { emu_jit::interp::run_block(&block, state) };
+            let state = native.state_ptr();
+            // SAFETY: as above, for the second hart; the block names only this frontend's
+            // helpers and the hart's own slow path.
+            let e1 = unsafe { code.run(state) };
+            assert_eq!(e0, e1);
+            assert_eq!(interp.common.pc, native.common.pc);
+            assert_eq!(interp.x, native.x);
+            assert_eq!(interp.f, native.f);
+            assert_eq!(interp.fflags, native.fflags);
+            assert_eq!(interp.csr.mstatus, native.csr.mstatus);
+            for off in (0..48).step_by(8) {
+                assert_eq!(peek_u64(&interp, DATA + off), peek_u64(&native, DATA + off));
+            }
+            assert_eq!(native.x[16], 0xffff_ffff_8000_0003);
         }
 
         #[test]
