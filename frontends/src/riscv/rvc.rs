@@ -287,3 +287,118 @@ fn expand_q2(insn: u16, funct3: u32) -> Option<u32> {
         _ => enc_s(uimm_sdsp(insn), rs2, 2, 3, OP_STORE),    // c.sdsp
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::riscv::decode::decode;
+
+    /// (compressed, 32-bit equivalent) pairs: each compressed instruction assembled with
+    /// binutils 2.40 (`.option rvc`) next to the same instruction written out in its
+    /// expanded form (`.option norvc`).
+    const PAIRS: &[(u16, u32)] = &[
+        (0x0040, 0x00410413), // c.addi4spn x8, x2, 4
+        (0x1ffc, 0x3fc10793), // c.addi4spn x15, x2, 1020
+        (0x3fe0, 0x0f87b407), // c.fld f8, 248(x15)
+        (0x5d64, 0x07c52483), // c.lw x9, 124(x10)
+        (0x4144, 0x00452483), // c.lw x9, 4(x10)
+        (0x7e6c, 0x0f863583), // c.ld x11, 248(x12)
+        (0xa714, 0x00d73427), // c.fsd f13, 8(x14)
+        (0xc03c, 0x04f42023), // c.sw x15, 64(x8)
+        (0xe0c0, 0x0884b023), // c.sd x8, 128(x9)
+        (0x0001, 0x00000013), // c.nop
+        (0x1281, 0xfe028293), // c.addi x5, -32
+        (0x0ffd, 0x01ff8f93), // c.addi x31, 31
+        (0x337d, 0xfff3031b), // c.addiw x6, -1
+        (0x5381, 0xfe000393), // c.li x7, -32
+        (0x40c5, 0x01100093), // c.li x1, 17
+        (0x7101, 0xe0010113), // c.addi16sp x2, -512
+        (0x617d, 0x1f010113), // c.addi16sp x2, 496
+        (0x6141, 0x01010113), // c.addi16sp x2, 16
+        (0x7181, 0xfffe01b7), // c.lui x3, 0xfffe0
+        (0x6205, 0x00001237), // c.lui x4, 1
+        (0x62fd, 0x0001f2b7), // c.lui x5, 31
+        (0x907d, 0x03f45413), // c.srli x8, 63
+        (0x9481, 0x4204d493), // c.srai x9, 32
+        (0x8485, 0x4014d493), // c.srai x9, 1
+        (0x997d, 0xfff57513), // c.andi x10, -1
+        (0x8915, 0x00557513), // c.andi x10, 5
+        (0x8d91, 0x40c585b3), // c.sub x11, x12
+        (0x8eb9, 0x00e6c6b3), // c.xor x13, x14
+        (0x8fc1, 0x0087e7b3), // c.or x15, x8
+        (0x8c65, 0x00947433), // c.and x8, x9
+        (0x9d0d, 0x40b5053b), // c.subw x10, x11
+        (0x9e35, 0x00d6063b), // c.addw x12, x13
+        (0xaffd, 0x7fe0006f), // c.j .+2046
+        (0xb001, 0x801ff06f), // c.j .-2048
+        (0xa009, 0x0020006f), // c.j .+2
+        (0xcc7d, 0x0e040f63), // c.beqz x8, .+254
+        (0xf381, 0xf00790e3), // c.bnez x15, .-256
+        (0xe099, 0x00049363), // c.bnez x9, .+6
+        (0x10fe, 0x03f09093), // c.slli x1, 63
+        (0x0f86, 0x001f9f93), // c.slli x31, 1
+        (0x30fe, 0x1f813087), // c.fldsp f1, 504(x2)
+        (0x517e, 0x0fc12103), // c.lwsp x2, 252(x2)
+        (0x4192, 0x00412183), // c.lwsp x3, 4(x2)
+        (0x727e, 0x1f813203), // c.ldsp x4, 504(x2)
+        (0x6222, 0x00813203), // c.ldsp x4, 8(x2)
+        (0x8082, 0x00008067), // c.jr x1
+        (0x829a, 0x006002b3), // c.mv x5, x6
+        (0x9002, 0x00100073), // c.ebreak
+        (0x9382, 0x000380e7), // c.jalr x7
+        (0x9426, 0x00940433), // c.add x8, x9
+        (0xbfaa, 0x1ea13c27), // c.fsdsp f10, 504(x2)
+        (0xdfae, 0x0eb12e23), // c.swsp x11, 252(x2)
+        (0xffb2, 0x1ec13c23), // c.sdsp x12, 504(x2)
+        (0xe432, 0x00c13423), // c.sdsp x12, 8(x2)
+    ];
+
+    #[test]
+    fn expands_like_the_assembler() {
+        for &(c, full) in PAIRS {
+            assert_eq!(expand(c), Some(full), "{c:#06x}");
+            assert!(decode(full).is_some(), "{full:#010x} does not decode");
+        }
+    }
+
+    /// Reserved encodings of RV64C (Unprivileged ISA Table 16.5 and §16.3–16.5).
+    #[test]
+    fn reserved_encodings_are_illegal() {
+        for c in [
+            0x0000u16, // all-zero halfword (c.addi4spn with nzuimm = 0)
+            0x0004,    // c.addi4spn nzuimm = 0, rd' = x9
+            0x8000,    // quadrant 0 funct3 = 100 (reserved)
+            0x9c41,    // funct6 100111, funct2 10: reserved CA op
+            0x9c61,    // funct6 100111, funct2 11: reserved CA op
+            0x2001,    // c.addiw with rd = x0
+            0x6101,    // c.addi16sp with nzimm = 0
+            0x6281,    // c.lui x5 with nzimm = 0
+            0x4002,    // c.lwsp with rd = x0
+            0x6002,    // c.ldsp with rd = x0
+            0x8002,    // c.jr with rs1 = x0
+        ] {
+            assert_eq!(expand(c), None, "{c:#06x}");
+        }
+    }
+
+    /// Every 16-bit encoding expands to nothing or to a word that decodes; HINTs expand to
+    /// no-op 32-bit forms rather than being rejected.
+    #[test]
+    fn every_expansion_decodes() {
+        let mut expanded = 0;
+        for c in 0..=u16::MAX {
+            if c & 3 == 3 {
+                continue;
+            }
+            if let Some(full) = expand(c) {
+                expanded += 1;
+                assert!(decode(full).is_some(), "{c:#06x} -> {full:#010x}");
+            }
+        }
+        assert!(expanded > 45_000, "{expanded}");
+        // HINTs: c.li x0, 1 and c.mv x0, x1 and c.slli x0, 1.
+        assert_eq!(expand(0x4005), Some(0x0010_0013));
+        assert_eq!(expand(0x8006), Some(0x0010_0033));
+        assert_eq!(expand(0x0006), Some(0x0010_1013));
+    }
+}
