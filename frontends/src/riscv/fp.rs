@@ -1150,6 +1150,64 @@ helper!(
 );
 helper!(HELPER_FCVT_D_S, "rv.fcvt.d.s", h_cvt_fmt::<true>, 2, RAISES);
 
+/// Every helper of this module, for the guest's helper table (IR text parsing).
+pub static HELPERS: &[&HelperDef] = &[
+    &HELPER_FADD_S,
+    &HELPER_FSUB_S,
+    &HELPER_FMUL_S,
+    &HELPER_FDIV_S,
+    &HELPER_FADD_D,
+    &HELPER_FSUB_D,
+    &HELPER_FMUL_D,
+    &HELPER_FDIV_D,
+    &HELPER_FSQRT_S,
+    &HELPER_FSQRT_D,
+    &HELPER_FMADD_S,
+    &HELPER_FMSUB_S,
+    &HELPER_FNMSUB_S,
+    &HELPER_FNMADD_S,
+    &HELPER_FMADD_D,
+    &HELPER_FMSUB_D,
+    &HELPER_FNMSUB_D,
+    &HELPER_FNMADD_D,
+    &HELPER_FSGNJ_S,
+    &HELPER_FSGNJN_S,
+    &HELPER_FSGNJX_S,
+    &HELPER_FSGNJ_D,
+    &HELPER_FSGNJN_D,
+    &HELPER_FSGNJX_D,
+    &HELPER_FMIN_S,
+    &HELPER_FMAX_S,
+    &HELPER_FMIN_D,
+    &HELPER_FMAX_D,
+    &HELPER_FEQ_S,
+    &HELPER_FLT_S,
+    &HELPER_FLE_S,
+    &HELPER_FEQ_D,
+    &HELPER_FLT_D,
+    &HELPER_FLE_D,
+    &HELPER_FCLASS_S,
+    &HELPER_FCLASS_D,
+    &HELPER_FCVT_W_S,
+    &HELPER_FCVT_WU_S,
+    &HELPER_FCVT_L_S,
+    &HELPER_FCVT_LU_S,
+    &HELPER_FCVT_W_D,
+    &HELPER_FCVT_WU_D,
+    &HELPER_FCVT_L_D,
+    &HELPER_FCVT_LU_D,
+    &HELPER_FCVT_S_W,
+    &HELPER_FCVT_S_WU,
+    &HELPER_FCVT_S_L,
+    &HELPER_FCVT_S_LU,
+    &HELPER_FCVT_D_W,
+    &HELPER_FCVT_D_WU,
+    &HELPER_FCVT_D_L,
+    &HELPER_FCVT_D_LU,
+    &HELPER_FCVT_S_D,
+    &HELPER_FCVT_D_S,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1280,6 +1338,16 @@ mod tests {
         }
         assert_eq!(classify(BINARY64, 0x000f_ffff_ffff_ffff), 1 << 5);
         assert_eq!(classify(BINARY64, 0xfff0_0000_0000_0000), 1 << 0);
+    }
+
+    #[test]
+    fn helper_table_is_complete_and_unique() {
+        assert_eq!(HELPERS.len(), 54);
+        let mut names: Vec<_> = HELPERS.iter().map(|h| h.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), HELPERS.len());
+        assert!(names.iter().all(|n| n.starts_with("rv.f")));
     }
 
     #[test]
