@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -69,14 +70,17 @@ fn rom_names() -> Vec<String> {
     names
 }
 
-/// Run one ROM; `Err` describes the failure.
-fn run_rom(out: &Path, name: &str, engine: &str) -> Result<(), String> {
+/// Run one ROM; the instructions it retired (from `--stats`), or what failed.
+fn run_rom(out: &Path, name: &str, engine: &str) -> Result<u64, String> {
     let elf = out.join(format!("{name}.elf"));
     if !elf.exists() {
         return Err(format!("{} was not built", elf.display()));
     }
-    let stdout_path = out.join(format!("{name}.{engine}.stdout"));
-    let stderr_path = out.join(format!("{name}.{engine}.stderr"));
+    // Tests run in parallel and may run the same ROM: one pair of output files per run.
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, Ordering::Relaxed);
+    let stdout_path = out.join(format!("{name}.{engine}.{run}.stdout"));
+    let stderr_path = out.join(format!("{name}.{engine}.{run}.stderr"));
     let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_emu"))
         .args([
@@ -86,6 +90,7 @@ fn run_rom(out: &Path, name: &str, engine: &str) -> Result<(), String> {
             engine,
             "--max-insns",
             MAX_INSNS,
+            "--stats",
         ])
         .args(["-bios", "none", "-kernel"])
         .arg(&elf)
@@ -109,11 +114,20 @@ fn run_rom(out: &Path, name: &str, engine: &str) -> Result<(), String> {
     };
     let stdout = std::fs::read(&stdout_path).unwrap_or_default();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stdout_path);
+    let _ = std::fs::remove_file(&stderr_path);
     if !status.success() {
         let code = status
             .code()
             .map_or("a signal".to_string(), |c| c.to_string());
-        return Err(format!("exit status {code}; stderr: {}", stderr.trim_end()));
+        let messages: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("emu: stats: "))
+            .collect();
+        return Err(format!(
+            "exit status {code}; stderr: {}",
+            messages.join(" | ")
+        ));
     }
     let expected = roms_dir().join(format!("{name}.expected"));
     if let Ok(want) = std::fs::read(&expected) {
@@ -126,7 +140,16 @@ fn run_rom(out: &Path, name: &str, engine: &str) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("emu: stats: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| format!("no instruction count in --stats output: {stderr:?}"))
 }
 
 fn run_all(engine: &str) {
@@ -150,6 +173,36 @@ fn run_all(engine: &str) {
         failures.len(),
         names.len(),
         failures.join("\n")
+    );
+}
+
+/// Both tiers execute the same IR with the same exits, so every ROM retires exactly the same
+/// number of instructions on every engine (DESIGN.md §5: determinism).
+#[test]
+fn roms_retire_the_same_instructions_on_every_engine() {
+    let out = match built() {
+        Ok(out) => out,
+        Err(e) => panic!("{e}"),
+    };
+    let mut mismatches = Vec::new();
+    for name in rom_names() {
+        let counts: Vec<(&str, Result<u64, String>)> = ["interp", "jit", "tiered"]
+            .into_iter()
+            .map(|e| (e, run_rom(out, &name, e)))
+            .collect();
+        // Failing ROMs are reported by the per-engine tests; compare the ones that ran.
+        let ok: Vec<(&str, u64)> = counts
+            .iter()
+            .filter_map(|(e, r)| Some((*e, *r.as_ref().ok()?)))
+            .collect();
+        if ok.windows(2).any(|w| w[0].1 != w[1].1) {
+            mismatches.push(format!("  {name}: {ok:?}"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "instruction counts differ between engines:\n{}",
+        mismatches.join("\n")
     );
 }
 

@@ -13,6 +13,7 @@ use emu_firmware::{load_elf, ElfError, ElfImage};
 use emu_frontends::riscv::cpu::RiscvCpu;
 use emu_jit::codemap::CodeMap;
 use emu_jit::engine::{Engine, EngineError, EngineKind, RunExit};
+use emu_jit::env::PAGE_MASK;
 use parking_lot::Mutex;
 use std::io::Write;
 use std::path::Path;
@@ -56,12 +57,25 @@ struct Board {
     time: Arc<VirtualTime>,
     clint: Arc<Mutex<Clint>>,
     exit: HtifExit,
+    code_map: Arc<CodeMap>,
+    /// Guest physical pages whose stores must make the hart leave generated code: HTIF's
+    /// `tohost`, so that the loop sees the program's exit at once (as QEMU does) instead of
+    /// after the rest of the instruction slice.
+    kick_pages: Vec<u64>,
 }
 
 impl Platform for Board {
     fn sync_time(&mut self, now_ns: u64) {
         self.time.advance_to(now_ns);
         self.clint.lock().update();
+        // A store into a page the code map lists sets `insn_limit = 0` (the self-modifying-
+        // code exit, jit/src/codemap.rs). Device pages always take the store slow path, so
+        // listing the HTIF page turns a tohost write into a prompt exit. The entry is consumed
+        // by the store, hence re-armed here every time the loop runs. The only cost is that
+        // blocks translated from that page, if any, are retranslated after such a store.
+        for &page in &self.kick_pages {
+            self.code_map.add_page(page);
+        }
     }
     fn next_deadline_ns(&self) -> Option<u64> {
         self.clint.lock().next_deadline_ns()
@@ -193,9 +207,16 @@ impl Spike {
             EngineChoice::Jit => EngineKind::Jit,
             EngineChoice::Tiered => EngineKind::Tiered,
         };
+        let code_map_for_board = code_map.clone();
         let engine = Engine::new(kind, code_map)?;
         Ok(Spike {
-            board: Board { time, clint, exit },
+            board: Board {
+                time,
+                clint,
+                exit,
+                code_map: code_map_for_board,
+                kick_pages: image.tohost.map(|a| a & PAGE_MASK).into_iter().collect(),
+            },
             hart: Hart { cpu, engine },
             htif: htif_mapped.then_some(htif),
             image,
