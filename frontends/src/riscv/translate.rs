@@ -309,3 +309,177 @@ pub(crate) mod testutil {
         exec1(i_type(name, 3, 1, imm), a, 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+    use emu_jit::exec::BlockExit;
+    use emu_jit::ir::Op;
+
+    fn pending(cpu: &RiscvCpu) -> (u64, u64, u64) {
+        assert_eq!(cpu.common.exception_pending, 1, "no exception pending");
+        (cpu.pending_cause, cpu.pending_tval, cpu.common.pc)
+    }
+
+    fn last_exit(block: &emu_jit::ir::IrBlock) -> Option<Terminal> {
+        block.ops.iter().rev().find_map(|op| match op {
+            Op::Exit(t) => Some(*t),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn stops_at_max_insns() {
+        let mut cpu = hart();
+        program(&cpu, &[i_type("addi", 1, 1, 1); 5]);
+        let block = translate(&mut cpu, 3);
+        assert_eq!(block.insn_count, 3);
+        assert_eq!(block.guest_size, 12);
+        assert_eq!(
+            last_exit(&block),
+            Some(Terminal::Goto { pc: RAM_BASE + 12 })
+        );
+        let exit = step(&mut cpu, 3);
+        assert_eq!(
+            (exit, cpu.x[1], cpu.common.insn_count),
+            (BlockExit::Goto { slot: 0 }, 3, 3)
+        );
+    }
+
+    #[test]
+    fn stops_at_the_page_end() {
+        let mut cpu = hart();
+        let start = RAM_BASE + 0x1000 - 8;
+        load_words(&cpu, start, &[i_type("addi", 1, 1, 1); 4]);
+        cpu.common.pc = start;
+        let block = translate(&mut cpu, 64);
+        assert_eq!((block.insn_count, block.guest_size), (2, 8));
+        assert_eq!(
+            last_exit(&block),
+            Some(Terminal::Goto {
+                pc: RAM_BASE + 0x1000
+            })
+        );
+    }
+
+    #[test]
+    fn mixes_compressed_and_full_instructions() {
+        let mut cpu = hart();
+        let bytes: Vec<u8> = [
+            &0x4445u16.to_le_bytes()[..],               // c.li x8, 17
+            &0x1401u16.to_le_bytes()[..],               // c.addi x8, -32
+            &i_type("addi", 9, 8, 1).to_le_bytes()[..], // addi x9, x8, 1
+            &0x854au16.to_le_bytes()[..],               // c.mv x10, x18
+            &0x0000_006fu32.to_le_bytes()[..],          // j .
+        ]
+        .concat();
+        poke(&cpu, RAM_BASE, &bytes);
+        cpu.x[18] = 0x1234;
+        let end = RAM_BASE + 10;
+        let block = translate(&mut cpu, 64);
+        assert_eq!(block.insn_count, 5);
+        match block.ops.first() {
+            Some(Op::InsnStart { pc, insn }) => assert_eq!((*pc, *insn), (RAM_BASE, 0x4445)),
+            other => panic!("{other:?}"),
+        }
+        run_to(&mut cpu, end);
+        assert_eq!(
+            (cpu.x[8], cpu.x[9], cpu.x[10]),
+            ((-15i64) as u64, (-14i64) as u64, 0x1234)
+        );
+        assert_eq!(cpu.common.insn_count, 5);
+    }
+
+    #[test]
+    fn straddling_instruction_is_a_block_of_its_own() {
+        let mut cpu = hart();
+        let start = RAM_BASE + 0x1000 - 4;
+        poke(&cpu, start, &0x4445u16.to_le_bytes()); // c.li x8, 17
+        let addi = i_type("addi", 9, 8, 1).to_le_bytes();
+        poke(&cpu, start + 2, &addi);
+        cpu.common.pc = start;
+        let block = translate(&mut cpu, 64);
+        assert_eq!(block.insn_count, 1);
+        assert_eq!(last_exit(&block), Some(Terminal::Goto { pc: start + 2 }));
+        step(&mut cpu, 64);
+        let block = translate(&mut cpu, 64);
+        assert_eq!((block.insn_count, block.guest_size), (1, 4));
+        step(&mut cpu, 64);
+        assert_eq!((cpu.x[9], cpu.common.pc), (18, start + 6));
+    }
+
+    #[test]
+    fn reserved_compressed_raises_illegal_with_the_halfword() {
+        let mut cpu = hart();
+        load_words(&cpu, RAM_BASE, &[i_type("addi", 1, 0, 1), 0x6101_6101]);
+        let exit = step(&mut cpu, 64);
+        assert!(matches!(
+            exit,
+            BlockExit::Fault | BlockExit::Exit(ExitReason::Exception)
+        ));
+        assert_eq!(pending(&cpu), (2, 0x6101, RAM_BASE + 4));
+        assert_eq!((cpu.x[1], cpu.common.insn_count), (1, 1));
+    }
+
+    #[test]
+    fn unimplemented_encoding_raises_illegal_with_the_word() {
+        let mut cpu = hart();
+        program(&cpu, &[0x0800_4033]); // Zbkb pack
+        step(&mut cpu, 64);
+        assert_eq!(pending(&cpu), (2, 0x0800_4033, RAM_BASE));
+        assert_eq!(cpu.common.insn_count, 0);
+    }
+
+    #[test]
+    fn unfetchable_code_raises_instruction_access_fault() {
+        let mut cpu = hart();
+        let key = BlockKey {
+            pc: 0x1000,
+            phys_pc: 0x1000,
+            flags: cpu.trans_flags().to_key_flags(),
+        };
+        let mut b = Builder::new(key.pc);
+        translate_block(&mut cpu, &key, 64, &mut b);
+        let block = b.finish();
+        assert!(emu_jit::ir::verify::verify(&block).is_ok());
+        let state = emu_jit::guest::Guest::state_ptr(&mut *cpu);
+        // SAFETY: as in testutil::step.
+        unsafe { emu_jit::interp::run_block(&block, state) };
+        assert_eq!(pending(&cpu), (1, 0x1000, 0x1000));
+    }
+
+    #[test]
+    fn load_fault_mid_block_stops_at_the_faulting_instruction() {
+        let mut cpu = hart();
+        program(
+            &cpu,
+            &[
+                i_type("addi", 1, 0, 1),
+                i_type("ld", 2, 3, 0),
+                i_type("addi", 1, 0, 2),
+            ],
+        );
+        cpu.x[3] = 0x10; // no RAM or device there
+        step(&mut cpu, 64);
+        assert_eq!(pending(&cpu), (5, 0x10, RAM_BASE + 4));
+        assert_eq!((cpu.x[1], cpu.common.insn_count), (1, 1));
+    }
+
+    #[test]
+    fn key_flags_round_trip() {
+        for privilege in [0, 1, 3] {
+            for mmu_idx in 0..8 {
+                for (fp_enabled, fs_dirty) in [(false, false), (true, false), (true, true)] {
+                    let f = TransFlags {
+                        privilege,
+                        mmu_idx,
+                        fp_enabled,
+                        fs_dirty,
+                    };
+                    assert_eq!(TransFlags::from_key_flags(f.to_key_flags()), f);
+                }
+            }
+        }
+    }
+}

@@ -101,3 +101,82 @@ fn lift_sfence_vma(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
     ctx.b.call(&HELPER_SFENCE_VMA, &[vaddr, asid, raw]);
     ctx.exit_next(ExitReason::Yield)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::riscv::translate::testutil::*;
+    use emu_jit::exec::BlockExit;
+    use emu_jit::ir::ExitReason;
+
+    /// Run the single instruction at RAM_BASE.
+    fn run1(insn: u32) -> (Box<crate::riscv::cpu::RiscvCpu>, BlockExit) {
+        let mut cpu = hart();
+        program(&cpu, &[insn]);
+        let exit = step(&mut cpu, 64);
+        (cpu, exit)
+    }
+
+    #[test]
+    fn ecall_and_ebreak_raise() {
+        let (cpu, _) = run1(bits_of("ecall"));
+        assert_eq!(cpu.common.exception_pending, 1);
+        // The test hart runs in M-mode: environment call from M-mode.
+        assert_eq!(
+            (cpu.pending_cause, cpu.common.pc, cpu.common.insn_count),
+            (11, RAM_BASE, 0)
+        );
+        let (cpu, _) = run1(bits_of("ebreak"));
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (3, RAM_BASE));
+    }
+
+    #[test]
+    fn fences() {
+        let mut cpu = hart();
+        let end = program(&cpu, &[0x0ff0_000f, i_type("addi", 1, 0, 1)]);
+        assert_eq!(translate(&mut cpu, 64).insn_count, 3);
+        run_to(&mut cpu, end);
+        assert_eq!(cpu.x[1], 1);
+        let (cpu, exit) = run1(bits_of("fence.i"));
+        assert_eq!(
+            (exit, cpu.common.pc),
+            (BlockExit::Exit(ExitReason::Yield), RAM_BASE + 4)
+        );
+    }
+
+    #[test]
+    fn wfi_halts_at_the_next_instruction() {
+        let (cpu, exit) = run1(bits_of("wfi"));
+        assert_eq!(cpu.common.exception_pending, 0);
+        assert_eq!(
+            (exit, cpu.common.pc),
+            (BlockExit::Exit(ExitReason::Halt), RAM_BASE + 4)
+        );
+    }
+
+    #[test]
+    fn mret_continues_at_mepc() {
+        let mut cpu = hart();
+        // csrrw x0, mepc, x1; mret
+        load_words(
+            &cpu,
+            RAM_BASE,
+            &[i_type("csrrw", 0, 1, 0x341), bits_of("mret")],
+        );
+        cpu.x[1] = RAM_BASE + 0x40;
+        assert_eq!(step(&mut cpu, 64), BlockExit::Exit(ExitReason::Yield));
+        assert_eq!(cpu.common.pc, RAM_BASE + 4);
+        assert_eq!(step(&mut cpu, 64), BlockExit::Exit(ExitReason::Yield));
+        assert_eq!(cpu.common.exception_pending, 0);
+        assert_eq!(cpu.common.pc, RAM_BASE + 0x40);
+    }
+
+    #[test]
+    fn sfence_vma_yields() {
+        let (cpu, exit) = run1(r_type("sfence.vma", 0, 1, 2));
+        assert_eq!(cpu.common.exception_pending, 0);
+        assert_eq!(
+            (exit, cpu.common.pc),
+            (BlockExit::Exit(ExitReason::Yield), RAM_BASE + 4)
+        );
+    }
+}

@@ -60,3 +60,68 @@ fn lift_csr(ctx: &mut LiftCtx<'_>, insn: u32) -> Lifted {
         ctx.exit_next(ExitReason::Yield)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::riscv::translate::testutil::*;
+    use emu_jit::exec::BlockExit;
+    use emu_jit::ir::ExitReason;
+
+    const MSCRATCH: i32 = 0x340;
+    const FFLAGS: i32 = 0x001;
+
+    #[test]
+    fn csr_write_ends_the_block_read_does_not() {
+        let mut cpu = hart();
+        let end = program(
+            &cpu,
+            &[
+                i_type("csrrw", 3, 1, MSCRATCH),  // x3 = old mscratch, mscratch = x1
+                i_type("csrrs", 4, 0, MSCRATCH),  // read only: the block continues
+                i_type("csrrci", 5, 0, MSCRATCH), // uimm = 0: read only
+            ],
+        );
+        cpu.x[1] = 0x55;
+        assert_eq!(step(&mut cpu, 64), BlockExit::Exit(ExitReason::Yield));
+        assert_eq!((cpu.x[3], cpu.common.pc), (0, RAM_BASE + 4));
+        let block = translate(&mut cpu, 64);
+        assert_eq!(block.insn_count, 3);
+        run_to(&mut cpu, end);
+        assert_eq!((cpu.x[4], cpu.x[5]), (0x55, 0x55));
+    }
+
+    #[test]
+    fn set_and_clear_with_immediates() {
+        let mut cpu = hart();
+        let end = program(
+            &cpu,
+            &[
+                i_type("csrrsi", 0, 0b1010, MSCRATCH),
+                i_type("csrrci", 0, 0b0010, MSCRATCH),
+                i_type("csrrs", 6, 0, MSCRATCH),
+            ],
+        );
+        run_to(&mut cpu, end);
+        assert_eq!(cpu.x[6], 0b1000);
+    }
+
+    #[test]
+    fn fflags_write_continues_the_block() {
+        let mut cpu = hart();
+        program(
+            &cpu,
+            &[i_type("csrrwi", 0, 0x1f, FFLAGS), i_type("addi", 1, 0, 1)],
+        );
+        assert_eq!(translate(&mut cpu, 64).insn_count, 3);
+    }
+
+    #[test]
+    fn unknown_csr_raises_illegal_with_the_encoding() {
+        let mut cpu = hart();
+        let insn = i_type("csrrs", 1, 0, 0x7ff);
+        program(&cpu, &[insn]);
+        step(&mut cpu, 64);
+        assert_eq!(cpu.common.exception_pending, 1);
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (2, u64::from(insn)));
+    }
+}
