@@ -143,6 +143,31 @@ pub mod rv {
             | ((imm & 31) << 7)
             | 0x23
     }
+    /// An I-type instruction (`opcode`, `funct3`).
+    pub fn itype(opcode: u32, funct3: u32, rd: u32, rs1: u32, imm: i32) -> u32 {
+        ((imm as u32 & 0xfff) << 20) | ((rs1 & 31) << 15) | ((funct3 & 7) << 12) | r(rd) | opcode
+    }
+    /// `slli rd, rs1, shamt`
+    pub fn slli(rd: u32, rs1: u32, shamt: u32) -> u32 {
+        itype(0x13, 1, rd, rs1, (shamt & 63) as i32)
+    }
+    /// `ori rd, rs1, imm`
+    pub fn ori(rd: u32, rs1: u32, imm: i32) -> u32 {
+        itype(0x13, 6, rd, rs1, imm)
+    }
+    /// `csrrw x0, csr, rs1` (`csrw`)
+    pub fn csrw(csr: u32, rs1: u32) -> u32 {
+        itype(0x73, 1, 0, rs1, csr as i32)
+    }
+    /// `csrrs rd, csr, x0` (`csrr`)
+    pub fn csrr(rd: u32, csr: u32) -> u32 {
+        itype(0x73, 2, rd, 0, csr as i32)
+    }
+    pub const CSR_MTVEC: u32 = 0x305;
+    pub const CSR_MCAUSE: u32 = 0x342;
+    /// `vsetvli x0, x0, e8, m1`: a V-extension encoding, which an RV64GC emu does not decode
+    /// (the "unimplemented encoding" path of `--strict`).
+    pub const VSETVLI_ZERO: u32 = 0x0000_7057;
     /// `jal x0, 0`: an infinite loop.
     pub const SPIN: u32 = 0x0000_006f;
     /// `wfi`
@@ -166,6 +191,50 @@ pub fn htif_exit_program(exit_code: u64) -> Vec<u8> {
         rv::sd(T1, T0, 0),
         rv::SPIN,
     ]);
+    build_elf(
+        EM_RISCV,
+        0x8000_0000,
+        &[
+            Segment {
+                addr: 0x8000_0000,
+                bytes: &code,
+                memsz: 0x1000,
+            },
+            Segment {
+                addr: 0x8000_1000,
+                bytes: &[0; 16],
+                memsz: 0x1000,
+            },
+        ],
+        &[("tohost", 0x8000_1000), ("fromhost", 0x8000_1008)],
+    )
+}
+
+/// A RISC-V program at 0x8000_0000 with HTIF symbols (tohost at 0x8000_1000) whose code is
+/// `body` followed by a trap handler that exits with code `mcause`. `mtvec` is set to the
+/// handler before `body` runs.
+pub fn trap_exit_program(body: &[u32]) -> Vec<u8> {
+    use rv::*;
+    const T0: u32 = 5;
+    const T1: u32 = 6;
+    // Prologue: t0 = handler address = pc + 12 + 4 * body.len(), then mtvec = t0.
+    let handler_off = 12 + 4 * body.len() as i32;
+    let mut code = vec![auipc(T0, 0), addi(T0, T0, handler_off), csrw(CSR_MTVEC, T0)];
+    code.extend_from_slice(body);
+    code.push(SPIN);
+    // Handler at 0x8000_0000 + handler_off + 4 (after the SPIN): exit with mcause.
+    let handler_pc = handler_off as u64 + 4;
+    code[1] = addi(T0, T0, handler_pc as i32);
+    code.extend_from_slice(&[
+        csrr(T1, CSR_MCAUSE),
+        slli(T1, T1, 1),
+        ori(T1, T1, 1),
+        auipc(T0, 1),
+        // auipc above is at handler_pc + 12: tohost = 0x8000_1000 = t0 - (handler_pc + 12).
+        sd(T1, T0, -((handler_pc + 12) as i32)),
+        SPIN,
+    ]);
+    let code = assemble(&code);
     build_elf(
         EM_RISCV,
         0x8000_0000,
