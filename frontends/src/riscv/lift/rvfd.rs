@@ -8,7 +8,7 @@
 //! before the first write of FP state (registers or fflags) in a block that starts Clean.
 
 use emu_jit::helper::HelperDef;
-use emu_jit::ir::{BinOp, MemOp, Type, Value};
+use emu_jit::ir::{BinOp, Cond, MemOp, Type, Value};
 
 use super::{gen_get_gpr, gen_set_gpr, gen_sext_w, gen_zext_w, LiftCtx, Lifted};
 use crate::riscv::cpu::freg_offset;
@@ -172,6 +172,50 @@ fn gen_fmv_f(ctx: &mut LiftCtx<'_>, insn: u32, double: bool) -> Lifted {
     Lifted::Continue
 }
 
+/// An f32 operand as the arithmetic sees it, still in its boxed 64-bit form: the register if
+/// properly NaN-boxed, else the boxed canonical NaN (§21.2).
+fn gen_unbox_s(ctx: &mut LiftCtx<'_>, v: Value) -> Value {
+    let hi = ctx.b.binary_imm(BinOp::Shr, Type::I64, v, 32);
+    let all_ones = ctx.b.iconst(Type::I64, 0xffff_ffff);
+    let boxed = ctx.b.set_cond(Cond::Eq, Type::I64, hi, all_ones);
+    let nan = ctx.b.iconst(Type::I64, BOX | BINARY32.canonical_nan());
+    ctx.b.select(Type::I64, boxed, v, nan)
+}
+
+/// fsgnj/fsgnjn/fsgnjx (§20.7, §21.6) in IR: only the sign bit changes, no flags, no rounding,
+/// so no helper call (`fmv`, `fneg` and `fabs` are these instructions).
+fn gen_sgnj(ctx: &mut LiftCtx<'_>, insn: u32, op: SgnjOp, double: bool) -> Lifted {
+    if !ctx.flags.fp_enabled {
+        return Lifted::Illegal;
+    }
+    let mut a = get_freg(ctx, rs1(insn));
+    let mut b = get_freg(ctx, rs2(insn));
+    if !double {
+        // The boxed operands keep their all-ones upper half, so the result is boxed too.
+        a = gen_unbox_s(ctx, a);
+        b = gen_unbox_s(ctx, b);
+    }
+    let sign_bit = if double { 1u64 << 63 } else { 1 << 31 };
+    let sign = ctx.b.iconst(Type::I64, sign_bit);
+    let r = match op {
+        SgnjOp::Sgnj | SgnjOp::Sgnjn => {
+            let mag = ctx.b.binary(BinOp::AndNot, Type::I64, a, sign);
+            let s = if op == SgnjOp::Sgnj {
+                ctx.b.binary(BinOp::And, Type::I64, b, sign)
+            } else {
+                ctx.b.binary(BinOp::AndNot, Type::I64, sign, b)
+            };
+            ctx.b.binary(BinOp::Or, Type::I64, mag, s)
+        }
+        SgnjOp::Sgnjx => {
+            let s = ctx.b.binary(BinOp::And, Type::I64, b, sign);
+            ctx.b.binary(BinOp::Xor, Type::I64, a, s)
+        }
+    };
+    set_freg(ctx, rd(insn), r);
+    Lifted::Continue
+}
+
 // Encodings (Unprivileged ISA ch. 34, RV32F/RV64F/RV32D/RV64D tables).
 const OP_FP: u32 = 0b101_0011;
 const LOAD_FP: u32 = 0b000_0111;
@@ -234,23 +278,15 @@ pub static RV64F: &[InsnPattern] = &[
         F1,
         F
     ),
-    h!("fsgnj.s", M_F7_F3, op_fp(0x10, 0, 0), HELPER_FSGNJ_S, F2, F),
-    h!(
-        "fsgnjn.s",
-        M_F7_F3,
-        op_fp(0x10, 0, 1),
-        HELPER_FSGNJN_S,
-        F2,
-        F
-    ),
-    h!(
-        "fsgnjx.s",
-        M_F7_F3,
-        op_fp(0x10, 0, 2),
-        HELPER_FSGNJX_S,
-        F2,
-        F
-    ),
+    InsnPattern::new("fsgnj.s", M_F7_F3, op_fp(0x10, 0, 0), |c, i| {
+        gen_sgnj(c, i, SgnjOp::Sgnj, false)
+    }),
+    InsnPattern::new("fsgnjn.s", M_F7_F3, op_fp(0x10, 0, 1), |c, i| {
+        gen_sgnj(c, i, SgnjOp::Sgnjn, false)
+    }),
+    InsnPattern::new("fsgnjx.s", M_F7_F3, op_fp(0x10, 0, 2), |c, i| {
+        gen_sgnj(c, i, SgnjOp::Sgnjx, false)
+    }),
     h!("fmin.s", M_F7_F3, op_fp(0x14, 0, 0), HELPER_FMIN_S, F2, F),
     h!("fmax.s", M_F7_F3, op_fp(0x14, 0, 1), HELPER_FMAX_S, F2, F),
     h!(
@@ -377,23 +413,15 @@ pub static RV64D: &[InsnPattern] = &[
         F1,
         F
     ),
-    h!("fsgnj.d", M_F7_F3, op_fp(0x11, 0, 0), HELPER_FSGNJ_D, F2, F),
-    h!(
-        "fsgnjn.d",
-        M_F7_F3,
-        op_fp(0x11, 0, 1),
-        HELPER_FSGNJN_D,
-        F2,
-        F
-    ),
-    h!(
-        "fsgnjx.d",
-        M_F7_F3,
-        op_fp(0x11, 0, 2),
-        HELPER_FSGNJX_D,
-        F2,
-        F
-    ),
+    InsnPattern::new("fsgnj.d", M_F7_F3, op_fp(0x11, 0, 0), |c, i| {
+        gen_sgnj(c, i, SgnjOp::Sgnj, true)
+    }),
+    InsnPattern::new("fsgnjn.d", M_F7_F3, op_fp(0x11, 0, 1), |c, i| {
+        gen_sgnj(c, i, SgnjOp::Sgnjn, true)
+    }),
+    InsnPattern::new("fsgnjx.d", M_F7_F3, op_fp(0x11, 0, 2), |c, i| {
+        gen_sgnj(c, i, SgnjOp::Sgnjx, true)
+    }),
     h!("fmin.d", M_F7_F3, op_fp(0x15, 0, 0), HELPER_FMIN_D, F2, F),
     h!("fmax.d", M_F7_F3, op_fp(0x15, 0, 1), HELPER_FMAX_D, F2, F),
     h!(
@@ -782,6 +810,48 @@ mod tests {
                 assert_eq!(peek_u64(&interp, DATA + off), peek_u64(&native, DATA + off));
             }
             assert_eq!(native.x[16], 0xffff_ffff_8000_0003);
+        }
+
+        /// The inline sign injection agrees with `fp::sign_inject` behind NaN-boxing, on
+        /// random, boxed, unboxed and NaN operands, for `rd` distinct from and equal to `rs1`.
+        #[test]
+        fn inline_sign_injection_matches_the_reference() {
+            use crate::riscv::fp::{box_s, sign_inject, unbox_s, SgnjOp, BINARY32, BINARY64};
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+            let ops = [(SgnjOp::Sgnj, 0), (SgnjOp::Sgnjn, 1), (SgnjOp::Sgnjx, 2)];
+            for _ in 0..100 {
+                let mut operand = || match rng.gen_range(0..4) {
+                    0 => rng.gen::<u64>(),
+                    1 => box_s(rng.gen::<u64>()),
+                    2 => box_s(0x7f80_0001) ^ (u64::from(rng.gen::<bool>()) << 31),
+                    _ => 0x7ff0_0000_0000_0001 ^ (u64::from(rng.gen::<bool>()) << 63),
+                };
+                let (a, b) = (operand(), operand());
+                for (op, funct3) in ops {
+                    for double in [false, true] {
+                        for rd in [3, 1] {
+                            // fsgnj*.fmt rd, f1, f2
+                            let insn = (0x10 | u32::from(double)) << 25
+                                | 2 << 20
+                                | 1 << 15
+                                | funct3 << 12
+                                | rd << 7
+                                | 0x53;
+                            let mut cpu = fp_hart(&[insn], FS_INITIAL);
+                            cpu.f[1] = a;
+                            cpu.f[2] = b;
+                            run_to(&mut cpu, RAM_BASE + 4);
+                            let want = if double {
+                                sign_inject(BINARY64, op, a, b)
+                            } else {
+                                box_s(sign_inject(BINARY32, op, unbox_s(a), unbox_s(b)))
+                            };
+                            assert_eq!(cpu.f[rd as usize], want, "{op:?} {a:#x} {b:#x}");
+                        }
+                    }
+                }
+            }
         }
 
         #[test]
