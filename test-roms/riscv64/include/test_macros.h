@@ -85,6 +85,8 @@
 #define TS_COUNT 40
 #define TS_RESUME 48
 #define TS_STATUS 56 /* mstatus (sstatus) as the trap left it */
+#define TS_IRQ_FIRST 64 /* cause of the first interrupt since the field was zeroed */
+#define TS_IRQ_LAST 72 /* cause of the latest interrupt */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Program frame                                                                              */
@@ -145,8 +147,10 @@ trap_vector:                                                                    
         li t1, TRAP_LIMIT; bgeu t2, t1, fail;                                   \
         csrr t1, mcause;                                                        \
         bgez t1, 1f;                                                            \
-        /* Interrupt: mask its source in mie and return to the interrupted code. */ \
-        li t2, 1; sll t2, t2, t1; csrc mie, t2;                                 \
+        /* Interrupt: log it, mask its source in mie, return to the interrupted code. */ \
+        sd t1, TS_IRQ_LAST(t0);                                                 \
+        ld t2, TS_IRQ_FIRST(t0); bnez t2, 5f; sd t1, TS_IRQ_FIRST(t0);          \
+5:      li t2, 1; sll t2, t2, t1; csrc mie, t2;                                 \
         j 3f;                                                                   \
 1:      ld t1, TS_RESUME(t0);                                                   \
         beqz t1, 2f;                                                            \
@@ -182,7 +186,9 @@ strap_vector:                                                                   
         li t1, TRAP_LIMIT; bgeu t2, t1, fail;                                   \
         csrr t1, scause;                                                        \
         bgez t1, 1f;                                                            \
-        li t2, 1; sll t2, t2, t1; csrc sie, t2;                                 \
+        sd t1, TS_IRQ_LAST(t0);                                                 \
+        ld t2, TS_IRQ_FIRST(t0); bnez t2, 5f; sd t1, TS_IRQ_FIRST(t0);          \
+5:      li t2, 1; sll t2, t2, t1; csrc sie, t2;                                 \
         j 3f;                                                                   \
 1:      ld t1, TS_RESUME(t0);                                                   \
         beqz t1, 2f;                                                            \
@@ -272,9 +278,9 @@ htif_puts:                                                                      
         .data;                                                                  \
         .align 6;                                                               \
         .globl trap_save;                                                       \
-trap_save: .dword 0, 0, 0, 0, 0, 0, 0, 0;                                       \
+trap_save: .dword 0, 0, 0, 0, 0, 0, 0, 0, 0, 0;                                 \
         .globl strap_save;                                                      \
-strap_save: .dword 0, 0, 0, 0, 0, 0, 0, 0;                                      \
+strap_save: .dword 0, 0, 0, 0, 0, 0, 0, 0, 0, 0;                                \
         .bss;                                                                   \
         .align 4;                                                               \
 stack_bottom: .skip 4096;                                                       \
