@@ -205,7 +205,7 @@ impl Lower<'_, '_> {
     fn run(mut self, plan: Vec<(u32, Type, Option<usize>)>) -> Result<(), BackendError> {
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
-        self.b.switch_to_block(entry);
+        self.switch_seal(entry);
         self.state = self.b.block_params(entry)[0];
         self.labels = (0..self.block.labels)
             .map(|_| self.b.create_block())
@@ -236,11 +236,11 @@ impl Lower<'_, '_> {
         let body = self.b.create_block();
         self.b.ins().brif(spent, budget, &[], body, &[]);
         self.b.set_cold_block(budget);
-        self.b.switch_to_block(budget);
+        self.switch_seal(budget);
         let pc = self.b.ins().iconst(types::I64, self.block.start_pc as i64);
         self.store_state(pc, OFFSET_PC);
         self.ret(BlockExit::Budget);
-        self.b.switch_to_block(body);
+        self.switch_seal(body);
         self.terminated = false;
 
         let block = self.block;
@@ -254,21 +254,31 @@ impl Lower<'_, '_> {
             self.op(op)?;
         }
         if !self.terminated {
-            // Only reachable if the IR falls off its end, which the verifier forbids.
-            return Err(BackendError::Malformed(
-                "a path falls off the end of the block".into(),
-            ));
+            // A path falling off the end (the verifier forbids it): like the interpreter, a
+            // fault at the last instruction.
+            self.flush_dirty();
+            self.store_pc_const(self.insn_pc);
+            self.store_count(self.before());
+            self.ret(BlockExit::Fault);
         }
         // Unused label blocks are empty: give them a terminator so the function is valid.
         for lb in self.labels.clone() {
             if self.b.func.layout.first_inst(lb).is_none() {
-                self.b.switch_to_block(lb);
+                self.switch_seal(lb);
                 self.ret(BlockExit::Budget);
             }
         }
         self.b.seal_all_blocks();
         self.b.finalize(self.frontend);
         Ok(())
+    }
+
+    /// Continue emitting in `blk`. Branches only go forward, so every predecessor of a block
+    /// has been emitted when we switch to it: seal it now, which lets the SSA builder resolve
+    /// variables directly instead of through placeholder block parameters.
+    fn switch_seal(&mut self, blk: Block) {
+        self.b.switch_to_block(blk);
+        self.b.seal_block(blk);
     }
 
     fn load_state(&mut self, ty: ClType, offset: u32) -> ClValue {
@@ -328,7 +338,7 @@ impl Lower<'_, '_> {
     /// Fill `fb` (already branched to) as the cold fault exit of the current instruction.
     fn fill_fault_block(&mut self, fb: Block) {
         self.b.set_cold_block(fb);
-        self.b.switch_to_block(fb);
+        self.switch_seal(fb);
         self.flush_dirty();
         self.store_pc_const(self.insn_pc);
         self.store_count(self.before());
@@ -342,7 +352,7 @@ impl Lower<'_, '_> {
         let cont = self.b.create_block();
         self.b.ins().brif(pending, fb, &[], cont, &[]);
         self.fill_fault_block(fb);
-        self.b.switch_to_block(cont);
+        self.switch_seal(cont);
         self.terminated = false;
     }
 
@@ -386,7 +396,7 @@ impl Lower<'_, '_> {
     /// into a fresh block with no predecessors.
     fn start_dead_block(&mut self) {
         let dead = self.b.create_block();
-        self.b.switch_to_block(dead);
+        self.switch_seal(dead);
         self.terminated = false;
     }
 
@@ -564,7 +574,7 @@ impl Lower<'_, '_> {
                 if !self.terminated {
                     self.b.ins().jump(lb, &[]);
                 }
-                self.b.switch_to_block(lb);
+                self.switch_seal(lb);
                 self.terminated = false;
             }
             Op::Br(l) => {
@@ -585,7 +595,7 @@ impl Lower<'_, '_> {
                 let c = self.icmp(cond, ty, a, bv)?;
                 let cont = self.b.create_block();
                 self.b.ins().brif(c, lb, &[], cont, &[]);
-                self.b.switch_to_block(cont);
+                self.switch_seal(cont);
             }
             Op::Exit(t) => self.exit(t)?,
         }
@@ -627,12 +637,12 @@ impl Lower<'_, '_> {
                         let chain = self.b.create_block();
                         let unlinked = self.b.create_block();
                         self.b.ins().brif(target, chain, &[], unlinked, &[]);
-                        self.b.switch_to_block(chain);
+                        self.switch_seal(chain);
                         let sig = self.b.import_signature(block_signature());
                         self.b
                             .ins()
                             .return_call_indirect(sig, target, &[self.state]);
-                        self.b.switch_to_block(unlinked);
+                        self.switch_seal(unlinked);
                         self.ret(BlockExit::Goto { slot });
                     }
                     _ => self.ret(BlockExit::Goto { slot }),
@@ -923,7 +933,7 @@ impl Lower<'_, '_> {
         self.b.ins().brif(hit, fast, &[], slow, &[]);
 
         // Hit: the entry was filled for a page wholly inside checked guest RAM (env.rs).
-        self.b.switch_to_block(fast);
+        self.switch_seal(fast);
         let addend =
             self.b
                 .ins()
@@ -956,7 +966,7 @@ impl Lower<'_, '_> {
         // interpreter keeps them in the state; like the interpreter, pc and the instruction
         // count are not (they keep their block-entry values until an exit).
         self.b.set_cold_block(slow);
-        self.b.switch_to_block(slow);
+        self.switch_seal(slow);
         self.flush_dirty();
         let bits = self.b.ins().iconst(types::I32, i64::from(mem.to_bits()));
         let mmu = self.b.ins().iconst(types::I32, i64::from(mmu_idx));
@@ -992,7 +1002,7 @@ impl Lower<'_, '_> {
         self.b.ins().brif(pending, fb, &[], join, &[result.into()]);
         self.fill_fault_block(fb);
 
-        self.b.switch_to_block(join);
+        self.switch_seal(join);
         self.terminated = false;
         self.b.block_params(join)[0]
     }
