@@ -232,19 +232,47 @@ pub(crate) mod testutil {
         block
     }
 
+    /// The two executors of the engine.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Tier {
+        /// The IR interpreter (tier 0, the reference).
+        Interp,
+        /// Cranelift-compiled code (tier 1).
+        Native,
+    }
+
     /// Translate and run one block on the interpreter.
     pub fn step(cpu: &mut RiscvCpu, max_insns: u32) -> BlockExit {
+        step_on(cpu, max_insns, Tier::Interp)
+    }
+
+    /// Translate and run one block on the given executor.
+    pub fn step_on(cpu: &mut RiscvCpu, max_insns: u32, tier: Tier) -> BlockExit {
         let block = translate(cpu, max_insns);
         let state = cpu.state_ptr();
-        // SAFETY: `state` is the CpuCommon at the start of this live RiscvCpu, which nothing else
-        // borrows during the call; the block's globals are offsets inside RiscvCpu.
-        unsafe { emu_jit::interp::run_block(&block, state) }
+        match tier {
+            // SAFETY: `state` is the CpuCommon at the start of this live RiscvCpu, which
+            // nothing else borrows during the call; the block's globals are offsets inside
+            // RiscvCpu and its helpers are this guest's.
+            Tier::Interp => unsafe { emu_jit::interp::run_block(&block, state) },
+            Tier::Native => {
+                let code = emu_jit::backend::compile_standalone(&block)
+                    .unwrap_or_else(|e| panic!("{e:?}\n{block}"));
+                // SAFETY: as above.
+                unsafe { code.run(state) }
+            }
+        }
     }
 
     /// Run blocks until the pc reaches `end` or an exception is pending; returns the last exit.
     pub fn run_to(cpu: &mut RiscvCpu, end: u64) -> BlockExit {
+        run_to_on(cpu, end, Tier::Interp)
+    }
+
+    /// [`run_to`] on the given executor.
+    pub fn run_to_on(cpu: &mut RiscvCpu, end: u64, tier: Tier) -> BlockExit {
         for _ in 0..1000 {
-            let exit = step(cpu, 64);
+            let exit = step_on(cpu, 64, tier);
             if cpu.common.exception_pending != 0 || cpu.common.pc == end {
                 return exit;
             }
@@ -286,17 +314,28 @@ pub(crate) mod testutil {
             | ((imm >> 12) & 1) << 31
     }
 
-    /// Run one instruction with x1 = a, x2 = b; returns x3.
+    /// Run one instruction with x1 = a, x2 = b on both executors, which must agree; returns
+    /// x3.
     pub fn exec1(insn: u32, a: u64, b: u64) -> u64 {
-        let mut cpu = hart();
-        load_words(&cpu, RAM_BASE, &[insn]);
-        cpu.x[1] = a;
-        cpu.x[2] = b;
-        let exit = step(&mut cpu, 1);
-        assert_eq!(cpu.common.exception_pending, 0, "{insn:#010x} raised");
-        assert_eq!(exit, BlockExit::Goto { slot: 0 });
-        assert_eq!(cpu.common.pc, RAM_BASE + 4);
-        cpu.x[3]
+        let results = [Tier::Interp, Tier::Native].map(|tier| {
+            let mut cpu = hart();
+            load_words(&cpu, RAM_BASE, &[insn]);
+            cpu.x[1] = a;
+            cpu.x[2] = b;
+            let exit = step_on(&mut cpu, 1, tier);
+            assert_eq!(
+                cpu.common.exception_pending, 0,
+                "{insn:#010x} raised on {tier:?}"
+            );
+            assert_eq!(exit, BlockExit::Goto { slot: 0 });
+            assert_eq!(cpu.common.pc, RAM_BASE + 4);
+            cpu.x[3]
+        });
+        assert_eq!(
+            results[0], results[1],
+            "{insn:#010x}: interpreter vs Cranelift"
+        );
+        results[0]
     }
 
     /// `name x3, x1, x2` with x1 = a, x2 = b.
@@ -451,19 +490,45 @@ mod tests {
 
     #[test]
     fn load_fault_mid_block_stops_at_the_faulting_instruction() {
-        let mut cpu = hart();
-        program(
-            &cpu,
-            &[
-                i_type("addi", 1, 0, 1),
-                i_type("ld", 2, 3, 0),
-                i_type("addi", 1, 0, 2),
-            ],
-        );
-        cpu.x[3] = 0x10; // no RAM or device there
-        step(&mut cpu, 64);
-        assert_eq!(pending(&cpu), (5, 0x10, RAM_BASE + 4));
-        assert_eq!((cpu.x[1], cpu.common.insn_count), (1, 1));
+        for tier in [Tier::Interp, Tier::Native] {
+            let mut cpu = hart();
+            program(
+                &cpu,
+                &[
+                    i_type("addi", 1, 0, 1),
+                    i_type("ld", 2, 3, 0),
+                    i_type("addi", 1, 0, 2),
+                ],
+            );
+            cpu.x[3] = 0x10; // no RAM or device there
+            assert_eq!(step_on(&mut cpu, 64, tier), BlockExit::Fault, "{tier:?}");
+            assert_eq!(pending(&cpu), (5, 0x10, RAM_BASE + 4), "{tier:?}");
+            assert_eq!((cpu.x[1], cpu.common.insn_count), (1, 1), "{tier:?}");
+        }
+    }
+
+    /// A loop over several blocks (branch back, compressed and full instructions) gives the
+    /// same state on both executors.
+    #[test]
+    fn loop_agrees_on_both_executors() {
+        // x1 = 10; x2 = 0; loop: x2 += x1 * 3 (sh1add); x1 -= 1 (c.addi); bnez x1, loop
+        let results = [Tier::Interp, Tier::Native].map(|tier| {
+            let mut cpu = hart();
+            let mut bytes = Vec::new();
+            bytes.extend(i_type("addi", 1, 0, 10).to_le_bytes());
+            bytes.extend(i_type("addi", 2, 0, 0).to_le_bytes());
+            bytes.extend(r_type("sh1add", 3, 1, 1).to_le_bytes()); // x3 = 2*x1 + x1
+            bytes.extend(r_type("add", 2, 2, 3).to_le_bytes());
+            bytes.extend(0x10fdu16.to_le_bytes()); // c.addi x1, -1
+            bytes.extend(b_type("bne", 1, 0, -10).to_le_bytes());
+            bytes.extend(0x0000_006fu32.to_le_bytes());
+            poke(&cpu, RAM_BASE, &bytes);
+            let end = RAM_BASE + bytes.len() as u64 - 4;
+            run_to_on(&mut cpu, end, tier);
+            (cpu.x[1], cpu.x[2], cpu.common.insn_count)
+        });
+        assert_eq!(results[0], (0, 165, 2 + 4 * 10));
+        assert_eq!(results[0], results[1]);
     }
 
     #[test]
