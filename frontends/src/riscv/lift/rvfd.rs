@@ -785,6 +785,43 @@ mod tests {
             assert_eq!(cpu.csr.mstatus & MSTATUS_FS, FS_INITIAL, "FS stays Initial");
         }
 
+        /// In compiled code too, a helper that raises mid-block (DYN with frm = 7 here, after
+        /// an fadd that already wrote f3) exits at the raising instruction with the earlier
+        /// results written back and nothing of the raising one.
+        #[test]
+        fn compiled_code_raises_at_the_instruction() {
+            let program = [
+                0x0010_01d3, // fadd.s ft3, ft0, ft1, rne
+                0x0210_7153, // fadd.d ft2, ft0, ft1 (dyn)
+            ];
+            let mut cpu = fp_hart(&program, FS_INITIAL);
+            cpu.frm = 7;
+            cpu.f[2] = 0x1234;
+            let block = translate(&mut cpu, 64);
+            let code = emu_jit::backend::compile_standalone(&block).expect("block compiles");
+            let state = cpu.state_ptr();
+            // SAFETY: `state` is the CpuCommon at the start of this live RiscvCpu, which nothing
+            // else borrows during the call; the block's globals are offsets inside RiscvCpu.
+            let exit = unsafe { code.run(state) };
+            assert_eq!(exit, emu_jit::exec::BlockExit::Fault);
+            assert_eq!(cpu.common.exception_pending, 1);
+            assert_eq!(
+                (cpu.pending_cause, cpu.pending_tval),
+                (2, u64::from(program[1]))
+            );
+            assert_eq!(cpu.common.pc, RAM_BASE + 4);
+            assert_eq!(
+                cpu.f[3], 0xffff_ffff_7fc0_0000,
+                "f0 and f1 are 0, not boxed"
+            );
+            assert_eq!(cpu.f[2], 0x1234);
+            assert_eq!(
+                cpu.csr.mstatus & MSTATUS_FS,
+                MSTATUS_FS,
+                "first fadd dirtied FS"
+            );
+        }
+
         /// Tier 1 (Cranelift) must agree with the interpreter on the same translated block.
         #[test]
         fn compiled_code_matches_the_interpreter() {
