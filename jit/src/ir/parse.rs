@@ -568,11 +568,22 @@ impl Parser<'_> {
             match t {
                 Some(t) => values.push(*t),
                 None => {
-                    let (line, col) = self.first_use.get(i).copied().flatten().unwrap_or((0, 0));
-                    return Err(ParseError {
-                        line,
-                        col,
-                        msg: format!("v{i} has no type: no op defines it and no `decl` gives one"),
+                    return Err(match self.first_use.get(i).copied().flatten() {
+                        Some((line, col)) => ParseError {
+                            line,
+                            col,
+                            msg: format!(
+                                "v{i} has no type: no op defines it and no `decl` gives one"
+                            ),
+                        },
+                        None => ParseError {
+                            line: last_line,
+                            col: 1,
+                            msg: format!(
+                                "v{i} is never mentioned, but values are numbered densely up to v{}",
+                                self.types.len() - 1
+                            ),
+                        },
                     });
                 }
             }
