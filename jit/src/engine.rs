@@ -467,3 +467,16 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_can_move_to_a_vcpu_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Engine>();
+        let e = Engine::new(EngineKind::Tiered, Arc::new(CodeMap::new()));
+        assert!(e.is_ok_and(|e| e.kind() == EngineKind::Tiered && e.cache().is_empty()));
+    }
+}

@@ -72,8 +72,11 @@ struct Cached {
     load_at: Option<usize>,
 }
 
+/// A cached global: offset, type, and the op index before which it is first loaded.
+type GlobalPlan = Vec<(u32, Type, Option<usize>)>;
+
 /// Which globals are cached, and where they are first loaded.
-fn plan_globals(block: &IrBlock) -> (Vec<(u32, Type, Option<usize>)>, Vec<bool>) {
+fn plan_globals(block: &IrBlock) -> GlobalPlan {
     let n = block.ops.len();
     // crossed[p]: some branch from before p lands at or after p, so a value defined just before
     // op p does not reach every later op.
@@ -144,7 +147,7 @@ fn plan_globals(block: &IrBlock) -> (Vec<(u32, Type, Option<usize>)>, Vec<bool>)
         plan.push((off, ty, load_at));
     }
     plan.sort_unstable_by_key(|&(o, ..)| o);
-    (plan, crossed)
+    plan
 }
 
 struct Lower<'a, 'f> {
@@ -177,7 +180,7 @@ pub(super) fn lower_block(
     slots: Option<ChainSlots>,
     frontend: TargetFrontendConfig,
 ) -> Result<(), BackendError> {
-    let (plan, _) = plan_globals(block);
+    let plan = plan_globals(block);
     let l = Lower {
         b,
         block,
@@ -202,7 +205,7 @@ pub(super) fn lower_block(
 }
 
 impl Lower<'_, '_> {
-    fn run(mut self, plan: Vec<(u32, Type, Option<usize>)>) -> Result<(), BackendError> {
+    fn run(mut self, plan: GlobalPlan) -> Result<(), BackendError> {
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
         self.switch_seal(entry);
@@ -506,7 +509,7 @@ impl Lower<'_, '_> {
             } => {
                 let a = self.use_val(addr)?;
                 let raw = self.mem_access(mem, mmu_idx, a, None);
-                let v = self.from_u64(ty, raw, mem.signed);
+                let v = self.mem_result(ty, raw, mem.signed);
                 self.def(dst, v)?;
             }
             Op::Store {
@@ -518,7 +521,7 @@ impl Lower<'_, '_> {
             } => {
                 let a = self.use_val(addr)?;
                 let s = self.use_val(src)?;
-                let s64 = self.to_u64(ty, s);
+                let s64 = self.as_u64(ty, s);
                 self.mem_access(mem, mmu_idx, a, Some(s64));
             }
             Op::Call {
@@ -865,7 +868,7 @@ impl Lower<'_, '_> {
     }
 
     /// A memory result (u64, extended per the MemOp) as a value of `ty`.
-    fn from_u64(&mut self, ty: Type, raw: ClValue, signed: bool) -> ClValue {
+    fn mem_result(&mut self, ty: Type, raw: ClValue, signed: bool) -> ClValue {
         match ty {
             Type::I64 => raw,
             Type::I8 | Type::I16 | Type::I32 => self.b.ins().ireduce(cl_type(ty), raw),
@@ -885,7 +888,7 @@ impl Lower<'_, '_> {
     }
 
     /// A value of `ty` as a u64 (its low bits; narrower integers zero-extended).
-    fn to_u64(&mut self, ty: Type, v: ClValue) -> ClValue {
+    fn as_u64(&mut self, ty: Type, v: ClValue) -> ClValue {
         match ty {
             Type::I64 => v,
             Type::I8 | Type::I16 | Type::I32 => self.b.ins().uextend(types::I64, v),
