@@ -192,3 +192,128 @@ mod tests {
         assert_eq!(all.len(), defined);
     }
 }
+
+/// Privileged behaviour through translation and both executors (C's lifter test harness).
+#[cfg(test)]
+mod exec_tests {
+    use super::*;
+    use crate::riscv::cpu::Privilege;
+    use crate::riscv::csr::{SATP_MODE_SHIFT, SATP_MODE_SV39};
+    use crate::riscv::mmu::{PTE_A, PTE_D, PTE_R, PTE_U, PTE_V, PTE_W, PTE_X};
+    use crate::riscv::translate::testutil::*;
+    use emu_jit::env::TLB_NOTDIRTY;
+
+    const ROOT: u64 = RAM_BASE + 0x10_000;
+    const VBASE: u64 = 0x4000_0000;
+    const ECALL: u32 = 0x0000_0073;
+
+    /// Sv39 with one 1 GiB page: VA 0x4000_0000 → RAM_BASE, with extra PTE bits `flags`.
+    fn paged_hart(flags: u64) -> Box<RiscvCpu> {
+        let mut cpu = hart();
+        let leaf = ((RAM_BASE >> 12) << 10) | PTE_V | PTE_A | PTE_D | flags;
+        poke(&cpu, ROOT + 8, &leaf.to_le_bytes());
+        cpu.csr.satp = (SATP_MODE_SV39 << SATP_MODE_SHIFT) | (ROOT >> 12);
+        cpu.csr.mtvec = RAM_BASE + 0x8000;
+        cpu
+    }
+
+    #[test]
+    fn s_mode_program_runs_through_the_page_table() {
+        for tier in [Tier::Interp, Tier::Native] {
+            let mut cpu = paged_hart(PTE_R | PTE_W | PTE_X);
+            load_words(
+                &cpu,
+                RAM_BASE + 0x1000,
+                &[i_type("ld", 5, 6, 0), s_type("sd", 6, 5, 8), ECALL],
+            );
+            poke(&cpu, RAM_BASE + 0x2000, &0x1234_5678u64.to_le_bytes());
+            cpu.x[6] = VBASE + 0x2000;
+            cpu.privilege = Privilege::Supervisor as u64;
+            cpu.common.pc = VBASE + 0x1000;
+            let key = cpu.block_key().unwrap();
+            assert_eq!(key.phys_pc, RAM_BASE + 0x1000);
+            run_to_on(&mut cpu, 0, tier);
+            assert_eq!(cpu.common.exception_pending, 1);
+            assert_eq!(cpu.pending_cause, 9, "ecall from S");
+            assert_eq!(cpu.common.pc, VBASE + 0x1008);
+            assert_eq!(peek_u64(&cpu, RAM_BASE + 0x2008), 0x1234_5678);
+            cpu.deliver_exception();
+            assert_eq!(
+                (cpu.priv_level(), cpu.common.pc),
+                (Privilege::Machine, RAM_BASE + 0x8000)
+            );
+            assert_eq!(cpu.csr.mepc, VBASE + 0x1008);
+        }
+    }
+
+    #[test]
+    fn faults_inside_a_block_are_precise() {
+        for tier in [Tier::Interp, Tier::Native] {
+            // A supervisor page: U-mode loads fault, with tval = the address.
+            let mut cpu = paged_hart(PTE_R | PTE_W | PTE_X | PTE_U);
+            load_words(
+                &cpu,
+                RAM_BASE + 0x1000,
+                &[
+                    i_type("addi", 7, 0, 1),
+                    i_type("ld", 5, 6, 0),
+                    i_type("addi", 7, 0, 2),
+                ],
+            );
+            cpu.x[6] = 0x1000; // unmapped
+            cpu.privilege = Privilege::User as u64;
+            cpu.common.pc = VBASE + 0x1000;
+            run_to_on(&mut cpu, 0, tier);
+            assert_eq!((cpu.pending_cause, cpu.pending_tval), (13, 0x1000));
+            assert_eq!(cpu.common.pc, VBASE + 0x1004);
+            assert_eq!(
+                cpu.x[7], 1,
+                "the instruction before retired, the one after did not"
+            );
+        }
+    }
+
+    #[test]
+    fn fetch_faults_come_from_block_key() {
+        // No U bit: U-mode cannot execute the page.
+        let mut cpu = paged_hart(PTE_R | PTE_X);
+        cpu.privilege = Privilege::User as u64;
+        cpu.common.pc = VBASE + 0x1000;
+        assert!(cpu.block_key().is_none());
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (12, VBASE + 0x1000));
+        cpu.common.exception_pending = 0;
+        // Not executable at all, in S.
+        let mut cpu = paged_hart(PTE_R | PTE_W);
+        cpu.privilege = Privilege::Supervisor as u64;
+        cpu.common.pc = VBASE;
+        assert!(cpu.block_key().is_none());
+        assert_eq!(cpu.pending_cause, 12);
+    }
+
+    #[test]
+    fn stores_into_translated_code_leave_generated_code() {
+        for tier in [Tier::Interp, Tier::Native] {
+            let mut cpu = hart();
+            load_words(
+                &cpu,
+                RAM_BASE,
+                &[s_type("sd", 6, 0, 0), i_type("addi", 7, 0, 1)],
+            );
+            cpu.x[6] = RAM_BASE + 0x100;
+            // First store fills the TLB with a clean write tag.
+            cpu.common.store(
+                RAM_BASE + 0x200,
+                0,
+                emu_jit::ir::MemOp::new(3, false, false),
+                3,
+            );
+            cpu.code_map.add_page(RAM_BASE);
+            cpu.code_page_added(RAM_BASE);
+            let e = cpu.common.tlb[3][emu_jit::env::tlb_index(RAM_BASE)];
+            assert_ne!(e.addr_write & TLB_NOTDIRTY, 0);
+            step_on(&mut cpu, 1, tier);
+            assert_eq!(cpu.common.insn_limit, 0, "the slow path asked the vCPU out");
+            assert_eq!(cpu.code_map.take_dirty(), vec![RAM_BASE]);
+        }
+    }
+}
