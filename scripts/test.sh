@@ -12,7 +12,7 @@ cargo test --release --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status
 
 echo
 echo "==== summary ===="
-grep -E '^\s+Running |^test result:|^error|FAILED|failures:$' "$log" || true
+grep -E '^\s+(Running|Doc-tests) |^test result:|^error|FAILED|failures:$' "$log" || true
 if [ "$status" -eq 0 ]; then
   echo "all tests passed"
 else

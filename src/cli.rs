@@ -28,6 +28,9 @@ options:
   --strict               an unimplemented instruction is a host error, not an illegal-instruction trap
   --max-insns N          stop with exit status 1 after N guest instructions
   --stats                print engine statistics to stderr at exit
+  --signature FILE       at exit, write memory begin_signature..end_signature to FILE as hex
+                         lines, highest byte first (Spike's +signature=FILE)
+  --signature-granularity N  bytes per signature line (default 4)
   -nographic, -M spike   accepted for QEMU compatibility (no effect)
   -h, --help             print this help
   -V, --version          print the version";
@@ -52,6 +55,11 @@ pub struct Config {
     pub strict: bool,
     pub max_insns: Option<u64>,
     pub stats: bool,
+    /// Where to write the memory between `begin_signature` and `end_signature` at exit
+    /// (architecture tests; Spike's `+signature=FILE`).
+    pub signature: Option<PathBuf>,
+    /// Bytes per line of the signature file (Spike's `+signature-granularity`).
+    pub signature_granularity: u32,
 }
 
 /// What the command line asks for.
@@ -146,8 +154,15 @@ where
     let mut strict = false;
     let mut max_insns = None;
     let mut stats = false;
+    let mut signature = None;
+    let mut signature_granularity = 4;
 
     while let Some(arg) = args.next() {
+        // Spike's plusargs (`+signature=FILE`) are long options here.
+        let arg = match arg.strip_prefix('+') {
+            Some(rest) if rest.contains('=') => format!("--{rest}"),
+            _ => arg,
+        };
         if arg == "--" {
             for k in args.by_ref() {
                 set_kernel(k, &mut kernel)?;
@@ -226,6 +241,15 @@ where
                 takes_no_value(&inline)?;
                 stats = true;
             }
+            "--signature" => signature = Some(PathBuf::from(value(&mut args)?)),
+            "--signature-granularity" => {
+                let v = value(&mut args)?;
+                signature_granularity = v
+                    .parse()
+                    .ok()
+                    .filter(|g: &u32| g.is_power_of_two() && *g <= 64)
+                    .ok_or_else(|| bad(&name, &v, "expected a power of two up to 64"))?;
+            }
             "--max-insns" => {
                 let v = value(&mut args)?;
                 let n: u64 = v
@@ -244,6 +268,8 @@ where
         strict,
         max_insns,
         stats,
+        signature,
+        signature_granularity,
     }))
 }
 
@@ -291,6 +317,10 @@ mod tests {
             run(&["--arch", "riscv64", "--engine=jit", "p"]).engine,
             EngineChoice::Jit
         );
+        let c = run(&["+signature=s.txt", "+signature-granularity=8", "p"]);
+        assert_eq!(c.signature, Some(PathBuf::from("s.txt")));
+        assert_eq!(c.signature_granularity, 8);
+        assert_eq!(c.kernel, PathBuf::from("p"));
     }
 
     #[test]

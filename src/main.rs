@@ -69,7 +69,14 @@ fn run() -> Result<i32> {
             s.chain_links
         );
     }
-    Ok(exit_status(result?))
+    let code = result?;
+    if let Some(path) = &config.signature {
+        let text = machine.signature(&config.kernel, config.signature_granularity)?;
+        // The message carries the cause: errors are printed without their source chain.
+        std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("could not write signature '{}': {e}", path.display()))?;
+    }
+    Ok(exit_status(code))
 }
 
 fn main() {

@@ -266,3 +266,48 @@ fn strict_mode_makes_unimplemented_encodings_host_errors() {
         &["unimplemented instruction", "0x00007057", "0x8000000c"],
     );
 }
+
+#[test]
+fn signature_is_dumped_in_spike_format() {
+    let dir = temp_dir("signature");
+    let code = rv::assemble(&[
+        rv::auipc(5, 1),
+        rv::addi(6, 0, 1),
+        rv::sd(6, 5, 0),
+        rv::SPIN,
+    ]);
+    let data: Vec<u8> = (1..=8).collect();
+    let seg = |addr, bytes| Segment {
+        addr,
+        bytes,
+        memsz: 0x1000,
+    };
+    let elf = build_elf(
+        EM_RISCV,
+        0x8000_0000,
+        &[
+            seg(0x8000_0000, &code),
+            seg(0x8000_1000, &[0; 16]),
+            seg(0x8000_2000, &data),
+        ],
+        &[
+            ("tohost", 0x8000_1000),
+            ("begin_signature", 0x8000_2000),
+            ("end_signature", 0x8000_2008),
+        ],
+    );
+    let p = write(&dir, "sig.elf", &elf);
+    let sig = dir.join("sig.txt");
+    let sig_arg = format!("+signature={}", sig.display());
+    let o = emu(&["--arch", "riscv64", "--max-insns", "1000", &sig_arg, &p]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&sig).unwrap(),
+        "04030201\n08070605\n"
+    );
+
+    // A program without the symbols: one-line error.
+    let plain = write(&dir, "plain.elf", &htif_exit_program(0));
+    let o = emu(&["--arch", "riscv64", "--signature", "/dev/null", &plain]);
+    assert_one_line_error("no signature", &o, &["plain.elf", "begin_signature"]);
+}

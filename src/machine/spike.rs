@@ -41,6 +41,28 @@ pub enum MachineError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Run(#[from] RunError),
+    /// `--signature` for a program without the symbols.
+    #[error("'{0}' has no begin_signature/end_signature symbols (needed by --signature)")]
+    NoSignature(String),
+    /// The signature symbols do not bound a range of RAM.
+    #[error("the signature {begin:#x}..{end:#x} is not a range of guest RAM")]
+    BadSignature { begin: u64, end: u64 },
+}
+
+/// Spike's signature file format (fesvr/htif.cc): one line per `granularity` bytes, each line
+/// the bytes from the highest address to the lowest in two lowercase hex digits, a short last
+/// line padded with zeros.
+pub fn format_signature(bytes: &[u8], granularity: usize) -> String {
+    let g = granularity.max(1);
+    let mut out = String::with_capacity(bytes.len() * 2 + bytes.len() / g + 1);
+    for line in bytes.chunks(g) {
+        for j in (0..g).rev() {
+            let b = line.get(j).copied().unwrap_or(0);
+            out.push_str(&format!("{b:02x}"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// How to build and run the board.
@@ -246,6 +268,29 @@ impl Spike {
         Ok(r?)
     }
 
+    /// The memory between the program's `begin_signature` and `end_signature` symbols, in
+    /// Spike's signature format.
+    pub fn signature(&self, kernel: &Path, granularity: u32) -> Result<String, MachineError> {
+        let (Some(begin), Some(end)) = (self.image.begin_signature, self.image.end_signature)
+        else {
+            return Err(MachineError::NoSignature(kernel.display().to_string()));
+        };
+        let len = end
+            .checked_sub(begin)
+            .ok_or(MachineError::BadSignature { begin, end })?;
+        let ram = self
+            .hart
+            .cpu
+            .bus
+            .ram_at(begin, len)
+            .ok_or(MachineError::BadSignature { begin, end })?;
+        let mut bytes = vec![0u8; len as usize];
+        if !ram.read(begin, &mut bytes) {
+            return Err(MachineError::BadSignature { begin, end });
+        }
+        Ok(format_signature(&bytes, granularity as usize))
+    }
+
     /// Retired guest instructions.
     pub fn insn_count(&self) -> u64 {
         self.hart.cpu.common.insn_count
@@ -259,5 +304,18 @@ impl Spike {
     /// The hart (for tests and debugging).
     pub fn cpu(&self) -> &RiscvCpu {
         &self.hart.cpu
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_signature;
+
+    #[test]
+    fn signature_lines_are_highest_byte_first() {
+        let bytes = [0x01, 0x02, 0x03, 0x04, 0xaa, 0xbb];
+        assert_eq!(format_signature(&bytes, 4), "04030201\n0000bbaa\n");
+        assert_eq!(format_signature(&bytes, 2), "0201\n0403\nbbaa\n");
+        assert_eq!(format_signature(&[], 4), "");
     }
 }
