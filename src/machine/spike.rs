@@ -5,7 +5,7 @@
 
 use crate::cli::EngineChoice;
 use crate::runloop::{self, LoopOptions, Platform, RunError, StepExit, Vcpu};
-use emu_devices::clint::{CLINT_BASE, CLINT_SIZE};
+use emu_devices::clint::{CLINT_BASE, CLINT_MSIP, CLINT_MTIMECMP, CLINT_SIZE};
 use emu_devices::clock::VirtualTime;
 use emu_devices::htif::{Htif, HtifExit, HtifPort, HtifReg};
 use emu_devices::{Bus, BusError, Clint, GuestRam, MemoryError};
@@ -80,9 +80,9 @@ struct Board {
     clint: Arc<Mutex<Clint>>,
     exit: HtifExit,
     code_map: Arc<CodeMap>,
-    /// Guest physical pages whose stores must make the hart leave generated code: HTIF's
-    /// `tohost`, so that the loop sees the program's exit at once (as QEMU does) instead of
-    /// after the rest of the instruction slice.
+    /// Guest physical pages whose stores must make the hart leave generated code, so that the
+    /// loop reacts at once (as QEMU does) instead of after the rest of the instruction slice:
+    /// HTIF's `tohost` (exit), CLINT's msip and mtimecmp.
     kick_pages: Vec<u64>,
 }
 
@@ -230,6 +230,18 @@ impl Spike {
             EngineChoice::Tiered => EngineKind::Tiered,
         };
         let code_map_for_board = code_map.clone();
+        // Stores that change what the loop must do next: HTIF tohost (exit), CLINT msip and
+        // mtimecmp (an interrupt now, or a new deadline for the budget).
+        let mut kick_pages: Vec<u64> = [
+            image.tohost,
+            Some(CLINT_BASE + CLINT_MSIP),
+            Some(CLINT_BASE + CLINT_MTIMECMP),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|a| a & PAGE_MASK)
+        .collect();
+        kick_pages.dedup();
         let engine = Engine::new(kind, code_map)?;
         Ok(Spike {
             board: Board {
@@ -237,7 +249,7 @@ impl Spike {
                 clint,
                 exit,
                 code_map: code_map_for_board,
-                kick_pages: image.tohost.map(|a| a & PAGE_MASK).into_iter().collect(),
+                kick_pages,
             },
             hart: Hart { cpu, engine },
             htif: htif_mapped.then_some(htif),
