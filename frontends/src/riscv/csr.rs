@@ -272,12 +272,6 @@ plain!(read_mideleg, write_mideleg, mideleg, DELEGABLE_INTERRUPTS);
 plain!(read_mie, write_mie, mie, ALL_INTERRUPTS);
 plain!(read_mcounteren, write_mcounteren, mcounteren, 0xffff_ffff);
 plain!(read_scounteren, write_scounteren, scounteren, 0xffff_ffff);
-plain!(
-    read_mcountinhibit,
-    write_mcountinhibit,
-    mcountinhibit,
-    0xffff_fffd
-);
 plain!(read_senvcfg, write_senvcfg, senvcfg, MENVCFG_FIOM);
 plain!(
     read_menvcfg,
@@ -439,20 +433,65 @@ fn write_fcsr(cpu: &mut RiscvCpu, _: u16, v: u64) {
     cpu.fflags = v & 0x1f;
 }
 
-fn read_cycle(cpu: &mut RiscvCpu, _: u16) -> u64 {
-    cpu.common.insn_count.wrapping_add(cpu.csr.mcycle_offset)
+/// mcountinhibit bits (§3.1.12): CY stops mcycle, IR stops minstret.
+const MCOUNTINHIBIT_CY: u64 = 1 << 0;
+const MCOUNTINHIBIT_IR: u64 = 1 << 2;
+
+/// mcycle and minstret both count retired instructions (one cycle each): the value is
+/// `insn_count + offset`, or while inhibited, the frozen value kept in `offset`. Writes (to the
+/// counter or to mcountinhibit) take effect after the writing instruction retires (§3.1.10,
+/// as Spike does), so that instruction is counted before the change.
+fn counter_read(count: u64, offset: u64, inhibited: bool) -> u64 {
+    if inhibited {
+        offset
+    } else {
+        count.wrapping_add(offset)
+    }
 }
-/// mcycle counts retired instructions too (one cycle each). A write takes effect after the
-/// writing instruction retires (§3.1.10, as Spike does), so the count it adds is excluded.
+fn counter_write(count: u64, v: u64, inhibited: bool) -> u64 {
+    if inhibited {
+        v
+    } else {
+        v.wrapping_sub(count.wrapping_add(1))
+    }
+}
+
+fn read_cycle(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    let inhibited = cpu.csr.mcountinhibit & MCOUNTINHIBIT_CY != 0;
+    counter_read(cpu.common.insn_count, cpu.csr.mcycle_offset, inhibited)
+}
 fn write_mcycle(cpu: &mut RiscvCpu, _: u16, v: u64) {
-    cpu.csr.mcycle_offset = v.wrapping_sub(cpu.common.insn_count.wrapping_add(1));
+    let inhibited = cpu.csr.mcountinhibit & MCOUNTINHIBIT_CY != 0;
+    cpu.csr.mcycle_offset = counter_write(cpu.common.insn_count, v, inhibited);
 }
 fn read_instret(cpu: &mut RiscvCpu, _: u16) -> u64 {
-    cpu.common.insn_count.wrapping_add(cpu.csr.minstret_offset)
+    let inhibited = cpu.csr.mcountinhibit & MCOUNTINHIBIT_IR != 0;
+    counter_read(cpu.common.insn_count, cpu.csr.minstret_offset, inhibited)
 }
-/// As `write_mcycle`: the writing instruction's own retirement is not counted.
 fn write_minstret(cpu: &mut RiscvCpu, _: u16, v: u64) {
-    cpu.csr.minstret_offset = v.wrapping_sub(cpu.common.insn_count.wrapping_add(1));
+    let inhibited = cpu.csr.mcountinhibit & MCOUNTINHIBIT_IR != 0;
+    cpu.csr.minstret_offset = counter_write(cpu.common.insn_count, v, inhibited);
+}
+
+fn read_mcountinhibit(cpu: &mut RiscvCpu, _: u16) -> u64 {
+    cpu.csr.mcountinhibit
+}
+/// Changing CY/IR freezes or restarts the counter at its value after this instruction.
+fn write_mcountinhibit(cpu: &mut RiscvCpu, _: u16, v: u64) {
+    let count = cpu.common.insn_count;
+    let old = cpu.csr.mcountinhibit;
+    let new = v & 0xffff_fffd;
+    for (bit, offset) in [
+        (MCOUNTINHIBIT_CY, &mut cpu.csr.mcycle_offset),
+        (MCOUNTINHIBIT_IR, &mut cpu.csr.minstret_offset),
+    ] {
+        let (was, is) = (old & bit != 0, new & bit != 0);
+        if was != is {
+            let after = counter_read(count.wrapping_add(1), *offset, was);
+            *offset = counter_write(count, after, is);
+        }
+    }
+    cpu.csr.mcountinhibit = new;
 }
 fn read_time(cpu: &mut RiscvCpu, _: u16) -> u64 {
     cpu.mtime()
@@ -850,6 +889,16 @@ mod tests {
         assert_eq!(read(&mut cpu, 0xb02), Ok(1000));
         assert_eq!(cpu.common.insn_count, 101, "insn_count is never written");
         assert_eq!(read(&mut cpu, 0xc03), Ok(0));
+        // mcountinhibit.IR freezes minstret (after the writing instruction) until cleared.
+        write(&mut cpu, 0x320, MCOUNTINHIBIT_IR).unwrap();
+        cpu.common.insn_count = 150;
+        assert_eq!(read(&mut cpu, 0xb02), Ok(1001));
+        write(&mut cpu, 0xb02, 5).unwrap();
+        assert_eq!(read(&mut cpu, 0xb02), Ok(5));
+        write(&mut cpu, 0x320, 0).unwrap();
+        cpu.common.insn_count = 161;
+        assert_eq!(read(&mut cpu, 0xb02), Ok(5 + 10));
+        assert_eq!(read(&mut cpu, 0xb00), Ok(161));
         cpu.privilege = Privilege::User as u64;
         assert_eq!(read(&mut cpu, 0xc01), ILLEGAL);
         cpu.csr.mcounteren = 2;
