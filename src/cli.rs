@@ -28,6 +28,7 @@ options:
   --strict               an unimplemented instruction is a host error, not an illegal-instruction trap
   --max-insns N          stop with exit status 1 after N guest instructions
   --stats                print engine statistics to stderr at exit
+  --log LEVEL            off, error, warn (default: emulator gaps, device misuse), info, debug, trace
   --signature FILE       at exit, write memory begin_signature..end_signature to FILE as hex
                          lines, highest byte first (Spike's +signature=FILE)
   --signature-granularity N  bytes per signature line (default 4)
@@ -60,6 +61,8 @@ pub struct Config {
     pub signature: Option<PathBuf>,
     /// Bytes per line of the signature file (Spike's `+signature-granularity`).
     pub signature_granularity: u32,
+    /// Messages from emu's modules shown on stderr (`--log`, default warn).
+    pub log: log::LevelFilter,
 }
 
 /// What the command line asks for.
@@ -156,6 +159,7 @@ where
     let mut stats = false;
     let mut signature = None;
     let mut signature_granularity = 4;
+    let mut log = log::LevelFilter::Warn;
 
     while let Some(arg) = args.next() {
         // Spike's plusargs (`+signature=FILE`) are long options here.
@@ -250,6 +254,12 @@ where
                     .filter(|g: &u32| g.is_power_of_two() && *g <= 64)
                     .ok_or_else(|| bad(&name, &v, "expected a power of two up to 64"))?;
             }
+            "--log" | "-log" => {
+                let v = value(&mut args)?;
+                log = crate::logger::parse_level(&v).ok_or_else(|| {
+                    bad(&name, &v, "expected off, error, warn, info, debug or trace")
+                })?;
+            }
             "--max-insns" => {
                 let v = value(&mut args)?;
                 let n: u64 = v
@@ -270,6 +280,7 @@ where
         stats,
         signature,
         signature_granularity,
+        log,
     }))
 }
 
@@ -321,6 +332,8 @@ mod tests {
         assert_eq!(c.signature, Some(PathBuf::from("s.txt")));
         assert_eq!(c.signature_granularity, 8);
         assert_eq!(c.kernel, PathBuf::from("p"));
+        assert_eq!(c.log, log::LevelFilter::Warn);
+        assert_eq!(run(&["--log", "off", "p"]).log, log::LevelFilter::Off);
     }
 
     #[test]

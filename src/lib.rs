@@ -2,5 +2,6 @@
 //! concrete CPUs, devices and firmware meet.
 
 pub mod cli;
+pub mod logger;
 pub mod machine;
 pub mod runloop;

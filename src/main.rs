@@ -32,6 +32,7 @@ fn run() -> Result<i32> {
         }
         Command::Run(c) => c,
     };
+    emu::logger::init(config.log);
     let spike_config = SpikeConfig {
         ram_size: config.ram_size,
         engine: config.engine,

@@ -254,16 +254,47 @@ fn wfi_with_nothing_to_wait_for_is_an_error() {
 fn strict_mode_makes_unimplemented_encodings_host_errors() {
     let dir = temp_dir("strict");
     let p = write(&dir, "vector.elf", &trap_exit_program(&[rv::VSETVLI_ZERO]));
-    // Without --strict the guest takes an illegal-instruction trap (mcause 2) and its handler
-    // exits with that code.
+    // Without --strict the gap is logged once (DESIGN.md §9), the guest takes an
+    // illegal-instruction trap (mcause 2) and its handler exits with that code.
     let o = emu(&["--arch", "riscv64", "--max-insns", "100000", &p]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("unimplemented instruction 0x00007057 at pc 0x8000000c")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.ends_with("*** FAILED *** (tohost = 2)\n"), "{err}");
     // With --strict, emu stops and names the PC and the encoding.
-    let o = emu(&["--arch", "riscv64", "--strict", "--max-insns", "100000", &p]);
+    let o = emu(&[
+        "--arch",
+        "riscv64",
+        "--log",
+        "off",
+        "--strict",
+        "--max-insns",
+        "100000",
+        &p,
+    ]);
     assert_one_line_error(
         "strict",
         &o,
-        &["unimplemented instruction", "0x00007057", "0x8000000c"],
+        &[
+            "unimplemented instruction",
+            "0x00007057",
+            "0x8000000c",
+            "--strict",
+        ],
+    );
+    // The last line says it with the default log level too.
+    let o = emu(&["--arch", "riscv64", "--strict", &p]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(
+        err.lines().last(),
+        Some("emu: unimplemented instruction 0x00007057 at pc 0x8000000c (--strict)"),
+        "{err}"
     );
 }
 
