@@ -192,11 +192,6 @@ type Slot = u32;
 /// slot holding a value masked to its type.
 #[derive(Clone, Copy, Debug)]
 enum D {
-    /// Start of guest instruction number `idx` (0-based) of the block at `pc`.
-    Insn {
-        idx: u32,
-        pc: u64,
-    },
     Const {
         d: Slot,
         imm: u64,
@@ -219,6 +214,15 @@ enum D {
         s: Slot,
         off: u32,
         ty: Type,
+    },
+    /// The common 8-byte global access.
+    LoadGlobal64 {
+        d: Slot,
+        off: u32,
+    },
+    StoreGlobal64 {
+        s: Slot,
+        off: u32,
     },
     /// Common 64-bit-or-narrower ops, inline.
     Add {
@@ -289,21 +293,27 @@ enum D {
         b: Slot,
         wide: bool,
     },
+    // Ops that may exit or expose the instruction count carry `at`: the number of `insn`
+    // ops up to and including the current instruction's (0 before the first), which is the
+    // index of its pc in `InterpBlock::pcs`.
     Load {
         d: Slot,
         a: Slot,
         mem: MemOp,
         mmu: u8,
         ty: Type,
+        at: u32,
     },
     Store {
         s: Slot,
         a: Slot,
         mem: MemOp,
         mmu: u8,
+        at: u32,
     },
     Call {
         call: u32,
+        at: u32,
     },
     Br {
         target: u32,
@@ -318,17 +328,21 @@ enum D {
     Goto {
         pc: u64,
         slot: u32,
+        at: u32,
     },
     Indirect {
         s: Slot,
+        at: u32,
     },
     Exit {
         reason: ExitReason,
         pc: u64,
+        at: u32,
     },
     ExitDyn {
         reason: ExitReason,
         s: Slot,
+        at: u32,
     },
 }
 
@@ -348,10 +362,15 @@ pub struct InterpBlock {
     calls: Vec<CallInfo>,
     slots: usize,
     start_pc: u64,
+    /// `pcs[at]`: the pc of the instruction an op with that `at` belongs to (`pcs[0]` is the
+    /// block start, for ops before the first `insn`).
+    pcs: Vec<u64>,
 }
 
-/// Register files up to this many slots live on the stack.
-const STACK_SLOTS: usize = 64;
+/// Register files up to this many slots live on the stack (a small and a larger size, so
+/// short blocks do not pay for zeroing a big array).
+const SMALL_SLOTS: usize = 24;
+const STACK_SLOTS: usize = 96;
 
 impl InterpBlock {
     /// Pre-decode `block`, which must be verified ([`crate::ir::verify::verify`]).
@@ -363,34 +382,25 @@ impl InterpBlock {
             slots += if *ty == Type::I128 { 2 } else { 1 };
         }
         let s = |v: Value| slot_of.get(v.0 as usize).copied().unwrap_or(0);
-        // Label positions: the index of the decoded op following the label.
+        // Label positions (the index of the decoded op after the label); branches hold the
+        // label number until the fix-up after decoding.
         let mut label_pos = vec![0u32; block.labels as usize];
-        let mut n = 0u32;
-        for op in &block.ops {
-            match op {
-                Op::Label(l) => {
-                    if let Some(p) = label_pos.get_mut(l.0 as usize) {
-                        *p = n;
-                    }
-                }
-                _ => n += 1,
-            }
-        }
-        let target = |l: Label| label_pos.get(l.0 as usize).copied().unwrap_or(0);
-        let mut ops = Vec::with_capacity(n as usize);
+        let target = |l: Label| l.0;
+        let mut ops = Vec::with_capacity(block.ops.len());
         let mut calls = Vec::new();
-        let mut insn_idx = 0u32;
+        let mut pcs = vec![block.start_pc];
+        let mut at = 0u32;
         let mut goto_slot = 0u32;
         // Constants known at decode time, to fold `add x, const` into one op.
         let mut consts: Vec<Option<u64>> = vec![None; block.values.len()];
         for op in &block.ops {
             let d = match *op {
+                // Instruction boundaries cost nothing at run time: the ops that need the
+                // current instruction carry it (`at`).
                 Op::InsnStart { pc, .. } => {
-                    insn_idx += 1;
-                    D::Insn {
-                        idx: insn_idx - 1,
-                        pc,
-                    }
+                    pcs.push(pc);
+                    at += 1;
+                    continue;
                 }
                 Op::Const { dst, ty, imm } => {
                     if ty == Type::I128 {
@@ -407,6 +417,14 @@ impl InterpBlock {
                     d: s(dst),
                     s: s(src),
                     wide: ty == Type::I128,
+                },
+                Op::LoadGlobal { dst, ty, offset } if ty.bytes() == 8 => D::LoadGlobal64 {
+                    d: s(dst),
+                    off: offset,
+                },
+                Op::StoreGlobal { src, ty, offset } if ty.bytes() == 8 => D::StoreGlobal64 {
+                    s: s(src),
+                    off: offset,
                 },
                 Op::LoadGlobal { dst, ty, offset } => D::LoadGlobal {
                     d: s(dst),
@@ -517,6 +535,7 @@ impl InterpBlock {
                     mem,
                     mmu: mmu_idx,
                     ty,
+                    at,
                 },
                 Op::Store {
                     mem,
@@ -529,6 +548,7 @@ impl InterpBlock {
                     a: s(addr),
                     mem,
                     mmu: mmu_idx,
+                    at,
                 },
                 Op::Call {
                     helper,
@@ -551,9 +571,15 @@ impl InterpBlock {
                     });
                     D::Call {
                         call: calls.len() as u32 - 1,
+                        at,
                     }
                 }
-                Op::Label(_) => continue,
+                Op::Label(l) => {
+                    if let Some(p) = label_pos.get_mut(l.0 as usize) {
+                        *p = ops.len() as u32;
+                    }
+                    continue;
+                }
                 Op::Br(l) => D::Br { target: target(l) },
                 Op::BrCond {
                     cond,
@@ -574,20 +600,31 @@ impl InterpBlock {
                         D::Goto {
                             pc,
                             slot: goto_slot - 1,
+                            at,
                         }
                     }
-                    Terminal::Indirect { pc } => D::Indirect { s: s(pc) },
-                    Terminal::Exit { reason, pc } => D::Exit { reason, pc },
-                    Terminal::ExitDynamic { reason, pc } => D::ExitDyn { reason, s: s(pc) },
+                    Terminal::Indirect { pc } => D::Indirect { s: s(pc), at },
+                    Terminal::Exit { reason, pc } => D::Exit { reason, pc, at },
+                    Terminal::ExitDynamic { reason, pc } => D::ExitDyn {
+                        reason,
+                        s: s(pc),
+                        at,
+                    },
                 },
             };
             ops.push(d);
+        }
+        for op in ops.iter_mut() {
+            if let D::Br { target } | D::BrCond { target, .. } = op {
+                *target = label_pos.get(*target as usize).copied().unwrap_or(0);
+            }
         }
         InterpBlock {
             ops,
             calls,
             slots,
             start_pc: block.start_pc,
+            pcs,
         }
     }
 
@@ -598,7 +635,11 @@ impl InterpBlock {
     /// [`crate::helper::GuestState`] contract), exclusively borrowed for the call, and every
     /// global offset of the block lies inside that state.
     pub unsafe fn run(&self, state: *mut CpuCommon) -> BlockExit {
-        if self.slots <= STACK_SLOTS {
+        if self.slots <= SMALL_SLOTS {
+            let mut regs = [0u64; SMALL_SLOTS];
+            // SAFETY: forwarded caller contract.
+            unsafe { self.exec(state, &mut regs) }
+        } else if self.slots <= STACK_SLOTS {
             let mut regs = [0u64; STACK_SLOTS];
             // SAFETY: forwarded caller contract.
             unsafe { self.exec(state, &mut regs) }
@@ -622,10 +663,6 @@ impl InterpBlock {
                 return BlockExit::Budget;
             }
             let base = (*st).insn_count;
-            // Instructions before the current one, and its PC.
-            let mut before = 0u64;
-            let mut started = 0u64;
-            let mut cur_pc = self.start_pc;
             let mut ip = 0usize;
             macro_rules! get {
                 ($s:expr) => {
@@ -644,10 +681,14 @@ impl InterpBlock {
                     r[$s as usize + 1] = (v >> 64) as u64;
                 }};
             }
+            // Instructions retired before the one at `at` (which is the 1-based count of
+            // instructions started), and that instruction's pc.
+            let before = |at: u32| u64::from(at.saturating_sub(1));
+            let pc_of = |at: u32| self.pcs.get(at as usize).copied().unwrap_or(self.start_pc);
             macro_rules! fault {
-                () => {{
-                    (*st).pc = cur_pc;
-                    (*st).insn_count = base + before;
+                ($at:expr) => {{
+                    (*st).pc = pc_of($at);
+                    (*st).insn_count = base + before($at);
                     return BlockExit::Fault;
                 }};
             }
@@ -670,15 +711,10 @@ impl InterpBlock {
             loop {
                 let Some(op) = self.ops.get(ip) else {
                     // Unreachable for a verified block (its last op is an exit or a branch).
-                    fault!();
+                    fault!(0);
                 };
                 ip += 1;
                 match *op {
-                    D::Insn { idx, pc } => {
-                        before = u64::from(idx);
-                        started = before + 1;
-                        cur_pc = pc;
-                    }
                     D::Const { d, imm } => r[d as usize] = imm,
                     D::Const128 { d, imm } => set128!(d, u128::from(imm)),
                     D::Mov { d, s, wide } => {
@@ -697,6 +733,13 @@ impl InterpBlock {
                             _ => (p as *const u128).read_unaligned(),
                         };
                         write(r, d, ty, v);
+                    }
+                    D::LoadGlobal64 { d, off } => {
+                        r[d as usize] =
+                            ((st as *const u8).add(off as usize) as *const u64).read_unaligned();
+                    }
+                    D::StoreGlobal64 { s, off } => {
+                        ((st as *mut u8).add(off as usize) as *mut u64).write_unaligned(get!(s));
                     }
                     D::StoreGlobal { s, off, ty } => {
                         let p = (st as *mut u8).add(off as usize);
@@ -749,10 +792,17 @@ impl InterpBlock {
                             r[d as usize] = get!(src);
                         }
                     }
-                    D::Load { d, a, mem, mmu, ty } => {
+                    D::Load {
+                        d,
+                        a,
+                        mem,
+                        mmu,
+                        ty,
+                        at,
+                    } => {
                         let v = mem_load(st, get!(a), mem, mmu);
                         if (*st).exception_pending != 0 {
-                            fault!();
+                            fault!(at);
                         }
                         let v = if ty == Type::I128 && mem.signed {
                             v as i64 as i128 as u128
@@ -761,19 +811,19 @@ impl InterpBlock {
                         };
                         write(r, d, ty, v);
                     }
-                    D::Store { s, a, mem, mmu } => {
+                    D::Store { s, a, mem, mmu, at } => {
                         mem_store(st, get!(a), get!(s), mem, mmu);
                         if (*st).exception_pending != 0 {
-                            fault!();
+                            fault!(at);
                         }
                     }
-                    D::Call { call } => {
+                    D::Call { call, at } => {
                         let Some(c) = self.calls.get(call as usize) else {
-                            fault!();
+                            fault!(at);
                         };
                         if c.effects.reads_state {
-                            (*st).pc = cur_pc;
-                            (*st).insn_count = base + before;
+                            (*st).pc = pc_of(at);
+                            (*st).insn_count = base + before(at);
                         }
                         let mut args = [0u64; 4];
                         for (v, s) in args.iter_mut().zip(&c.args).take(usize::from(c.nargs)) {
@@ -784,7 +834,7 @@ impl InterpBlock {
                             r[d as usize] = ret;
                         }
                         if c.effects.may_raise && (*st).exception_pending != 0 {
-                            fault!();
+                            fault!(at);
                         }
                     }
                     D::Br { target } => ip = target as usize,
@@ -799,24 +849,24 @@ impl InterpBlock {
                             ip = target as usize;
                         }
                     }
-                    D::Goto { pc, slot } => {
+                    D::Goto { pc, slot, at } => {
                         (*st).pc = pc;
-                        (*st).insn_count = base + started;
+                        (*st).insn_count = base + u64::from(at);
                         return BlockExit::Goto { slot };
                     }
-                    D::Indirect { s } => {
+                    D::Indirect { s, at } => {
                         (*st).pc = get!(s);
-                        (*st).insn_count = base + started;
+                        (*st).insn_count = base + u64::from(at);
                         return BlockExit::Indirect;
                     }
-                    D::Exit { reason, pc } => {
+                    D::Exit { reason, pc, at } => {
                         (*st).pc = pc;
-                        (*st).insn_count = base + retired(reason, before, started);
+                        (*st).insn_count = base + retired(reason, before(at), at);
                         return BlockExit::Exit(reason);
                     }
-                    D::ExitDyn { reason, s } => {
+                    D::ExitDyn { reason, s, at } => {
                         (*st).pc = get!(s);
-                        (*st).insn_count = base + retired(reason, before, started);
+                        (*st).insn_count = base + retired(reason, before(at), at);
                         return BlockExit::Exit(reason);
                     }
                 }
@@ -827,11 +877,11 @@ impl InterpBlock {
 
 /// Instructions retired by an `Exit`: an instruction that raises does not retire.
 #[inline]
-fn retired(reason: ExitReason, before: u64, started: u64) -> u64 {
+fn retired(reason: ExitReason, before: u64, started: u32) -> u64 {
     if reason == ExitReason::Exception {
         before
     } else {
-        started
+        u64::from(started)
     }
 }
 
