@@ -646,6 +646,8 @@ fn lookup(num: u16) -> Option<&'static CsrDef> {
     CSR_TABLE.get(usize::from(row))
 }
 
+const CSR_MIP: u16 = 0x344;
+
 /// `HELPER_CSR` first-argument flags.
 pub const CSR_OP_SHIFT: u32 = 12;
 pub const CSR_NO_READ: u64 = 1 << 14;
@@ -686,10 +688,17 @@ impl RiscvCpu {
             (def.read)(self, num)
         };
         if !no_write {
+            // csrrs/csrrc on mip modify only the software-writable SEIP bit, not the one ORed
+            // with the external interrupt line (§3.1.9).
+            let base = if num == CSR_MIP {
+                (old & !MIP_SEIP) | (self.csr.mip & MIP_SEIP)
+            } else {
+                old
+            };
             let new = match op {
                 CSR_OP_RW => src,
-                CSR_OP_RS => old | src,
-                CSR_OP_RC => old & !src,
+                CSR_OP_RS => base | src,
+                CSR_OP_RC => base & !src,
                 _ => return Err(illegal),
             };
             (def.write)(self, num, new);
@@ -835,6 +844,14 @@ mod tests {
             Ok(MIP_MTIP | MIP_MEIP),
             "lines are read-only"
         );
+        // The SEIP line is visible in mip but not latched by a read-modify-write.
+        cpu.irq_lines.store(MIP_SEIP, Ordering::Release);
+        cpu.csr_access(0x344, CSR_OP_RS, false, false, MIP_SSIP, INSN)
+            .unwrap();
+        assert_eq!(cpu.csr.mip, MIP_SSIP);
+        assert_eq!(read(&mut cpu, 0x344), Ok(MIP_SSIP | MIP_SEIP));
+        cpu.irq_lines.store(0, Ordering::Release);
+        write(&mut cpu, 0x344, 0).unwrap();
         // S views follow mideleg; sip writes only SSIP.
         write(&mut cpu, 0x303, MIP_SSIP | MIP_STIP).unwrap();
         write(&mut cpu, 0x144, u64::MAX).unwrap();
