@@ -7,13 +7,18 @@
 //! address raises load (LR) or store/AMO (SC, AMO) address-misaligned, as QEMU does.
 //! SC follows QEMU: it fails without touching memory when the address differs from the
 //! reservation, otherwise succeeds iff memory still holds the value LR loaded; either way the
-//! reservation is cleared.
+//! reservation is cleared. Unlike QEMU 7.2 (and like Spike), a misaligned SC raises
+//! store/AMO address-misaligned even when it has no reservation.
 
-use emu_jit::ir::{BinOp, Builder, Cond, MemOp, Type, Value};
+use emu_jit::ir::{BinOp, Builder, Cond, ExitReason, MemOp, Terminal, Type, Value};
 
 use super::{gen_get_gpr, gen_set_gpr, LiftCtx, Lifted};
 use crate::riscv::cpu::{OFFSET_RESERVATION, OFFSET_RESERVATION_VALUE};
 use crate::riscv::decode::{rd, rs1, rs2, InsnPattern};
+use crate::riscv::trap::HELPER_RAISE;
+
+/// Store/AMO address misaligned (Privileged ISA Table 3.6).
+const CAUSE_STORE_AMO_MISALIGNED: u64 = 6;
 
 /// funct5, funct3 and opcode; aq/rl and the register fields are free.
 const MASK_AMO: u32 = 0xf800_707f;
@@ -66,6 +71,19 @@ fn sc(ctx: &mut LiftCtx<'_>, insn: u32, size_log2: u8) -> Lifted {
     let src = gen_get_gpr(b, rs2(insn));
     let fail = b.new_label();
     let done = b.new_label();
+    // Alignment is checked before the reservation (as Spike does, and the spec requires: a
+    // misaligned SC raises even when it would fail).
+    let aligned = b.new_label();
+    let low = b.binary_imm(BinOp::And, Type::I64, addr, (1u64 << size_log2) - 1);
+    let zero = b.iconst(Type::I64, 0);
+    b.br_cond(Cond::Eq, Type::I64, low, zero, aligned);
+    let cause = b.iconst(Type::I64, CAUSE_STORE_AMO_MISALIGNED);
+    b.call(&HELPER_RAISE, &[cause, addr]);
+    b.exit(Terminal::Exit {
+        reason: ExitReason::Exception,
+        pc: ctx.pc,
+    });
+    b.label(aligned);
     let reserved = b.load_global(Type::I64, OFFSET_RESERVATION);
     b.br_cond(Cond::Ne, Type::I64, addr, reserved, fail);
     let mem = MemOp::new(size_log2, true, true);
@@ -73,7 +91,6 @@ fn sc(ctx: &mut LiftCtx<'_>, insn: u32, size_log2: u8) -> Lifted {
     let expected = b.load_global(Type::I64, OFFSET_RESERVATION_VALUE);
     b.br_cond(Cond::Ne, Type::I64, current, expected, fail);
     b.store(Type::I64, mem, mmu_idx, src, addr);
-    let zero = b.iconst(Type::I64, 0);
     gen_set_gpr(b, rd(insn), zero);
     b.br(done);
     b.label(fail);
@@ -282,6 +299,16 @@ mod tests {
         assert_eq!(cpu.common.exception_pending, 1);
         assert_eq!((cpu.pending_cause, cpu.pending_tval), (6, DATA + 4));
         assert_eq!(cpu.common.pc, RAM_BASE);
+
+        // sc.d to a misaligned address without a matching reservation still raises.
+        let mut cpu = hart();
+        let end = program(&cpu, &[amo("lr.d", 4, 1, 0), amo("sc.d", 3, 5, 2)]);
+        cpu.x[1] = DATA;
+        cpu.x[5] = DATA + 4;
+        run_to(&mut cpu, end);
+        assert_eq!((cpu.pending_cause, cpu.pending_tval), (6, DATA + 4));
+        assert_eq!((cpu.common.pc, cpu.x[3]), (RAM_BASE + 4, 0));
+        assert_eq!(peek_u64(&cpu, DATA), 0);
 
         let mut cpu = hart();
         let end = program(&cpu, &[amo("lr.w", 3, 1, 0)]);
