@@ -55,10 +55,11 @@ fn run() -> Result<i32> {
     if config.stats {
         let s = machine.engine().stats();
         eprintln!(
-            "emu: stats: {} instructions retired; blocks: {} translated, {} compiled \
+            "emu: stats: {} instructions retired; state hash {:016x}; blocks: {} translated, {} compiled \
              ({} failed, {:.1} ms compiling), {} invalidated, {} flushes; runs: {} interpreted, \
              {} native; {} chain links",
             machine.insn_count(),
+            machine.state_hash(),
             s.blocks_translated,
             s.blocks_compiled,
             s.compile_failures,

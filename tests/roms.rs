@@ -70,8 +70,11 @@ fn rom_names() -> Vec<String> {
     names
 }
 
-/// Run one ROM; the instructions it retired (from `--stats`), or what failed.
-fn run_rom(out: &Path, name: &str, engine: &str) -> Result<u64, String> {
+/// What `--stats` reports about a finished run: retired instructions and the state hash.
+type RunStats = (u64, String);
+
+/// Run one ROM; its `--stats`, or what failed.
+fn run_rom(out: &Path, name: &str, engine: &str) -> Result<RunStats, String> {
     let elf = out.join(format!("{name}.elf"));
     if !elf.exists() {
         return Err(format!("{} was not built", elf.display()));
@@ -140,14 +143,14 @@ fn run_rom(out: &Path, name: &str, engine: &str) -> Result<u64, String> {
             ));
         }
     }
+    // "emu: stats: N instructions retired; state hash H; ..."
     stderr
         .lines()
         .find_map(|l| {
-            l.strip_prefix("emu: stats: ")?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
+            let rest = l.strip_prefix("emu: stats: ")?;
+            let insns = rest.split(' ').next()?.parse().ok()?;
+            let hash = rest.split("state hash ").nth(1)?.split(';').next()?;
+            Some((insns, hash.to_string()))
         })
         .ok_or_else(|| format!("no instruction count in --stats output: {stderr:?}"))
 }
@@ -177,31 +180,35 @@ fn run_all(engine: &str) {
 }
 
 /// Both tiers execute the same IR with the same exits, so every ROM retires exactly the same
-/// number of instructions on every engine (DESIGN.md §5: determinism).
+/// number of instructions and ends in the same state on every engine, and twice on the same
+/// engine (DESIGN.md §5: determinism).
 #[test]
-fn roms_retire_the_same_instructions_on_every_engine() {
+fn roms_end_in_the_same_state_on_every_engine() {
     let out = match built() {
         Ok(out) => out,
         Err(e) => panic!("{e}"),
     };
     let mut mismatches = Vec::new();
+    let mut compared = 0;
     for name in rom_names() {
-        let counts: Vec<(&str, Result<u64, String>)> = ["interp", "jit", "tiered"]
+        let counts: Vec<(&str, Result<RunStats, String>)> = ["interp", "jit", "tiered", "tiered"]
             .into_iter()
             .map(|e| (e, run_rom(out, &name, e)))
             .collect();
         // Failing ROMs are reported by the per-engine tests; compare the ones that ran.
-        let ok: Vec<(&str, u64)> = counts
+        let ok: Vec<(&str, &RunStats)> = counts
             .iter()
-            .filter_map(|(e, r)| Some((*e, *r.as_ref().ok()?)))
+            .filter_map(|(e, r)| Some((*e, r.as_ref().ok()?)))
             .collect();
+        compared += usize::from(ok.len() > 1);
         if ok.windows(2).any(|w| w[0].1 != w[1].1) {
             mismatches.push(format!("  {name}: {ok:?}"));
         }
     }
+    assert!(compared > 0, "no ROM ran on two engines");
     assert!(
         mismatches.is_empty(),
-        "instruction counts differ between engines:\n{}",
+        "instruction counts or final states differ between runs:\n{}",
         mismatches.join("\n")
     );
 }

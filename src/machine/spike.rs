@@ -303,6 +303,41 @@ impl Spike {
         Ok(format_signature(&bytes, granularity as usize))
     }
 
+    /// A hash of the hart's architectural state (PC, privilege, integer and FP registers, fcsr,
+    /// retired instructions, RAM): two runs of the same program must agree (DESIGN.md §5).
+    pub fn state_hash(&self) -> u64 {
+        // FNV-1a: stable across Rust versions, unlike `DefaultHasher`.
+        let mut h = Fnv1a::default();
+        let cpu = &self.hart.cpu;
+        for v in [
+            cpu.common.pc,
+            cpu.common.insn_count,
+            cpu.privilege,
+            cpu.frm,
+            cpu.fflags,
+        ] {
+            h.write_u64(v);
+        }
+        cpu.x
+            .iter()
+            .chain(cpu.f.iter())
+            .for_each(|&v| h.write_u64(v));
+        let mut page = vec![0u8; 4096];
+        for ram in cpu.bus.ram_regions() {
+            let mut addr = ram.base();
+            while ram.read(addr, &mut page) {
+                // Untouched pages are zero: skip them cheaply (the mapping is lazily committed,
+                // but reading it costs the same; hashing 4 KiB of zeros need not).
+                if page.iter().any(|&b| b != 0) {
+                    h.write_u64(addr);
+                    h.write(&page);
+                }
+                addr += page.len() as u64;
+            }
+        }
+        h.0
+    }
+
     /// Retired guest instructions.
     pub fn insn_count(&self) -> u64 {
         self.hart.cpu.common.insn_count
@@ -319,9 +354,36 @@ impl Spike {
     }
 }
 
+/// The 64-bit FNV-1a hash.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.write(&v.to_le_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::format_signature;
+    use super::{format_signature, Fnv1a};
+
+    #[test]
+    fn fnv1a_known_values() {
+        let mut h = Fnv1a::default();
+        h.write(b"a");
+        assert_eq!(h.0, 0xaf63_dc4c_8601_ec8c);
+    }
 
     #[test]
     fn signature_lines_are_highest_byte_first() {
