@@ -7,6 +7,8 @@ pub mod const_fold;
 pub mod copy_prop;
 pub mod dce;
 pub mod globals;
+#[cfg(test)]
+mod random_tests;
 
 use crate::ir::verify::verify;
 use crate::ir::IrBlock;
