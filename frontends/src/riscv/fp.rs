@@ -315,8 +315,103 @@ fn add_exact(sa: bool, ea: i32, ma: u128, sb: bool, eb: i32, mb: u128) -> (bool,
     }
 }
 
+/// The operations with a host fast path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HostOp {
+    Add,
+    Mul,
+    Div,
+    Sqrt,
+}
+
+/// The exponent field lies within `radius` binades of 1.0 (500 for binary64, 60 for binary32):
+/// operands and results there are normal, and neither overflow nor tininess is possible, nor
+/// underflow in the error terms below.
+fn moderate(fmt: Format, bits: u64) -> bool {
+    let e = ((bits >> fmt.frac_bits) & fmt.exp_field_max()) as i32;
+    let radius = if fmt == BINARY64 { 500 } else { 60 };
+    (e - fmt.bias()).abs() <= radius
+}
+
+/// Host floating point for the common case: round to nearest even (the host's mode), operands
+/// and result of moderate magnitude. The only possible flag is then NX, decided exactly by an
+/// error-free transformation (TwoSum for addition; an fma residual, which is exact without
+/// underflow, for multiplication, division and square root). binary32 is computed in binary64
+/// and rounded once more, which is innocuous for +, ×, ÷ and √ since 53 ≥ 2·24 + 2 (Figueroa,
+/// "When is double rounding innocuous?", 1995); exactness is checked in binary64, where the
+/// products of two binary32 values are exact. `None`: use the software path.
+fn host_fast(fmt: Format, op: HostOp, a: u64, b: u64, rm: Rm, fl: &mut u32) -> Option<u64> {
+    if rm != Rm::Rne || !moderate(fmt, a) || (op != HostOp::Sqrt && !moderate(fmt, b)) {
+        return None;
+    }
+    /// `x + y` and whether it is exact (Knuth's TwoSum, valid without overflow).
+    fn two_sum(x: f64, y: f64) -> (f64, bool) {
+        let s = x + y;
+        let yy = s - x;
+        let err = (x - (s - yy)) + (y - yy);
+        (s, err == 0.0)
+    }
+    let (r, exact) = if fmt == BINARY64 {
+        let (x, y) = (f64::from_bits(a), f64::from_bits(b));
+        let (r, exact) = match op {
+            HostOp::Add => two_sum(x, y),
+            HostOp::Mul => {
+                let p = x * y;
+                (p, x.mul_add(y, -p) == 0.0)
+            }
+            HostOp::Div => {
+                let q = x / y;
+                (q, (-q).mul_add(y, x) == 0.0)
+            }
+            HostOp::Sqrt if x < 0.0 => return None,
+            HostOp::Sqrt => {
+                let r = x.sqrt();
+                (r, (-r).mul_add(r, x) == 0.0)
+            }
+        };
+        (r.to_bits(), exact)
+    } else {
+        let x = f64::from(f32::from_bits(a as u32));
+        let y = f64::from(f32::from_bits(b as u32));
+        let (r, exact) = match op {
+            HostOp::Add => {
+                let (w, exact) = two_sum(x, y);
+                let r = w as f32;
+                (r, exact && f64::from(r) == w)
+            }
+            HostOp::Mul => {
+                let w = x * y;
+                let r = w as f32;
+                (r, f64::from(r) == w)
+            }
+            HostOp::Div => {
+                let r = (x / y) as f32;
+                (r, f64::from(r) * y == x)
+            }
+            HostOp::Sqrt if x < 0.0 => return None,
+            HostOp::Sqrt => {
+                let r = x.sqrt() as f32;
+                (r, f64::from(r) * f64::from(r) == x)
+            }
+        };
+        (u64::from(r.to_bits()), exact)
+    };
+    // Zero (cancellation), huge and tiny results take the software path.
+    if !moderate(fmt, r) {
+        return None;
+    }
+    if !exact {
+        *fl |= FLAG_NX;
+    }
+    Some(r)
+}
+
 /// fadd (§20.6).
 pub fn add(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
+    host_fast(fmt, HostOp::Add, a, b, rm, fl).unwrap_or_else(|| soft_add(fmt, a, b, rm, fl))
+}
+
+fn soft_add(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
     let (x, y) = (unpack(fmt, a), unpack(fmt, b));
     if x.is_nan() || y.is_nan() {
         return nan_result(fmt, &[x, y], fl);
@@ -346,6 +441,10 @@ pub fn sub(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
 
 /// fmul (§20.6).
 pub fn mul(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
+    host_fast(fmt, HostOp::Mul, a, b, rm, fl).unwrap_or_else(|| soft_mul(fmt, a, b, rm, fl))
+}
+
+fn soft_mul(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
     let (x, y) = (unpack(fmt, a), unpack(fmt, b));
     if x.is_nan() || y.is_nan() {
         return nan_result(fmt, &[x, y], fl);
@@ -361,6 +460,10 @@ pub fn mul(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
 
 /// fdiv (§20.6).
 pub fn div(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
+    host_fast(fmt, HostOp::Div, a, b, rm, fl).unwrap_or_else(|| soft_div(fmt, a, b, rm, fl))
+}
+
+fn soft_div(fmt: Format, a: u64, b: u64, rm: Rm, fl: &mut u32) -> u64 {
     let (x, y) = (unpack(fmt, a), unpack(fmt, b));
     if x.is_nan() || y.is_nan() {
         return nan_result(fmt, &[x, y], fl);
@@ -409,6 +512,10 @@ fn isqrt(n: u128) -> u128 {
 
 /// fsqrt (§20.6).
 pub fn sqrt(fmt: Format, a: u64, rm: Rm, fl: &mut u32) -> u64 {
+    host_fast(fmt, HostOp::Sqrt, a, 0, rm, fl).unwrap_or_else(|| soft_sqrt(fmt, a, rm, fl))
+}
+
+fn soft_sqrt(fmt: Format, a: u64, rm: Rm, fl: &mut u32) -> u64 {
     let x = unpack(fmt, a);
     if x.is_nan() {
         return nan_result(fmt, &[x], fl);
@@ -1348,6 +1455,94 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), HELPERS.len());
         assert!(names.iter().all(|n| n.starts_with("rv.f")));
+    }
+
+    /// The host fast path agrees with the software path (result and flags) wherever it applies.
+    #[test]
+    fn host_fast_path_matches_software() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            // xorshift64*
+            seed ^= seed >> 12;
+            seed ^= seed << 25;
+            seed ^= seed >> 27;
+            seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let mut hits = 0;
+        for i in 0..200_000u32 {
+            let fmt = if i % 2 == 0 { BINARY32 } else { BINARY64 };
+            let (bias, fb) = (fmt.bias() as u64, fmt.frac_bits);
+            let mut operand = |spread: u64| {
+                let e = bias + next() % (2 * spread + 1) - spread;
+                let f = if next() % 4 == 0 {
+                    next() & 0xff
+                } else {
+                    next()
+                };
+                (next() & 1) << (fmt.exp_bits + fb) | e << fb | (f & fmt.frac_mask())
+            };
+            let (a, b) = (operand(70), operand(70));
+            for op in [HostOp::Add, HostOp::Mul, HostOp::Div, HostOp::Sqrt] {
+                let mut fast_fl = 0;
+                let Some(fast) = host_fast(fmt, op, a, b, Rm::Rne, &mut fast_fl) else {
+                    continue;
+                };
+                hits += 1;
+                let mut fl = 0;
+                let soft = match op {
+                    HostOp::Add => soft_add(fmt, a, b, Rm::Rne, &mut fl),
+                    HostOp::Mul => soft_mul(fmt, a, b, Rm::Rne, &mut fl),
+                    HostOp::Div => soft_div(fmt, a, b, Rm::Rne, &mut fl),
+                    HostOp::Sqrt => soft_sqrt(fmt, a, Rm::Rne, &mut fl),
+                };
+                assert_eq!((fast, fast_fl), (soft, fl), "{op:?} {a:#x} {b:#x}");
+            }
+        }
+        assert!(hits > 300_000, "fast path taken {hits} times");
+        // Exact and inexact results of each operation, in both formats.
+        for (fmt, v) in [
+            (BINARY32, [1.0f64, 2.0, 3.0, 4.0, 0.25].map(|x| s(x as f32))),
+            (BINARY64, [1.0f64, 2.0, 3.0, 4.0, 0.25].map(f64::to_bits)),
+        ] {
+            let [one, two, three, four, quarter] = v;
+            let cases = [
+                (HostOp::Sqrt, four, 0, two, 0),
+                (HostOp::Div, one, four, quarter, 0),
+                (HostOp::Mul, two, quarter, host_fast_div(fmt, one, two), 0),
+                (HostOp::Add, one, three, four, 0),
+            ];
+            for (op, a, b, want, want_fl) in cases {
+                let mut fl = 0;
+                assert_eq!(host_fast(fmt, op, a, b, Rm::Rne, &mut fl), Some(want));
+                assert_eq!(fl, want_fl, "{op:?}");
+            }
+            let mut fl = 0;
+            assert!(host_fast(fmt, HostOp::Sqrt, two, 0, Rm::Rne, &mut fl).is_some());
+            assert_eq!(fl, FLAG_NX);
+            let mut fl = 0;
+            assert!(host_fast(fmt, HostOp::Div, one, three, Rm::Rne, &mut fl).is_some());
+            assert_eq!(fl, FLAG_NX);
+            let mut fl = 0;
+            assert_eq!(
+                host_fast(
+                    fmt,
+                    HostOp::Add,
+                    one,
+                    one ^ fmt.sign_bit(),
+                    Rm::Rne,
+                    &mut fl
+                ),
+                None
+            );
+            assert_eq!(
+                host_fast(fmt, HostOp::Add, one, two, Rm::Rtz, &mut fl),
+                None
+            );
+        }
+    }
+
+    fn host_fast_div(fmt: Format, a: u64, b: u64) -> u64 {
+        div(fmt, a, b, Rm::Rne, &mut 0)
     }
 
     #[test]
