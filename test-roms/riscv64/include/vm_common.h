@@ -227,6 +227,9 @@ RVTEST_CODE_END
 
         /* The user program: position-independent, run at PG(PG_UCODE). */
         .section .text.user, "ax", @progbits
+        /* no linker relaxation: the entry points sit at fixed offsets (.org) */
+        .option push
+        .option norelax
         .align 12
 user_code:
         li t0, PG(PG_USER)
@@ -244,6 +247,7 @@ user_jump_s:
         li t0, PG(PG_SCODE)
         jr t0
         .align 12
+        .option pop
 
 RVTEST_DATA_BEGIN
         .align 12
