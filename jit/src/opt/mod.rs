@@ -3,6 +3,7 @@
 //! instruction counts). [`optimize`] runs them all; in debug builds the verifier runs after
 //! every pass, and a failure is a bug in that pass (never a guest fault), so it panics.
 
+pub mod compact;
 pub mod const_fold;
 pub mod copy_prop;
 pub mod dce;
@@ -19,13 +20,14 @@ pub type Pass = fn(&mut IrBlock);
 /// The pipeline, in order, with each pass's name for debug-build verifier failures.
 /// Forwarding globals creates `Mov`s for copy propagation; folding creates `Mov`s and
 /// constants for a second round; dead-code elimination removes what the others made unused.
-const PIPELINE: [(&str, Pass); 6] = [
+const PIPELINE: [(&str, Pass); 7] = [
     ("globals", globals::redundant_globals),
     ("copy_prop", copy_prop::copy_propagate),
     ("const_fold", const_fold::const_fold),
     ("copy_prop", copy_prop::copy_propagate),
     ("const_fold", const_fold::const_fold),
     ("dce", dce::dead_code),
+    ("compact", compact::compact_values),
 ];
 
 /// Run every pass on a verified block.
@@ -134,11 +136,12 @@ mod tests {
             [
                 "insn 0x1000 0x00000000",
                 "v0:i64 = load_global 0x200",
-                "v6:i64 = const 0xc",
-                "v7:i64 = add v0, v6",
-                "store_global.i64 0x208, v7",
+                "v1:i64 = const 0xc",
+                "v2:i64 = add v0, v1",
+                "store_global.i64 0x208, v2",
                 "goto 0x1004",
             ]
         );
+        assert_eq!(b.values.len(), 3);
     }
 }

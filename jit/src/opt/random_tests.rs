@@ -122,8 +122,6 @@ impl Gen {
     }
 
     fn op(&mut self) {
-        let b = &mut self.b;
-        let _ = b;
         match self.rng.gen_range(0..16) {
             0 => {
                 let ty = [Type::I8, Type::I32, Type::I64][self.rng.gen_range(0..3)];
