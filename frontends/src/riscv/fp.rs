@@ -5,8 +5,10 @@
 //! an integer significand (`value = sig * 2^exp`), the operation is carried out exactly (or with
 //! a sticky bit far below the rounding position), and one [`round_pack`] per format rounds the
 //! result, detecting tininess *after* rounding as RISC-V does (§20.2 / IEEE 754-2019 §7.5).
-//! Every NaN result is the canonical NaN (§20.3). Berkeley SoftFloat with its RISC-V
-//! specialization is the differential oracle (`frontends/tests/fp_oracle.rs`).
+//! Every NaN result is the canonical NaN (§20.3). Round-to-nearest-even add/sub/mul/div/sqrt
+//! of moderate magnitudes take a host fast path whose only flag, NX, is decided exactly
+//! (`host_fast`). Berkeley SoftFloat with its RISC-V specialization is the differential
+//! oracle (`frontends/tests/fp_oracle.rs`).
 
 use std::cmp::Ordering;
 
