@@ -99,11 +99,40 @@ pub fn covered_pages(phys_pc: u64, size: u32) -> Vec<u64> {
     }
 }
 
+/// A fast hasher for block keys (looked up on every dispatch): the std SipHash costs more than
+/// the lookup is worth, and keys are not attacker-chosen in a way that matters here (a guest can
+/// at worst slow its own translation lookups).
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        // FxHash's step: rotate, xor, multiply by an odd constant.
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+}
+
+type KeyMap = HashMap<BlockKey, TbId, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// The cache.
 #[derive(Default)]
 pub struct TbCache {
     entries: Vec<TbEntry>,
-    map: HashMap<BlockKey, TbId>,
+    map: KeyMap,
     by_page: HashMap<u64, Vec<TbId>>,
 }
 
