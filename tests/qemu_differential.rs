@@ -60,7 +60,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 // Program generation
 // ---------------------------------------------------------------------------------------------
 
-/// Integer register-register operations (rd, rs1, rs2).
+/// Integer register-register operations (rd, rs1, rs2): RV64I, M, Zba, Zbb, Zbs, Zbc.
 const RR_OPS: &[&str] = &[
     "add",
     "sub",
@@ -665,6 +665,21 @@ fn generated_programs_depend_only_on_the_seed() {
             "writes the scratch base: {line}"
         );
     }
+}
+
+#[test]
+fn compare_names_the_differing_registers() {
+    let qemu = (0, "1\n2\n3\n".to_string());
+    assert_eq!(compare(&qemu, &qemu.clone()), None);
+    let report = compare(&qemu, &(0, "1\n9\n3\n".to_string())).unwrap_or_default();
+    assert!(report.contains("x2: qemu 2 emu 9"), "{report}");
+    assert!(!report.contains("x1:"), "{report}");
+    let report = compare(&qemu, &(3, "1\n".to_string())).unwrap_or_default();
+    assert!(report.contains("exit status: qemu 0 emu 3"), "{report}");
+    assert!(report.contains("output lines: qemu 3 emu 1"), "{report}");
+    assert_eq!(dump_label(31), "f0");
+    assert_eq!(dump_label(63), "fcsr");
+    assert_eq!(dump_label(66), "scratch[0x8]");
 }
 
 #[test]
