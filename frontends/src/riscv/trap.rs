@@ -72,6 +72,9 @@ impl Exception {
     }
 }
 
+/// Distinct unimplemented encodings logged before logging stops.
+const MAX_LOGGED_UNIMPLEMENTED: usize = 256;
+
 /// Interrupt codes in decreasing priority order (Privileged ISA §3.1.9): MEI, MSI, MTI, SEI,
 /// SSI, STI.
 const IRQ_PRIORITY: [u64; 6] = [
@@ -296,7 +299,11 @@ impl RiscvCpu {
     /// `--strict`, raise illegal instruction.
     fn unimplemented_insn(&mut self, insn: u32) {
         let pc = self.common.pc;
-        if self.unimplemented_logged.insert(insn) {
+        // The set is bounded so a guest cycling through encodings cannot grow it without
+        // limit; past the bound, nothing more is logged.
+        if self.unimplemented_logged.len() < MAX_LOGGED_UNIMPLEMENTED
+            && self.unimplemented_logged.insert(insn)
+        {
             log::warn!("riscv: unimplemented instruction {insn:#010x} at pc {pc:#x}");
         }
         if self.unimplemented.is_none() {
