@@ -376,7 +376,121 @@ impl Fnv1a {
 
 #[cfg(test)]
 mod tests {
-    use super::{format_signature, Fnv1a};
+    use super::*;
+    use emu_firmware::testing::{build_elf, htif_exit_program, rv, Segment, EM_RISCV};
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn config(engine: EngineChoice) -> SpikeConfig {
+        SpikeConfig {
+            ram_size: 1 << 20,
+            engine,
+            strict: false,
+            max_insns: Some(1_000_000),
+        }
+    }
+
+    fn run_elf(
+        name: &str,
+        elf: &[u8],
+        engine: EngineChoice,
+    ) -> (Result<u64, MachineError>, String, String) {
+        let dir = std::env::temp_dir().join(format!("emu-spike-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, elf).unwrap();
+        let (out, err) = (Capture::default(), Capture::default());
+        let mut m = Spike::new(
+            &config(engine),
+            &path,
+            Box::new(out.clone()),
+            Box::new(err.clone()),
+        )
+        .unwrap();
+        let r = m.run();
+        let text = |c: &Capture| String::from_utf8_lossy(&c.0.lock()).into_owned();
+        (r, text(&out), text(&err))
+    }
+
+    #[test]
+    fn runs_a_program_to_its_htif_exit() {
+        for engine in [
+            EngineChoice::Interp,
+            EngineChoice::Jit,
+            EngineChoice::Tiered,
+        ] {
+            let (r, out, err) = run_elf("exit5.elf", &htif_exit_program(5), engine);
+            assert_eq!(r.unwrap(), 5);
+            assert_eq!(out, "");
+            assert_eq!(err, "*** FAILED *** (tohost = 5)\n");
+        }
+    }
+
+    #[test]
+    fn console_output_goes_to_the_injected_stdout() {
+        const T0: u32 = 5;
+        const T1: u32 = 6;
+        // t0 = &tohost (the auipc is at 0x8000_0000); for each byte:
+        // tohost = 1 << 56 | 1 << 48 | byte (console putchar); then exit 0.
+        let mut code = vec![rv::auipc(T0, 1)];
+        for &c in b"ok\n" {
+            code.extend([
+                rv::addi(T1, 0, 0x101),
+                rv::slli(T1, T1, 48),
+                rv::ori(T1, T1, i32::from(c)),
+                rv::sd(T1, T0, 0),
+            ]);
+        }
+        code.extend([rv::addi(T1, 0, 1), rv::sd(T1, T0, 0), rv::SPIN]);
+        let code = rv::assemble(&code);
+        let elf = build_elf(
+            EM_RISCV,
+            0x8000_0000,
+            &[
+                Segment {
+                    addr: 0x8000_0000,
+                    bytes: &code,
+                    memsz: 0x1000,
+                },
+                Segment {
+                    addr: 0x8000_1000,
+                    bytes: &[0; 16],
+                    memsz: 0x1000,
+                },
+            ],
+            &[("tohost", 0x8000_1000), ("fromhost", 0x8000_1008)],
+        );
+        let (r, out, err) = run_elf("putchar.elf", &elf, EngineChoice::Tiered);
+        assert_eq!(r.unwrap(), 0, "{err}");
+        assert_eq!(out, "ok\n");
+    }
+
+    #[test]
+    fn a_missing_kernel_names_the_file() {
+        let e = Spike::new(
+            &config(EngineChoice::Interp),
+            Path::new("/nonexistent/k.elf"),
+            Box::new(std::io::sink()),
+            Box::new(std::io::sink()),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "could not load kernel '/nonexistent/k.elf': No such file or directory"
+        );
+    }
 
     #[test]
     fn fnv1a_known_values() {
