@@ -26,7 +26,7 @@ options:
   -m SIZE                guest RAM size, with an optional K, M or G suffix (default MiB; 128M)
   --engine KIND          interp, jit or tiered (default tiered)
   --strict               an unimplemented instruction is a host error, not an illegal-instruction trap
-  --max-insns N          stop with exit status 1 after N guest instructions
+  --max-insns N          stop with exit status 1 after N guest instructions (trap entries count)
   --stats                print engine statistics to stderr at exit
   --log LEVEL            off, error, warn (default: emulator gaps, device misuse), info, debug, trace
   --signature FILE       at exit, write memory begin_signature..end_signature to FILE as hex
