@@ -596,7 +596,9 @@ mod tests {
     #[test]
     fn any_encoding_lifts_to_valid_ir() {
         let mut cpu = hart();
-        let lift = |cpu: &mut RiscvCpu, word: u32, flags: TransFlags| {
+        let mut lifted = 0u32;
+        let mut lift = |cpu: &mut RiscvCpu, word: u32, flags: TransFlags| {
+            lifted += 1;
             load_words(cpu, RAM_BASE, &[word, 0x0000_006f]);
             let key = BlockKey {
                 pc: RAM_BASE,
@@ -640,6 +642,7 @@ mod tests {
             seed ^= seed << 17;
             lift(&mut cpu, seed as u32 | 3, modes[n % 2]);
         }
+        assert_eq!(lifted, 49_152 + 50_000);
     }
 
     #[test]
