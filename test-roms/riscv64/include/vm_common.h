@@ -34,6 +34,8 @@
 #define PG_CLEAN 8    /* RW, A = 1, D = 0 */
 #define PG_UNACC 9    /* RW, A = 0, D = 1 */
 #define PG_REMAP 10   /* remapped between checks, with sfence.vma */
+#define PG_LEAFPTR 11 /* a pointer (no R/W/X) at level 0: no more levels to walk */
+#define PG_FRESH 12   /* RW, A = D = 0, first touched by a store */
 
 /* entry points inside the user program page */
 #define USER_TOUCH_S 0x100
@@ -100,6 +102,8 @@ RVTEST_CODE_BEGIN
         SET_PAGE(PG_CLEAN, data_b, PTE_V | PTE_R | PTE_W | PTE_A)
         SET_PAGE(PG_UNACC, data_b, PTE_V | PTE_R | PTE_W | PTE_D)
         SET_PAGE(PG_REMAP, data_b, PTE_V | PTE_R | PTE_A)
+        SET_PAGE(PG_LEAFPTR, data_b, PTE_V)
+        SET_PAGE(PG_FRESH, data_a, PTE_V | PTE_R | PTE_W)
 #if VM_LEVELS == 3
         mv a5, s2
 #elif VM_LEVELS == 4
@@ -142,6 +146,9 @@ RVTEST_CODE_BEGIN
         TEST_TRAP_IN_MODE(27, PRV_S, CAUSE_FETCH_PAGE_FAULT, li x1, PG(PG_INVALID); jalr x1)
         TEST_TRAP_IN_MODE(28, PRV_S, CAUSE_LOAD_PAGE_FAULT, li x1, PG(PG_WO); ld x14, 0(x1))
         TEST_TRAP_IN_MODE(29, PRV_S, CAUSE_STORE_PAGE_FAULT, li x1, PG(PG_WO); sd x14, 0(x1))
+        # a non-leaf PTE at level 0 is a page fault (4.3.2 step 4)
+        TEST_TRAP_IN_MODE(18, PRV_S, CAUSE_LOAD_PAGE_FAULT, li x1, PG(PG_LEAFPTR); ld x14, 0(x1))
+        TEST_TRAP_IN_MODE(19, PRV_S, CAUSE_FETCH_PAGE_FAULT, li x1, PG(PG_LEAFPTR); jr x1)
 
         # ---- a page fault at every level of the walk ----
         # level 1: entry 2 of the level-1 table is invalid
@@ -181,6 +188,9 @@ RVTEST_CODE_BEGIN
         TEST_CASE(59, x14, PTE_A | PTE_D, READ_PTE(PG_CLEAN); andi x14, x14, PTE_A | PTE_D)
         TEST_TRAP_IN_MODE(60, PRV_S, CAUSE_NONE, sfence.vma; li x1, PG(PG_UNACC); ld x14, 0(x1))
         TEST_CASE(61, x14, PTE_A | PTE_D, READ_PTE(PG_UNACC); andi x14, x14, PTE_A | PTE_D)
+        # a first access that is a store sets A and D together
+        TEST_TRAP_IN_MODE(64, PRV_S, CAUSE_NONE, sfence.vma; li x1, PG(PG_FRESH); sd x0, 32(x1))
+        TEST_CASE(65, x14, PTE_A | PTE_D, READ_PTE(PG_FRESH); andi x14, x14, PTE_A | PTE_D)
         # a faulting access sets neither bit
         TEST_TRAP_IN_MODE(62, PRV_S, CAUSE_STORE_PAGE_FAULT, sfence.vma; li x1, PG(PG_RO); sd x0, 0(x1))
         TEST_CASE(63, x14, PTE_A, READ_PTE(PG_RO); andi x14, x14, PTE_A | PTE_D)
