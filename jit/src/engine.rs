@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use crossbeam::channel::{unbounded, Receiver, Sender};
 
-use crate::backend::{BackendError, ChainSlots, CodeArena, CompiledBlock, Compiler};
+use crate::backend::{BackendError, ChainSlots, CodeArena, CompiledBlock, Compiler, JumpCache};
 use crate::codemap::CodeMap;
 use crate::env::PAGE_MASK;
 use crate::exec::BlockExit;
@@ -125,7 +125,8 @@ struct Worker {
 }
 
 impl Worker {
-    fn start() -> Result<Worker, EngineError> {
+    /// `jump_cache`: address of the engine's jump cache, baked into compiled code.
+    fn start(jump_cache: usize) -> Result<Worker, EngineError> {
         // Fail early (on this thread) if the host ISA is unsupported.
         drop(Compiler::new()?);
         let (jobs_tx, jobs_rx) = unbounded::<Job>();
@@ -140,6 +141,7 @@ impl Worker {
                         return;
                     }
                 };
+                compiler.set_jump_cache(Some(jump_cache));
                 for job in jobs_rx {
                     let t = Instant::now();
                     let result = compiler.compile(&job.ir, job.id.0, Some(job.slots));
@@ -181,6 +183,8 @@ pub struct Engine {
     compiler: Option<Compiler>,
     arena: Option<CodeArena>,
     worker: Option<Worker>,
+    /// Targets of `Indirect` exits for compiled code; cleared on every return to the run loop.
+    jump_cache: JumpCache,
     /// Bumped by every flush, so late results of the compile thread are dropped.
     generation: u64,
     builder: Builder,
@@ -191,10 +195,15 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(kind: EngineKind, code_map: Arc<CodeMap>) -> Result<Engine, EngineError> {
+        let jump_cache = JumpCache::new();
         let (compiler, worker) = match kind {
             EngineKind::Interp => (None, None),
-            EngineKind::Jit => (Some(Compiler::new()?), None),
-            EngineKind::Tiered => (None, Some(Worker::start()?)),
+            EngineKind::Jit => {
+                let mut c = Compiler::new()?;
+                c.set_jump_cache(Some(jump_cache.addr()));
+                (Some(c), None)
+            }
+            EngineKind::Tiered => (None, Some(Worker::start(jump_cache.addr())?)),
         };
         Ok(Engine {
             kind,
@@ -203,6 +212,7 @@ impl Engine {
             compiler,
             arena: None,
             worker,
+            jump_cache,
             generation: 0,
             builder: Builder::new(0),
             stats: EngineStats::default(),
@@ -236,6 +246,7 @@ impl Engine {
 
     /// Drop all translations and free all code memory.
     pub fn flush(&mut self) {
+        self.jump_cache.clear();
         self.cache.clear();
         // Dropping the arena frees the code: nothing runs now (we hold `&mut self`) and the
         // chain slots pointing into it were just dropped with the cache.
@@ -269,11 +280,15 @@ impl Engine {
     pub fn run<G: Guest + GuestState>(&mut self, guest: &mut G) -> RunExit {
         // The exit of the previous block, to fill its chain slot: (block, slot).
         let mut from: Option<(TbId, u32, u64)> = None;
+        // The translation regime may have changed since the last call (see `JumpCache`).
+        self.jump_cache.clear();
+        let mut indirect = false;
         loop {
             for page in self.code_map.take_dirty() {
                 let n = self.cache.invalidate_page(page);
                 self.stats.blocks_invalidated += n as u64;
                 from = None;
+                self.jump_cache.clear();
             }
             self.poll_compiled();
             {
@@ -289,6 +304,11 @@ impl Engine {
                 Some(id) => id,
                 None => self.translate(guest, key),
             };
+            if std::mem::take(&mut indirect) {
+                if let Some(code) = self.cache.get(id).and_then(|e| e.code) {
+                    self.jump_cache.insert(key.pc, code);
+                }
+            }
             if let Some((src, slot, generation)) = from.take() {
                 if generation == self.generation && self.cache.link(src, slot, id) {
                     self.stats.chain_links += 1;
@@ -297,7 +317,7 @@ impl Engine {
             let (exit, last) = self.execute(guest, id);
             match exit {
                 BlockExit::Goto { slot } => from = Some((last, slot, self.generation)),
-                BlockExit::Indirect => {}
+                BlockExit::Indirect => indirect = true,
                 BlockExit::Exit(ExitReason::Exception) | BlockExit::Fault => {
                     return RunExit::Exception
                 }

@@ -265,3 +265,33 @@ fn tiered_installs_code_and_matches_the_interpreter() {
     assert_eq!(tiered.cache().valid_len(), 0);
     assert!(!map.page_has_code(RAM_BASE));
 }
+
+#[test]
+fn indirect_jumps_stay_in_compiled_code_through_the_jump_cache() {
+    for kind in KINDS {
+        let map = Arc::new(CodeMap::new());
+        let mut e = engine(kind, &map);
+        // r1 += 3, then jump r3 (= the start): an indirect loop of 2 instructions.
+        let mut toy = Toy::new(&[insn(0, 3), insn(4, 0)]);
+        toy.cpu.regs[3] = RAM_BASE;
+        for slice in 1..=5u64 {
+            toy.cpu.common.insn_limit = 1000 * slice;
+            assert_eq!(e.run(&mut *toy), RunExit::Budget, "{kind:?}");
+            e.wait_for_compiles();
+        }
+        assert_eq!(toy.cpu.regs[1], 3 * 2500, "{kind:?}");
+        assert_eq!(toy.cpu.common.insn_count, 5000);
+        assert_eq!(toy.cpu.common.pc, RAM_BASE);
+        let s = e.stats();
+        if kind == EngineKind::Jit {
+            // Each slice: a few dispatches until the cache entry and the chain are in place,
+            // then the loop never leaves compiled code.
+            assert!(s.native_runs <= 5 * 4, "{s:?}");
+        }
+        // Moving the loop target: the cache is per run, so the new r3 is honoured.
+        toy.cpu.regs[3] = RAM_BASE + 4;
+        toy.cpu.common.insn_limit = 5010;
+        assert_eq!(e.run(&mut *toy), RunExit::Budget, "{kind:?}");
+        assert_eq!(toy.cpu.regs[1], 3 * 2500 + 3, "{kind:?}");
+    }
+}

@@ -170,6 +170,8 @@ struct Lower<'a, 'f> {
     goto_slot: u32,
     terminated: bool,
     helper_sig: Option<cranelift_codegen::ir::SigRef>,
+    /// Address of the engine's jump cache ([`super::JumpCache`]), if `Indirect` exits probe it.
+    jump_cache: Option<usize>,
     frontend: TargetFrontendConfig,
 }
 
@@ -178,6 +180,7 @@ pub(super) fn lower_block(
     block: &IrBlock,
     block_id: u32,
     slots: Option<ChainSlots>,
+    jump_cache: Option<usize>,
     frontend: TargetFrontendConfig,
 ) -> Result<(), BackendError> {
     let plan = plan_globals(block);
@@ -199,6 +202,7 @@ pub(super) fn lower_block(
         goto_slot: 0,
         terminated: false,
         helper_sig: None,
+        jump_cache,
         frontend,
     };
     l.run(plan)
@@ -655,7 +659,10 @@ impl Lower<'_, '_> {
                 let v = self.use_val(pc)?;
                 self.store_state(v, OFFSET_PC);
                 self.store_count(self.insn_idx);
-                self.ret(BlockExit::Indirect);
+                match self.jump_cache {
+                    Some(base) => self.probe_jump_cache(base, v),
+                    None => self.ret(BlockExit::Indirect),
+                }
             }
             Terminal::Exit { reason, pc } => {
                 self.store_pc_const(pc);
@@ -670,6 +677,32 @@ impl Lower<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Indirect exit through the jump cache: if the entry for `pc` holds compiled code,
+    /// tail-call it; otherwise return to the engine.
+    fn probe_jump_cache(&mut self, base: usize, pc: ClValue) {
+        let idx = self.b.ins().ushr_imm_s(pc, 1);
+        let idx = self
+            .b
+            .ins()
+            .band_imm_s(idx, (super::JUMP_CACHE_ENTRIES - 1) as i64);
+        let off = self.b.ins().ishl_imm_s(idx, 4);
+        let table = self.b.ins().iconst(types::I64, base as i64);
+        let entry = self.b.ins().iadd(table, off);
+        let tag = self.b.ins().load(types::I64, flags(), entry, 0);
+        let hit = self.b.ins().icmp(IntCC::Equal, tag, pc);
+        let chain = self.b.create_block();
+        let miss = self.b.create_block();
+        self.b.ins().brif(hit, chain, &[], miss, &[]);
+        self.switch_seal(chain);
+        let target = self.b.ins().load(types::I64, flags(), entry, 8);
+        let sig = self.b.import_signature(block_signature());
+        self.b
+            .ins()
+            .return_call_indirect(sig, target, &[self.state]);
+        self.switch_seal(miss);
+        self.ret(BlockExit::Indirect);
     }
 
     /// exec.rs: the exiting instruction retires unless it raises.

@@ -16,7 +16,7 @@
 
 mod lower;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, Signature, UserFuncName};
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
@@ -103,6 +103,86 @@ pub struct ChainSlots {
 // keeps them until it frees the code memory); the pointer is only baked into generated code.
 unsafe impl Send for ChainSlots {}
 
+/// Entries of the jump cache (a power of two).
+pub const JUMP_CACHE_ENTRIES: usize = 1024;
+
+/// One jump-cache entry, as generated code reads it: guest virtual pc (`u64::MAX` when
+/// empty: pcs are even), then the entry point of its compiled block.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct JumpEntry {
+    pub pc: AtomicU64,
+    pub code: AtomicU64,
+}
+
+/// The per-vCPU jump cache for `Indirect` exits (DESIGN.md §2): a direct-mapped table from
+/// guest virtual pc to compiled code, probed by generated code, filled by the engine.
+///
+/// It is keyed by virtual pc only, so it is valid only while the translation regime (mode
+/// flags, page tables) is fixed: the engine clears it whenever it returns to the run loop
+/// (every change of regime ends a block with a `Yield` exit or happens in the run loop), on
+/// every invalidation and on every flush.
+pub struct JumpCache {
+    entries: Box<[JumpEntry]>,
+    /// Indices filled since the last clear, so clearing costs what was used.
+    filled: Vec<usize>,
+}
+
+impl Default for JumpCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JumpCache {
+    pub fn new() -> JumpCache {
+        JumpCache {
+            entries: (0..JUMP_CACHE_ENTRIES)
+                .map(|_| JumpEntry {
+                    pc: AtomicU64::new(u64::MAX),
+                    code: AtomicU64::new(0),
+                })
+                .collect(),
+            filled: Vec::new(),
+        }
+    }
+
+    /// The table's address, baked into generated code.
+    pub fn addr(&self) -> usize {
+        self.entries.as_ptr() as usize
+    }
+
+    fn index(pc: u64) -> usize {
+        ((pc >> 1) as usize) & (JUMP_CACHE_ENTRIES - 1)
+    }
+
+    /// Map `pc` to compiled code at `code`.
+    pub fn insert(&mut self, pc: u64, code: usize) {
+        let i = Self::index(pc);
+        if let Some(e) = self.entries.get(i) {
+            // Invalidate first, so generated code never pairs the new pc with old code.
+            e.pc.store(u64::MAX, Ordering::Relaxed);
+            e.code.store(code as u64, Ordering::Relaxed);
+            e.pc.store(pc, Ordering::Release);
+            self.filled.push(i);
+        }
+    }
+
+    /// The code for `pc`, if cached.
+    pub fn get(&self, pc: u64) -> Option<usize> {
+        let e = self.entries.get(Self::index(pc))?;
+        (e.pc.load(Ordering::Acquire) == pc).then(|| e.code.load(Ordering::Relaxed) as usize)
+    }
+
+    pub fn clear(&mut self) {
+        for i in self.filled.drain(..) {
+            if let Some(e) = self.entries.get(i) {
+                e.pc.store(u64::MAX, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// Machine code for one block, position independent (no relocations): ready to be installed.
 #[derive(Debug, Clone)]
 pub struct CompiledBlock {
@@ -149,6 +229,7 @@ pub struct Compiler {
     isa: OwnedTargetIsa,
     ctx: Context,
     fctx: FunctionBuilderContext,
+    jump_cache: Option<usize>,
 }
 
 impl Compiler {
@@ -157,7 +238,15 @@ impl Compiler {
             isa: make_isa()?,
             ctx: Context::new(),
             fctx: FunctionBuilderContext::new(),
+            jump_cache: None,
         })
+    }
+
+    /// Make `Indirect` exits of the blocks compiled from now on probe the jump cache at `addr`
+    /// ([`JumpCache::addr`]) and tail-call its code on a hit. The cache must outlive all code
+    /// compiled with it.
+    pub fn set_jump_cache(&mut self, addr: Option<usize>) {
+        self.jump_cache = addr;
     }
 
     /// Compile `block`. `block_id` is returned in the exit code (see [`encode_exit`]); `slots`
@@ -172,7 +261,14 @@ impl Compiler {
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, 0), block_signature());
         {
             let builder = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
-            lower::lower_block(builder, block, block_id, slots, self.isa.frontend_config())?;
+            lower::lower_block(
+                builder,
+                block,
+                block_id,
+                slots,
+                self.jump_cache,
+                self.isa.frontend_config(),
+            )?;
         }
         let code = self
             .ctx
@@ -437,6 +533,22 @@ mod tests {
             run(&block, &mut cpu);
             assert_eq!(cpu.regs[5], want, "{op:?} {a:#x} {b_:#x}");
         }
+    }
+
+    #[test]
+    fn jump_cache_maps_pcs_until_cleared() {
+        let mut jc = JumpCache::new();
+        assert_eq!(jc.get(0x8000_0000), None);
+        jc.insert(0x8000_0000, 0x1000);
+        jc.insert(0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64, 0x2000);
+        // Same index: the second replaced the first.
+        assert_eq!(jc.get(0x8000_0000), None);
+        assert_eq!(
+            jc.get(0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64),
+            Some(0x2000)
+        );
+        jc.clear();
+        assert_eq!(jc.get(0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64), None);
     }
 
     #[test]
