@@ -258,6 +258,54 @@ enum D {
         a: Slot,
         b: Slot,
     },
+    AndI {
+        d: Slot,
+        a: Slot,
+        imm: u64,
+    },
+    /// Shifts of 64 bits or fewer; `bits` is the width.
+    Shl {
+        d: Slot,
+        a: Slot,
+        b: Slot,
+        bits: u8,
+    },
+    Shr {
+        d: Slot,
+        a: Slot,
+        b: Slot,
+        bits: u8,
+    },
+    Sar {
+        d: Slot,
+        a: Slot,
+        b: Slot,
+        bits: u8,
+    },
+    /// Sign extension between widths of 64 bits or fewer: `shift` = 64 - from bits, `mask` of
+    /// the result type.
+    Sext {
+        d: Slot,
+        s: Slot,
+        shift: u8,
+        mask: u64,
+    },
+    /// Comparisons of 64 bits or fewer: `shift` = 64 - width, to sign-extend for signed
+    /// conditions (operands are kept masked, so unsigned ones compare directly).
+    SetCond64 {
+        cond: Cond,
+        shift: u8,
+        d: Slot,
+        a: Slot,
+        b: Slot,
+    },
+    BrCond64 {
+        cond: Cond,
+        shift: u8,
+        a: Slot,
+        b: Slot,
+        target: u32,
+    },
     /// Any binary op (any width), through [`eval_binary`].
     Bin {
         op: BinOp,
@@ -459,9 +507,28 @@ impl InterpBlock {
                             b: sb,
                             mask,
                         },
-                        (BinOp::And, _) => D::And { d, a: sa, b: sb },
+                        (BinOp::And, Some(imm)) => D::AndI { d, a: sa, imm },
                         (BinOp::Or, _) => D::Or { d, a: sa, b: sb },
                         (BinOp::Xor, _) => D::Xor { d, a: sa, b: sb },
+                        (BinOp::And, _) => D::And { d, a: sa, b: sb },
+                        (BinOp::Shl, _) => D::Shl {
+                            d,
+                            a: sa,
+                            b: sb,
+                            bits: ty.bits() as u8,
+                        },
+                        (BinOp::Shr, _) => D::Shr {
+                            d,
+                            a: sa,
+                            b: sb,
+                            bits: ty.bits() as u8,
+                        },
+                        (BinOp::Sar, _) => D::Sar {
+                            d,
+                            a: sa,
+                            b: sb,
+                            bits: ty.bits() as u8,
+                        },
                         _ => D::Bin {
                             op,
                             ty,
@@ -484,6 +551,32 @@ impl InterpBlock {
                     d: s(dst),
                     s: s(src),
                 },
+                // Slots hold values masked to their type, so a narrow zero extension is a
+                // copy and a truncation a mask.
+                Op::Ext {
+                    kind,
+                    from,
+                    to,
+                    dst,
+                    src,
+                } if from.bits() <= 64 && to.bits() <= 64 => match kind {
+                    ExtKind::Zext => D::Mov {
+                        d: s(dst),
+                        s: s(src),
+                        wide: false,
+                    },
+                    ExtKind::Trunc => D::AndI {
+                        d: s(dst),
+                        a: s(src),
+                        imm: to.mask() as u64,
+                    },
+                    ExtKind::Sext => D::Sext {
+                        d: s(dst),
+                        s: s(src),
+                        shift: (64 - from.bits()) as u8,
+                        mask: to.mask() as u64,
+                    },
+                },
                 Op::Ext {
                     kind,
                     from,
@@ -496,6 +589,19 @@ impl InterpBlock {
                     to,
                     d: s(dst),
                     s: s(src),
+                },
+                Op::SetCond {
+                    cond,
+                    ty,
+                    dst,
+                    a,
+                    b,
+                } if ty.bits() <= 64 => D::SetCond64 {
+                    cond,
+                    shift: (64 - ty.bits()) as u8,
+                    d: s(dst),
+                    a: s(a),
+                    b: s(b),
                 },
                 Op::SetCond {
                     cond,
@@ -587,6 +693,19 @@ impl InterpBlock {
                     a,
                     b,
                     label,
+                } if ty.bits() <= 64 => D::BrCond64 {
+                    cond,
+                    shift: (64 - ty.bits()) as u8,
+                    a: s(a),
+                    b: s(b),
+                    target: target(label),
+                },
+                Op::BrCond {
+                    cond,
+                    ty,
+                    a,
+                    b,
+                    label,
                 } => D::BrCond {
                     cond,
                     ty,
@@ -615,7 +734,7 @@ impl InterpBlock {
             ops.push(d);
         }
         for op in ops.iter_mut() {
-            if let D::Br { target } | D::BrCond { target, .. } = op {
+            if let D::Br { target } | D::BrCond { target, .. } | D::BrCond64 { target, .. } = op {
                 *target = label_pos.get(*target as usize).copied().unwrap_or(0);
             }
         }
@@ -762,6 +881,44 @@ impl InterpBlock {
                     D::And { d, a, b } => r[d as usize] = get!(a) & get!(b),
                     D::Or { d, a, b } => r[d as usize] = get!(a) | get!(b),
                     D::Xor { d, a, b } => r[d as usize] = get!(a) ^ get!(b),
+                    D::AndI { d, a, imm } => r[d as usize] = get!(a) & imm,
+                    D::Shl { d, a, b, bits } => {
+                        let sh = get!(b) as u32 & (u32::from(bits) - 1);
+                        r[d as usize] = (get!(a) << sh) & mask_of(bits);
+                    }
+                    D::Shr { d, a, b, bits } => {
+                        let sh = get!(b) as u32 & (u32::from(bits) - 1);
+                        r[d as usize] = get!(a) >> sh;
+                    }
+                    D::Sar { d, a, b, bits } => {
+                        let sh = get!(b) as u32 & (u32::from(bits) - 1);
+                        let up = 64 - u32::from(bits);
+                        r[d as usize] =
+                            ((((get!(a) << up) as i64) >> (up + sh)) as u64) & mask_of(bits);
+                    }
+                    D::Sext { d, s, shift, mask } => {
+                        r[d as usize] = ((((get!(s) << shift) as i64) >> shift) as u64) & mask;
+                    }
+                    D::SetCond64 {
+                        cond,
+                        shift,
+                        d,
+                        a,
+                        b,
+                    } => {
+                        r[d as usize] = u64::from(cond64(cond, shift, get!(a), get!(b)));
+                    }
+                    D::BrCond64 {
+                        cond,
+                        shift,
+                        a,
+                        b,
+                        target,
+                    } => {
+                        if cond64(cond, shift, get!(a), get!(b)) {
+                            ip = target as usize;
+                        }
+                    }
                     D::Bin { op, ty, d, a, b } => {
                         let v = eval_binary(op, ty, read(r, a, ty), read(r, b, ty));
                         write(r, d, ty, v);
@@ -872,6 +1029,30 @@ impl InterpBlock {
                 }
             }
         }
+    }
+}
+
+/// All-ones mask of a width of 1..=64 bits.
+#[inline]
+fn mask_of(bits: u8) -> u64 {
+    u64::MAX >> (64 - u32::from(bits))
+}
+
+/// `a cond b` on masked values of a width of 64 bits or fewer (`shift` = 64 - width).
+#[inline]
+fn cond64(cond: Cond, shift: u8, a: u64, b: u64) -> bool {
+    let (sa, sb) = (((a << shift) as i64), ((b << shift) as i64));
+    match cond {
+        Cond::Eq => a == b,
+        Cond::Ne => a != b,
+        Cond::Lt => sa < sb,
+        Cond::Ge => sa >= sb,
+        Cond::Gt => sa > sb,
+        Cond::Le => sa <= sb,
+        Cond::Ltu => a < b,
+        Cond::Geu => a >= b,
+        Cond::Gtu => a > b,
+        Cond::Leu => a <= b,
     }
 }
 
@@ -1022,5 +1203,113 @@ mod tests {
         assert_eq!(run(text, &mut cpu), BlockExit::Budget);
         assert_eq!(cpu.common.pc, 0x1000);
         let _ = RAM_BASE;
+    }
+
+    /// The decoder's fast paths (narrow shifts, comparisons, extensions, immediates) agree
+    /// with the generic semantics on random operands of every width up to 64 bits.
+    #[test]
+    fn fast_paths_match_generic_semantics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let tys = [Type::I8, Type::I16, Type::I32, Type::I64];
+        let ops = [
+            BinOp::Add,
+            BinOp::Sub,
+            BinOp::And,
+            BinOp::Or,
+            BinOp::Xor,
+            BinOp::Shl,
+            BinOp::Shr,
+            BinOp::Sar,
+        ];
+        let conds = [
+            Cond::Eq,
+            Cond::Ne,
+            Cond::Lt,
+            Cond::Ge,
+            Cond::Ltu,
+            Cond::Geu,
+            Cond::Gt,
+            Cond::Le,
+            Cond::Gtu,
+            Cond::Leu,
+        ];
+        for _ in 0..300 {
+            let ty = tys[rng.gen_range(0..4)];
+            let to = tys[rng.gen_range(0..4)];
+            let (x, y): (u64, u64) = (rng.gen(), rng.gen_range(0..80));
+            let y = if rng.gen() { y } else { rng.gen() };
+            let mut b = Builder::new(0x1000);
+            b.insn_start(0x1000, 0);
+            let g0 = b.load_global(Type::I64, reg_offset(0));
+            let g1 = b.load_global(Type::I64, reg_offset(1));
+            let narrow = |b: &mut Builder, v| {
+                if ty == Type::I64 {
+                    v
+                } else {
+                    b.trunc(Type::I64, ty, v)
+                }
+            };
+            let (a, c) = (narrow(&mut b, g0), narrow(&mut b, g1));
+            let widen = |b: &mut Builder, v, t: Type| {
+                if t == Type::I64 {
+                    v
+                } else {
+                    b.zext(t, Type::I64, v)
+                }
+            };
+            let mut expect = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                let v = b.binary(*op, ty, a, c);
+                let w = widen(&mut b, v, ty);
+                b.store_global(Type::I64, reg_offset(2 + i as u32), w);
+                expect.push(eval_binary(*op, ty, u128::from(x), u128::from(y)) as u64);
+            }
+            let k = b.iconst(ty, y);
+            let v = b.binary(BinOp::Add, ty, a, k);
+            let w = widen(&mut b, v, ty);
+            b.store_global(Type::I64, reg_offset(10), w);
+            expect.push(eval_binary(BinOp::Add, ty, u128::from(x), u128::from(y)) as u64);
+            let cond = conds[rng.gen_range(0..10)];
+            let sc = b.set_cond(cond, ty, a, c);
+            let w = widen(&mut b, sc, Type::I8);
+            b.store_global(Type::I64, reg_offset(11), w);
+            let (xm, ym) = (u128::from(x) & ty.mask(), u128::from(y) & ty.mask());
+            expect.push(u64::from(eval_cond(cond, ty, xm, ym)));
+            if ty != to {
+                let kind = if ty.bits() > to.bits() {
+                    ExtKind::Trunc
+                } else if rng.gen() {
+                    ExtKind::Sext
+                } else {
+                    ExtKind::Zext
+                };
+                let e = b.ext(kind, ty, to, a);
+                let w = widen(&mut b, e, to);
+                b.store_global(Type::I64, reg_offset(12), w);
+                expect.push(eval_ext(kind, ty, to, xm) as u64);
+            }
+            let l = b.new_label();
+            b.br_cond(cond, ty, a, c, l);
+            b.goto(0);
+            b.label(l);
+            b.goto(4);
+            let blk = b.finish();
+            crate::ir::verify::verify(&blk).unwrap();
+            let mut cpu = TestCpu::new();
+            cpu.regs[0] = x;
+            cpu.regs[1] = y;
+            // SAFETY: a live TestCpu borrowed for the call; globals are its registers.
+            let exit = unsafe { run_block(&blk, cpu.state_ptr()) };
+            let got: Vec<u64> = (0..expect.len()).map(|i| cpu.regs[2 + i]).collect();
+            assert_eq!(got, expect, "{ty} {x:#x} {y:#x} {cond:?}\n{blk}");
+            let taken = eval_cond(cond, ty, xm, ym);
+            assert_eq!(
+                exit,
+                BlockExit::Goto {
+                    slot: u32::from(taken)
+                }
+            );
+        }
     }
 }
