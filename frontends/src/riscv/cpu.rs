@@ -70,6 +70,9 @@ pub struct RiscvCpu {
     pub unimplemented_logged: HashSet<u32>,
     /// Guest physical page of each TLB entry (QEMU's `CPUTLBEntryFull`), for fetch keys.
     pub tlb_phys: [[u64; TLB_ENTRIES]; NB_MMU_MODES],
+    /// Virtual range `[lo, hi]` covering every superpage with entries in the TLB since the
+    /// last full flush (page-selective sfence.vma flushes everything inside it).
+    pub large_pages: Option<(u64, u64)>,
 }
 
 // SAFETY: RiscvCpu is #[repr(C)] with `common: CpuCommon` as its first field, and the executors
@@ -128,6 +131,7 @@ impl RiscvCpu {
             unimplemented: None,
             unimplemented_logged: HashSet::new(),
             tlb_phys: [[0; TLB_ENTRIES]; NB_MMU_MODES],
+            large_pages: None,
         })
     }
 

@@ -406,7 +406,7 @@ fn write_satp(cpu: &mut RiscvCpu, _: u16, v: u64) {
     let new = v & ((0xf << SATP_MODE_SHIFT) | SATP_ASID | SATP_PPN);
     if new != cpu.csr.satp {
         cpu.csr.satp = new;
-        cpu.common.tlb_flush();
+        cpu.tlb_flush_all();
     }
 }
 
@@ -516,14 +516,14 @@ fn write_pmpcfg(cpu: &mut RiscvCpu, num: u16, v: u64) {
             cpu.csr.pmp.write_cfg(first + k, (v >> (8 * k)) as u8);
         }
     }
-    cpu.common.tlb_flush();
+    cpu.tlb_flush_all();
 }
 fn read_pmpaddr(cpu: &mut RiscvCpu, num: u16) -> u64 {
     cpu.csr.pmp.read_addr(usize::from(num - 0x3b0))
 }
 fn write_pmpaddr(cpu: &mut RiscvCpu, num: u16, v: u64) {
     cpu.csr.pmp.write_addr(usize::from(num - 0x3b0), v);
-    cpu.common.tlb_flush();
+    cpu.tlb_flush_all();
 }
 
 /// tinfo with no triggers implemented: only "type 0" (Debug spec §5.7.4).

@@ -17,7 +17,8 @@
 //! beside it in `RiscvCpu::tlb_phys`.
 
 use emu_jit::env::{
-    tlb_index, AccessKind, CpuCommon, PAGE_MASK, PAGE_SIZE, TLB_INVALID, TLB_MMIO, TLB_NOTDIRTY,
+    tlb_index, AccessKind, CpuCommon, PAGE_BITS, PAGE_MASK, PAGE_SIZE, TLB_INVALID, TLB_MMIO,
+    TLB_NOTDIRTY,
 };
 use emu_jit::helper::state_of;
 use emu_jit::ir::MemOp;
@@ -91,6 +92,8 @@ struct Translation {
     read: bool,
     write: bool,
     exec: bool,
+    /// log2 of the page size the translation came from (12 for 4 KiB, more for superpages).
+    page_shift: u32,
 }
 
 fn page_fault(kind: AccessKind, vaddr: u64) -> Exception {
@@ -163,6 +166,7 @@ impl RiscvCpu {
                 read: true,
                 write: true,
                 exec: true,
+                page_shift: PAGE_BITS,
             });
         }
         let fault = page_fault(kind, vaddr);
@@ -245,6 +249,7 @@ impl RiscvCpu {
                     // Only a dirty page may be written without the slow path.
                     write: write && updated & PTE_D != 0,
                     exec,
+                    page_shift: shift,
                 });
             }
             // Ran out of levels without a leaf.
@@ -311,6 +316,16 @@ impl RiscvCpu {
             addr_write |= TLB_NOTDIRTY;
         }
         let addend = host.map_or(0, |h| (h as u64).wrapping_sub(vpage));
+        if t.page_shift > PAGE_BITS {
+            // Remember where superpages are cached: flushing one of their addresses must
+            // flush every 4 KiB entry filled from them (QEMU's `tlb_add_large_page`).
+            let size = 1u64 << t.page_shift;
+            let (lo, hi) = (vaddr & !(size - 1), (vaddr | (size - 1)));
+            self.large_pages = Some(match self.large_pages {
+                Some((l, h)) => (l.min(lo), h.max(hi)),
+                None => (lo, hi),
+            });
+        }
         let ti = tlb_index(vaddr);
         self.common.tlb[slot][ti] = emu_jit::env::TlbEntry {
             addr_read,
@@ -410,6 +425,24 @@ impl RiscvCpu {
             self.translate_access(second, b.len() as u64, AccessKind::Store, idx)?;
             self.store_bytes(vaddr, a, idx)?;
             self.store_bytes(second, b, idx)
+        }
+    }
+}
+
+impl RiscvCpu {
+    /// Empty every TLB (after satp, PMP changes and global sfence.vma).
+    pub fn tlb_flush_all(&mut self) {
+        self.common.tlb_flush();
+        self.large_pages = None;
+    }
+
+    /// sfence.vma with an address (§4.2.1): empty the entries for its page in every MMU
+    /// index, or everything when it lies in a cached superpage. Entries are not tagged with
+    /// an ASID, so every ASID's entries for the page go.
+    pub fn tlb_flush_vaddr(&mut self, vaddr: u64) {
+        match self.large_pages {
+            Some((lo, hi)) if (lo..=hi).contains(&vaddr) => self.tlb_flush_all(),
+            _ => self.common.tlb_flush_page(vaddr),
         }
     }
 }
@@ -808,7 +841,7 @@ mod tests {
             0,
             (super::super::pmp::PMP_A_NAPOT << 3) | super::super::pmp::PMP_R,
         );
-        cpu.common.tlb_flush();
+        cpu.tlb_flush_all();
         let s = s_idx();
         assert_eq!(cpu.mem_load(TEST_RAM_BASE + 8, LOAD, s), Ok(0));
         assert_eq!(
@@ -844,5 +877,63 @@ mod tests {
         cpu.common.pc = 0x100;
         assert!(cpu.block_key().is_none());
         assert_eq!(cpu.pending_cause, 1);
+    }
+}
+
+#[cfg(test)]
+mod sfence_tests {
+    use super::super::cpu::{test_cpu, TEST_RAM_BASE};
+    use super::*;
+    use emu_jit::env::TlbEntry;
+
+    const LOAD: MemOp = MemOp::new(3, false, false);
+    const ROOT: u64 = TEST_RAM_BASE + 0x10_000;
+    const L1: u64 = TEST_RAM_BASE + 0x11_000;
+    const L0: u64 = TEST_RAM_BASE + 0x12_000;
+    const RWXAD: u64 = PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D;
+
+    fn pte(pa: u64, flags: u64) -> [u8; 8] {
+        (((pa >> 12) << PTE_PPN_SHIFT) | flags).to_le_bytes()
+    }
+
+    /// sfence.vma with rs1 = x1 (the address form).
+    const SFENCE_X1: u64 = 0x1200_0073 | (1 << 15);
+
+    #[test]
+    fn address_sfence_flushes_one_page_or_a_superpage() {
+        let mut cpu = test_cpu();
+        let bus = cpu.bus.clone();
+        // VA 0x4000_0000: 1 GiB superpage; VA 0x1000, 0x2000: 4 KiB pages via L1/L0.
+        bus.write(ROOT + 8, &pte(TEST_RAM_BASE, RWXAD)).unwrap();
+        bus.write(ROOT, &pte(L1, PTE_V)).unwrap();
+        bus.write(L1, &pte(L0, PTE_V)).unwrap();
+        bus.write(L0 + 8, &pte(TEST_RAM_BASE + 0x1000, RWXAD))
+            .unwrap();
+        bus.write(L0 + 16, &pte(TEST_RAM_BASE + 0x2000, RWXAD))
+            .unwrap();
+        cpu.csr.satp = (SATP_MODE_SV39 << SATP_MODE_SHIFT) | (ROOT >> 12);
+        cpu.privilege = Privilege::Supervisor as u64;
+        let s = u32::from(MMU_IDX_S);
+        for va in [0x1000, 0x2000] {
+            cpu.mem_load(va, LOAD, s).unwrap();
+        }
+        let filled = |cpu: &RiscvCpu, va: u64| cpu.common.tlb[1][tlb_index(va)] != TlbEntry::EMPTY;
+        assert!(filled(&cpu, 0x1000) && filled(&cpu, 0x2000));
+        assert_eq!(cpu.large_pages, None);
+        cpu.sfence_vma(0x1000, SFENCE_X1).unwrap();
+        assert!(
+            !filled(&cpu, 0x1000) && filled(&cpu, 0x2000),
+            "only the named page goes"
+        );
+        // A superpage entry: flushing any address inside it flushes everything.
+        cpu.mem_load(0x4000_5000, LOAD, s).unwrap();
+        assert_eq!(cpu.large_pages, Some((0x4000_0000, 0x7fff_ffff)));
+        cpu.sfence_vma(0x4003_0000, SFENCE_X1).unwrap();
+        assert!(!filled(&cpu, 0x4000_5000) && !filled(&cpu, 0x2000));
+        assert_eq!(cpu.large_pages, None);
+        // rs1 = x0 flushes everything.
+        cpu.mem_load(0x2000, LOAD, s).unwrap();
+        cpu.sfence_vma(0x9999_0000, 0x1200_0073).unwrap();
+        assert!(!filled(&cpu, 0x2000));
     }
 }

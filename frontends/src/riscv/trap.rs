@@ -281,17 +281,21 @@ impl RiscvCpu {
         Ok(())
     }
 
-    /// sfence.vma (§4.2.1): illegal in U-mode and in S-mode when mstatus.TVM. Flushes every
-    /// translation (as QEMU 7.2 does): a page-selective flush would also have to find the
-    /// 4 KiB TLB entries of a superpage.
-    fn sfence_vma(&mut self, insn: u64) -> Result<(), Exception> {
+    /// sfence.vma (§4.2.1): illegal in U-mode and in S-mode when mstatus.TVM. With rs1 = x0
+    /// every translation goes; with an address, that page's (or, inside a cached superpage,
+    /// everything).
+    pub(crate) fn sfence_vma(&mut self, vaddr: u64, insn: u64) -> Result<(), Exception> {
         let prv = self.priv_level();
         if prv == Privilege::User
             || (prv == Privilege::Supervisor && self.csr.mstatus & MSTATUS_TVM != 0)
         {
             return Err(Exception::IllegalInstruction(insn));
         }
-        self.common.tlb_flush();
+        if (insn >> 15) & 0x1f == 0 {
+            self.tlb_flush_all();
+        } else {
+            self.tlb_flush_vaddr(vaddr);
+        }
         Ok(())
     }
 
@@ -369,13 +373,13 @@ extern "C" fn helper_wfi(env: *mut CpuCommon, insn: u64, _: u64, _: u64, _: u64)
 
 extern "C" fn helper_sfence_vma(
     env: *mut CpuCommon,
-    _vaddr: u64,
+    vaddr: u64,
     _asid: u64,
     insn: u64,
     _: u64,
 ) -> u64 {
     let cpu = state_of::<RiscvCpu>(env);
-    if let Err(e) = cpu.sfence_vma(insn) {
+    if let Err(e) = cpu.sfence_vma(vaddr, insn) {
         cpu.raise(e);
     }
     0
