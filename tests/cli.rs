@@ -166,12 +166,15 @@ fn bad_input_is_one_line_and_status_1() {
     }
 
     // A file without read permission (meaningless as root, who reads it anyway).
-    use std::os::unix::fs::PermissionsExt;
-    let secret = write(&dir, "secret.elf", &good);
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
-    if std::fs::read(&secret).is_err() {
-        let o = emu(&["--arch", "riscv64", &secret]);
-        assert_one_line_error("unreadable", &o, &["secret.elf", "Permission denied"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let secret = write(&dir, "secret.elf", &good);
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+        if std::fs::read(&secret).is_err() {
+            let o = emu(&["--arch", "riscv64", &secret]);
+            assert_one_line_error("unreadable", &o, &["secret.elf", "Permission denied"]);
+        }
     }
 }
 
