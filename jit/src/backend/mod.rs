@@ -257,6 +257,26 @@ impl Compiler {
         block_id: u32,
         slots: Option<ChainSlots>,
     ) -> Result<CompiledBlock, BackendError> {
+        // A Cranelift panic is a bug in emu or Cranelift, but it must not take the emulator
+        // down: the block stays on the interpreter.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.compile_inner(block, block_id, slots)
+        }))
+        .unwrap_or_else(|_| Err(BackendError::Codegen("cranelift panicked".into())));
+        if result.is_err() {
+            // Lowering may have stopped half-way: start the next block from clean contexts.
+            self.fctx = FunctionBuilderContext::new();
+            self.ctx = Context::new();
+        }
+        result
+    }
+
+    fn compile_inner(
+        &mut self,
+        block: &IrBlock,
+        block_id: u32,
+        slots: Option<ChainSlots>,
+    ) -> Result<CompiledBlock, BackendError> {
         self.ctx.clear();
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, 0), block_signature());
         {
@@ -549,6 +569,27 @@ mod tests {
         );
         jc.clear();
         assert_eq!(jc.get(0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64), None);
+    }
+
+    #[test]
+    fn compiler_recovers_after_declining_a_block() {
+        let mut compiler = Compiler::new().expect("host ISA");
+        let mut b = Builder::new(0);
+        b.insn_start(0, 0);
+        let x = b.iconst(Type::I128, 5);
+        let q = b.binary(BinOp::DivU, Type::I128, x, x);
+        let lo = b.trunc(Type::I128, Type::I64, q);
+        b.store_global(Type::I64, reg_offset(1), lo);
+        b.goto(4);
+        let i128_div = b.finish();
+        assert!(matches!(
+            compiler.compile(&i128_div, 0, None),
+            Err(BackendError::Unsupported(_))
+        ));
+        let mut b = Builder::new(0);
+        b.insn_start(0, 0);
+        b.goto(4);
+        assert!(compiler.compile(&b.finish(), 0, None).is_ok());
     }
 
     #[test]
