@@ -720,4 +720,49 @@ mod tests {
         let e = parse_block("block\n  v0:i64 = const 1\n  v0:i32 = const 1\n", &h).unwrap_err();
         assert!(e.msg.contains("already has type"), "{e}");
     }
+
+    /// IR files are input: mangled text must give an error or a block, never a panic, and
+    /// whatever parses must not make the verifier panic either.
+    #[test]
+    fn mangled_text_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let text = sample().to_string();
+        let pieces = [
+            "",
+            " ",
+            ",",
+            ";",
+            ":",
+            "=",
+            "v",
+            "L",
+            ".",
+            "0x",
+            "-",
+            "9",
+            "v99",
+            "i128",
+            "é",
+            "mmu=",
+            "\n",
+            "decl v1:i64\n",
+            "br L7\n",
+            "call test.add3",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let helpers = test_helpers();
+        for _ in 0..3000 {
+            let mut t: Vec<char> = text.chars().collect();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..=t.len());
+                let cut = rng.gen_range(0..4).min(t.len() - at);
+                let piece = pieces[rng.gen_range(0..pieces.len())];
+                t.splice(at..at + cut, piece.chars());
+            }
+            let t: String = t.into_iter().collect();
+            if let Ok(b) = parse_block(&t, &helpers) {
+                let _ = crate::ir::verify::verify(&b);
+            }
+        }
+    }
 }
