@@ -8,7 +8,9 @@
  *  - Every program runs from _start in M-mode with mtvec = trap_vector (direct mode), a PMP entry
  *    granting S/U access to everything (so mode-switch tests work), and mstatus.FS = Initial.
  *  - trap_vector records mcause/mtval/mepc into trap_cause/trap_tval/trap_epc and counts traps.
- *    If trap_resume is non-zero it resumes there in M-mode (and clears it); otherwise it skips the
+ *    If trap_resume is non-zero it resumes there in M-mode with MPRV clear (and clears
+ *    trap_resume: mret leaves MPP = U, so a left-over MPRV would translate the check's own
+ *    accesses as U-mode ones); otherwise it skips the
  *    trapping instruction (2 or 4 bytes). An interrupt clears its bit in mie and returns. The same
  *    logic for S-mode is strap_vector (stvec at reset), which records into strap_save and resumes
  *    in S-mode.
@@ -156,7 +158,9 @@ trap_vector:                                                                    
         beqz t1, 2f;                                                            \
         sd zero, TS_RESUME(t0);                                                 \
         csrw mepc, t1;                                                          \
+        /* back to plain M-mode: MPP = M, and no MPRV left over from the check */ \
         li t2, MSTATUS_MPP; csrs mstatus, t2;                                   \
+        li t2, MSTATUS_MPRV; csrc mstatus, t2;                                  \
         j 3f;                                                                   \
         /* Skip the trapping instruction: 4 bytes unless its low bits say RVC. */ \
 2:      li t1, MSTATUS_MPRV; csrc mstatus, t1;                                  \
