@@ -28,6 +28,8 @@ options:
   --strict               an unimplemented instruction is a host error, not an illegal-instruction trap
   --max-insns N          stop with exit status 1 after N guest instructions (trap entries count)
   --stats                print engine statistics to stderr at exit
+  --trace                print every block run to stderr: its PC, instructions retired before
+                         it, and why the engine stopped (slow: one block per engine call)
   --log LEVEL            off, error, warn (default: emulator gaps, device misuse), info, debug, trace
   --signature FILE       at exit, write memory begin_signature..end_signature to FILE as hex
                          lines, highest byte first (Spike's +signature=FILE)
@@ -63,6 +65,8 @@ pub struct Config {
     pub signature_granularity: u32,
     /// Messages from emu's modules shown on stderr (`--log`, default warn).
     pub log: log::LevelFilter,
+    /// Print each block the engine runs (PC, retired instructions, why it stopped).
+    pub trace: bool,
 }
 
 /// What the command line asks for.
@@ -160,6 +164,7 @@ where
     let mut signature = None;
     let mut signature_granularity = 4;
     let mut log = log::LevelFilter::Warn;
+    let mut trace = false;
 
     while let Some(arg) = args.next() {
         // Spike's plusargs (`+signature=FILE`) are long options here.
@@ -245,6 +250,10 @@ where
                 takes_no_value(&inline)?;
                 stats = true;
             }
+            "--trace" => {
+                takes_no_value(&inline)?;
+                trace = true;
+            }
             "--signature" => signature = Some(PathBuf::from(value(&mut args)?)),
             "--signature-granularity" => {
                 let v = value(&mut args)?;
@@ -281,6 +290,7 @@ where
         signature,
         signature_granularity,
         log,
+        trace,
     }))
 }
 

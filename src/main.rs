@@ -38,6 +38,7 @@ fn run() -> Result<i32> {
         engine: config.engine,
         strict: config.strict,
         max_insns: config.max_insns,
+        trace: config.trace,
     };
     let mut machine = Spike::new(
         &spike_config,

@@ -59,6 +59,8 @@ pub trait Platform {
     fn next_deadline_ns(&self) -> Option<u64>;
     /// The program's exit code, once it has asked to exit.
     fn exit_code(&self) -> Option<u64>;
+    /// `--trace`: the engine ran from `pc` with `insns` retired and stopped for `exit`.
+    fn trace(&mut self, _pc: u64, _insns: u64, _exit: StepExit) {}
 }
 
 /// Ways a run ends other than the program's exit.
@@ -83,6 +85,8 @@ pub enum RunError {
 pub struct LoopOptions {
     pub strict: bool,
     pub max_insns: Option<u64>,
+    /// Run one block per engine call and report each to [`Platform::trace`].
+    pub trace: bool,
 }
 
 /// Run `cpu` on `platform` until the program exits; returns its exit code.
@@ -116,9 +120,18 @@ pub fn run(
         if let Some(max) = opts.max_insns {
             limit = limit.min(max.saturating_sub(traps));
         }
+        if opts.trace {
+            // Blocks check the budget on entry, so this runs exactly one block.
+            limit = limit.min(count.saturating_add(1));
+        }
         cpu.set_insn_limit(limit);
 
-        match cpu.run() {
+        let pc = cpu.pc();
+        let exit = cpu.run();
+        if opts.trace {
+            platform.trace(pc, count, exit);
+        }
+        match exit {
             StepExit::Exception => {
                 traps += 1;
                 cpu.deliver_exception(opts.strict)
@@ -226,6 +239,7 @@ mod tests {
         now: u64,
         deadline: Option<u64>,
         exit_at: Option<(u64, u64)>,
+        traced: Vec<(u64, StepExit)>,
     }
 
     impl Platform for Board {
@@ -239,6 +253,35 @@ mod tests {
             self.exit_at
                 .and_then(|(at, code)| (self.now >= at).then_some(code))
         }
+        fn trace(&mut self, _pc: u64, insns: u64, exit: StepExit) {
+            self.traced.push((insns, exit));
+        }
+    }
+
+    #[test]
+    fn trace_reports_one_step_per_engine_call() {
+        let mut cpu = Scripted {
+            script: vec![StepExit::Yield, StepExit::Exception],
+            ..Default::default()
+        };
+        let mut board = Board {
+            exit_at: Some((4, 0)),
+            ..Default::default()
+        };
+        let opts = LoopOptions {
+            trace: true,
+            ..Default::default()
+        };
+        assert_eq!(run(&mut cpu, &mut board, opts), Ok(0));
+        assert_eq!(
+            board.traced,
+            vec![
+                (0, StepExit::Yield),
+                (1, StepExit::Exception),
+                (2, StepExit::Budget),
+                (3, StepExit::Budget)
+            ]
+        );
     }
 
     #[test]
@@ -364,6 +407,7 @@ mod tests {
         let strict = LoopOptions {
             strict: true,
             max_insns: Some(10),
+            ..Default::default()
         };
         let r = run(&mut mk(), &mut Board::default(), strict);
         assert_eq!(
@@ -376,6 +420,7 @@ mod tests {
         let lax = LoopOptions {
             strict: false,
             max_insns: Some(10),
+            ..Default::default()
         };
         let mut cpu = mk();
         let r = run(&mut cpu, &mut Board::default(), lax);

@@ -354,3 +354,16 @@ fn signature_is_dumped_in_spike_format() {
     let o = emu(&["--arch", "riscv64", "--signature", "/dev/null", &plain]);
     assert_one_line_error("no signature", &o, &["plain.elf", "begin_signature"]);
 }
+
+#[test]
+fn trace_prints_each_block() {
+    let dir = temp_dir("trace");
+    let p = write(&dir, "exit0.elf", &htif_exit_program(0));
+    let o = emu(&["--arch", "riscv64", "--trace", &p]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("emu: trace: pc=0x80000000 insns=0 exit="),
+        "{err}"
+    );
+}

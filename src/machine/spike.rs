@@ -72,6 +72,8 @@ pub struct SpikeConfig {
     pub engine: EngineChoice,
     pub strict: bool,
     pub max_insns: Option<u64>,
+    /// Print every block the engine runs to stderr (`--trace`).
+    pub trace: bool,
 }
 
 /// The board's devices as the run loop sees them.
@@ -84,6 +86,8 @@ struct Board {
     /// loop reacts at once (as QEMU does) instead of after the rest of the instruction slice:
     /// HTIF's `tohost` (exit), CLINT's msip and mtimecmp.
     kick_pages: Vec<u64>,
+    /// Where `--trace` lines go.
+    trace: Option<Box<dyn Write + Send>>,
 }
 
 impl Platform for Board {
@@ -104,6 +108,11 @@ impl Platform for Board {
     }
     fn exit_code(&self) -> Option<u64> {
         self.exit.code()
+    }
+    fn trace(&mut self, pc: u64, insns: u64, exit: StepExit) {
+        if let Some(out) = &mut self.trace {
+            let _ = writeln!(out, "emu: trace: pc={pc:#x} insns={insns} exit={exit:?}");
+        }
     }
 }
 
@@ -250,6 +259,9 @@ impl Spike {
                 exit,
                 code_map: code_map_for_board,
                 kick_pages,
+                trace: config
+                    .trace
+                    .then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>),
             },
             hart: Hart { cpu, engine },
             htif: htif_mapped.then_some(htif),
@@ -257,6 +269,7 @@ impl Spike {
             opts: LoopOptions {
                 strict: config.strict,
                 max_insns: config.max_insns,
+                trace: config.trace,
             },
         })
     }
@@ -398,6 +411,7 @@ mod tests {
             engine,
             strict: false,
             max_insns: Some(1_000_000),
+            trace: false,
         }
     }
 
