@@ -2,7 +2,8 @@
 //!
 //! Each program is generated from a seed: a prologue that loads random values into x1..x31 and
 //! f0..f31, a random stream of integer ALU (RV64I, M, Zba, Zbb, Zbs), loads and stores to a
-//! scratch buffer (aligned and misaligned), forward branches and jumps, and FP operations with a
+//! scratch buffer (aligned and misaligned), aligned AMOs and LR/SC pairs (A), forward branches
+//! and jumps, and FP operations with a
 //! static rounding mode, then an epilogue that prints x1..x31, f0..f31, fcsr, the trap count and
 //! the scratch buffer as hex through HTIF and exits 0. The same ELF runs on
 //! `qemu-system-riscv64 -M spike` and on emu; their outputs must be identical.
@@ -136,6 +137,11 @@ const SHIFT_OPS: &[(&str, u32)] = &[
     ("binvi", 63),
     ("bexti", 63),
 ];
+const AMOS: &[&str] = &[
+    "amoswap", "amoadd", "amoand", "amoor", "amoxor", "amomin", "amomax", "amominu", "amomaxu",
+];
+/// Holds the address of AMOs and LR/SC (overwritten right before each use).
+const AMO_ADDR_REG: usize = 26;
 const BRANCHES: &[&str] = &["beq", "bne", "blt", "bge", "bltu", "bgeu"];
 const LOADS: &[(&str, usize)] = &[
     ("lb", 1),
@@ -260,7 +266,41 @@ fn gen_insn(
 ) {
     let p = if rng.gen_bool(0.5) { "d" } else { "s" };
     let rm = *RMS.choose(rng).unwrap_or(&"rne");
-    let line = match rng.gen_range(0..100) {
+    let line = match rng.gen_range(0..104) {
+        100..=102 => {
+            // an AMO on an aligned scratch slot, addressed through x26
+            let (suffix, size) = if rng.gen_bool(0.5) {
+                ("d", 8)
+            } else {
+                ("w", 4)
+            };
+            let off = rng.gen_range(0..SCRATCH_BYTES / size) * size;
+            format!(
+                "addi x{AMO_ADDR_REG}, x{BASE_REG}, {off}\n        {}.{suffix} x{}, x{}, (x{AMO_ADDR_REG})",
+                AMOS.choose(rng).unwrap_or(&"amoadd"),
+                rd(rng),
+                rs(rng)
+            )
+        }
+        103 => {
+            // an LR/SC pair with nothing in between: the SC succeeds on both
+            let (suffix, size) = if rng.gen_bool(0.5) {
+                ("d", 8)
+            } else {
+                ("w", 4)
+            };
+            let off = rng.gen_range(0..SCRATCH_BYTES / size) * size;
+            let mut lr_rd = rd(rng);
+            if lr_rd == AMO_ADDR_REG {
+                lr_rd = 0;
+            }
+            format!(
+                "addi x{AMO_ADDR_REG}, x{BASE_REG}, {off}\n        lr.{suffix} x{lr_rd}, (x{AMO_ADDR_REG})\n        \
+                 sc.{suffix} x{}, x{}, (x{AMO_ADDR_REG})",
+                rd(rng),
+                rs(rng)
+            )
+        }
         0..=29 => format!(
             "{} x{}, x{}, x{}",
             RR_OPS.choose(rng).unwrap_or(&"add"),
