@@ -346,17 +346,13 @@ fn host_fast(fmt: Format, op: HostOp, a: u64, b: u64, rm: Rm, fl: &mut u32) -> O
     if rm != Rm::Rne || !moderate(fmt, a) || (op != HostOp::Sqrt && !moderate(fmt, b)) {
         return None;
     }
-    /// `x + y` and whether it is exact (Knuth's TwoSum, valid without overflow).
-    fn two_sum(x: f64, y: f64) -> (f64, bool) {
-        let s = x + y;
-        let yy = s - x;
-        let err = (x - (s - yy)) + (y - yy);
-        (s, err == 0.0)
-    }
     let (r, exact) = if fmt == BINARY64 {
         let (x, y) = (f64::from_bits(a), f64::from_bits(b));
         let (r, exact) = match op {
-            HostOp::Add => two_sum(x, y),
+            HostOp::Add => {
+                let (s, err) = two_sum(x, y);
+                (s, err == 0.0)
+            }
             HostOp::Mul => {
                 let p = x * y;
                 (p, x.mul_add(y, -p) == 0.0)
@@ -377,9 +373,9 @@ fn host_fast(fmt: Format, op: HostOp, a: u64, b: u64, rm: Rm, fl: &mut u32) -> O
         let y = f64::from(f32::from_bits(b as u32));
         let (r, exact) = match op {
             HostOp::Add => {
-                let (w, exact) = two_sum(x, y);
+                let (w, err) = two_sum(x, y);
                 let r = w as f32;
-                (r, exact && f64::from(r) == w)
+                (r, err == 0.0 && f64::from(r) == w)
             }
             HostOp::Mul => {
                 let w = x * y;
@@ -399,6 +395,81 @@ fn host_fast(fmt: Format, op: HostOp, a: u64, b: u64, rm: Rm, fl: &mut u32) -> O
         (u64::from(r.to_bits()), exact)
     };
     // Zero (cancellation), huge and tiny results take the software path.
+    if !moderate(fmt, r) {
+        return None;
+    }
+    if !exact {
+        *fl |= FLAG_NX;
+    }
+    Some(r)
+}
+
+/// `x + y` rounded, and its rounding error, exactly (Knuth's TwoSum; exact without overflow).
+fn two_sum(x: f64, y: f64) -> (f64, f64) {
+    let s = x + y;
+    let yy = s - x;
+    (s, (x - (s - yy)) + (y - yy))
+}
+
+/// Whether `t[0] + t[1] + ... ` is exactly zero: the terms are accumulated into a
+/// nonoverlapping expansion with zero elimination (Shewchuk's Grow-Expansion, 1997), whose
+/// sum is zero only if no component remains.
+fn sum_is_zero(terms: [f64; 4]) -> bool {
+    let mut e = [0f64; 4];
+    let mut n = 0;
+    for t in terms {
+        let mut q = t;
+        let mut m = 0;
+        for i in 0..n {
+            let (sum, err) = two_sum(q, e[i]);
+            if err != 0.0 {
+                e[m] = err;
+                m += 1;
+            }
+            q = sum;
+        }
+        if q != 0.0 && m < e.len() {
+            e[m] = q;
+            m += 1;
+        }
+        n = m;
+    }
+    n == 0
+}
+
+/// The fused multiply-add counterpart of [`host_fast`], for `a*b + c` (signs already applied).
+/// binary64: the host's correctly rounded fma; it is exact iff `p + pe + c - r == 0` with
+/// `p + pe` the exact product (pe from an fma, exact as long as the product's last bit is
+/// representable: hence the narrower range for `a` and `b`). binary32: the product is exact in
+/// binary64 and the sum's error is known from TwoSum; the binary64 sum rounded to binary32 is
+/// the correctly rounded result unless it is inexact *and* lies on a binary32 midpoint.
+fn host_fast_fma(fmt: Format, a: u64, b: u64, c: u64, rm: Rm, fl: &mut u32) -> Option<u64> {
+    let narrow = |bits: u64| {
+        let e = ((bits >> fmt.frac_bits) & fmt.exp_field_max()) as i32;
+        (e - fmt.bias()).abs() <= if fmt == BINARY64 { 250 } else { 60 }
+    };
+    if rm != Rm::Rne || !narrow(a) || !narrow(b) || !moderate(fmt, c) {
+        return None;
+    }
+    let (r, exact) = if fmt == BINARY64 {
+        let (x, y, z) = (f64::from_bits(a), f64::from_bits(b), f64::from_bits(c));
+        let r = x.mul_add(y, z);
+        let p = x * y;
+        let pe = x.mul_add(y, -p);
+        (r.to_bits(), sum_is_zero([p, pe, z, -r]))
+    } else {
+        let x = f64::from(f32::from_bits(a as u32));
+        let y = f64::from(f32::from_bits(b as u32));
+        let z = f64::from(f32::from_bits(c as u32));
+        let (sum, err) = two_sum(x * y, z);
+        // The 29 bits below binary32 precision are exactly one half: a midpoint.
+        const BELOW: u64 = (1 << 29) - 1;
+        if err != 0.0 && sum.to_bits() & BELOW == 1 << 28 {
+            return None;
+        }
+        let r = sum as f32;
+        (u64::from(r.to_bits()), err == 0.0 && f64::from(r) == sum)
+    };
     if !moderate(fmt, r) {
         return None;
     }
@@ -567,6 +638,11 @@ pub fn fma(fmt: Format, op: FmaOp, a: u64, b: u64, c: u64, rm: Rm, fl: &mut u32)
     };
     let a = if neg_prod { a ^ fmt.sign_bit() } else { a };
     let c = if neg_c { c ^ fmt.sign_bit() } else { c };
+    host_fast_fma(fmt, a, b, c, rm, fl).unwrap_or_else(|| soft_fma(fmt, a, b, c, rm, fl))
+}
+
+/// `a*b + c` with one rounding, in software.
+fn soft_fma(fmt: Format, a: u64, b: u64, c: u64, rm: Rm, fl: &mut u32) -> u64 {
     let (x, y, z) = (unpack(fmt, a), unpack(fmt, b), unpack(fmt, c));
     let inf_times_zero = matches!(
         (x.kind, y.kind),
@@ -1501,6 +1577,55 @@ mod tests {
             }
         }
         assert!(hits > 300_000, "fast path taken {hits} times");
+        // fma, with addends that often nearly cancel the product.
+        let mut fma_hits = 0;
+        for i in 0..200_000u32 {
+            let fmt = if i % 2 == 0 { BINARY32 } else { BINARY64 };
+            let (bias, fb) = (fmt.bias() as u64, fmt.frac_bits);
+            let mut operand = |spread: u64| {
+                let e = bias + next() % (2 * spread + 1) - spread;
+                let f = if next() % 4 == 0 {
+                    next() & 0xff
+                } else {
+                    next()
+                };
+                (next() & 1) << (fmt.exp_bits + fb) | e << fb | (f & fmt.frac_mask())
+            };
+            let (a, b, c) = (operand(40), operand(40), operand(40));
+            let c = if next() % 2 == 0 {
+                c
+            } else {
+                // -(a*b) rounded, give or take a few ulps.
+                let p = mul(fmt, a, b, Rm::Rne, &mut 0) ^ fmt.sign_bit();
+                p.wrapping_add(next() % 5).wrapping_sub(2)
+            };
+            let mut fast_fl = 0;
+            let Some(fast) = host_fast_fma(fmt, a, b, c, Rm::Rne, &mut fast_fl) else {
+                continue;
+            };
+            fma_hits += 1;
+            let mut fl = 0;
+            let soft = soft_fma(fmt, a, b, c, Rm::Rne, &mut fl);
+            assert_eq!((fast, fast_fl), (soft, fl), "fma {a:#x} {b:#x} {c:#x}");
+        }
+        assert!(fma_hits > 100_000, "fma fast path taken {fma_hits} times");
+        // A binary32 fma whose binary64 sum is inexact and rounds onto a binary32 midpoint:
+        // -(1 + 2^-23) * (1 - 2^-23) * 2^-24 + (1 + 2^-22 + 2^-23) lies 2^-70 above the
+        // midpoint between 1 + 2^-22 (even) and 1 + 2^-22 + 2^-23 (odd); rounding twice
+        // would give the even one.
+        let mut fl = 0;
+        let r = fma(
+            BINARY32,
+            FmaOp::Madd,
+            0xbf80_0001,
+            0x337f_fffe,
+            0x3f80_0003,
+            Rm::Rne,
+            &mut fl,
+        );
+        assert_eq!((r, fl), (0x3f80_0003, FLAG_NX));
+        assert!(sum_is_zero([1.0, 2f64.powi(-80), -1.0, -(2f64.powi(-80))]));
+        assert!(!sum_is_zero([1.0, 2f64.powi(-80), -1.0, 0.0]));
         // Exact and inexact results of each operation, in both formats.
         for (fmt, v) in [
             (BINARY32, [1.0f64, 2.0, 3.0, 4.0, 0.25].map(|x| s(x as f32))),
