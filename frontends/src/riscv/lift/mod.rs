@@ -55,7 +55,9 @@ pub enum Lifted {
     Illegal,
 }
 
-/// A lifter: gets the (expanded) 32-bit instruction word.
+/// A lifter: gets the (expanded) 32-bit instruction word. A lifter that returns
+/// [`Lifted::Illegal`] must decide so *before* emitting any op: the `Builder` cannot drop ops,
+/// so `translate_block` appends the illegal-instruction trap after whatever was emitted.
 pub type LiftFn = fn(&mut LiftCtx<'_>, u32) -> Lifted;
 
 impl TransFlags {
