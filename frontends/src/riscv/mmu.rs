@@ -148,7 +148,7 @@ impl RiscvCpu {
     /// page permissions and sets A/D with an atomic compare-and-swap, restarting the walk if
     /// the PTE changed meanwhile (QEMU 7.2).
     fn translate(
-        &self,
+        &mut self,
         vaddr: u64,
         kind: AccessKind,
         mode: MmuMode,
@@ -236,7 +236,12 @@ impl RiscvCpu {
                         return Err(fault);
                     };
                     match ram.compare_exchange_u64(pte_addr, pte, updated) {
-                        Some(old) if old == pte => {}
+                        Some(old) if old == pte => {
+                            // A page table sharing a page with translated code.
+                            if self.code_map.note_write(pte_addr) {
+                                self.common.insn_limit = 0;
+                            }
+                        }
                         Some(_) => continue 'restart,
                         None => return Err(access_fault(kind, vaddr)),
                     }
