@@ -3,16 +3,22 @@
 //! constants become unconditional branches or disappear. Values are computed by the
 //! interpreter's own semantics ([`crate::interp`]), so folding cannot change a result.
 
+use super::map_uses;
 use crate::interp::{eval_binary, eval_cond, eval_ext, eval_unary};
-use crate::ir::{BinOp, Cond, IrBlock, Op, Type, UnOp, Value};
+use crate::ir::{BinOp, Cond, IrBlock, Label, Op, Type, UnOp, Value};
 
-/// Fold constants in `block` in place.
+/// Fold constants in `block` in place. Moves it creates (and finds) are propagated to later
+/// uses as it goes, so one run folds through them.
 pub fn const_fold(block: &mut IrBlock) {
     // Values are defined once, before use in linear order, so a constant stays one.
     let mut known: Vec<Option<u128>> = vec![None; block.values.len()];
+    let mut alias: Vec<Value> = (0..block.values.len() as u32).map(Value).collect();
     let get = |known: &[Option<u128>], v: Value| known.get(v.0 as usize).copied().flatten();
-    let mut out = Vec::with_capacity(block.ops.len());
-    for op in std::mem::take(&mut block.ops) {
+    // Branches that are never taken, removed at the end.
+    let mut dead: Vec<usize> = Vec::new();
+    for (i, slot) in block.ops.iter_mut().enumerate() {
+        map_uses(slot, |v| alias.get(v.0 as usize).copied().unwrap_or(v));
+        let op = std::mem::replace(slot, Op::Br(Label(0)));
         let new = match op {
             Op::Const { dst, ty, imm } => {
                 set(&mut known, dst, u128::from(imm) & ty.mask());
@@ -95,14 +101,29 @@ pub fn const_fold(block: &mut IrBlock) {
                 label,
             } => match decide(&known, cond, ty, a, b) {
                 Some(true) => Op::Br(label),
-                Some(false) => continue,
+                Some(false) => {
+                    dead.push(i);
+                    op
+                }
                 None => op,
             },
             other => other,
         };
-        out.push(new);
+        if let Op::Mov { dst, src, .. } = new {
+            if let Some(a) = alias.get_mut(dst.0 as usize) {
+                *a = src;
+            }
+        }
+        *slot = new;
     }
-    block.ops = out;
+    if !dead.is_empty() {
+        let mut i = 0;
+        block.ops.retain(|_| {
+            let keep = dead.binary_search(&i).is_err();
+            i += 1;
+            keep
+        });
+    }
 }
 
 fn set(known: &mut [Option<u128>], v: Value, c: u128) {
@@ -255,5 +276,21 @@ mod tests {
         assert_eq!(t[4], "v3:i8 = const 0x1");
         assert_eq!(t[5], "v4:i64 = mov v2");
         assert_eq!(t.len(), 11);
+    }
+
+    #[test]
+    fn folds_through_the_moves_it_makes() {
+        let mut b = block(
+            " v0:i64 = load_global 0x100\n v1:i64 = const 0\n v2:i64 = add v0, v1\n \
+             v3:i64 = xor v2, v0\n v4:i64 = const 5\n v5:i64 = add v3, v4\n \
+             brcond.i64 eq v5, v4, L0\n goto 0\nL0:\n indirect v2\n",
+        );
+        const_fold(&mut b);
+        let t = ops_text(&b);
+        assert_eq!(t[2], "v2:i64 = mov v0");
+        assert_eq!(t[3], "v3:i64 = const 0x0");
+        assert_eq!(t[5], "v5:i64 = const 0x5");
+        assert_eq!(t[6], "br L0");
+        assert_eq!(t[9], "indirect v0");
     }
 }

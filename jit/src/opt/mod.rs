@@ -18,12 +18,11 @@ use crate::ir::IrBlock;
 pub type Pass = fn(&mut IrBlock);
 
 /// The pipeline, in order, with each pass's name for debug-build verifier failures.
-/// Forwarding globals creates `Mov`s for copy propagation; folding creates `Mov`s and
-/// constants for a second round; dead-code elimination removes what the others made unused.
-const PIPELINE: [(&str, Pass); 7] = [
+/// Forwarding globals creates `Mov`s for copy propagation; folding propagates the moves it
+/// makes itself; dead-code elimination removes what the others made unused, and compaction
+/// renumbers what is left.
+const PIPELINE: [(&str, Pass); 5] = [
     ("globals", globals::redundant_globals),
-    ("copy_prop", copy_prop::copy_propagate),
-    ("const_fold", const_fold::const_fold),
     ("copy_prop", copy_prop::copy_propagate),
     ("const_fold", const_fold::const_fold),
     ("dce", dce::dead_code),
@@ -86,11 +85,37 @@ pub(crate) fn map_uses(
 
 /// Call `f` on every value `op` uses.
 pub(crate) fn for_each_use(op: &crate::ir::Op, mut f: impl FnMut(crate::ir::Value)) {
-    let mut copy = op.clone();
-    map_uses(&mut copy, |v| {
-        f(v);
-        v
-    });
+    use crate::ir::{Op, Terminal};
+    match op {
+        Op::InsnStart { .. }
+        | Op::Const { .. }
+        | Op::LoadGlobal { .. }
+        | Op::Label(_)
+        | Op::Br(_) => {}
+        Op::Mov { src, .. }
+        | Op::StoreGlobal { src, .. }
+        | Op::Unary { src, .. }
+        | Op::Ext { src, .. } => f(*src),
+        Op::Binary { a, b, .. } | Op::SetCond { a, b, .. } | Op::BrCond { a, b, .. } => {
+            f(*a);
+            f(*b);
+        }
+        Op::Select { cond_val, a, b, .. } => {
+            f(*cond_val);
+            f(*a);
+            f(*b);
+        }
+        Op::Load { addr, .. } => f(*addr),
+        Op::Store { src, addr, .. } => {
+            f(*src);
+            f(*addr);
+        }
+        Op::Call { args, .. } => args.iter().copied().for_each(f),
+        Op::Exit(t) => match t {
+            Terminal::Goto { .. } | Terminal::Exit { .. } => {}
+            Terminal::Indirect { pc } | Terminal::ExitDynamic { pc, .. } => f(*pc),
+        },
+    }
 }
 
 #[cfg(test)]
