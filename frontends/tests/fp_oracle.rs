@@ -4,9 +4,9 @@
 //!
 //! Operands are random with a bias to edge cases: zeros, infinities, quiet and signaling NaNs,
 //! subnormals, the normal range limits, values near integer limits and near rounding
-//! boundaries, and near-cancelling addends. Fixed seed; `FP_ORACLE_CASES=<n>` sets the cases per
-//! operation and rounding mode (default 10,000, i.e. 50,000 per operation), and
-//! `FP_ORACLE_SEED=<n>` another seed.
+//! boundaries, near-cancelling addends, and ordinary magnitudes (emu's host fast paths). Fixed
+//! seed; `FP_ORACLE_CASES=<n>` sets the cases per operation and rounding mode (default 10,000,
+//! i.e. 50,000 per operation), and `FP_ORACLE_SEED=<n>` another seed.
 //!
 //! SoftFloat has no minimumNumber/maximumNumber, class or sign injection; those are checked
 //! against a reference built from SoftFloat's quiet comparisons and predicates.
@@ -85,6 +85,8 @@ fn operand(rng: &mut StdRng, fmt: Format) -> u64 {
             pack(e.min(emax_field - 1), edgy_frac(rng))
         }
         12 | 13 => pack(bias + rng.gen_range(0..70) - 8, edgy_frac(rng)),
+        // Ordinary magnitudes with full random significands (the host fast paths).
+        14..=16 => pack(bias + rng.gen_range(0..80) - 40, rng.gen()),
         _ => pack(rng.gen_range(0..=emax_field), edgy_frac(rng)),
     }
 }
