@@ -195,6 +195,15 @@ RVTEST_CODE_BEGIN
         TEST_TRAP_IN_MODE(62, PRV_S, CAUSE_STORE_PAGE_FAULT, sfence.vma; li x1, PG(PG_RO); sd x0, 0(x1))
         TEST_CASE(63, x14, PTE_A, READ_PTE(PG_RO); andi x14, x14, PTE_A | PTE_D)
 
+        # ---- misaligned accesses that cross a page boundary ----
+        # both pages readable (different physical pages): the access completes
+        TEST_TRAP_IN_MODE(66, PRV_S, CAUSE_NONE, sfence.vma; li x1, PG(PG_RO) - 4; ld x14, 0(x1); li x15, (DATA_B_VALUE << 32) & 0xffffffffffffffff; bne x14, x15, fail)
+        # the second page is not readable: a load page fault
+        TEST_TRAP_IN_MODE(67, PRV_S, CAUSE_LOAD_PAGE_FAULT, li x1, PG(PG_XO) - 2; lw x14, 0(x1))
+        # the second page is not writable: a store page fault, and the first page is untouched
+        TEST_TRAP_IN_MODE(68, PRV_S, CAUSE_STORE_PAGE_FAULT, li x1, PG(PG_RO) - 4; li x2, -1; sd x2, 0(x1))
+        TEST_CASE(69, x14, 0, la x1, data_a + 4092; lwu x14, 0(x1))
+
         # ---- sfence.vma after a PTE change ----
         TEST_TRAP_IN_MODE(70, PRV_S, CAUSE_NONE, sfence.vma; li x1, PG(PG_REMAP); ld x14, 0(x1); li x15, DATA_B_VALUE; bne x14, x15, fail)
         la s4, tbl_l0
