@@ -561,6 +561,32 @@ mod tests {
         assert_eq!(cpu.common.pc, 0x8000_2000);
     }
 
+    #[test]
+    fn sstc_timer_interrupt_vectored_to_s() {
+        let mut cpu = test_cpu();
+        cpu.csr.menvcfg = MENVCFG_STCE;
+        cpu.csr.mideleg = MIP_STIP;
+        cpu.csr.mie = MIP_STIP;
+        cpu.csr.stvec = 0x8000_4001;
+        cpu.csr.stimecmp = 3;
+        cpu.privilege = Privilege::User as u64;
+        cpu.common.pc = 0x1234;
+        let tick = emu_devices::clock::NS_PER_MTIME_TICK;
+        cpu.common.insn_count = 3 * tick - 1;
+        assert!(!cpu.check_interrupts());
+        assert_eq!(cpu.next_timer_deadline_ns(), Some(3 * tick));
+        cpu.common.insn_count = 3 * tick;
+        assert!(cpu.check_interrupts());
+        assert_eq!(cpu.priv_level(), Privilege::Supervisor);
+        assert_eq!(cpu.csr.scause, (1 << 63) | IRQ_S_TIMER);
+        assert_eq!(cpu.csr.sepc, 0x1234);
+        assert_eq!(cpu.common.pc, 0x8000_4000 + 4 * IRQ_S_TIMER);
+        // In S with SIE clear, the still-pending timer waits; a new stimecmp clears it.
+        assert!(!cpu.check_interrupts());
+        cpu.csr.stimecmp = u64::MAX;
+        assert!(!cpu.interrupt_pending_for_wfi());
+    }
+
     const ALL_MIE: u64 = MIP_SSIP | MIP_MSIP | MIP_STIP | MIP_MTIP | MIP_SEIP | MIP_MEIP;
 
     #[test]
