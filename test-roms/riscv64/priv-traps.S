@@ -41,6 +41,10 @@ RVTEST_CODE_BEGIN
         # the end of RAM (128 MiB at 0x8000_0000 on spike) is the end of memory
         TEST_TRAP(30, CAUSE_LOAD_ACCESS, li x1, 0x88000000; lw x14, 0(x1))
         TEST_TRAP(31, CAUSE_NONE, li x1, 0x87fffff8; ld x14, 0(x1))
+        # a misaligned access straddling the end of RAM faults (and does not write rd)
+        TEST_TRAP(33, CAUSE_LOAD_ACCESS, li x14, 0x55; li x1, 0x87fffffc; ld x14, 0(x1))
+        TEST_CASE(34, x14, 0x55, nop)
+        TEST_TRAP(35, CAUSE_STORE_ACCESS, li x1, 0x87fffffe; sw x0, 0(x1))
         # a faulting load does not write rd
         TEST_CASE(32, x14, 0x1234, li x14, 0x1234; li x1, UNMAPPED; la t5, trap_save; la t6, 1f; sd t6, TS_RESUME(t5); ld x14, 0(x1); 1: nop)
 
