@@ -1006,26 +1006,35 @@ impl Lower<'_, '_> {
         self.flush_dirty();
         let bits = self.b.ins().iconst(types::I32, i64::from(mem.to_bits()));
         let mmu = self.b.ins().iconst(types::I32, i64::from(mmu_idx));
-        let mut sig = Signature::new(CallConv::SystemV);
+        let thunks = super::slow_thunks();
+        let (conv, f) = match thunks {
+            Some(t) => {
+                let a = if store.is_some() { t.store } else { t.load };
+                (
+                    CallConv::PreserveAll,
+                    self.b.ins().iconst(types::I64, a as i64),
+                )
+            }
+            None => {
+                let off = if store.is_some() {
+                    OFFSET_SLOW_STORE
+                } else {
+                    OFFSET_SLOW_LOAD
+                };
+                (CallConv::SystemV, self.load_state(types::I64, off))
+            }
+        };
+        let sig = self
+            .b
+            .import_signature(super::slow_signature(conv, store.is_some()));
         let result = match store {
             Some(v) => {
-                for t in [types::I64, types::I64, types::I64, types::I32, types::I32] {
-                    sig.params.push(AbiParam::new(t));
-                }
-                let sig = self.b.import_signature(sig);
-                let f = self.load_state(types::I64, OFFSET_SLOW_STORE);
                 self.b
                     .ins()
                     .call_indirect(sig, f, &[self.state, addr, v, bits, mmu]);
                 self.b.ins().iconst(types::I64, 0)
             }
             None => {
-                for t in [types::I64, types::I64, types::I32, types::I32] {
-                    sig.params.push(AbiParam::new(t));
-                }
-                sig.returns.push(AbiParam::new(types::I64));
-                let sig = self.b.import_signature(sig);
-                let f = self.load_state(types::I64, OFFSET_SLOW_LOAD);
                 let call = self
                     .b
                     .ins()

@@ -427,6 +427,104 @@ fn build_trampoline(
     })
 }
 
+/// Entry points of the memory slow-path thunks: `preserve_all` functions that call the
+/// guest's `CpuCommon::slow.load/store`. Calling a thunk clobbers no register, so values live
+/// across a TLB miss stay in registers on the hot path too (DESIGN.md §2: −15 %).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SlowThunks {
+    pub load: usize,
+    pub store: usize,
+}
+
+/// The process-wide thunks, compiled once into a small arena that is never freed (compiled
+/// blocks of every engine call them by absolute address). `None` if they cannot be built; the
+/// backend then calls the slow path directly.
+pub(crate) fn slow_thunks() -> Option<SlowThunks> {
+    static THUNKS: std::sync::OnceLock<Option<SlowThunks>> = std::sync::OnceLock::new();
+    *THUNKS.get_or_init(|| match build_slow_thunks() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            log::warn!("memory slow-path thunks unavailable ({e}); calling the slow path directly");
+            None
+        }
+    })
+}
+
+fn slow_signature(call_conv: CallConv, store: bool) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    let params: &[cranelift_codegen::ir::Type] = if store {
+        &[types::I64, types::I64, types::I64, types::I32, types::I32]
+    } else {
+        &[types::I64, types::I64, types::I32, types::I32]
+    };
+    for &t in params {
+        sig.params.push(AbiParam::new(t));
+    }
+    if !store {
+        sig.returns.push(AbiParam::new(types::I64));
+    }
+    sig
+}
+
+fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
+    let isa = make_isa()?;
+    let jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+    let mut module = JITModule::new(jb);
+    let mut ids = Vec::new();
+    for store in [false, true] {
+        let sig = slow_signature(CallConv::PreserveAll, store);
+        let name = if store {
+            "emu_slow_store"
+        } else {
+            "emu_slow_load"
+        };
+        let id = module
+            .declare_function(name, Linkage::Local, &sig)
+            .map_err(|e| BackendError::Codegen(e.to_string()))?;
+        let mut ctx = module.make_context();
+        ctx.func.signature = sig;
+        let mut fctx = FunctionBuilderContext::new();
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let params = b.block_params(entry).to_vec();
+            let offset = if store {
+                crate::env::OFFSET_SLOW_STORE
+            } else {
+                crate::env::OFFSET_SLOW_LOAD
+            };
+            let f = b.ins().load(
+                types::I64,
+                cranelift_codegen::ir::MemFlagsData::trusted(),
+                params[0],
+                offset as i32,
+            );
+            let callee = b.import_signature(slow_signature(CallConv::SystemV, store));
+            let call = b.ins().call_indirect(callee, f, &params);
+            let results = b.inst_results(call).to_vec();
+            b.ins().return_(&results);
+            b.finalize(module.isa().frontend_config());
+        }
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
+        ids.push(id);
+    }
+    module
+        .finalize_definitions()
+        .map_err(|e| BackendError::CodeFull(e.to_string()))?;
+    let thunks = SlowThunks {
+        load: module.get_finalized_function(ids[0]) as usize,
+        store: module.get_finalized_function(ids[1]) as usize,
+    };
+    // The thunks live for the whole process: compiled blocks of any engine may call them.
+    std::mem::forget(module);
+    Ok(thunks)
+}
+
 /// One block compiled on its own (no chaining), for tests.
 pub struct StandaloneCode {
     arena: CodeArena,
