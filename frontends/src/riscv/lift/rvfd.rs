@@ -4,8 +4,10 @@
 //! Arithmetic is a helper call into `riscv::fp` (exact IEEE-754 with fflags); moves, loads and
 //! stores are plain IR. Every instruction is illegal while mstatus.FS is Off (Privileged ISA
 //! §3.1.6.6), and one with a reserved static rounding mode (5, 6) is illegal (§20.2); a dynamic
-//! rm with a reserved `frm` is checked at run time by the helper. mstatus.FS becomes Dirty
-//! before the first write of FP state (registers or fflags) in a block that starts Clean.
+//! rm with a reserved `frm` is checked at run time by the helper. While the block's flags say
+//! mstatus.FS is not Dirty, an instruction that writes FP state (registers or fflags) first
+//! calls the helper that makes it Dirty (Privileged ISA §3.1.6.6), after any check that may
+//! trap, so a trapping instruction leaves FS as it was.
 
 use emu_jit::helper::HelperDef;
 use emu_jit::ir::{BinOp, Cond, MemOp, Type, Value};
@@ -117,7 +119,9 @@ fn gen_helper(
         Srcs::F3 => &[rs1(insn), rs2(insn), rs3(insn)],
     };
     let rounds = usize::from(h.args) > regs.len();
-    if rounds && !rm_valid(insn) {
+    // (Every FP helper returns a value; checking here keeps a table mistake from emitting half
+    // an instruction.)
+    if !h.ret || (rounds && !rm_valid(insn)) {
         return Lifted::Illegal;
     }
     let mut args = Vec::with_capacity(4);
