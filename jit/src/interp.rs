@@ -5,6 +5,16 @@
 //! slots, low half first), helper calls carry their function pointer and effects, and `Goto`
 //! exits carry their chain-slot number. Running it is then one `match` per op.
 //!
+//! `insn` ops cost nothing at run time: every op that can exit or that exposes the instruction
+//! count (loads, stores, calls, terminals) carries the position of its instruction, i.e. the
+//! number of `insn` ops up to and including its own *in block order*. "Instructions before the
+//! current one" is therefore a static count, exactly what the Cranelift backend computes; a
+//! block whose branches skip an `insn` op would count it (no lifter does that, and the
+//! optimizer keeps such numbering unchanged).
+//!
+//! Every register-file slot always holds its value masked to its type; the fast paths (narrow
+//! zero extension as a copy, comparisons on masked values) rely on it.
+//!
 //! The value semantics ([`eval_binary`], [`eval_unary`], [`eval_ext`], [`eval_cond`]) are public
 //! so the constant folder computes exactly what the interpreter does.
 
