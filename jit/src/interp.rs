@@ -8,7 +8,7 @@
 //! `insn` ops cost nothing at run time: every op that can exit or that exposes the instruction
 //! count (loads, stores, calls, terminals) carries the position of its instruction, i.e. the
 //! number of `insn` ops up to and including its own *in block order*. "Instructions before the
-//! current one" is therefore a static count, exactly what the Cranelift backend computes; a
+//! current one" is therefore a static count (tier 1 must count the same way); a
 //! block whose branches skip an `insn` op would count it (no lifter does that, and the
 //! optimizer keeps such numbering unchanged).
 //!
