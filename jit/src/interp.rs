@@ -425,6 +425,12 @@ pub struct InterpBlock {
     pcs: Vec<u64>,
 }
 
+// The engine shares pre-decoded blocks between threads (the TB cache).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<InterpBlock>();
+};
+
 /// Register files up to this many slots live on the stack (a small and a larger size, so
 /// short blocks do not pay for zeroing a big array).
 const SMALL_SLOTS: usize = 24;
