@@ -35,6 +35,10 @@ pub const TIER_UP_THRESHOLD: u32 = 1000;
 /// Most guest instructions per block.
 pub const MAX_BLOCK_INSNS: u32 = 64;
 
+/// Translations kept (including invalidated ones, whose ids are not reused) before the whole
+/// cache is flushed: bounds memory for guests that keep rewriting their code.
+pub const MAX_CACHED_BLOCKS: usize = 1 << 18;
+
 /// Which tiers run guest code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineKind {
@@ -191,6 +195,7 @@ pub struct Engine {
     stats: EngineStats,
     max_insns: u32,
     tier_up: u32,
+    max_blocks: usize,
 }
 
 impl Engine {
@@ -218,6 +223,7 @@ impl Engine {
             stats: EngineStats::default(),
             max_insns: MAX_BLOCK_INSNS,
             tier_up: TIER_UP_THRESHOLD,
+            max_blocks: MAX_CACHED_BLOCKS,
         })
     }
 
@@ -228,6 +234,11 @@ impl Engine {
     /// Change the number of interpreter runs before tier-up (tests, tuning).
     pub fn set_tier_up_threshold(&mut self, runs: u32) {
         self.tier_up = runs.max(1);
+    }
+
+    /// Change how many translations are kept before a full flush (tests, tuning).
+    pub fn set_max_cached_blocks(&mut self, n: usize) {
+        self.max_blocks = n.max(1);
     }
 
     /// Change the most guest instructions per block.
@@ -330,6 +341,9 @@ impl Engine {
 
     /// Lift, check and optimize the block at `key`, and register its code pages.
     fn translate<G: Guest>(&mut self, guest: &mut G, key: BlockKey) -> TbId {
+        if self.cache.len() >= self.max_blocks {
+            self.flush();
+        }
         self.builder.reset(key.pc);
         guest.translate(&key, self.max_insns, &mut self.builder);
         let mut ir = self.builder.take();

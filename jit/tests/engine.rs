@@ -295,3 +295,19 @@ fn indirect_jumps_stay_in_compiled_code_through_the_jump_cache() {
         assert_eq!(toy.cpu.regs[1], 3 * 2500 + 3, "{kind:?}");
     }
 }
+
+#[test]
+fn a_full_cache_is_flushed_and_execution_continues() {
+    for kind in KINDS {
+        let map = Arc::new(CodeMap::new());
+        let mut e = engine(kind, &map);
+        e.set_max_cached_blocks(2);
+        let mut toy = Toy::new(&LOOP);
+        toy.cpu.common.insn_limit = 3000;
+        assert_eq!(e.run(&mut *toy), RunExit::Budget, "{kind:?}");
+        assert_eq!(toy.cpu.regs[1], 4000, "{kind:?}");
+        let s = e.stats();
+        assert!(s.flushes >= 1000, "{kind:?}: {s:?}");
+        assert!(e.cache().len() <= 2);
+    }
+}
