@@ -11,8 +11,14 @@
 //! Design choices, after the measurements in DESIGN.md §2: one reused `Context` per compiling
 //! thread; `opt_level=none`, backtracking register allocation, the verifier only in debug
 //! builds; helpers and the memory slow path called by absolute address (no relocations, so
-//! code compiled on a background thread is just bytes); faults checked only on the slow path,
-//! with dirty globals, pc and the instruction count stored in cold blocks.
+//! code compiled on a background thread is just bytes); the memory slow path through
+//! `preserve_all` thunks; faults checked only on the slow path, with dirty globals, pc and the
+//! instruction count stored in cold blocks.
+//!
+//! Exits that continue in other compiled code, without returning to Rust: a `Goto` loads its
+//! chain slot (filled by the TB cache) and tail-calls it if non-null; an `Indirect` probes the
+//! engine's [`JumpCache`] and tail-calls on a hit. Every block checks the budget on entry, so a
+//! chain of any length stops at the exact instruction count.
 
 mod lower;
 
