@@ -4,7 +4,8 @@
 //! f0..f31, a random stream of integer ALU (RV64I, M, Zba, Zbb, Zbc, Zbs), loads and stores to
 //! a scratch buffer (aligned and misaligned), aligned AMOs and LR/SC pairs (A), forward branches
 //! and jumps, and F/D operations with a static rounding mode (the assembler compresses what it
-//! can, so RVC is exercised too), then an epilogue that prints x1..x31, f0..f31, fcsr, the trap
+//! can, so RVC is exercised too), with up to two counted loops of random instructions that run
+//! long enough for the tiered engine to compile them, then an epilogue that prints x1..x31, f0..f31, fcsr, the trap
 //! count and the scratch buffer as hex through HTIF and exits 0. The same ELF runs on
 //! `qemu-system-riscv64 -M spike` and on emu; their outputs must be identical.
 //!
@@ -140,6 +141,11 @@ const SHIFT_OPS: &[(&str, u32)] = &[
 const AMOS: &[&str] = &[
     "amoswap", "amoadd", "amoand", "amoor", "amoxor", "amomin", "amomax", "amominu", "amomaxu",
 ];
+/// Counter of the generated counted loops; only the loops write it.
+const LOOP_REG: usize = 25;
+/// Iterations of a generated loop: above the engine's tier-up threshold (1000 block runs), so
+/// the tiered engine runs the loop body as compiled code for its last couple of hundred rounds.
+const LOOP_ITERS: std::ops::Range<u32> = 1100..1300;
 /// Holds the address of AMOs and LR/SC (overwritten right before each use).
 const AMO_ADDR_REG: usize = 26;
 const BRANCHES: &[&str] = &["beq", "bne", "blt", "bge", "bltu", "bgeu"];
@@ -238,11 +244,11 @@ fn random_fp_bits(rng: &mut StdRng) -> u64 {
     }
 }
 
-/// A destination register: anything but the scratch base.
+/// A destination register: anything but the scratch base and the loop counter.
 fn rd(rng: &mut StdRng) -> usize {
     loop {
         let r = rng.gen_range(0..32);
-        if r != BASE_REG {
+        if r != BASE_REG && r != LOOP_REG {
             return r;
         }
     }
@@ -483,8 +489,38 @@ fn gen_program(seed: u64, len: usize) -> String {
     }
     let mut pending = Vec::new();
     let mut label_no = 0;
-    for _ in 0..len {
-        gen_insn(&mut rng, &mut s, &mut pending, &mut label_no);
+    // The stream, with up to two counted loops whose bodies are random instructions too.
+    // Branch labels never cross a loop boundary: pending ones are placed before a loop starts
+    // and before its closing branch, so every branch stays forward and inside its region.
+    let mut emitted = 0;
+    let mut loops = 0;
+    while emitted < len {
+        if loops < 2 && rng.gen_range(0..80) == 0 {
+            for (_, label) in pending.drain(..) {
+                let _ = writeln!(s, "{label}:");
+            }
+            let body = rng.gen_range(4..16);
+            let _ = writeln!(
+                s,
+                "        li x{LOOP_REG}, {}\nLOOP{loops}:",
+                rng.gen_range(LOOP_ITERS)
+            );
+            for _ in 0..body {
+                gen_insn(&mut rng, &mut s, &mut pending, &mut label_no);
+            }
+            for (_, label) in pending.drain(..) {
+                let _ = writeln!(s, "{label}:");
+            }
+            let _ = writeln!(
+                s,
+                "        addi x{LOOP_REG}, x{LOOP_REG}, -1\n        bnez x{LOOP_REG}, LOOP{loops}"
+            );
+            loops += 1;
+            emitted += body;
+        } else {
+            gen_insn(&mut rng, &mut s, &mut pending, &mut label_no);
+            emitted += 1;
+        }
     }
     for (_, label) in pending {
         let _ = writeln!(s, "{label}:");
