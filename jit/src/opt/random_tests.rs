@@ -302,7 +302,16 @@ struct Outcome {
     ram: Vec<u8>,
 }
 
-fn run(block: &IrBlock, seed: u64) -> Outcome {
+/// Which executor runs a block.
+#[derive(Clone, Copy, PartialEq)]
+enum Tier {
+    Interp,
+    Cranelift,
+}
+
+/// Run `block` from the state `seed` makes; `None` if tier 1 declines the block
+/// (`BackendError::Unsupported`, a documented limit).
+fn run(block: &IrBlock, seed: u64, tier: Tier) -> Option<Outcome> {
     let mut cpu = TestCpu::new();
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     for r in cpu.regs.iter_mut() {
@@ -312,13 +321,21 @@ fn run(block: &IrBlock, seed: u64) -> Outcome {
         *b = rng.gen();
     }
     cpu.common.insn_count = 1000;
-    // SAFETY: the test CPU is live and borrowed for the call; globals are its registers.
-    let mut exit = unsafe { InterpBlock::new(block).run(cpu.state_ptr()) };
+    let mut exit = match tier {
+        // SAFETY: the test CPU is live and borrowed for the call; globals are its registers.
+        Tier::Interp => unsafe { InterpBlock::new(block).run(cpu.state_ptr()) },
+        Tier::Cranelift => match crate::backend::compile_standalone(block) {
+            // SAFETY: as above.
+            Ok(code) => unsafe { code.run(cpu.state_ptr()) },
+            Err(crate::backend::BackendError::Unsupported(_)) => return None,
+            Err(e) => panic!("tier 1 failed to compile:\n{e}\n{block}"),
+        },
+    };
     // Goto slots number the exits of the block that ran: compare by target instead.
     if let BlockExit::Goto { .. } = exit {
         exit = BlockExit::Goto { slot: 0 };
     }
-    Outcome {
+    Some(Outcome {
         exit,
         pc: cpu.common.pc,
         insn_count: cpu.common.insn_count,
@@ -326,7 +343,7 @@ fn run(block: &IrBlock, seed: u64) -> Outcome {
         fault_addr: cpu.fault_addr,
         regs: cpu.regs,
         ram: cpu.ram[..0x1000].to_vec(),
-    }
+    })
 }
 
 #[test]
@@ -348,7 +365,12 @@ fn optimized_random_blocks_behave_the_same() {
         if opt.ops.len() < block.ops.len() {
             changed += 1;
         }
-        let (a, b) = (run(&block, seed), run(&opt, seed));
+        let (Some(a), Some(b)) = (
+            run(&block, seed, Tier::Interp),
+            run(&opt, seed, Tier::Interp),
+        ) else {
+            unreachable!("the interpreter runs every block");
+        };
         kinds[match a.exit {
             BlockExit::Goto { .. } => 0,
             BlockExit::Indirect => 1,
@@ -374,4 +396,33 @@ fn optimized_random_blocks_behave_the_same() {
         kinds[..4].iter().all(|&k| k > n / 50),
         "exit kinds {kinds:?}"
     );
+}
+
+/// The optimized random blocks also run the same on tier 1 (Cranelift), before and after
+/// optimization: the optimizer's output is what the engine compiles.
+#[test]
+fn random_blocks_agree_on_cranelift() {
+    let n: u64 = std::env::var("EMU_OPT_RANDOM_BLOCKS_JIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let mut compiled = 0;
+    for seed in 0..n {
+        let block = Gen::block(seed);
+        let mut opt = block.clone();
+        super::optimize(&mut opt);
+        let Some(reference) = run(&block, seed, Tier::Interp) else {
+            unreachable!("the interpreter runs every block");
+        };
+        for b in [&block, &opt] {
+            if let Some(o) = run(b, seed, Tier::Cranelift) {
+                compiled += 1;
+                assert!(
+                    o == reference,
+                    "seed {seed}: tier 1 differs from the interpreter\n{reference:x?}\nvs\n{o:x?}\n{b}"
+                );
+            }
+        }
+    }
+    assert!(compiled > n, "only {compiled} of {} blocks compiled", 2 * n);
 }
