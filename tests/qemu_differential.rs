@@ -143,9 +143,9 @@ const AMOS: &[&str] = &[
 ];
 /// Counter of the generated counted loops; only the loops write it.
 const LOOP_REG: usize = 25;
-/// Iterations of a generated loop: above the engine's tier-up threshold (1000 block runs), so
-/// the tiered engine runs the loop body as compiled code for its last couple of hundred rounds.
-const LOOP_ITERS: std::ops::Range<u32> = 1100..1300;
+/// Iterations of a generated loop: far above the engine's tier-up threshold (1000 block runs),
+/// so that the tiered engine's background compile finishes and most rounds run compiled code.
+const LOOP_ITERS: std::ops::Range<u32> = 20_000..30_000;
 /// Holds the address of AMOs and LR/SC (overwritten right before each use).
 const AMO_ADDR_REG: usize = 26;
 const BRANCHES: &[&str] = &["beq", "bne", "blt", "bge", "bltu", "bgeu"];
