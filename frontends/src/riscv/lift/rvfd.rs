@@ -895,6 +895,72 @@ mod tests {
             }
         }
 
+        /// Random straight-line F/D code (every non-memory instruction, random registers and
+        /// rounding modes, boxed/unboxed/NaN/ordinary register contents): the compiled block
+        /// and the interpreter end in the same state.
+        #[test]
+        fn random_fp_blocks_agree_on_both_tiers() {
+            use crate::riscv::fp::box_s;
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(0xf00d);
+            let patterns: Vec<_> = super::RV64F
+                .iter()
+                .chain(super::RV64D.iter())
+                .filter(|p| !matches!(p.name, "flw" | "fsw" | "fld" | "fsd"))
+                .collect();
+            for _ in 0..100 {
+                let mut program = Vec::new();
+                for _ in 0..24 {
+                    let p = patterns[rng.gen_range(0..patterns.len())];
+                    // Random fields, then the pattern's fixed bits; a free rm field of 5 or 6
+                    // (statically illegal: the block would end there) becomes 7 (DYN).
+                    let mut insn = rng.gen::<u32>() & !p.mask | p.bits;
+                    if p.mask & (7 << 12) == 0 && matches!((insn >> 12) & 7, 5 | 6) {
+                        insn |= 7 << 12;
+                    }
+                    program.push(insn);
+                }
+                let mut interp = fp_hart(&program, FS_INITIAL);
+                let frm = rng.gen_range(0..5);
+                for i in 0..32 {
+                    let f = match rng.gen_range(0..5) {
+                        0 => rng.gen::<u64>(),
+                        1 => box_s(u64::from(rng.gen_range(-1000.0f32..1000.0).to_bits())),
+                        2 => rng.gen_range(-1e6f64..1e6).to_bits(),
+                        3 => [0x7ff4_0000_0000_0000, 0xffff_ffff_7f80_0001, 0, 1 << 63][i % 4],
+                        _ => box_s(u64::from(rng.gen::<u32>())),
+                    };
+                    interp.f[i] = f;
+                    if i != 0 {
+                        interp.x[i] = rng.gen::<u64>() >> rng.gen_range(0..64);
+                    }
+                }
+                interp.frm = frm;
+                let mut native = fp_hart(&program, FS_INITIAL);
+                native.f = interp.f;
+                native.x = interp.x;
+                native.frm = frm;
+                let block = translate(&mut interp, 64);
+                let code = emu_jit::backend::compile_standalone(&block).expect("block compiles");
+                let state = interp.state_ptr();
+                // SAFETY: `state` is the CpuCommon at the start of this live RiscvCpu, which
+                // nothing else borrows during the call; the block's globals lie inside it.
+                let e0 = unsafe { emu_jit::interp::run_block(&block, state) };
+                let state = native.state_ptr();
+                // SAFETY: as above, for the second hart.
+                let e1 = unsafe { code.run(state) };
+                let ctx = || format!("{program:08x?}");
+                assert_eq!(e0, e1, "{}", ctx());
+                assert_eq!(interp.common.exception_pending, 0, "{}", ctx());
+                assert_eq!(interp.common.pc, RAM_BASE + 4 * 24, "whole block ran");
+                assert_eq!(interp.common.pc, native.common.pc, "{}", ctx());
+                assert_eq!(interp.x, native.x, "{}", ctx());
+                assert_eq!(interp.f, native.f, "{}", ctx());
+                assert_eq!(interp.fflags, native.fflags, "{}", ctx());
+                assert_eq!(interp.csr.mstatus, native.csr.mstatus, "{}", ctx());
+            }
+        }
+
         #[test]
         fn compressed_fld_fsd() {
             // c.fld fs0, 0(a0); c.fsd fs0, 40(a0)
