@@ -41,7 +41,7 @@ impl std::fmt::Debug for GuestRam {
 
 impl GuestRam {
     pub fn new(base: u64, size: u64) -> Result<Self, MemoryError> {
-        if size == 0 || size % 4096 != 0 || base.checked_add(size).is_none() {
+        if size == 0 || !size.is_multiple_of(4096) || base.checked_add(size).is_none() {
             return Err(MemoryError::BadSize(size));
         }
         let len = usize::try_from(size).map_err(|_| MemoryError::BadSize(size))?;
@@ -123,7 +123,7 @@ impl GuestRam {
     /// Atomic compare-and-swap of an aligned u64 (page-table A/D updates, AMOs by helpers).
     /// Returns the old value, or None if out of range or misaligned.
     pub fn compare_exchange_u64(&self, addr: u64, current: u64, new: u64) -> Option<u64> {
-        if addr % 8 != 0 {
+        if !addr.is_multiple_of(8) {
             return None;
         }
         let p = self.host_ptr(addr, 8)? as *const std::sync::atomic::AtomicU64;
