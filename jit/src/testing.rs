@@ -6,7 +6,9 @@
 //! real frontend: [`GuestState`], TLB entries filled only for pages wholly inside the RAM, and a
 //! slow path that reports guest faults as values (`exception_pending`).
 
-use crate::env::{CpuCommon, MemSlowPath, TlbEntry, PAGE_SIZE, TLB_INVALID};
+use crate::env::{
+    CpuCommon, MemSlowPath, TlbEntry, PAGE_MASK, PAGE_SIZE, TLB_INVALID, TLB_NOTDIRTY,
+};
 use crate::helper::{state_of, GuestState, HelperDef};
 use crate::ir::{HelperEffects, MemOp};
 
@@ -81,6 +83,15 @@ impl TestCpu {
     /// Remove one page from the TLB (all its accesses then go through the slow path).
     pub fn unmap_page(&mut self, vaddr: u64) {
         self.common.tlb_flush_page(vaddr);
+    }
+
+    /// Mark a RAM page as holding translated code: loads still hit the TLB, stores (and
+    /// store-intent loads) take the slow path, as for self-modifying-code detection.
+    pub fn set_notdirty(&mut self, vaddr: u64) {
+        let e = &mut self.common.tlb[0][crate::env::tlb_index(vaddr)];
+        if e.addr_write & PAGE_MASK == vaddr & PAGE_MASK {
+            e.addr_write |= TLB_NOTDIRTY;
+        }
     }
 
     /// Pointer for the executors.
@@ -370,6 +381,12 @@ mod tests {
         assert_eq!(reg_offset(1) - reg_offset(0), 8);
         assert_eq!((SUM4.func)(std::ptr::null_mut(), 1, 1, 1, 1), 16);
         assert!(!tlb_empty(&cpu, RAM_BASE));
+        cpu.set_notdirty(RAM_BASE + 0x1000);
+        let w = MemOp::new(3, false, true);
+        cpu.common.store(RAM_BASE + 0x1008, 5, w, 0);
+        assert_eq!(cpu.slow_calls, 1);
+        assert_eq!(cpu.common.load(RAM_BASE + 0x1008, w, 0), 5);
+        assert_eq!(cpu.slow_calls, 1);
         cpu.unmap_page(RAM_BASE);
         assert!(tlb_empty(&cpu, RAM_BASE));
     }

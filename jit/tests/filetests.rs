@@ -12,9 +12,12 @@
 //!
 //! `init` items: `rN=V` (register), `memB[ADDR]=V` (B = 8/16/32/64 bits, little-endian),
 //! `insn_count=V`, `insn_limit=V`, `pc=V`, `unmap=ADDR` (drop that page from the TLB so every
-//! access to it takes the slow path). `expect` items: the same `rN`, `memB[ADDR]`, `pc`,
-//! `insn_count`, plus `exit=goto(N)|indirect|fault|budget|yield|halt|exception`,
-//! `fault_addr=V`, `exception_pending=V`. Numbers are decimal, `0x` hex or `-decimal`.
+//! access to it takes the slow path), `notdirty=ADDR` (the page holds code: stores to it take
+//! the slow path). `expect` items: the same `rN`, `memB[ADDR]`, `pc`, `insn_count`, plus
+//! `exit=goto(N)|indirect|fault|budget|yield|halt|exception`, `fault_addr=V`,
+//! `exception_pending=V`, `slow_calls=N` (memory slow-path calls: every executor must make the
+//! same number, i.e. take the TLB fast path exactly when it hits). Numbers are decimal, `0x`
+//! hex or `-decimal`.
 //!
 //! In the block text, `$rN` stands for the global offset of register N of the test CPU, and
 //! `$rN+K` for K bytes into it.
@@ -50,7 +53,9 @@ enum Item {
     InsnCount(u64),
     InsnLimit(u64),
     Unmap(u64),
+    NotDirty(u64),
     Exit(BlockExit),
+    SlowCalls(u64),
     FaultAddr(u64),
     ExceptionPending(u64),
 }
@@ -106,6 +111,8 @@ fn parse_item(tok: &str) -> Result<Item, String> {
         "insn_count" => Item::InsnCount(v),
         "insn_limit" => Item::InsnLimit(v),
         "unmap" => Item::Unmap(v),
+        "notdirty" => Item::NotDirty(v),
+        "slow_calls" => Item::SlowCalls(v),
         "fault_addr" => Item::FaultAddr(v),
         "exception_pending" => Item::ExceptionPending(v),
         _ => return Err(format!("unknown key `{k}`")),
@@ -195,6 +202,8 @@ struct Outcome {
     insn_count: u64,
     exception_pending: u64,
     fault_addr: u64,
+    /// Slow-path calls: both tiers must take the TLB fast path exactly when it hits.
+    slow_calls: u64,
     regs: [u64; 32],
     ram: Vec<u8>,
 }
@@ -209,7 +218,9 @@ fn setup(init: &[Item]) -> Box<TestCpu> {
             Item::InsnCount(v) => cpu.common.insn_count = v,
             Item::InsnLimit(v) => cpu.common.insn_limit = v,
             Item::Unmap(a) => cpu.unmap_page(a),
-            Item::Exit(_) | Item::FaultAddr(_) | Item::ExceptionPending(_) => {}
+            Item::NotDirty(a) => cpu.set_notdirty(a),
+            Item::Exit(_) | Item::FaultAddr(_) | Item::ExceptionPending(_) | Item::SlowCalls(_) => {
+            }
         }
     }
     cpu
@@ -222,6 +233,7 @@ fn outcome(cpu: &TestCpu, exit: BlockExit) -> Outcome {
         insn_count: cpu.common.insn_count,
         exception_pending: cpu.common.exception_pending,
         fault_addr: cpu.fault_addr,
+        slow_calls: cpu.slow_calls,
         regs: cpu.regs,
         ram: cpu.ram.to_vec(),
     }
@@ -250,7 +262,8 @@ fn check(cpu: &TestCpu, exit: BlockExit, expect: &[Item]) -> Vec<String> {
             Item::ExceptionPending(v) => {
                 want("exception_pending".into(), cpu.common.exception_pending, v)
             }
-            Item::Unmap(_) => {}
+            Item::SlowCalls(v) => want("slow_calls".into(), cpu.slow_calls, v),
+            Item::Unmap(_) | Item::NotDirty(_) => {}
             Item::Exit(e) => {
                 if e != exit {
                     exit_err = Some(format!("exit = {exit:?}, expected {e:?}"));
@@ -399,6 +412,7 @@ fn diff(a: &Outcome, b: &Outcome) -> String {
             b.exception_pending,
         ),
         ("fault_addr", a.fault_addr, b.fault_addr),
+        ("slow_calls", a.slow_calls, b.slow_calls),
     ] {
         if x != y {
             d.push(format!("{what} {x:#x} vs {y:#x}"));
