@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
 use cranelift_codegen::ir::{
-    types, AbiParam, Block, InstBuilder, MemFlagsData, Signature, Type as ClType, Value as ClValue,
+    types, AbiParam, Block, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
+    Type as ClType, Value as ClValue,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -1033,6 +1034,19 @@ impl Lower<'_, '_> {
                     .ins()
                     .call_indirect(sig, f, &[self.state, addr, v, bits, mmu]);
                 self.b.ins().iconst(types::I64, 0)
+            }
+            None if thunks.is_some() => {
+                // The thunk stores the value into a stack slot (preserve_all returns nothing).
+                let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    8,
+                    3,
+                ));
+                let out = self.b.ins().stack_addr(types::I64, slot, 0);
+                self.b
+                    .ins()
+                    .call_indirect(sig, f, &[self.state, addr, bits, mmu, out]);
+                self.b.ins().load(types::I64, flags(), out, 0)
             }
             None => {
                 let call = self

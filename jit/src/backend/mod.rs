@@ -447,6 +447,9 @@ pub(crate) struct SlowThunks {
 /// backend then calls the slow path directly.
 pub(crate) fn slow_thunks() -> Option<SlowThunks> {
     static THUNKS: std::sync::OnceLock<Option<SlowThunks>> = std::sync::OnceLock::new();
+    if std::env::var("EMU_NO_THUNKS").is_ok() {
+        return None;
+    }
     *THUNKS.get_or_init(|| match build_slow_thunks() {
         Ok(t) => Some(t),
         Err(e) => {
@@ -456,17 +459,22 @@ pub(crate) fn slow_thunks() -> Option<SlowThunks> {
     })
 }
 
-fn slow_signature(call_conv: CallConv, store: bool) -> Signature {
+/// Signature of the slow path ([`crate::env::SlowLoadFn`] / [`crate::env::SlowStoreFn`]) for
+/// System V, or of its thunk for `preserve_all`. Cranelift's `preserve_all` has no return
+/// values, so the load thunk takes a fifth argument: where to store the loaded value.
+pub(crate) fn slow_signature(call_conv: CallConv, store: bool) -> Signature {
     let mut sig = Signature::new(call_conv);
-    let params: &[cranelift_codegen::ir::Type] = if store {
-        &[types::I64, types::I64, types::I64, types::I32, types::I32]
-    } else {
-        &[types::I64, types::I64, types::I32, types::I32]
+    let params: &[cranelift_codegen::ir::Type] = match (store, call_conv) {
+        (true, _) => &[types::I64, types::I64, types::I64, types::I32, types::I32],
+        (false, CallConv::PreserveAll) => {
+            &[types::I64, types::I64, types::I32, types::I32, types::I64]
+        }
+        (false, _) => &[types::I64, types::I64, types::I32, types::I32],
     };
     for &t in params {
         sig.params.push(AbiParam::new(t));
     }
-    if !store {
+    if !store && call_conv != CallConv::PreserveAll {
         sig.returns.push(AbiParam::new(types::I64));
     }
     sig
@@ -509,9 +517,19 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
                 offset as i32,
             );
             let callee = b.import_signature(slow_signature(CallConv::SystemV, store));
-            let call = b.ins().call_indirect(callee, f, &params);
-            let results = b.inst_results(call).to_vec();
-            b.ins().return_(&results);
+            if store {
+                b.ins().call_indirect(callee, f, &params);
+            } else {
+                let call = b.ins().call_indirect(callee, f, &params[..4]);
+                let r = b.inst_results(call)[0];
+                b.ins().store(
+                    cranelift_codegen::ir::MemFlagsData::trusted(),
+                    r,
+                    params[4],
+                    0,
+                );
+            }
+            b.ins().return_(&[]);
             b.finalize(module.isa().frontend_config());
         }
         module
@@ -694,6 +712,11 @@ mod tests {
         b.insn_start(0, 0);
         b.goto(4);
         assert!(compiler.compile(&b.finish(), 0, None).is_ok());
+    }
+
+    #[test]
+    fn slow_path_thunks_build() {
+        assert!(slow_thunks().is_some());
     }
 
     #[test]
