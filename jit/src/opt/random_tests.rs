@@ -298,6 +298,7 @@ struct Outcome {
     insn_count: u64,
     exception_pending: u64,
     fault_addr: u64,
+    slow_calls: u64,
     regs: [u64; 32],
     ram: Vec<u8>,
 }
@@ -341,6 +342,7 @@ fn run(block: &IrBlock, seed: u64, tier: Tier) -> Option<Outcome> {
         insn_count: cpu.common.insn_count,
         exception_pending: cpu.common.exception_pending,
         fault_addr: cpu.fault_addr,
+        slow_calls: cpu.slow_calls,
         regs: cpu.regs,
         ram: cpu.ram[..0x1000].to_vec(),
     })
