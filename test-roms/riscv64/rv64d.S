@@ -10001,7 +10001,5211 @@ RVTEST_CODE_BEGIN
         frflags x15
         li x31, 0xffffffff00000000; bne x14, x31, fail
         li x31, 0x3; bne x15, x31, fail
-        CHECK_NO_TRAPS(882)
+        # op1 fsqrt.d dyn-rne 0x4000000000000000
+        li TESTNUM, 882
+        li x1, 0x4000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ff6a09e667f3bcd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rtz 0x4000000000000000
+        li TESTNUM, 883
+        li x1, 0x4000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ff6a09e667f3bcc; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rdn 0x4000000000000000
+        li TESTNUM, 884
+        li x1, 0x4000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ff6a09e667f3bcc; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rup 0x4000000000000000
+        li TESTNUM, 885
+        li x1, 0x4000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ff6a09e667f3bcd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rmm 0x4000000000000000
+        li TESTNUM, 886
+        li x1, 0x4000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ff6a09e667f3bcd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x4008000000000000
+        li TESTNUM, 887
+        li x1, 0x4008000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ffbb67ae8584caa; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rtz 0x4008000000000000
+        li TESTNUM, 888
+        li x1, 0x4008000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ffbb67ae8584caa; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rdn 0x4008000000000000
+        li TESTNUM, 889
+        li x1, 0x4008000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ffbb67ae8584caa; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rup 0x4008000000000000
+        li TESTNUM, 890
+        li x1, 0x4008000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ffbb67ae8584cab; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rmm 0x4008000000000000
+        li TESTNUM, 891
+        li x1, 0x4008000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ffbb67ae8584caa; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x0
+        li TESTNUM, 892
+        li x1, 0x0
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x8000000000000000
+        li TESTNUM, 893
+        li x1, 0x8000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0xbff0000000000000
+        li TESTNUM, 894
+        li x1, 0xbff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x7ff0000000000000
+        li TESTNUM, 895
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0xfff0000000000000
+        li TESTNUM, 896
+        li x1, 0xfff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x7ff8000000000000
+        li TESTNUM, 897
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x7ff0000000000001
+        li TESTNUM, 898
+        li x1, 0x7ff0000000000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x1
+        li TESTNUM, 899
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1e60000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rtz 0x1
+        li TESTNUM, 900
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1e60000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rdn 0x1
+        li TESTNUM, 901
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1e60000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rup 0x1
+        li TESTNUM, 902
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1e60000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rmm 0x1
+        li TESTNUM, 903
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1e60000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0xfffffffffffff
+        li TESTNUM, 904
+        li x1, 0xfffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1fffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x7fefffffffffffff
+        li TESTNUM, 905
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x5fefffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x3ff0000000000001
+        li TESTNUM, 906
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ff0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rne 0x3fb999999999999a
+        li TESTNUM, 907
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3fd43d136248490f; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rtz 0x3fb999999999999a
+        li TESTNUM, 908
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3fd43d136248490f; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rdn 0x3fb999999999999a
+        li TESTNUM, 909
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3fd43d136248490f; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rup 0x3fb999999999999a
+        li TESTNUM, 910
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3fd43d1362484910; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.d dyn-rmm 0x3fb999999999999a
+        li TESTNUM, 911
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fsqrt.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3fd43d136248490f; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 912
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbc90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.d dyn-rtz 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 913
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbc90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.d dyn-rdn 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 914
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbc90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.d dyn-rup 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 915
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbc90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.d dyn-rmm 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 916
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbc90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 917
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4021478b3e7907a7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rtz 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 918
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4021478b3e7907a7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rdn 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 919
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4021478b3e7907a7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rup 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 920
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4021478b3e7907a8; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rmm 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 921
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4021478b3e7907a7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x3ff0000000000000 0x3ff0000000000000 0xbff0000000000000
+        li TESTNUM, 922
+        li x1, 0x3ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x7ff0000000000000 0x0 0x7ff8000000000000
+        li TESTNUM, 923
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x0
+        fmv.d.x f2, x2
+        li x4, 0x7ff8000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x7ff0000000000000 0x0 0x3ff0000000000000
+        li TESTNUM, 924
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x0
+        fmv.d.x f2, x2
+        li x4, 0x3ff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x7ff8000000000000 0x3ff0000000000000 0x3ff0000000000000
+        li TESTNUM, 925
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x3ff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x3ff0000000000000 0x3ff0000000000000 0x7ff0000000000001
+        li TESTNUM, 926
+        li x1, 0x3ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x7ff0000000000001
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x7fefffffffffffff 0x4000000000000000 0xffefffffffffffff
+        li TESTNUM, 927
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        li x2, 0x4000000000000000
+        fmv.d.x f2, x2
+        li x4, 0xffefffffffffffff
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7fefffffffffffff; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 928
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.d dyn-rtz 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 929
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.d dyn-rdn 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 930
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.d dyn-rup 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 931
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.d dyn-rmm 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 932
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x7ff0000000000000 0x3ff0000000000000 0xfff0000000000000
+        li TESTNUM, 933
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0xfff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x0 0xbff0000000000000 0x0
+        li TESTNUM, 934
+        li x1, 0x0
+        fmv.d.x f1, x1
+        li x2, 0xbff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.d dyn-rne 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 935
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3cc0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rtz 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 936
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3cc0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rdn 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 937
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3cc0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rup 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 938
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3cc0000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.d dyn-rmm 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 939
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3cc0000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 940
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4000000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rtz 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 941
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3fffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rdn 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 942
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3fffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rup 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 943
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4000000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rmm 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 944
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4000000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 945
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4020e124d812a141; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rtz 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 946
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4020e124d812a140; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rdn 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 947
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4020e124d812a140; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rup 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 948
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4020e124d812a141; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rmm 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 949
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4020e124d812a141; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x3ff0000000000000 0x3ff0000000000000 0xbff0000000000000
+        li TESTNUM, 950
+        li x1, 0x3ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4000000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x7ff0000000000000 0x0 0x7ff8000000000000
+        li TESTNUM, 951
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x0
+        fmv.d.x f2, x2
+        li x4, 0x7ff8000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x7ff0000000000000 0x0 0x3ff0000000000000
+        li TESTNUM, 952
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x0
+        fmv.d.x f2, x2
+        li x4, 0x3ff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x7ff8000000000000 0x3ff0000000000000 0x3ff0000000000000
+        li TESTNUM, 953
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x3ff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x3ff0000000000000 0x3ff0000000000000 0x7ff0000000000001
+        li TESTNUM, 954
+        li x1, 0x3ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x7ff0000000000001
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x7fefffffffffffff 0x4000000000000000 0xffefffffffffffff
+        li TESTNUM, 955
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        li x2, 0x4000000000000000
+        fmv.d.x f2, x2
+        li x4, 0xffefffffffffffff
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff0000000000000; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 956
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.d dyn-rtz 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 957
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.d dyn-rdn 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 958
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.d dyn-rup 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 959
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.d dyn-rmm 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 960
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x7ff0000000000000 0x3ff0000000000000 0xfff0000000000000
+        li TESTNUM, 961
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0xfff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x0 0xbff0000000000000 0x0
+        li TESTNUM, 962
+        li x1, 0x0
+        fmv.d.x f1, x1
+        li x2, 0xbff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmsub.d dyn-rne 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 963
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4000000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rtz 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 964
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4000000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rdn 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 965
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4000000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rup 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 966
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4000000000000002; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.d dyn-rmm 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 967
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4000000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 968
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3c90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rtz 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 969
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3c90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rdn 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 970
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3c90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rup 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 971
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3c90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rmm 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 972
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3c90000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 973
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc021478b3e7907a7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rtz 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 974
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc021478b3e7907a7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rdn 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 975
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc021478b3e7907a8; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rup 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 976
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc021478b3e7907a7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rmm 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 977
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc021478b3e7907a7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x3ff0000000000000 0x3ff0000000000000 0xbff0000000000000
+        li TESTNUM, 978
+        li x1, 0x3ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x7ff0000000000000 0x0 0x7ff8000000000000
+        li TESTNUM, 979
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x0
+        fmv.d.x f2, x2
+        li x4, 0x7ff8000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x7ff0000000000000 0x0 0x3ff0000000000000
+        li TESTNUM, 980
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x0
+        fmv.d.x f2, x2
+        li x4, 0x3ff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x7ff8000000000000 0x3ff0000000000000 0x3ff0000000000000
+        li TESTNUM, 981
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x3ff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x3ff0000000000000 0x3ff0000000000000 0x7ff0000000000001
+        li TESTNUM, 982
+        li x1, 0x3ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x7ff0000000000001
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x7fefffffffffffff 0x4000000000000000 0xffefffffffffffff
+        li TESTNUM, 983
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        li x2, 0x4000000000000000
+        fmv.d.x f2, x2
+        li x4, 0xffefffffffffffff
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffefffffffffffff; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 984
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rtz 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 985
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rdn 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 986
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rup 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 987
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rmm 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 988
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x7ff0000000000000 0x3ff0000000000000 0xfff0000000000000
+        li TESTNUM, 989
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0xfff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x0 0xbff0000000000000 0x0
+        li TESTNUM, 990
+        li x1, 0x0
+        fmv.d.x f1, x1
+        li x2, 0xbff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rne 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 991
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbcc0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rtz 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 992
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbcc0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rdn 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 993
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbcc0000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rup 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 994
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbcc0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.d dyn-rmm 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 995
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmadd.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbcc0000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 996
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc000000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rtz 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 997
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbfffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rdn 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 998
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc000000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rup 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 999
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbfffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rmm 0x3fd5555555555555 0x4008000000000000 0xbff0000000000000
+        li TESTNUM, 1000
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        li x2, 0x4008000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc000000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 1001
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc020e124d812a141; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rtz 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 1002
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc020e124d812a140; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rdn 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 1003
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc020e124d812a141; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rup 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 1004
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc020e124d812a140; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rmm 0x400921fb54442d18 0x4005bf0a8b145769 0x3fb999999999999a
+        li TESTNUM, 1005
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        li x2, 0x4005bf0a8b145769
+        fmv.d.x f2, x2
+        li x4, 0x3fb999999999999a
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc020e124d812a141; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x3ff0000000000000 0x3ff0000000000000 0xbff0000000000000
+        li TESTNUM, 1006
+        li x1, 0x3ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc000000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x7ff0000000000000 0x0 0x7ff8000000000000
+        li TESTNUM, 1007
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x0
+        fmv.d.x f2, x2
+        li x4, 0x7ff8000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x7ff0000000000000 0x0 0x3ff0000000000000
+        li TESTNUM, 1008
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x0
+        fmv.d.x f2, x2
+        li x4, 0x3ff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x7ff8000000000000 0x3ff0000000000000 0x3ff0000000000000
+        li TESTNUM, 1009
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x3ff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x3ff0000000000000 0x3ff0000000000000 0x7ff0000000000001
+        li TESTNUM, 1010
+        li x1, 0x3ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x7ff0000000000001
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x7ff8000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x7fefffffffffffff 0x4000000000000000 0xffefffffffffffff
+        li TESTNUM, 1011
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        li x2, 0x4000000000000000
+        fmv.d.x f2, x2
+        li x4, 0xffefffffffffffff
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xfff0000000000000; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 1012
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rtz 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 1013
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rdn 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 1014
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rup 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 1015
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rmm 0x1 0x3fe0000000000000 0x0
+        li TESTNUM, 1016
+        li x1, 0x1
+        fmv.d.x f1, x1
+        li x2, 0x3fe0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x8000000000000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x7ff0000000000000 0x3ff0000000000000 0xfff0000000000000
+        li TESTNUM, 1017
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0xfff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xfff0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x0 0xbff0000000000000 0x0
+        li TESTNUM, 1018
+        li x1, 0x0
+        fmv.d.x f1, x1
+        li x2, 0xbff0000000000000
+        fmv.d.x f2, x2
+        li x4, 0x0
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rne 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 1019
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc000000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rtz 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 1020
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc000000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rdn 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 1021
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc000000000000002; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rup 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 1022
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc000000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.d dyn-rmm 0x3ff0000000000001 0x3ff0000000000001 0xbff0000000000000
+        li TESTNUM, 1023
+        li x1, 0x3ff0000000000001
+        fmv.d.x f1, x1
+        li x2, 0x3ff0000000000001
+        fmv.d.x f2, x2
+        li x4, 0xbff0000000000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmsub.d f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc000000000000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rne 0x4004000000000000
+        li TESTNUM, 1024
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x4004000000000000
+        li TESTNUM, 1025
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rdn 0x4004000000000000
+        li TESTNUM, 1026
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rup 0x4004000000000000
+        li TESTNUM, 1027
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rmm 0x4004000000000000
+        li TESTNUM, 1028
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rne 0xc004000000000000
+        li TESTNUM, 1029
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xc004000000000000
+        li TESTNUM, 1030
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rdn 0xc004000000000000
+        li TESTNUM, 1031
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rup 0xc004000000000000
+        li TESTNUM, 1032
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rmm 0xc004000000000000
+        li TESTNUM, 1033
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x3ff8000000000000
+        li TESTNUM, 1034
+        li x1, 0x3ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rne 0xbff8000000000000
+        li TESTNUM, 1035
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xbff8000000000000
+        li TESTNUM, 1036
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rdn 0xbff8000000000000
+        li TESTNUM, 1037
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rup 0xbff8000000000000
+        li TESTNUM, 1038
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rmm 0xbff8000000000000
+        li TESTNUM, 1039
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rne 0xbfe0000000000000
+        li TESTNUM, 1040
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xbfe0000000000000
+        li TESTNUM, 1041
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rdn 0xbfe0000000000000
+        li TESTNUM, 1042
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rup 0xbfe0000000000000
+        li TESTNUM, 1043
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rmm 0xbfe0000000000000
+        li TESTNUM, 1044
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rne 0x3feccccccccccccd
+        li TESTNUM, 1045
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x3feccccccccccccd
+        li TESTNUM, 1046
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rdn 0x3feccccccccccccd
+        li TESTNUM, 1047
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rup 0x3feccccccccccccd
+        li TESTNUM, 1048
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rmm 0x3feccccccccccccd
+        li TESTNUM, 1049
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x41e65a0bc0000000
+        li TESTNUM, 1050
+        li x1, 0x41e65a0bc0000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xc1e65a0bc0000000
+        li TESTNUM, 1051
+        li x1, 0xc1e65a0bc0000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x43e158e460913d00
+        li TESTNUM, 1052
+        li x1, 0x43e158e460913d00
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xc3e158e460913d00
+        li TESTNUM, 1053
+        li x1, 0xc3e158e460913d00
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x41e0000000000000
+        li TESTNUM, 1054
+        li x1, 0x41e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xc1e0000000000000
+        li TESTNUM, 1055
+        li x1, 0xc1e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x43e0000000000000
+        li TESTNUM, 1056
+        li x1, 0x43e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x7ff0000000000000
+        li TESTNUM, 1057
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xfff0000000000000
+        li TESTNUM, 1058
+        li x1, 0xfff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x7ff8000000000000
+        li TESTNUM, 1059
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x7ff0000000000001
+        li TESTNUM, 1060
+        li x1, 0x7ff0000000000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xfff8000000000000
+        li TESTNUM, 1061
+        li x1, 0xfff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x8000000000000000
+        li TESTNUM, 1062
+        li x1, 0x8000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x1
+        li TESTNUM, 1063
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xbff0000000000000
+        li TESTNUM, 1064
+        li x1, 0xbff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0x7fefffffffffffff
+        li TESTNUM, 1065
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.d dyn-rtz 0xffefffffffffffff
+        li TESTNUM, 1066
+        li x1, 0xffefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rne 0x4004000000000000
+        li TESTNUM, 1067
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x4004000000000000
+        li TESTNUM, 1068
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rdn 0x4004000000000000
+        li TESTNUM, 1069
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rup 0x4004000000000000
+        li TESTNUM, 1070
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rmm 0x4004000000000000
+        li TESTNUM, 1071
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rne 0xc004000000000000
+        li TESTNUM, 1072
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xc004000000000000
+        li TESTNUM, 1073
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rdn 0xc004000000000000
+        li TESTNUM, 1074
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rup 0xc004000000000000
+        li TESTNUM, 1075
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rmm 0xc004000000000000
+        li TESTNUM, 1076
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x3ff8000000000000
+        li TESTNUM, 1077
+        li x1, 0x3ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rne 0xbff8000000000000
+        li TESTNUM, 1078
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xbff8000000000000
+        li TESTNUM, 1079
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rdn 0xbff8000000000000
+        li TESTNUM, 1080
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rup 0xbff8000000000000
+        li TESTNUM, 1081
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rmm 0xbff8000000000000
+        li TESTNUM, 1082
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rne 0xbfe0000000000000
+        li TESTNUM, 1083
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xbfe0000000000000
+        li TESTNUM, 1084
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rdn 0xbfe0000000000000
+        li TESTNUM, 1085
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rup 0xbfe0000000000000
+        li TESTNUM, 1086
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rmm 0xbfe0000000000000
+        li TESTNUM, 1087
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rne 0x3feccccccccccccd
+        li TESTNUM, 1088
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x3feccccccccccccd
+        li TESTNUM, 1089
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rdn 0x3feccccccccccccd
+        li TESTNUM, 1090
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rup 0x3feccccccccccccd
+        li TESTNUM, 1091
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rmm 0x3feccccccccccccd
+        li TESTNUM, 1092
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x41e65a0bc0000000
+        li TESTNUM, 1093
+        li x1, 0x41e65a0bc0000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffb2d05e00; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xc1e65a0bc0000000
+        li TESTNUM, 1094
+        li x1, 0xc1e65a0bc0000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x43e158e460913d00
+        li TESTNUM, 1095
+        li x1, 0x43e158e460913d00
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xc3e158e460913d00
+        li TESTNUM, 1096
+        li x1, 0xc3e158e460913d00
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x41e0000000000000
+        li TESTNUM, 1097
+        li x1, 0x41e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xc1e0000000000000
+        li TESTNUM, 1098
+        li x1, 0xc1e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x43e0000000000000
+        li TESTNUM, 1099
+        li x1, 0x43e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x7ff0000000000000
+        li TESTNUM, 1100
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xfff0000000000000
+        li TESTNUM, 1101
+        li x1, 0xfff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x7ff8000000000000
+        li TESTNUM, 1102
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x7ff0000000000001
+        li TESTNUM, 1103
+        li x1, 0x7ff0000000000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xfff8000000000000
+        li TESTNUM, 1104
+        li x1, 0xfff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x8000000000000000
+        li TESTNUM, 1105
+        li x1, 0x8000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x1
+        li TESTNUM, 1106
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xbff0000000000000
+        li TESTNUM, 1107
+        li x1, 0xbff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0x7fefffffffffffff
+        li TESTNUM, 1108
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.d dyn-rtz 0xffefffffffffffff
+        li TESTNUM, 1109
+        li x1, 0xffefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rne 0x4004000000000000
+        li TESTNUM, 1110
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x4004000000000000
+        li TESTNUM, 1111
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rdn 0x4004000000000000
+        li TESTNUM, 1112
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rup 0x4004000000000000
+        li TESTNUM, 1113
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rmm 0x4004000000000000
+        li TESTNUM, 1114
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rne 0xc004000000000000
+        li TESTNUM, 1115
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xc004000000000000
+        li TESTNUM, 1116
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rdn 0xc004000000000000
+        li TESTNUM, 1117
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rup 0xc004000000000000
+        li TESTNUM, 1118
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rmm 0xc004000000000000
+        li TESTNUM, 1119
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x3ff8000000000000
+        li TESTNUM, 1120
+        li x1, 0x3ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rne 0xbff8000000000000
+        li TESTNUM, 1121
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xbff8000000000000
+        li TESTNUM, 1122
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rdn 0xbff8000000000000
+        li TESTNUM, 1123
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rup 0xbff8000000000000
+        li TESTNUM, 1124
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rmm 0xbff8000000000000
+        li TESTNUM, 1125
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rne 0xbfe0000000000000
+        li TESTNUM, 1126
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xbfe0000000000000
+        li TESTNUM, 1127
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rdn 0xbfe0000000000000
+        li TESTNUM, 1128
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rup 0xbfe0000000000000
+        li TESTNUM, 1129
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rmm 0xbfe0000000000000
+        li TESTNUM, 1130
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rne 0x3feccccccccccccd
+        li TESTNUM, 1131
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x3feccccccccccccd
+        li TESTNUM, 1132
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rdn 0x3feccccccccccccd
+        li TESTNUM, 1133
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rup 0x3feccccccccccccd
+        li TESTNUM, 1134
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rmm 0x3feccccccccccccd
+        li TESTNUM, 1135
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x41e65a0bc0000000
+        li TESTNUM, 1136
+        li x1, 0x41e65a0bc0000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xb2d05e00; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xc1e65a0bc0000000
+        li TESTNUM, 1137
+        li x1, 0xc1e65a0bc0000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff4d2fa200; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x43e158e460913d00
+        li TESTNUM, 1138
+        li x1, 0x43e158e460913d00
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xc3e158e460913d00
+        li TESTNUM, 1139
+        li x1, 0xc3e158e460913d00
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x41e0000000000000
+        li TESTNUM, 1140
+        li x1, 0x41e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xc1e0000000000000
+        li TESTNUM, 1141
+        li x1, 0xc1e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x43e0000000000000
+        li TESTNUM, 1142
+        li x1, 0x43e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x7ff0000000000000
+        li TESTNUM, 1143
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xfff0000000000000
+        li TESTNUM, 1144
+        li x1, 0xfff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x7ff8000000000000
+        li TESTNUM, 1145
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x7ff0000000000001
+        li TESTNUM, 1146
+        li x1, 0x7ff0000000000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xfff8000000000000
+        li TESTNUM, 1147
+        li x1, 0xfff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x8000000000000000
+        li TESTNUM, 1148
+        li x1, 0x8000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x1
+        li TESTNUM, 1149
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xbff0000000000000
+        li TESTNUM, 1150
+        li x1, 0xbff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0x7fefffffffffffff
+        li TESTNUM, 1151
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.d dyn-rtz 0xffefffffffffffff
+        li TESTNUM, 1152
+        li x1, 0xffefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rne 0x4004000000000000
+        li TESTNUM, 1153
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x4004000000000000
+        li TESTNUM, 1154
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rdn 0x4004000000000000
+        li TESTNUM, 1155
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rup 0x4004000000000000
+        li TESTNUM, 1156
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rmm 0x4004000000000000
+        li TESTNUM, 1157
+        li x1, 0x4004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rne 0xc004000000000000
+        li TESTNUM, 1158
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xc004000000000000
+        li TESTNUM, 1159
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rdn 0xc004000000000000
+        li TESTNUM, 1160
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rup 0xc004000000000000
+        li TESTNUM, 1161
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rmm 0xc004000000000000
+        li TESTNUM, 1162
+        li x1, 0xc004000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x3ff8000000000000
+        li TESTNUM, 1163
+        li x1, 0x3ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rne 0xbff8000000000000
+        li TESTNUM, 1164
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xbff8000000000000
+        li TESTNUM, 1165
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rdn 0xbff8000000000000
+        li TESTNUM, 1166
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rup 0xbff8000000000000
+        li TESTNUM, 1167
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rmm 0xbff8000000000000
+        li TESTNUM, 1168
+        li x1, 0xbff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rne 0xbfe0000000000000
+        li TESTNUM, 1169
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xbfe0000000000000
+        li TESTNUM, 1170
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rdn 0xbfe0000000000000
+        li TESTNUM, 1171
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rup 0xbfe0000000000000
+        li TESTNUM, 1172
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rmm 0xbfe0000000000000
+        li TESTNUM, 1173
+        li x1, 0xbfe0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rne 0x3feccccccccccccd
+        li TESTNUM, 1174
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x3feccccccccccccd
+        li TESTNUM, 1175
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rdn 0x3feccccccccccccd
+        li TESTNUM, 1176
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rup 0x3feccccccccccccd
+        li TESTNUM, 1177
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rmm 0x3feccccccccccccd
+        li TESTNUM, 1178
+        li x1, 0x3feccccccccccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x41e65a0bc0000000
+        li TESTNUM, 1179
+        li x1, 0x41e65a0bc0000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xb2d05e00; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xc1e65a0bc0000000
+        li TESTNUM, 1180
+        li x1, 0xc1e65a0bc0000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x43e158e460913d00
+        li TESTNUM, 1181
+        li x1, 0x43e158e460913d00
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8ac7230489e80000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xc3e158e460913d00
+        li TESTNUM, 1182
+        li x1, 0xc3e158e460913d00
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x41e0000000000000
+        li TESTNUM, 1183
+        li x1, 0x41e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xc1e0000000000000
+        li TESTNUM, 1184
+        li x1, 0xc1e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x43e0000000000000
+        li TESTNUM, 1185
+        li x1, 0x43e0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x7ff0000000000000
+        li TESTNUM, 1186
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xfff0000000000000
+        li TESTNUM, 1187
+        li x1, 0xfff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x7ff8000000000000
+        li TESTNUM, 1188
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x7ff0000000000001
+        li TESTNUM, 1189
+        li x1, 0x7ff0000000000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xfff8000000000000
+        li TESTNUM, 1190
+        li x1, 0xfff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x8000000000000000
+        li TESTNUM, 1191
+        li x1, 0x8000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x1
+        li TESTNUM, 1192
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xbff0000000000000
+        li TESTNUM, 1193
+        li x1, 0xbff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0x7fefffffffffffff
+        li TESTNUM, 1194
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.d dyn-rtz 0xffefffffffffffff
+        li TESTNUM, 1195
+        li x1, 0xffefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.d x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0x0
+        li TESTNUM, 1196
+        li x1, 0x0
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0x1
+        li TESTNUM, 1197
+        li x1, 0x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ff0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0xffffffffffffffff
+        li TESTNUM, 1198
+        li x1, 0xffffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xbff0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0x7fffffff
+        li TESTNUM, 1199
+        li x1, 0x7fffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41dfffffffc00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0x80000000
+        li TESTNUM, 1200
+        li x1, 0x80000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41e0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0xffffffff
+        li TESTNUM, 1201
+        li x1, 0xffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41efffffffe00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0x7fffffffffffffff
+        li TESTNUM, 1202
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43e0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rtz 0x7fffffffffffffff
+        li TESTNUM, 1203
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43dfffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rdn 0x7fffffffffffffff
+        li TESTNUM, 1204
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43dfffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rup 0x7fffffffffffffff
+        li TESTNUM, 1205
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43e0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rmm 0x7fffffffffffffff
+        li TESTNUM, 1206
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43e0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0x8000000000000000
+        li TESTNUM, 1207
+        li x1, 0x8000000000000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc3e0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0x123456789abcdef1
+        li TESTNUM, 1208
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcdf; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rtz 0x123456789abcdef1
+        li TESTNUM, 1209
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcde; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rdn 0x123456789abcdef1
+        li TESTNUM, 1210
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcde; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rup 0x123456789abcdef1
+        li TESTNUM, 1211
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcdf; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rmm 0x123456789abcdef1
+        li TESTNUM, 1212
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcdf; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0x1000001
+        li TESTNUM, 1213
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rtz 0x1000001
+        li TESTNUM, 1214
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rdn 0x1000001
+        li TESTNUM, 1215
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rup 0x1000001
+        li TESTNUM, 1216
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rmm 0x1000001
+        li TESTNUM, 1217
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0x20000003
+        li TESTNUM, 1218
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rtz 0x20000003
+        li TESTNUM, 1219
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rdn 0x20000003
+        li TESTNUM, 1220
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rup 0x20000003
+        li TESTNUM, 1221
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rmm 0x20000003
+        li TESTNUM, 1222
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rne 0xfffffffffffff801
+        li TESTNUM, 1223
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc09ffc0000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rtz 0xfffffffffffff801
+        li TESTNUM, 1224
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc09ffc0000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rdn 0xfffffffffffff801
+        li TESTNUM, 1225
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc09ffc0000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rup 0xfffffffffffff801
+        li TESTNUM, 1226
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc09ffc0000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.l dyn-rmm 0xfffffffffffff801
+        li TESTNUM, 1227
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xc09ffc0000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0x0
+        li TESTNUM, 1228
+        li x1, 0x0
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0x1
+        li TESTNUM, 1229
+        li x1, 0x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x3ff0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0xffffffffffffffff
+        li TESTNUM, 1230
+        li x1, 0xffffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43f0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0x7fffffff
+        li TESTNUM, 1231
+        li x1, 0x7fffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41dfffffffc00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0x80000000
+        li TESTNUM, 1232
+        li x1, 0x80000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41e0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0xffffffff
+        li TESTNUM, 1233
+        li x1, 0xffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41efffffffe00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0x7fffffffffffffff
+        li TESTNUM, 1234
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43e0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rtz 0x7fffffffffffffff
+        li TESTNUM, 1235
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43dfffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rdn 0x7fffffffffffffff
+        li TESTNUM, 1236
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43dfffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rup 0x7fffffffffffffff
+        li TESTNUM, 1237
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43e0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rmm 0x7fffffffffffffff
+        li TESTNUM, 1238
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43e0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0x8000000000000000
+        li TESTNUM, 1239
+        li x1, 0x8000000000000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43e0000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0x123456789abcdef1
+        li TESTNUM, 1240
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcdf; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rtz 0x123456789abcdef1
+        li TESTNUM, 1241
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcde; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rdn 0x123456789abcdef1
+        li TESTNUM, 1242
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcde; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rup 0x123456789abcdef1
+        li TESTNUM, 1243
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcdf; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rmm 0x123456789abcdef1
+        li TESTNUM, 1244
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43b23456789abcdf; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0x1000001
+        li TESTNUM, 1245
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rtz 0x1000001
+        li TESTNUM, 1246
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rdn 0x1000001
+        li TESTNUM, 1247
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rup 0x1000001
+        li TESTNUM, 1248
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rmm 0x1000001
+        li TESTNUM, 1249
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x4170000010000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0x20000003
+        li TESTNUM, 1250
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rtz 0x20000003
+        li TESTNUM, 1251
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rdn 0x20000003
+        li TESTNUM, 1252
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rup 0x20000003
+        li TESTNUM, 1253
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rmm 0x20000003
+        li TESTNUM, 1254
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x41c0000001800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rne 0xfffffffffffff801
+        li TESTNUM, 1255
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43efffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rtz 0xfffffffffffff801
+        li TESTNUM, 1256
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43efffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rdn 0xfffffffffffff801
+        li TESTNUM, 1257
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43efffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rup 0xfffffffffffff801
+        li TESTNUM, 1258
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43f0000000000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.d.lu dyn-rmm 0xfffffffffffff801
+        li TESTNUM, 1259
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.d.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0x43efffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x3fd5555555555555
+        li TESTNUM, 1260
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3eaaaaab; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rtz 0x3fd5555555555555
+        li TESTNUM, 1261
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3eaaaaaa; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rdn 0x3fd5555555555555
+        li TESTNUM, 1262
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3eaaaaaa; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rup 0x3fd5555555555555
+        li TESTNUM, 1263
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3eaaaaab; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rmm 0x3fd5555555555555
+        li TESTNUM, 1264
+        li x1, 0x3fd5555555555555
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3eaaaaab; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x3fb999999999999a
+        li TESTNUM, 1265
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3dcccccd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rtz 0x3fb999999999999a
+        li TESTNUM, 1266
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3dcccccc; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rdn 0x3fb999999999999a
+        li TESTNUM, 1267
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3dcccccc; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rup 0x3fb999999999999a
+        li TESTNUM, 1268
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3dcccccd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rmm 0x3fb999999999999a
+        li TESTNUM, 1269
+        li x1, 0x3fb999999999999a
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3dcccccd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x400921fb54442d18
+        li TESTNUM, 1270
+        li x1, 0x400921fb54442d18
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40490fdb; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x7fefffffffffffff
+        li TESTNUM, 1271
+        li x1, 0x7fefffffffffffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f800000; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x3ff0000000400000
+        li TESTNUM, 1272
+        li x1, 0x3ff0000000400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rtz 0x3ff0000000400000
+        li TESTNUM, 1273
+        li x1, 0x3ff0000000400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rdn 0x3ff0000000400000
+        li TESTNUM, 1274
+        li x1, 0x3ff0000000400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rup 0x3ff0000000400000
+        li TESTNUM, 1275
+        li x1, 0x3ff0000000400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rmm 0x3ff0000000400000
+        li TESTNUM, 1276
+        li x1, 0x3ff0000000400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x48078287f49c4a1d
+        li TESTNUM, 1277
+        li x1, 0x48078287f49c4a1d
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f800000; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rtz 0x48078287f49c4a1d
+        li TESTNUM, 1278
+        li x1, 0x48078287f49c4a1d
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f7fffff; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rdn 0x48078287f49c4a1d
+        li TESTNUM, 1279
+        li x1, 0x48078287f49c4a1d
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f7fffff; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rup 0x48078287f49c4a1d
+        li TESTNUM, 1280
+        li x1, 0x48078287f49c4a1d
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f800000; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rmm 0x48078287f49c4a1d
+        li TESTNUM, 1281
+        li x1, 0x48078287f49c4a1d
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f800000; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x366244ce242c5561
+        li TESTNUM, 1282
+        li x1, 0x366244ce242c5561
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rtz 0x366244ce242c5561
+        li TESTNUM, 1283
+        li x1, 0x366244ce242c5561
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rdn 0x366244ce242c5561
+        li TESTNUM, 1284
+        li x1, 0x366244ce242c5561
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rup 0x366244ce242c5561
+        li TESTNUM, 1285
+        li x1, 0x366244ce242c5561
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rmm 0x366244ce242c5561
+        li TESTNUM, 1286
+        li x1, 0x366244ce242c5561
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x37a16c262777579c
+        li TESTNUM, 1287
+        li x1, 0x37a16c262777579c
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff000116c2; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rtz 0x37a16c262777579c
+        li TESTNUM, 1288
+        li x1, 0x37a16c262777579c
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff000116c2; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rdn 0x37a16c262777579c
+        li TESTNUM, 1289
+        li x1, 0x37a16c262777579c
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff000116c2; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rup 0x37a16c262777579c
+        li TESTNUM, 1290
+        li x1, 0x37a16c262777579c
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff000116c3; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rmm 0x37a16c262777579c
+        li TESTNUM, 1291
+        li x1, 0x37a16c262777579c
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff000116c2; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x7ff8000000000000
+        li TESTNUM, 1292
+        li x1, 0x7ff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x7ff0000000000001
+        li TESTNUM, 1293
+        li x1, 0x7ff0000000000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0xfff8000000000000
+        li TESTNUM, 1294
+        li x1, 0xfff8000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x7ff0000000000000
+        li TESTNUM, 1295
+        li x1, 0x7ff0000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x8000000000000000
+        li TESTNUM, 1296
+        li x1, 0x8000000000000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fcvt.s.d dyn-rne 0x1
+        li TESTNUM, 1297
+        li x1, 0x1
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.d f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        CHECK_NO_TRAPS(1298)
         j pass
 RVTEST_CODE_END
 

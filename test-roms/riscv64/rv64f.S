@@ -10071,7 +10071,5459 @@ RVTEST_CODE_BEGIN
         frflags x15
         li x31, 0x380fffffc0000000; bne x14, x31, fail
         li x31, 0x0; bne x15, x31, fail
-        CHECK_NO_TRAPS(893)
+        # op1 fsqrt.s dyn-rne 0x40000000
+        li TESTNUM, 893
+        li x1, 0xffffffff40000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fb504f3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rtz 0x40000000
+        li TESTNUM, 894
+        li x1, 0xffffffff40000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fb504f3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rdn 0x40000000
+        li TESTNUM, 895
+        li x1, 0xffffffff40000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fb504f3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rup 0x40000000
+        li TESTNUM, 896
+        li x1, 0xffffffff40000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fb504f4; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rmm 0x40000000
+        li TESTNUM, 897
+        li x1, 0xffffffff40000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fb504f3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x40400000
+        li TESTNUM, 898
+        li x1, 0xffffffff40400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fddb3d7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rtz 0x40400000
+        li TESTNUM, 899
+        li x1, 0xffffffff40400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fddb3d7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rdn 0x40400000
+        li TESTNUM, 900
+        li x1, 0xffffffff40400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fddb3d7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rup 0x40400000
+        li TESTNUM, 901
+        li x1, 0xffffffff40400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fddb3d8; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rmm 0x40400000
+        li TESTNUM, 902
+        li x1, 0xffffffff40400000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3fddb3d7; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x0
+        li TESTNUM, 903
+        li x1, 0xffffffff00000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x80000000
+        li TESTNUM, 904
+        li x1, 0xffffffff80000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0xbf800000
+        li TESTNUM, 905
+        li x1, 0xffffffffbf800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x7f800000
+        li TESTNUM, 906
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0xff800000
+        li TESTNUM, 907
+        li x1, 0xffffffffff800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x7fc00000
+        li TESTNUM, 908
+        li x1, 0xffffffff7fc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x7f800001
+        li TESTNUM, 909
+        li x1, 0xffffffff7f800001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x1
+        li TESTNUM, 910
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff1a3504f3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rtz 0x1
+        li TESTNUM, 911
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff1a3504f3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rdn 0x1
+        li TESTNUM, 912
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff1a3504f3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rup 0x1
+        li TESTNUM, 913
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff1a3504f4; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rmm 0x1
+        li TESTNUM, 914
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff1a3504f3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x7fffff
+        li TESTNUM, 915
+        li x1, 0xffffffff007fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff1fffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x7f7fffff
+        li TESTNUM, 916
+        li x1, 0xffffffff7f7fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f7fffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x3f800001
+        li TESTNUM, 917
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rne 0x3dcccccd
+        li TESTNUM, 918
+        li x1, 0xffffffff3dcccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3ea1e89b; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rtz 0x3dcccccd
+        li TESTNUM, 919
+        li x1, 0xffffffff3dcccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3ea1e89b; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rdn 0x3dcccccd
+        li TESTNUM, 920
+        li x1, 0xffffffff3dcccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3ea1e89b; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rup 0x3dcccccd
+        li TESTNUM, 921
+        li x1, 0xffffffff3dcccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3ea1e89c; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op1 fsqrt.s dyn-rmm 0x3dcccccd
+        li TESTNUM, 922
+        li x1, 0xffffffff3dcccccd
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fsqrt.s f3, f1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3ea1e89b; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 923
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff33000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.s dyn-rtz 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 924
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff33000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.s dyn-rdn 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 925
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff33000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.s dyn-rup 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 926
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff33000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.s dyn-rmm 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 927
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff33000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 928
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff410a3c5a; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rtz 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 929
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff410a3c59; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rdn 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 930
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff410a3c59; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rup 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 931
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff410a3c5a; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rmm 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 932
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff410a3c5a; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x3f800000 0x3f800000 0xbf800000
+        li TESTNUM, 933
+        li x1, 0xffffffff3f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x7f800000 0x0 0x7fc00000
+        li TESTNUM, 934
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff00000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff7fc00000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x7f800000 0x0 0x3f800000
+        li TESTNUM, 935
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff00000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3f800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x7fc00000 0x3f800000 0x3f800000
+        li TESTNUM, 936
+        li x1, 0xffffffff7fc00000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3f800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x3f800000 0x3f800000 0x7f800001
+        li TESTNUM, 937
+        li x1, 0xffffffff3f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff7f800001
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x7f7fffff 0x40000000 0xff7fffff
+        li TESTNUM, 938
+        li x1, 0xffffffff7f7fffff
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffff7fffff
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f7fffff; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x1 0x3f000000 0x0
+        li TESTNUM, 939
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.s dyn-rtz 0x1 0x3f000000 0x0
+        li TESTNUM, 940
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.s dyn-rdn 0x1 0x3f000000 0x0
+        li TESTNUM, 941
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.s dyn-rup 0x1 0x3f000000 0x0
+        li TESTNUM, 942
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.s dyn-rmm 0x1 0x3f000000 0x0
+        li TESTNUM, 943
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x7f800000 0x3f800000 0xff800000
+        li TESTNUM, 944
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffff800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x0 0xbf800000 0x0
+        li TESTNUM, 945
+        li x1, 0xffffffff00000000
+        fmv.d.x f1, x1
+        li x2, 0xffffffffbf800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmadd.s dyn-rne 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 946
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff34800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rtz 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 947
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff34800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rdn 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 948
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff34800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rup 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 949
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff34800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmadd.s dyn-rmm 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 950
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff34800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 951
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rtz 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 952
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rdn 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 953
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rup 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 954
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rmm 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 955
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 956
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff41070927; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rtz 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 957
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff41070926; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rdn 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 958
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff41070926; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rup 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 959
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff41070927; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rmm 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 960
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff41070927; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x3f800000 0x3f800000 0xbf800000
+        li TESTNUM, 961
+        li x1, 0xffffffff3f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x7f800000 0x0 0x7fc00000
+        li TESTNUM, 962
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff00000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff7fc00000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x7f800000 0x0 0x3f800000
+        li TESTNUM, 963
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff00000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3f800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x7fc00000 0x3f800000 0x3f800000
+        li TESTNUM, 964
+        li x1, 0xffffffff7fc00000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3f800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x3f800000 0x3f800000 0x7f800001
+        li TESTNUM, 965
+        li x1, 0xffffffff3f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff7f800001
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x7f7fffff 0x40000000 0xff7fffff
+        li TESTNUM, 966
+        li x1, 0xffffffff7f7fffff
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffff7fffff
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f800000; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x1 0x3f000000 0x0
+        li TESTNUM, 967
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.s dyn-rtz 0x1 0x3f000000 0x0
+        li TESTNUM, 968
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.s dyn-rdn 0x1 0x3f000000 0x0
+        li TESTNUM, 969
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.s dyn-rup 0x1 0x3f000000 0x0
+        li TESTNUM, 970
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.s dyn-rmm 0x1 0x3f000000 0x0
+        li TESTNUM, 971
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x7f800000 0x3f800000 0xff800000
+        li TESTNUM, 972
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffff800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7f800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x0 0xbf800000 0x0
+        li TESTNUM, 973
+        li x1, 0xffffffff00000000
+        fmv.d.x f1, x1
+        li x2, 0xffffffffbf800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fmsub.s dyn-rne 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 974
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rtz 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 975
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rdn 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 976
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rup 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 977
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000002; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fmsub.s dyn-rmm 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 978
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff40000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 979
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb3000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rtz 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 980
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb3000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rdn 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 981
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb3000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rup 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 982
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb3000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rmm 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 983
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb3000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 984
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc10a3c5a; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rtz 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 985
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc10a3c59; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rdn 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 986
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc10a3c5a; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rup 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 987
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc10a3c59; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rmm 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 988
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc10a3c5a; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x3f800000 0x3f800000 0xbf800000
+        li TESTNUM, 989
+        li x1, 0xffffffff3f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x7f800000 0x0 0x7fc00000
+        li TESTNUM, 990
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff00000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff7fc00000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x7f800000 0x0 0x3f800000
+        li TESTNUM, 991
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff00000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3f800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x7fc00000 0x3f800000 0x3f800000
+        li TESTNUM, 992
+        li x1, 0xffffffff7fc00000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3f800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x3f800000 0x3f800000 0x7f800001
+        li TESTNUM, 993
+        li x1, 0xffffffff3f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff7f800001
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x7f7fffff 0x40000000 0xff7fffff
+        li TESTNUM, 994
+        li x1, 0xffffffff7f7fffff
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffff7fffff
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffff7fffff; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x1 0x3f000000 0x0
+        li TESTNUM, 995
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rtz 0x1 0x3f000000 0x0
+        li TESTNUM, 996
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rdn 0x1 0x3f000000 0x0
+        li TESTNUM, 997
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rup 0x1 0x3f000000 0x0
+        li TESTNUM, 998
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rmm 0x1 0x3f000000 0x0
+        li TESTNUM, 999
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x7f800000 0x3f800000 0xff800000
+        li TESTNUM, 1000
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffff800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x0 0xbf800000 0x0
+        li TESTNUM, 1001
+        li x1, 0xffffffff00000000
+        fmv.d.x f1, x1
+        li x2, 0xffffffffbf800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rne 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1002
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb4800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rtz 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1003
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb4800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rdn 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1004
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb4800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rup 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1005
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb4800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmadd.s dyn-rmm 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1006
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmadd.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffb4800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 1007
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rtz 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 1008
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rdn 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 1009
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rup 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 1010
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rmm 0x3eaaaaab 0x40400000 0xbf800000
+        li TESTNUM, 1011
+        li x1, 0xffffffff3eaaaaab
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40400000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 1012
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc1070927; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rtz 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 1013
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc1070926; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rdn 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 1014
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc1070927; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rup 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 1015
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc1070926; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rmm 0x40490fdb 0x402df854 0x3dcccccd
+        li TESTNUM, 1016
+        li x1, 0xffffffff40490fdb
+        fmv.d.x f1, x1
+        li x2, 0xffffffff402df854
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3dcccccd
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc1070927; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x3f800000 0x3f800000 0xbf800000
+        li TESTNUM, 1017
+        li x1, 0xffffffff3f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x7f800000 0x0 0x7fc00000
+        li TESTNUM, 1018
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff00000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff7fc00000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x7f800000 0x0 0x3f800000
+        li TESTNUM, 1019
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff00000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3f800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x7fc00000 0x3f800000 0x3f800000
+        li TESTNUM, 1020
+        li x1, 0xffffffff7fc00000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff3f800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x3f800000 0x3f800000 0x7f800001
+        li TESTNUM, 1021
+        li x1, 0xffffffff3f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff7f800001
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff7fc00000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x7f7fffff 0x40000000 0xff7fffff
+        li TESTNUM, 1022
+        li x1, 0xffffffff7f7fffff
+        fmv.d.x f1, x1
+        li x2, 0xffffffff40000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffff7fffff
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffff800000; bne x14, x31, fail
+        li x31, 0x5; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x1 0x3f000000 0x0
+        li TESTNUM, 1023
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rtz 0x1 0x3f000000 0x0
+        li TESTNUM, 1024
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rdn 0x1 0x3f000000 0x0
+        li TESTNUM, 1025
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rup 0x1 0x3f000000 0x0
+        li TESTNUM, 1026
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rmm 0x1 0x3f000000 0x0
+        li TESTNUM, 1027
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f000000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff80000001; bne x14, x31, fail
+        li x31, 0x3; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x7f800000 0x3f800000 0xff800000
+        li TESTNUM, 1028
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffffff800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffff800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x0 0xbf800000 0x0
+        li TESTNUM, 1029
+        li x1, 0xffffffff00000000
+        fmv.d.x f1, x1
+        li x2, 0xffffffffbf800000
+        fmv.d.x f2, x2
+        li x4, 0xffffffff00000000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rne 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1030
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 0
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rtz 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1031
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 1
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rdn 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1032
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 2
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000002; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rup 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1033
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 3
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # op3 fnmsub.s dyn-rmm 0x3f800001 0x3f800001 0xbf800000
+        li TESTNUM, 1034
+        li x1, 0xffffffff3f800001
+        fmv.d.x f1, x1
+        li x2, 0xffffffff3f800001
+        fmv.d.x f2, x2
+        li x4, 0xffffffffbf800000
+        fmv.d.x f4, x4
+        csrwi fflags, 0
+        fsrmi 4
+        fnmsub.s f3, f1, f2, f4, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc0000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rne 0x40200000
+        li TESTNUM, 1035
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x40200000
+        li TESTNUM, 1036
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rdn 0x40200000
+        li TESTNUM, 1037
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rup 0x40200000
+        li TESTNUM, 1038
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rmm 0x40200000
+        li TESTNUM, 1039
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rne 0xc0200000
+        li TESTNUM, 1040
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xc0200000
+        li TESTNUM, 1041
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rdn 0xc0200000
+        li TESTNUM, 1042
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rup 0xc0200000
+        li TESTNUM, 1043
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rmm 0xc0200000
+        li TESTNUM, 1044
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x3fc00000
+        li TESTNUM, 1045
+        li x1, 0xffffffff3fc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rne 0xbfc00000
+        li TESTNUM, 1046
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xbfc00000
+        li TESTNUM, 1047
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rdn 0xbfc00000
+        li TESTNUM, 1048
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rup 0xbfc00000
+        li TESTNUM, 1049
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rmm 0xbfc00000
+        li TESTNUM, 1050
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rne 0xbf000000
+        li TESTNUM, 1051
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xbf000000
+        li TESTNUM, 1052
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rdn 0xbf000000
+        li TESTNUM, 1053
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rup 0xbf000000
+        li TESTNUM, 1054
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rmm 0xbf000000
+        li TESTNUM, 1055
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rne 0x3f666666
+        li TESTNUM, 1056
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x3f666666
+        li TESTNUM, 1057
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rdn 0x3f666666
+        li TESTNUM, 1058
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rup 0x3f666666
+        li TESTNUM, 1059
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rmm 0x3f666666
+        li TESTNUM, 1060
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x4f32d05e
+        li TESTNUM, 1061
+        li x1, 0xffffffff4f32d05e
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xcf32d05e
+        li TESTNUM, 1062
+        li x1, 0xffffffffcf32d05e
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x5f0ac723
+        li TESTNUM, 1063
+        li x1, 0xffffffff5f0ac723
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xdf0ac723
+        li TESTNUM, 1064
+        li x1, 0xffffffffdf0ac723
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x4f000000
+        li TESTNUM, 1065
+        li x1, 0xffffffff4f000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xcf000000
+        li TESTNUM, 1066
+        li x1, 0xffffffffcf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x5f000000
+        li TESTNUM, 1067
+        li x1, 0xffffffff5f000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x7f800000
+        li TESTNUM, 1068
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xff800000
+        li TESTNUM, 1069
+        li x1, 0xffffffffff800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x7fc00000
+        li TESTNUM, 1070
+        li x1, 0xffffffff7fc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x7f800001
+        li TESTNUM, 1071
+        li x1, 0xffffffff7f800001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xffc00000
+        li TESTNUM, 1072
+        li x1, 0xffffffffffc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x80000000
+        li TESTNUM, 1073
+        li x1, 0xffffffff80000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x1
+        li TESTNUM, 1074
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xbf800000
+        li TESTNUM, 1075
+        li x1, 0xffffffffbf800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0x7f7fffff
+        li TESTNUM, 1076
+        li x1, 0xffffffff7f7fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.w.s dyn-rtz 0xff7fffff
+        li TESTNUM, 1077
+        li x1, 0xffffffffff7fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.w.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rne 0x40200000
+        li TESTNUM, 1078
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x40200000
+        li TESTNUM, 1079
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rdn 0x40200000
+        li TESTNUM, 1080
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rup 0x40200000
+        li TESTNUM, 1081
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rmm 0x40200000
+        li TESTNUM, 1082
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rne 0xc0200000
+        li TESTNUM, 1083
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xc0200000
+        li TESTNUM, 1084
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rdn 0xc0200000
+        li TESTNUM, 1085
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rup 0xc0200000
+        li TESTNUM, 1086
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rmm 0xc0200000
+        li TESTNUM, 1087
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x3fc00000
+        li TESTNUM, 1088
+        li x1, 0xffffffff3fc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rne 0xbfc00000
+        li TESTNUM, 1089
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xbfc00000
+        li TESTNUM, 1090
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rdn 0xbfc00000
+        li TESTNUM, 1091
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rup 0xbfc00000
+        li TESTNUM, 1092
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rmm 0xbfc00000
+        li TESTNUM, 1093
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rne 0xbf000000
+        li TESTNUM, 1094
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xbf000000
+        li TESTNUM, 1095
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rdn 0xbf000000
+        li TESTNUM, 1096
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rup 0xbf000000
+        li TESTNUM, 1097
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rmm 0xbf000000
+        li TESTNUM, 1098
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rne 0x3f666666
+        li TESTNUM, 1099
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x3f666666
+        li TESTNUM, 1100
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rdn 0x3f666666
+        li TESTNUM, 1101
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rup 0x3f666666
+        li TESTNUM, 1102
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rmm 0x3f666666
+        li TESTNUM, 1103
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x4f32d05e
+        li TESTNUM, 1104
+        li x1, 0xffffffff4f32d05e
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffb2d05e00; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xcf32d05e
+        li TESTNUM, 1105
+        li x1, 0xffffffffcf32d05e
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x5f0ac723
+        li TESTNUM, 1106
+        li x1, 0xffffffff5f0ac723
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xdf0ac723
+        li TESTNUM, 1107
+        li x1, 0xffffffffdf0ac723
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x4f000000
+        li TESTNUM, 1108
+        li x1, 0xffffffff4f000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xcf000000
+        li TESTNUM, 1109
+        li x1, 0xffffffffcf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x5f000000
+        li TESTNUM, 1110
+        li x1, 0xffffffff5f000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x7f800000
+        li TESTNUM, 1111
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xff800000
+        li TESTNUM, 1112
+        li x1, 0xffffffffff800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x7fc00000
+        li TESTNUM, 1113
+        li x1, 0xffffffff7fc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x7f800001
+        li TESTNUM, 1114
+        li x1, 0xffffffff7f800001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xffc00000
+        li TESTNUM, 1115
+        li x1, 0xffffffffffc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x80000000
+        li TESTNUM, 1116
+        li x1, 0xffffffff80000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x1
+        li TESTNUM, 1117
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xbf800000
+        li TESTNUM, 1118
+        li x1, 0xffffffffbf800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0x7f7fffff
+        li TESTNUM, 1119
+        li x1, 0xffffffff7f7fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.wu.s dyn-rtz 0xff7fffff
+        li TESTNUM, 1120
+        li x1, 0xffffffffff7fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.wu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rne 0x40200000
+        li TESTNUM, 1121
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x40200000
+        li TESTNUM, 1122
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rdn 0x40200000
+        li TESTNUM, 1123
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rup 0x40200000
+        li TESTNUM, 1124
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rmm 0x40200000
+        li TESTNUM, 1125
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rne 0xc0200000
+        li TESTNUM, 1126
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xc0200000
+        li TESTNUM, 1127
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rdn 0xc0200000
+        li TESTNUM, 1128
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rup 0xc0200000
+        li TESTNUM, 1129
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rmm 0xc0200000
+        li TESTNUM, 1130
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffd; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x3fc00000
+        li TESTNUM, 1131
+        li x1, 0xffffffff3fc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rne 0xbfc00000
+        li TESTNUM, 1132
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xbfc00000
+        li TESTNUM, 1133
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rdn 0xbfc00000
+        li TESTNUM, 1134
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rup 0xbfc00000
+        li TESTNUM, 1135
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rmm 0xbfc00000
+        li TESTNUM, 1136
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xfffffffffffffffe; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rne 0xbf000000
+        li TESTNUM, 1137
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xbf000000
+        li TESTNUM, 1138
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rdn 0xbf000000
+        li TESTNUM, 1139
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rup 0xbf000000
+        li TESTNUM, 1140
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rmm 0xbf000000
+        li TESTNUM, 1141
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rne 0x3f666666
+        li TESTNUM, 1142
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x3f666666
+        li TESTNUM, 1143
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rdn 0x3f666666
+        li TESTNUM, 1144
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rup 0x3f666666
+        li TESTNUM, 1145
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rmm 0x3f666666
+        li TESTNUM, 1146
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x4f32d05e
+        li TESTNUM, 1147
+        li x1, 0xffffffff4f32d05e
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xb2d05e00; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xcf32d05e
+        li TESTNUM, 1148
+        li x1, 0xffffffffcf32d05e
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff4d2fa200; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x5f0ac723
+        li TESTNUM, 1149
+        li x1, 0xffffffff5f0ac723
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xdf0ac723
+        li TESTNUM, 1150
+        li x1, 0xffffffffdf0ac723
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x4f000000
+        li TESTNUM, 1151
+        li x1, 0xffffffff4f000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xcf000000
+        li TESTNUM, 1152
+        li x1, 0xffffffffcf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffff80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x5f000000
+        li TESTNUM, 1153
+        li x1, 0xffffffff5f000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x7f800000
+        li TESTNUM, 1154
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xff800000
+        li TESTNUM, 1155
+        li x1, 0xffffffffff800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x7fc00000
+        li TESTNUM, 1156
+        li x1, 0xffffffff7fc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x7f800001
+        li TESTNUM, 1157
+        li x1, 0xffffffff7f800001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xffc00000
+        li TESTNUM, 1158
+        li x1, 0xffffffffffc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x80000000
+        li TESTNUM, 1159
+        li x1, 0xffffffff80000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x1
+        li TESTNUM, 1160
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xbf800000
+        li TESTNUM, 1161
+        li x1, 0xffffffffbf800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0x7f7fffff
+        li TESTNUM, 1162
+        li x1, 0xffffffff7f7fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x7fffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.l.s dyn-rtz 0xff7fffff
+        li TESTNUM, 1163
+        li x1, 0xffffffffff7fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.l.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rne 0x40200000
+        li TESTNUM, 1164
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x40200000
+        li TESTNUM, 1165
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rdn 0x40200000
+        li TESTNUM, 1166
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x2; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rup 0x40200000
+        li TESTNUM, 1167
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rmm 0x40200000
+        li TESTNUM, 1168
+        li x1, 0xffffffff40200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rne 0xc0200000
+        li TESTNUM, 1169
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xc0200000
+        li TESTNUM, 1170
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rdn 0xc0200000
+        li TESTNUM, 1171
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rup 0xc0200000
+        li TESTNUM, 1172
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rmm 0xc0200000
+        li TESTNUM, 1173
+        li x1, 0xffffffffc0200000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x3fc00000
+        li TESTNUM, 1174
+        li x1, 0xffffffff3fc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rne 0xbfc00000
+        li TESTNUM, 1175
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xbfc00000
+        li TESTNUM, 1176
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rdn 0xbfc00000
+        li TESTNUM, 1177
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rup 0xbfc00000
+        li TESTNUM, 1178
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rmm 0xbfc00000
+        li TESTNUM, 1179
+        li x1, 0xffffffffbfc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rne 0xbf000000
+        li TESTNUM, 1180
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xbf000000
+        li TESTNUM, 1181
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rdn 0xbf000000
+        li TESTNUM, 1182
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rup 0xbf000000
+        li TESTNUM, 1183
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rmm 0xbf000000
+        li TESTNUM, 1184
+        li x1, 0xffffffffbf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rne 0x3f666666
+        li TESTNUM, 1185
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x3f666666
+        li TESTNUM, 1186
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rdn 0x3f666666
+        li TESTNUM, 1187
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rup 0x3f666666
+        li TESTNUM, 1188
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rmm 0x3f666666
+        li TESTNUM, 1189
+        li x1, 0xffffffff3f666666
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x1; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x4f32d05e
+        li TESTNUM, 1190
+        li x1, 0xffffffff4f32d05e
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xb2d05e00; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xcf32d05e
+        li TESTNUM, 1191
+        li x1, 0xffffffffcf32d05e
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x5f0ac723
+        li TESTNUM, 1192
+        li x1, 0xffffffff5f0ac723
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8ac7230000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xdf0ac723
+        li TESTNUM, 1193
+        li x1, 0xffffffffdf0ac723
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x4f000000
+        li TESTNUM, 1194
+        li x1, 0xffffffff4f000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x80000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xcf000000
+        li TESTNUM, 1195
+        li x1, 0xffffffffcf000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x5f000000
+        li TESTNUM, 1196
+        li x1, 0xffffffff5f000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x8000000000000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x7f800000
+        li TESTNUM, 1197
+        li x1, 0xffffffff7f800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xff800000
+        li TESTNUM, 1198
+        li x1, 0xffffffffff800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x7fc00000
+        li TESTNUM, 1199
+        li x1, 0xffffffff7fc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x7f800001
+        li TESTNUM, 1200
+        li x1, 0xffffffff7f800001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xffc00000
+        li TESTNUM, 1201
+        li x1, 0xffffffffffc00000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x80000000
+        li TESTNUM, 1202
+        li x1, 0xffffffff80000000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x1
+        li TESTNUM, 1203
+        li x1, 0xffffffff00000001
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xbf800000
+        li TESTNUM, 1204
+        li x1, 0xffffffffbf800000
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0x7f7fffff
+        li TESTNUM, 1205
+        li x1, 0xffffffff7f7fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0xffffffffffffffff; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # f2i fcvt.lu.s dyn-rtz 0xff7fffff
+        li TESTNUM, 1206
+        li x1, 0xffffffffff7fffff
+        fmv.d.x f1, x1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.lu.s x14, f1, dyn
+        fsrmi 0
+        frflags x15
+        li x31, 0x0; bne x14, x31, fail
+        li x31, 0x10; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0x0
+        li TESTNUM, 1207
+        li x1, 0x0
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0x1
+        li TESTNUM, 1208
+        li x1, 0x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0xffffffffffffffff
+        li TESTNUM, 1209
+        li x1, 0xffffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffbf800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0x7fffffff
+        li TESTNUM, 1210
+        li x1, 0x7fffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0x80000000
+        li TESTNUM, 1211
+        li x1, 0x80000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffcf000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0xffffffff
+        li TESTNUM, 1212
+        li x1, 0xffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffbf800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0x7fffffffffffffff
+        li TESTNUM, 1213
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffbf800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rtz 0x7fffffffffffffff
+        li TESTNUM, 1214
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffbf800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rdn 0x7fffffffffffffff
+        li TESTNUM, 1215
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffbf800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rup 0x7fffffffffffffff
+        li TESTNUM, 1216
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffbf800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rmm 0x7fffffffffffffff
+        li TESTNUM, 1217
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffbf800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0x8000000000000000
+        li TESTNUM, 1218
+        li x1, 0x8000000000000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0x123456789abcdef1
+        li TESTNUM, 1219
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffceca8642; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rtz 0x123456789abcdef1
+        li TESTNUM, 1220
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffceca8642; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rdn 0x123456789abcdef1
+        li TESTNUM, 1221
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffceca8643; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rup 0x123456789abcdef1
+        li TESTNUM, 1222
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffceca8642; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rmm 0x123456789abcdef1
+        li TESTNUM, 1223
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffceca8642; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0x1000001
+        li TESTNUM, 1224
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rtz 0x1000001
+        li TESTNUM, 1225
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rdn 0x1000001
+        li TESTNUM, 1226
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rup 0x1000001
+        li TESTNUM, 1227
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rmm 0x1000001
+        li TESTNUM, 1228
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0x20000003
+        li TESTNUM, 1229
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rtz 0x20000003
+        li TESTNUM, 1230
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rdn 0x20000003
+        li TESTNUM, 1231
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rup 0x20000003
+        li TESTNUM, 1232
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rmm 0x20000003
+        li TESTNUM, 1233
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rne 0xfffffffffffff801
+        li TESTNUM, 1234
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rtz 0xfffffffffffff801
+        li TESTNUM, 1235
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rdn 0xfffffffffffff801
+        li TESTNUM, 1236
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rup 0xfffffffffffff801
+        li TESTNUM, 1237
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.w dyn-rmm 0xfffffffffffff801
+        li TESTNUM, 1238
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.w f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0x0
+        li TESTNUM, 1239
+        li x1, 0x0
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0x1
+        li TESTNUM, 1240
+        li x1, 0x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0xffffffffffffffff
+        li TESTNUM, 1241
+        li x1, 0xffffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0x7fffffff
+        li TESTNUM, 1242
+        li x1, 0x7fffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0x80000000
+        li TESTNUM, 1243
+        li x1, 0x80000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0xffffffff
+        li TESTNUM, 1244
+        li x1, 0xffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0x7fffffffffffffff
+        li TESTNUM, 1245
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rtz 0x7fffffffffffffff
+        li TESTNUM, 1246
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f7fffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rdn 0x7fffffffffffffff
+        li TESTNUM, 1247
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f7fffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rup 0x7fffffffffffffff
+        li TESTNUM, 1248
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rmm 0x7fffffffffffffff
+        li TESTNUM, 1249
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0x8000000000000000
+        li TESTNUM, 1250
+        li x1, 0x8000000000000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0x123456789abcdef1
+        li TESTNUM, 1251
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f1abcdf; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rtz 0x123456789abcdef1
+        li TESTNUM, 1252
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f1abcde; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rdn 0x123456789abcdef1
+        li TESTNUM, 1253
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f1abcde; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rup 0x123456789abcdef1
+        li TESTNUM, 1254
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f1abcdf; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rmm 0x123456789abcdef1
+        li TESTNUM, 1255
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f1abcdf; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0x1000001
+        li TESTNUM, 1256
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rtz 0x1000001
+        li TESTNUM, 1257
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rdn 0x1000001
+        li TESTNUM, 1258
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rup 0x1000001
+        li TESTNUM, 1259
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rmm 0x1000001
+        li TESTNUM, 1260
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0x20000003
+        li TESTNUM, 1261
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rtz 0x20000003
+        li TESTNUM, 1262
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rdn 0x20000003
+        li TESTNUM, 1263
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rup 0x20000003
+        li TESTNUM, 1264
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rmm 0x20000003
+        li TESTNUM, 1265
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rne 0xfffffffffffff801
+        li TESTNUM, 1266
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f7ffff8; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rtz 0xfffffffffffff801
+        li TESTNUM, 1267
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f7ffff8; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rdn 0xfffffffffffff801
+        li TESTNUM, 1268
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f7ffff8; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rup 0xfffffffffffff801
+        li TESTNUM, 1269
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f7ffff9; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.wu dyn-rmm 0xfffffffffffff801
+        li TESTNUM, 1270
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.wu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f7ffff8; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0x0
+        li TESTNUM, 1271
+        li x1, 0x0
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0x1
+        li TESTNUM, 1272
+        li x1, 0x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0xffffffffffffffff
+        li TESTNUM, 1273
+        li x1, 0xffffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffbf800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0x7fffffff
+        li TESTNUM, 1274
+        li x1, 0x7fffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0x80000000
+        li TESTNUM, 1275
+        li x1, 0x80000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0xffffffff
+        li TESTNUM, 1276
+        li x1, 0xffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0x7fffffffffffffff
+        li TESTNUM, 1277
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rtz 0x7fffffffffffffff
+        li TESTNUM, 1278
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5effffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rdn 0x7fffffffffffffff
+        li TESTNUM, 1279
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5effffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rup 0x7fffffffffffffff
+        li TESTNUM, 1280
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rmm 0x7fffffffffffffff
+        li TESTNUM, 1281
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0x8000000000000000
+        li TESTNUM, 1282
+        li x1, 0x8000000000000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffdf000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0x123456789abcdef1
+        li TESTNUM, 1283
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b4; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rtz 0x123456789abcdef1
+        li TESTNUM, 1284
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rdn 0x123456789abcdef1
+        li TESTNUM, 1285
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rup 0x123456789abcdef1
+        li TESTNUM, 1286
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b4; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rmm 0x123456789abcdef1
+        li TESTNUM, 1287
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b4; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0x1000001
+        li TESTNUM, 1288
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rtz 0x1000001
+        li TESTNUM, 1289
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rdn 0x1000001
+        li TESTNUM, 1290
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rup 0x1000001
+        li TESTNUM, 1291
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rmm 0x1000001
+        li TESTNUM, 1292
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0x20000003
+        li TESTNUM, 1293
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rtz 0x20000003
+        li TESTNUM, 1294
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rdn 0x20000003
+        li TESTNUM, 1295
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rup 0x20000003
+        li TESTNUM, 1296
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rmm 0x20000003
+        li TESTNUM, 1297
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rne 0xfffffffffffff801
+        li TESTNUM, 1298
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rtz 0xfffffffffffff801
+        li TESTNUM, 1299
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rdn 0xfffffffffffff801
+        li TESTNUM, 1300
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rup 0xfffffffffffff801
+        li TESTNUM, 1301
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.l dyn-rmm 0xfffffffffffff801
+        li TESTNUM, 1302
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.l f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffffc4ffe000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0x0
+        li TESTNUM, 1303
+        li x1, 0x0
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff00000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0x1
+        li TESTNUM, 1304
+        li x1, 0x1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff3f800000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0xffffffffffffffff
+        li TESTNUM, 1305
+        li x1, 0xffffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0x7fffffff
+        li TESTNUM, 1306
+        li x1, 0x7fffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0x80000000
+        li TESTNUM, 1307
+        li x1, 0x80000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0xffffffff
+        li TESTNUM, 1308
+        li x1, 0xffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0x7fffffffffffffff
+        li TESTNUM, 1309
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rtz 0x7fffffffffffffff
+        li TESTNUM, 1310
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5effffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rdn 0x7fffffffffffffff
+        li TESTNUM, 1311
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5effffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rup 0x7fffffffffffffff
+        li TESTNUM, 1312
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rmm 0x7fffffffffffffff
+        li TESTNUM, 1313
+        li x1, 0x7fffffffffffffff
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0x8000000000000000
+        li TESTNUM, 1314
+        li x1, 0x8000000000000000
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f000000; bne x14, x31, fail
+        li x31, 0x0; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0x123456789abcdef1
+        li TESTNUM, 1315
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b4; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rtz 0x123456789abcdef1
+        li TESTNUM, 1316
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rdn 0x123456789abcdef1
+        li TESTNUM, 1317
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b3; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rup 0x123456789abcdef1
+        li TESTNUM, 1318
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b4; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rmm 0x123456789abcdef1
+        li TESTNUM, 1319
+        li x1, 0x123456789abcdef1
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5d91a2b4; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0x1000001
+        li TESTNUM, 1320
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rtz 0x1000001
+        li TESTNUM, 1321
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rdn 0x1000001
+        li TESTNUM, 1322
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rup 0x1000001
+        li TESTNUM, 1323
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rmm 0x1000001
+        li TESTNUM, 1324
+        li x1, 0x1000001
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4b800001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0x20000003
+        li TESTNUM, 1325
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rtz 0x20000003
+        li TESTNUM, 1326
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rdn 0x20000003
+        li TESTNUM, 1327
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rup 0x20000003
+        li TESTNUM, 1328
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000001; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rmm 0x20000003
+        li TESTNUM, 1329
+        li x1, 0x20000003
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff4e000000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rne 0xfffffffffffff801
+        li TESTNUM, 1330
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 0
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rtz 0xfffffffffffff801
+        li TESTNUM, 1331
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 1
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f7fffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rdn 0xfffffffffffff801
+        li TESTNUM, 1332
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 2
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f7fffff; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rup 0xfffffffffffff801
+        li TESTNUM, 1333
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 3
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        # i2f fcvt.s.lu dyn-rmm 0xfffffffffffff801
+        li TESTNUM, 1334
+        li x1, 0xfffffffffffff801
+        csrwi fflags, 0
+        fsrmi 4
+        fcvt.s.lu f3, x1, dyn
+        fsrmi 0
+        fmv.x.d x14, f3
+        frflags x15
+        li x31, 0xffffffff5f800000; bne x14, x31, fail
+        li x31, 0x1; bne x15, x31, fail
+        CHECK_NO_TRAPS(1335)
         j pass
 RVTEST_CODE_END
 

@@ -125,6 +125,9 @@ def cases(p):
     else:
         for a in ["third", "max", "sub", "qnan", "snan", "nqnan", "ninf", "nzero", "bigsub"]:
             c.append(("op1", "fcvt.d.s", None, S[a]))
+    # the same conversions, square roots and fused ops again with the mode taken from frm
+    c += [(k, mn, "dyn-" + rm) + tuple(ops) for (k, mn, rm, *ops) in list(c)
+          if k in ("op1", "op3", "f2i", "i2f") and rm in RMS]
     return c
 
 
@@ -149,7 +152,10 @@ def seq(p, case):
             out.append(f"li x{reg}, {box(src_p, v):#x}")
             out.append(f"fmv.d.x f{reg}, x{reg}")
     out.append("csrwi fflags, 0")
-    r = f", {rm}" if rm else ""
+    dyn = rm is not None and rm.startswith("dyn-")
+    if dyn:
+        out.append(f"fsrmi {RM_NUM[rm[4:]]}")
+    r = ", dyn" if dyn else (f", {rm}" if rm else "")
     if kind == "op2":
         out.append(f"{mn} f3, f1, f2{r}")
     elif kind == "op2dyn":
@@ -170,6 +176,8 @@ def seq(p, case):
         out.append(f"{mn} x14, f1{r}")
     elif kind == "i2f":
         out.append(f"{mn} f3, x1{r}")
+    if dyn:
+        out.append("fsrmi 0")
     if kind in ("op2", "op2dyn", "op2nr", "op1", "op3", "i2f"):
         out.append("fmv.x.d x14, f3")
     out.append("frflags x15")
