@@ -7,13 +7,12 @@
  *  - x31 (t6) holds the expected value inside a check; x30 (t5) is scratch for the checks.
  *  - Every program runs from _start in M-mode with mtvec = trap_vector (direct mode), a PMP entry
  *    granting S/U access to everything (so mode-switch tests work), and mstatus.FS = Initial.
- *  - trap_vector records mcause/mtval/mepc into trap_cause/trap_tval/trap_epc and counts traps.
- *    If trap_resume is non-zero it resumes there in M-mode with MPRV clear (and clears
- *    trap_resume: mret leaves MPP = U, so a left-over MPRV would translate the check's own
- *    accesses as U-mode ones); otherwise it skips the
- *    trapping instruction (2 or 4 bytes). An interrupt clears its bit in mie and returns. The same
- *    logic for S-mode is strap_vector (stvec at reset), which records into strap_save and resumes
- *    in S-mode.
+ *  - trap_vector records mcause, mtval, mepc, mstatus and a trap count into trap_save (offsets
+ *    TS_*). If TS_RESUME is non-zero it resumes there in M-mode with MPRV clear, and clears
+ *    TS_RESUME (mret leaves MPP = U, so a left-over MPRV would translate the check's own accesses
+ *    as U-mode ones); otherwise it skips the trapping instruction (2 or 4 bytes). An interrupt
+ *    is logged (TS_IRQ_FIRST / TS_IRQ_LAST), masked in mie, and returned from. strap_vector
+ *    (stvec at reset) does the same for traps delegated to S, into strap_save, resuming in S.
  *  - HTIF console: tohost = (1 << 56) | (1 << 48) | byte (device 1 = console, command 1 = putchar).
  */
 #ifndef EMU_TEST_MACROS_H
