@@ -42,7 +42,11 @@ pub fn verify(block: &IrBlock) -> Result<(), VerifyError> {
     if let Some((l, i)) = pending_targets.first() {
         return Err(VerifyError {
             index: *i,
-            op: op_to_string(block, &block.ops[*i]),
+            op: block
+                .ops
+                .get(*i)
+                .map(|o| op_to_string(block, o))
+                .unwrap_or_default(),
             msg: format!("branch target {l} is never defined after the branch"),
         });
     }

@@ -49,7 +49,7 @@ pub fn dead_code(block: &mut IrBlock) {
     // `br L` straight into `L:` is a fallthrough.
     let mut i = 0;
     while i + 1 < out.len() {
-        if let (Op::Br(a), Op::Label(b)) = (&out[i], &out[i + 1]) {
+        if let (Some(Op::Br(a)), Some(Op::Label(b))) = (out.get(i), out.get(i + 1)) {
             if a == b {
                 out.remove(i);
                 continue;
