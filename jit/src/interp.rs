@@ -1206,19 +1206,27 @@ mod tests {
     #[test]
     fn fault_budget_and_reads_state() {
         let mut cpu = TestCpu::new();
-        let text = "block pc=0x1000\n insn 0x1000 0\n v0:i64 = const 0x10000010\n \
-                    v1:i64 = load u32 v0\n insn 0x1004 0\n v2:i64 = call test.read_pc\n \
-                    v3:i64 = call test.read_icount\n v4:i64 = const 0x20\n \
-                    v5:i64 = load u64 v4\n goto 0x2000\n";
+        let text = format!(
+            "block pc=0x1000\n insn 0x1000 0\n v0:i64 = const {RAM_BASE:#x}\n \
+             v1:i64 = load u32 v0\n insn 0x1004 0\n v2:i64 = call test.read_pc\n \
+             v3:i64 = call test.read_icount\n store_global.i64 {r2}, v2\n \
+             store_global.i64 {r3}, v3\n v4:i64 = const 0x20\n v5:i64 = load u64 v4\n \
+             goto 0x2000\n",
+            r2 = reg_offset(2),
+            r3 = reg_offset(3),
+        );
         cpu.common.insn_count = 100;
-        assert_eq!(run(text, &mut cpu), BlockExit::Fault);
+        assert_eq!(run(&text, &mut cpu), BlockExit::Fault);
         assert_eq!(cpu.common.pc, 0x1004);
         assert_eq!(cpu.common.insn_count, 101);
         assert_eq!(cpu.fault_addr, 0x20);
+        // The reads_state helpers saw the current instruction's pc and exact count.
+        assert_eq!((cpu.regs[2], cpu.regs[3]), (0x1004, 101));
         cpu.common.insn_limit = 101;
-        assert_eq!(run(text, &mut cpu), BlockExit::Budget);
+        cpu.regs[2] = 0;
+        assert_eq!(run(&text, &mut cpu), BlockExit::Budget);
         assert_eq!(cpu.common.pc, 0x1000);
-        let _ = RAM_BASE;
+        assert_eq!(cpu.regs[2], 0);
     }
 
     /// The decoder's fast paths (narrow shifts, comparisons, extensions, immediates) agree

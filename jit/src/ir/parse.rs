@@ -633,12 +633,10 @@ mod tests {
         let z = b.sext(Type::I32, Type::I64, y);
         let t = b.trunc(Type::I64, Type::I8, z);
         let s = b.binary(BinOp::MaxU, Type::I64, x, z);
-        let n = b.unary(UnOp::Bitcast, Type::F64, s);
-        let _ = n;
+        b.unary(UnOp::Bitcast, Type::F64, s);
         let c = b.set_cond(Cond::Geu, Type::I8, t, t);
         let sel = b.select(Type::I64, c, x, s);
-        let w = b.iconst(Type::I128, 7);
-        let _ = w;
+        b.iconst(Type::I128, 7);
         let l = b.new_label();
         let l2 = b.new_label();
         b.br_cond(Cond::Lt, Type::I64, x, sel, l);
@@ -650,8 +648,7 @@ mod tests {
             sel,
         );
         b.store(Type::I64, MemOp::new(1, false, false), 0, ld, sel);
-        let r = b.call(&ADD3, &[x, ld, sel]);
-        let _ = r;
+        b.call(&ADD3, &[x, ld, sel]);
         b.call(&RAISE_IF, &[x]);
         b.store_global(Type::I64, 0x110, s);
         b.br(l2);
