@@ -7,6 +7,7 @@
  *  - VA_TEST (0x4000_0000) is a level-1 table whose entry 0 points to a level-0 table of 4 KiB
  *    pages with the permission mixes listed at PG(n) below; entries 5 and 6 of the level-1 table
  *    are a misaligned and an aligned 2 MiB leaf;
+ *  - level-2 entry 4 (VA 0x1_0000_0000) is a misaligned 1 GiB leaf;
  *  - every other entry is invalid, giving a page fault at each level of the walk.
  */
 #include "test_macros.h"
@@ -88,6 +89,8 @@ RVTEST_CODE_BEGIN
 #endif
         li a5, 0x80000000; MAKE_LEAF(a6, a5, PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D); sd a6, 2 * 8(s2)
         MAKE_PTR(a6, s3); sd a6, 1 * 8(s2)
+        # level-2 entry 4 (VA 0x1_0000_0000): a 1 GiB leaf whose PPN[1] is not zero: misaligned
+        li a5, 0x80200000; MAKE_LEAF(a6, a5, PTE_V | PTE_R | PTE_A | PTE_D); sd a6, 4 * 8(s2)
         MAKE_PTR(a6, s4); sd a6, 0(s3)
         # 2 MiB leaves: entry 5 misaligned (PPN[0] = 1), entry 6 aligned at 0x8000_0000
         li a5, 0x80001000; MAKE_LEAF(a6, a5, PTE_V | PTE_R | PTE_A | PTE_D); sd a6, 5 * 8(s3)
@@ -172,6 +175,7 @@ RVTEST_CODE_BEGIN
         TEST_TRAP_IN_MODE(39, PRV_S, CAUSE_FETCH_PAGE_FAULT, li x1, (1 << (VA_BITS - 1)) | 0x80000000; jr x1)
         # superpages: a misaligned 2 MiB leaf faults, an aligned one translates
         TEST_TRAP_IN_MODE(40, PRV_S, CAUSE_LOAD_PAGE_FAULT, li x1, MEGA(5) + 8; ld x14, 0(x1))
+        TEST_TRAP_IN_MODE(42, PRV_S, CAUSE_LOAD_PAGE_FAULT, li x1, 0x100000000; ld x14, 0(x1))
         la x1, _start; ld x20, 0(x1); la x1, data_b; li x2, 0x80000000; sub x21, x1, x2
         TEST_TRAP_IN_MODE(41, PRV_S, CAUSE_NONE, li x1, MEGA(6); ld x14, 0(x1); bne x14, x20, fail; add x1, x1, x21; ld x14, 0(x1); li x15, DATA_B_VALUE; bne x14, x15, fail)
 
