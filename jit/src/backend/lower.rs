@@ -33,6 +33,12 @@ use crate::ir::{
     BinOp, Cond, ExitReason, ExtKind, IrBlock, Label, MemOp, Op, Terminal, Type, UnOp, Value,
 };
 
+const _: () = assert!(TLB_ENTRY_SIZE.is_power_of_two() && TLB_ENTRIES.is_power_of_two());
+const TLB_ENTRY_SHIFT: u32 = TLB_ENTRY_SIZE.trailing_zeros();
+/// `(vaddr >> TLB_INDEX_SHIFT) & TLB_OFFSET_MASK` is the byte offset of the entry in its table.
+const TLB_INDEX_SHIFT: u32 = PAGE_BITS - TLB_ENTRY_SHIFT;
+const TLB_OFFSET_MASK: u64 = ((TLB_ENTRIES as u64) - 1) << TLB_ENTRY_SHIFT;
+
 fn cl_type(ty: Type) -> ClType {
     match ty {
         Type::I8 => types::I8,
@@ -946,9 +952,9 @@ impl Lower<'_, '_> {
         store: Option<ClValue>,
     ) -> ClValue {
         let table = tlb_table_offset(u32::from(mmu_idx) % NB_MMU_MODES as u32) as i32;
-        let page = self.b.ins().ushr_imm_s(addr, i64::from(PAGE_BITS));
-        let idx = self.b.ins().band_imm_s(page, (TLB_ENTRIES - 1) as i64);
-        let off = self.b.ins().imul_imm_s(idx, i64::from(TLB_ENTRY_SIZE));
+        // off = tlb_index(addr) * TLB_ENTRY_SIZE, as one shift and one mask (both powers of 2).
+        let off = self.b.ins().ushr_imm_s(addr, i64::from(TLB_INDEX_SHIFT));
+        let off = self.b.ins().band_imm_s(off, TLB_OFFSET_MASK as i64);
         let entry = self.b.ins().iadd(self.state, off);
         let tag_off = if store.is_some() || mem.store_intent {
             OFFSET_TLB_ADDR_WRITE
