@@ -48,7 +48,10 @@ impl CodeMap {
 
     /// Take the pages written since the last call.
     pub fn take_dirty(&self) -> Vec<u64> {
-        if !self.has_dirty.swap(false, Ordering::AcqRel) {
+        // Called before every block lookup: the common case must be one plain load, not an
+        // atomic read-modify-write.
+        if !self.has_dirty.load(Ordering::Acquire) || !self.has_dirty.swap(false, Ordering::AcqRel)
+        {
             return Vec::new();
         }
         std::mem::take(&mut *self.dirty.lock())
