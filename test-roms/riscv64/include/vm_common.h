@@ -231,6 +231,21 @@ RVTEST_CODE_BEGIN
         # MPRV does not affect instruction fetch: M-mode code keeps running untranslated
         TEST_TRAP(84, CAUSE_NONE, li x1, MSTATUS_MPRV; csrs mstatus, x1; nop; nop; csrc mstatus, x1)
 
+        # ---- PMP checks the page-table walk itself (3.7.2: implicit accesses use S-mode
+        # permissions and fault as an access fault of the original type) ----
+        li t0, -1; csrw pmpaddr1, t0
+        la t0, tbl_l0; srli t0, t0, 2; ori t0, t0, (4096 / 8) - 1; csrw pmpaddr0, t0
+        li t0, (0x1f << 8) | 0x18; csrw pmpcfg0, t0
+        sfence.vma
+        TEST_TRAP_IN_MODE(85, PRV_S, CAUSE_LOAD_ACCESS, sfence.vma; li x1, PG(PG_RO); ld x14, 0(x1))
+        TEST_TRAP_IN_MODE(86, PRV_S, CAUSE_STORE_ACCESS, li x1, PG(PG_CLEAN); sd x14, 0(x1))
+        TEST_TRAP_IN_MODE(87, PRV_S, CAUSE_FETCH_ACCESS, li x1, PG(PG_SCODE); jr x1)
+        # pages whose walk does not touch the denied table still translate
+        TEST_TRAP_IN_MODE(88, PRV_S, CAUSE_NONE, li x1, MEGA(6); ld x14, 0(x1))
+        li t0, 0x1f; csrw pmpcfg0, t0
+        li t0, -1; csrw pmpaddr0, t0
+        sfence.vma
+
         # ---- a user program ----
         la x1, data_b; li x2, DATA_B_VALUE; sd x2, 0(x1)
         TEST_USER_VA(90, PG(PG_UCODE), CAUSE_USER_ECALL)
