@@ -255,6 +255,11 @@ RVTEST_CODE_BEGIN
         TEST_USER_VA(94, PG(PG_UCODE) + USER_JUMP_S, CAUSE_FETCH_PAGE_FAULT)
         CHECK_TVAL(95, PG(PG_SCODE))
         TEST_USER_VA(96, PG(PG_SCODE), CAUSE_FETCH_PAGE_FAULT)
+        # a 32-bit instruction whose second half lies on a page U may not execute: the fault
+        # names that half (mtval = its page), mepc the instruction (3.1.16)
+        TEST_USER_VA(98, PG(PG_UCODE) + 4094, CAUSE_FETCH_PAGE_FAULT)
+        CHECK_TVAL(99, PG(PG_SCODE))
+        TEST_CASE(100, x14, PG(PG_UCODE) + 4094, la t5, trap_save; ld x14, TS_EPC(t5))
         # SUM does not open supervisor pages to U
         li x1, MSTATUS_SUM; csrs mstatus, x1
         TEST_USER_VA(97, PG(PG_UCODE) + USER_TOUCH_S, CAUSE_LOAD_PAGE_FAULT)
@@ -284,7 +289,9 @@ user_touch_s:
 user_jump_s:
         li t0, PG(PG_SCODE)
         jr t0
-        .align 12
+        /* the first half of a 32-bit instruction (addi a0, zero, 0) at the very end of the page */
+        .org user_code + 4094
+        .2byte 0x0513
         .option pop
 
 RVTEST_DATA_BEGIN
