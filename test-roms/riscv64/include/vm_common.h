@@ -37,10 +37,14 @@
 #define PG_REMAP 10   /* remapped between checks, with sfence.vma */
 #define PG_LEAFPTR 11 /* a pointer (no R/W/X) at level 0: no more levels to walk */
 #define PG_FRESH 12   /* RW, A = D = 0, first touched by a store */
+#define PG_UALIAS 13  /* the user program's page again, supervisor RW: code patched through it */
 
 /* entry points inside the user program page */
 #define USER_TOUCH_S 0x100
 #define USER_JUMP_S 0x200
+#define USER_SMC 0x300
+/* addi a0, zero, imm */
+#define ADDI_A0(imm) ((((imm) & 0xfff) << 20) | (10 << 7) | 0x13)
 
 #define DATA_B_VALUE 0x1111222233334444
 #define DATA_C_VALUE 0x5555666677778888
@@ -107,6 +111,7 @@ RVTEST_CODE_BEGIN
         SET_PAGE(PG_REMAP, data_b, PTE_V | PTE_R | PTE_A)
         SET_PAGE(PG_LEAFPTR, data_b, PTE_V)
         SET_PAGE(PG_FRESH, data_a, PTE_V | PTE_R | PTE_W)
+        SET_PAGE(PG_UALIAS, user_code, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D)
 #if VM_LEVELS == 3
         mv a5, s2
 #elif VM_LEVELS == 4
@@ -260,6 +265,17 @@ RVTEST_CODE_BEGIN
         TEST_USER_VA(98, PG(PG_UCODE) + 4094, CAUSE_FETCH_PAGE_FAULT)
         CHECK_TVAL(99, PG(PG_SCODE))
         TEST_CASE(100, x14, PG(PG_UCODE) + 4094, la t5, trap_save; ld x14, TS_EPC(t5))
+        # self-modifying code through other mappings: the user code at USER_SMC returns its a0
+        TEST_USER_VA(101, PG(PG_UCODE) + USER_SMC, CAUSE_USER_ECALL)
+        TEST_CASE(102, a0, 1, nop)
+        # patched by M-mode through the physical address, then run through the U mapping
+        la x1, user_code + USER_SMC; li x2, ADDI_A0(2); sw x2, 0(x1); fence.i
+        TEST_USER_VA(103, PG(PG_UCODE) + USER_SMC, CAUSE_USER_ECALL)
+        TEST_CASE(104, a0, 2, nop)
+        # patched by S-mode through a supervisor alias of the same physical page
+        TEST_TRAP_IN_MODE(105, PRV_S, CAUSE_NONE, li x1, PG(PG_UALIAS) + USER_SMC; li x2, ADDI_A0(3); sw x2, 0(x1); fence.i)
+        TEST_USER_VA(106, PG(PG_UCODE) + USER_SMC, CAUSE_USER_ECALL)
+        TEST_CASE(107, a0, 3, nop)
         # SUM does not open supervisor pages to U
         li x1, MSTATUS_SUM; csrs mstatus, x1
         TEST_USER_VA(97, PG(PG_UCODE) + USER_TOUCH_S, CAUSE_LOAD_PAGE_FAULT)
@@ -289,6 +305,11 @@ user_touch_s:
 user_jump_s:
         li t0, PG(PG_SCODE)
         jr t0
+        .org user_code + USER_SMC
+user_smc:
+        .option norvc
+        addi a0, zero, 1
+        ecall
         /* the first half of a 32-bit instruction (addi a0, zero, 0) at the very end of the page */
         .org user_code + 4094
         .2byte 0x0513
