@@ -5,8 +5,15 @@
 //! On a mismatch the test prints the seed, the block index and the block's text form; rerun one
 //! seed with `EMU_DIFF_SEED=<seed> cargo test -p emu-jit --test differential`.
 
+use std::sync::Arc;
+
 use emu_jit::backend::{compile_standalone, BackendError};
+use emu_jit::codemap::CodeMap;
+use emu_jit::engine::{Engine, EngineKind, RunExit};
+use emu_jit::env::CpuCommon;
 use emu_jit::exec::BlockExit;
+use emu_jit::guest::{BlockKey, Guest};
+use emu_jit::helper::GuestState;
 use emu_jit::helper::HelperDef;
 use emu_jit::interp::InterpBlock;
 use emu_jit::ir::verify::verify;
@@ -74,6 +81,9 @@ struct Gen<'r> {
     pools: Pools,
     pc: u64,
     start_pc: u64,
+    /// For whole-engine runs: `Goto` targets are the block's own start (a loop) or a pc in
+    /// `[base, base + 4 * n)`.
+    targets: Option<(u64, u64)>,
 }
 
 fn edge_value(rng: &mut StdRng) -> u64 {
@@ -352,7 +362,11 @@ impl Gen<'_> {
     fn terminal(&mut self) {
         let t = match self.rng.gen_range(0..6) {
             0 | 1 => Terminal::Goto {
-                pc: self.start_pc + 4 * self.rng.gen_range(0..64),
+                pc: match self.targets {
+                    Some(_) if self.rng.gen_bool(0.2) => self.start_pc,
+                    Some((base, n)) => base + 4 * self.rng.gen_range(0..n),
+                    None => self.start_pc + 4 * self.rng.gen_range(0..64),
+                },
             },
             2 => Terminal::Indirect { pc: self.i64() },
             3 => Terminal::Exit {
@@ -409,11 +423,21 @@ impl Gen<'_> {
 
 fn gen_block(rng: &mut StdRng) -> IrBlock {
     let start_pc = 0x8000_0000 + 4 * rng.gen_range(0..0x400u64);
+    gen_block_at(rng, start_pc, None)
+}
+
+fn gen_block_at(rng: &mut StdRng, start_pc: u64, targets: Option<(u64, u64)>) -> IrBlock {
+    gen_into(rng, Builder::new(start_pc), start_pc, targets).finish()
+}
+
+/// Generate a block into `b` (already reset to `start_pc`).
+fn gen_into(rng: &mut StdRng, b: Builder, start_pc: u64, targets: Option<(u64, u64)>) -> Builder {
     let mut g = Gen {
-        b: Builder::new(start_pc),
+        b,
         pools: Pools { vals: Vec::new() },
         pc: start_pc,
         start_pc,
+        targets,
         rng,
     };
     let insns = g.rng.gen_range(1..8);
@@ -423,7 +447,7 @@ fn gen_block(rng: &mut StdRng) -> IrBlock {
     g.terminal();
     let size = (g.pc - start_pc) as u32;
     g.b.set_guest_size(size);
-    g.b.finish()
+    g.b
 }
 
 fn fresh_state(rng: &mut StdRng) -> Box<TestCpu> {
@@ -576,4 +600,123 @@ fn optimized_blocks_on_the_backend_agree_with_the_interpreter() {
         total += run_seed(seed, 500, true).0;
     }
     assert!(total >= want, "too few blocks compared: {total}");
+}
+
+/// Guest code window of [`RandomGuest`]: one page, so direct chaining applies everywhere.
+const CODE_BASE: u64 = 0x4000_0000;
+const CODE_INSNS: u64 = 0x400;
+
+/// A guest whose block at every pc of the code window is a random block (a function of the
+/// seed and the pc), whose `Goto`s loop to their own start or jump inside the window.
+#[repr(C)]
+struct RandomGuest {
+    cpu: TestCpu,
+    seed: u64,
+}
+
+// SAFETY: `RandomGuest` is `#[repr(C)]` and starts with a `TestCpu`, which starts with
+// `CpuCommon`; the executors pass the only borrow of the state into helpers and the slow path.
+unsafe impl GuestState for RandomGuest {}
+
+impl Guest for RandomGuest {
+    fn helpers(&self) -> Vec<&'static HelperDef> {
+        emu_jit::testing::test_helpers()
+    }
+
+    fn common(&mut self) -> &mut CpuCommon {
+        &mut self.cpu.common
+    }
+
+    fn block_key(&mut self) -> Option<BlockKey> {
+        let pc = self.cpu.common.pc;
+        if pc < CODE_BASE || pc >= CODE_BASE + 4 * CODE_INSNS || pc % 4 != 0 {
+            self.cpu.common.exception_pending = 1;
+            return None;
+        }
+        Some(BlockKey {
+            pc,
+            phys_pc: pc,
+            flags: 0,
+        })
+    }
+
+    fn translate(&mut self, key: &BlockKey, _max_insns: u32, b: &mut Builder) {
+        let mut rng = StdRng::seed_from_u64(self.seed ^ key.pc.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let taken = std::mem::take(b);
+        *b = gen_into(&mut rng, taken, key.pc, Some((CODE_BASE, CODE_INSNS)));
+    }
+
+    fn code_page_added(&mut self, _phys_page: u64) {}
+}
+
+/// Run the random guest on one engine kind; returns the final outcome.
+fn run_engine(kind: EngineKind, seed: u64, state_seed: u64) -> Outcome {
+    let cpu = *fresh_state(&mut StdRng::seed_from_u64(state_seed));
+    let mut g = Box::new(RandomGuest { cpu, seed });
+    g.cpu.common.pc = CODE_BASE;
+    g.cpu.common.insn_limit = 0;
+    let mut e = Engine::new(kind, Arc::new(CodeMap::new())).expect("engine starts");
+    e.set_tier_up_threshold(5);
+    let mut last = RunExit::Budget;
+    for slice in 0..3000u64 {
+        if g.cpu.common.insn_count >= 20_000 {
+            break;
+        }
+        // Budget slices of varying length, so budget exits land everywhere.
+        let n = g.cpu.common.insn_count;
+        g.cpu.common.insn_limit = n + 1 + (n.wrapping_mul(7919) % 300);
+        last = e.run(&mut *g);
+        if tiered_waits(kind, slice) {
+            e.wait_for_compiles();
+        }
+        // Like an interrupt, every few slices: continue elsewhere.
+        if matches!(last, RunExit::Exception | RunExit::Yield | RunExit::Halt) || slice % 4 == 3 {
+            // What a run loop would do, deterministically: deliver, then continue elsewhere.
+            g.cpu.common.exception_pending = 0;
+            let pc = g.cpu.common.pc;
+            g.cpu.common.pc = CODE_BASE + 4 * (pc.wrapping_mul(31).wrapping_add(n) % CODE_INSNS);
+        }
+    }
+    if std::env::var("EMU_DIFF_VERBOSE").is_ok() {
+        eprintln!(
+            "{kind:?}: {:?} count {}",
+            e.stats(),
+            g.cpu.common.insn_count
+        );
+    }
+    let exit = match last {
+        RunExit::Budget => BlockExit::Budget,
+        RunExit::Exception => BlockExit::Fault,
+        RunExit::Yield => BlockExit::Exit(ExitReason::Yield),
+        RunExit::Halt => BlockExit::Exit(ExitReason::Halt),
+    };
+    outcome(exit, &g.cpu)
+}
+
+/// Tiered mode installs compiled code at arbitrary times; waiting now and then makes the test
+/// also cover the compiled tier (results must not depend on it either way).
+fn tiered_waits(kind: EngineKind, slice: u64) -> bool {
+    kind == EngineKind::Tiered && slice % 8 == 0
+}
+
+#[test]
+fn engines_agree_on_random_guest_programs() {
+    let seeds: Vec<u64> = match std::env::var("EMU_DIFF_SEED") {
+        Ok(s) => vec![s.parse().expect("EMU_DIFF_SEED is a u64")],
+        Err(_) => (21..27).collect(),
+    };
+    for seed in seeds {
+        let reference = run_engine(EngineKind::Interp, seed, seed);
+        assert!(
+            reference.insn_count > 1000,
+            "seed {seed}: the program barely ran"
+        );
+        for kind in [EngineKind::Jit, EngineKind::Tiered] {
+            let got = run_engine(kind, seed, seed);
+            assert_eq!(
+                got, reference,
+                "seed {seed}: {kind:?} differs from the interpreter"
+            );
+        }
+    }
 }

@@ -177,6 +177,8 @@ struct Lower<'a, 'f> {
     goto_slot: u32,
     terminated: bool,
     helper_sig: Option<cranelift_codegen::ir::SigRef>,
+    /// The loop head of a block that jumps to its own start (see `run`).
+    loop_head: Option<Block>,
     /// Address of the engine's jump cache ([`super::JumpCache`]), if `Indirect` exits probe it.
     jump_cache: Option<usize>,
     frontend: TargetFrontendConfig,
@@ -209,6 +211,7 @@ pub(super) fn lower_block(
         goto_slot: 0,
         terminated: false,
         helper_sig: None,
+        loop_head: None,
         jump_cache,
         frontend,
     };
@@ -256,6 +259,31 @@ impl Lower<'_, '_> {
         self.ret(BlockExit::Budget);
         self.switch_seal(body);
         self.terminated = false;
+
+        // A block that jumps to its own start (a loop) runs as a loop inside the function when
+        // chaining is on: every cached global is loaded before the loop head and stays in a
+        // register across iterations. Since a value may be dirty from an earlier iteration
+        // at any point, every global the block stores counts as dirty from the start.
+        let self_loop = self.slots.is_some()
+            && self.block.ops.iter().any(
+                |op| matches!(op, Op::Exit(Terminal::Goto { pc }) if *pc == self.block.start_pc),
+            );
+        if self_loop {
+            for c in 0..self.cached.len() {
+                self.reload(c);
+                let off = self.cached[c].offset;
+                self.dirty[c] = self
+                    .block
+                    .ops
+                    .iter()
+                    .any(|op| matches!(op, Op::StoreGlobal { offset, .. } if *offset == off));
+            }
+            let head = self.b.create_block();
+            self.b.ins().jump(head, &[]);
+            // Not sealed until the end: the back edges come later.
+            self.b.switch_to_block(head);
+            self.loop_head = Some(head);
+        }
 
         let block = self.block;
         for (i, op) in block.ops.iter().enumerate() {
@@ -631,6 +659,12 @@ impl Lower<'_, '_> {
     }
 
     fn exit(&mut self, t: Terminal) -> Result<(), BackendError> {
+        if let (Terminal::Goto { pc }, Some(head)) = (t, self.loop_head) {
+            if pc == self.block.start_pc {
+                self.loop_back(head);
+                return Ok(());
+            }
+        }
         self.flush_dirty();
         match t {
             Terminal::Goto { pc } => {
@@ -686,6 +720,29 @@ impl Lower<'_, '_> {
         Ok(())
     }
 
+    /// The back edge of a self loop: what the `Goto` and the next entry would do (pc and
+    /// instruction count in the state, the budget check), with globals kept in registers.
+    fn loop_back(&mut self, head: Block) {
+        // Keep the chain-slot numbering of the interpreter: this `Goto` owns a slot.
+        self.goto_slot += 1;
+        self.store_pc_const(self.block.start_pc);
+        let base = self.b.use_var(self.base);
+        let count = self.b.ins().iadd_imm_s(base, i64::from(self.insn_idx));
+        self.store_state(count, OFFSET_INSN_COUNT);
+        self.b.def_var(self.base, count);
+        let limit = self.load_state(types::I64, OFFSET_INSN_LIMIT);
+        let spent = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, count, limit);
+        let budget = self.b.create_block();
+        self.b.ins().brif(spent, budget, &[], head, &[]);
+        self.b.set_cold_block(budget);
+        self.switch_seal(budget);
+        self.flush_dirty();
+        self.ret(BlockExit::Budget);
+    }
+
     /// Indirect exit through the jump cache: if the entry for `pc` holds compiled code,
     /// tail-call it; otherwise return to the engine.
     fn probe_jump_cache(&mut self, base: usize, pc: ClValue) {
@@ -698,12 +755,15 @@ impl Lower<'_, '_> {
         let table = self.b.ins().iconst(types::I64, base as i64);
         let entry = self.b.ins().iadd(table, off);
         let tag = self.b.ins().load(types::I64, flags(), entry, 0);
-        let hit = self.b.ins().icmp(IntCC::Equal, tag, pc);
+        let target = self.b.ins().load(types::I64, flags(), entry, 8);
+        // An empty entry has code 0 (its tag, u64::MAX, is a pc a guest may well jump to).
+        let same = self.b.ins().icmp(IntCC::Equal, tag, pc);
+        let linked = self.b.ins().icmp_imm_s(IntCC::NotEqual, target, 0);
+        let hit = self.b.ins().band(same, linked);
         let chain = self.b.create_block();
         let miss = self.b.create_block();
         self.b.ins().brif(hit, chain, &[], miss, &[]);
         self.switch_seal(chain);
-        let target = self.b.ins().load(types::I64, flags(), entry, 8);
         let sig = self.b.import_signature(block_signature());
         self.b
             .ins()

@@ -112,8 +112,8 @@ unsafe impl Send for ChainSlots {}
 /// Entries of the jump cache (a power of two).
 pub const JUMP_CACHE_ENTRIES: usize = 1024;
 
-/// One jump-cache entry, as generated code reads it: guest virtual pc (`u64::MAX` when
-/// empty: pcs are even), then the entry point of its compiled block.
+/// One jump-cache entry, as generated code reads it: guest virtual pc, then the entry point of
+/// its compiled block. Empty: pc `u64::MAX` and code 0; generated code checks both.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct JumpEntry {
@@ -177,13 +177,15 @@ impl JumpCache {
     /// The code for `pc`, if cached.
     pub fn get(&self, pc: u64) -> Option<usize> {
         let e = self.entries.get(Self::index(pc))?;
-        (e.pc.load(Ordering::Acquire) == pc).then(|| e.code.load(Ordering::Relaxed) as usize)
+        let code = e.code.load(Ordering::Relaxed) as usize;
+        (e.pc.load(Ordering::Acquire) == pc && code != 0).then_some(code)
     }
 
     pub fn clear(&mut self) {
         for i in self.filled.drain(..) {
             if let Some(e) = self.entries.get(i) {
                 e.pc.store(u64::MAX, Ordering::Relaxed);
+                e.code.store(0, Ordering::Relaxed);
             }
         }
     }
@@ -691,6 +693,8 @@ mod tests {
         );
         jc.clear();
         assert_eq!(jc.get(0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64), None);
+        // The empty tag is a pc like any other: an empty entry never matches.
+        assert_eq!(jc.get(u64::MAX), None);
     }
 
     #[test]
