@@ -629,7 +629,7 @@ impl Guest for RandomGuest {
 
     fn block_key(&mut self) -> Option<BlockKey> {
         let pc = self.cpu.common.pc;
-        if pc < CODE_BASE || pc >= CODE_BASE + 4 * CODE_INSNS || pc % 4 != 0 {
+        if !(CODE_BASE..CODE_BASE + 4 * CODE_INSNS).contains(&pc) || !pc.is_multiple_of(4) {
             self.cpu.common.exception_pending = 1;
             return None;
         }
@@ -696,7 +696,7 @@ fn run_engine(kind: EngineKind, seed: u64, state_seed: u64) -> Outcome {
 /// Tiered mode installs compiled code at arbitrary times; waiting now and then makes the test
 /// also cover the compiled tier (results must not depend on it either way).
 fn tiered_waits(kind: EngineKind, slice: u64) -> bool {
-    kind == EngineKind::Tiered && slice % 8 == 0
+    kind == EngineKind::Tiered && slice.is_multiple_of(8)
 }
 
 #[test]
