@@ -10,7 +10,7 @@ use emu_jit::helper::HelperDef;
 use emu_jit::ir::{Builder, ExitReason, Terminal, Type};
 
 use super::cpu::RiscvCpu;
-use super::decode::decode;
+use super::decode::{decode, extension_gap};
 use super::lift::{LiftCtx, Lifted, TransFlags};
 use super::mmu::translate_fetch;
 use super::rvc;
@@ -127,7 +127,14 @@ pub fn translate_block(cpu: &mut RiscvCpu, key: &BlockKey, max_insns: u32, b: &m
             raw
         };
         let Some(pattern) = decode(insn) else {
-            gen_trap(b, pc, &HELPER_UNIMPLEMENTED, &[u64::from(raw)]);
+            // An extension emu lacks is an emulator gap (logged, `--strict`); anything else is
+            // a reserved encoding, which is simply illegal (Unprivileged ISA §2.2).
+            let helper = if extension_gap(insn).is_some() {
+                &HELPER_UNIMPLEMENTED
+            } else {
+                &HELPER_ILLEGAL
+            };
+            gen_trap(b, pc, helper, &[u64::from(raw)]);
             break;
         };
         let ops_before = b.len();

@@ -308,7 +308,10 @@ impl RiscvCpu {
         if self.unimplemented_logged.len() < MAX_LOGGED_UNIMPLEMENTED
             && self.unimplemented_logged.insert(insn)
         {
-            log::warn!("riscv: unimplemented instruction {insn:#010x} at pc {pc:#x}");
+            let ext = super::decode::extension_gap(insn).unwrap_or("?");
+            log::warn!(
+                "riscv: unimplemented instruction {insn:#010x} at pc {pc:#x} ({ext} extension)"
+            );
         }
         if self.unimplemented.is_none() {
             self.unimplemented = Some((pc, insn));
