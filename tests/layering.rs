@@ -30,17 +30,35 @@ fn our_deps(metadata: &str, package: &str) -> Vec<String> {
 #[test]
 fn workspace_imports_go_one_way() {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo metadata");
     assert!(out.status.success(), "cargo metadata failed");
     let meta = String::from_utf8_lossy(&out.stdout);
     // The scanner sees edges: the top-level crate imports all of ours.
-    assert_eq!(our_deps(&meta, "emu").len(), OURS.len(), "src/ imports every crate");
+    assert_eq!(
+        our_deps(&meta, "emu").len(),
+        OURS.len(),
+        "src/ imports every crate"
+    );
     let none: Vec<String> = Vec::new();
-    assert_eq!(our_deps(&meta, "emu-jit"), none, "jit must import none of ours");
-    assert_eq!(our_deps(&meta, "emu-devices"), none, "devices must import none of ours");
+    assert_eq!(
+        our_deps(&meta, "emu-jit"),
+        none,
+        "jit must import none of ours"
+    );
+    assert_eq!(
+        our_deps(&meta, "emu-devices"),
+        none,
+        "devices must import none of ours"
+    );
     assert_eq!(
         our_deps(&meta, "emu-frontends"),
         vec!["emu-devices".to_string(), "emu-jit".to_string()],
