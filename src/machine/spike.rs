@@ -5,7 +5,7 @@
 
 use crate::cli::EngineChoice;
 use crate::runloop::{self, LoopOptions, Platform, RunError, StepExit, Vcpu};
-use emu_devices::clint::{CLINT_BASE, CLINT_MSIP, CLINT_MTIMECMP, CLINT_SIZE};
+use emu_devices::clint::{CLINT_BASE, CLINT_SIZE};
 use emu_devices::clock::VirtualTime;
 use emu_devices::htif::{Htif, HtifExit, HtifPort, HtifReg};
 use emu_devices::{Bus, BusError, Clint, GuestRam, MemoryError};
@@ -13,7 +13,6 @@ use emu_firmware::{load_elf, ElfError, ElfImage};
 use emu_frontends::riscv::cpu::RiscvCpu;
 use emu_jit::codemap::CodeMap;
 use emu_jit::engine::{Engine, EngineError, EngineKind, RunExit};
-use emu_jit::env::PAGE_MASK;
 use parking_lot::Mutex;
 use std::io::Write;
 use std::path::Path;
@@ -81,11 +80,6 @@ struct Board {
     time: Arc<VirtualTime>,
     clint: Arc<Mutex<Clint>>,
     exit: HtifExit,
-    code_map: Arc<CodeMap>,
-    /// Guest physical pages whose stores must make the hart leave generated code, so that the
-    /// loop reacts at once (as QEMU does) instead of after the rest of the instruction slice:
-    /// HTIF's `tohost` (exit), CLINT's msip and mtimecmp.
-    kick_pages: Vec<u64>,
     /// Where `--trace` lines go.
     trace: Option<Box<dyn Write + Send>>,
 }
@@ -94,14 +88,6 @@ impl Platform for Board {
     fn sync_time(&mut self, now_ns: u64) {
         self.time.advance_to(now_ns);
         self.clint.lock().update();
-        // A store into a page the code map lists sets `insn_limit = 0` (the self-modifying-
-        // code exit, jit/src/codemap.rs). Device pages always take the store slow path, so
-        // listing the HTIF page turns a tohost write into a prompt exit. The entry is consumed
-        // by the store, hence re-armed here every time the loop runs. The only cost is that
-        // blocks translated from that page, if any, are retranslated after such a store.
-        for &page in &self.kick_pages {
-            self.code_map.add_page(page);
-        }
     }
     fn next_deadline_ns(&self) -> Option<u64> {
         self.clint.lock().next_deadline_ns()
@@ -238,27 +224,12 @@ impl Spike {
             EngineChoice::Jit => EngineKind::Jit,
             EngineChoice::Tiered => EngineKind::Tiered,
         };
-        let code_map_for_board = code_map.clone();
-        // Stores that change what the loop must do next: HTIF tohost (exit), CLINT msip and
-        // mtimecmp (an interrupt now, or a new deadline for the budget).
-        let mut kick_pages: Vec<u64> = [
-            image.tohost,
-            Some(CLINT_BASE + CLINT_MSIP),
-            Some(CLINT_BASE + CLINT_MTIMECMP),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|a| a & PAGE_MASK)
-        .collect();
-        kick_pages.dedup();
         let engine = Engine::new(kind, code_map)?;
         Ok(Spike {
             board: Board {
                 time,
                 clint,
                 exit,
-                code_map: code_map_for_board,
-                kick_pages,
                 trace: config
                     .trace
                     .then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>),

@@ -365,7 +365,14 @@ impl RiscvCpu {
         self.publish_time();
         self.bus
             .write(phys, data)
-            .map_err(|_| Exception::StoreAmoAccessFault(vaddr))
+            .map_err(|_| Exception::StoreAmoAccessFault(vaddr))?;
+        // A device store may raise or clear an interrupt line, or ask the machine to stop
+        // (HTIF tohost, sifive_test): leave generated code so the run loop sees it at once,
+        // at an exact instruction count, as QEMU does after I/O.
+        if self.bus.ram_page_host_ptr(phys & PAGE_MASK, PAGE_SIZE).is_none() {
+            self.common.insn_limit = 0;
+        }
+        Ok(())
     }
 
     /// The slow-path load: alignment, page crossing, translation, MMIO.
