@@ -311,3 +311,32 @@ fn a_full_cache_is_flushed_and_execution_continues() {
         assert!(e.cache().len() <= 2);
     }
 }
+
+#[test]
+fn a_self_loop_stops_at_the_exact_budget_and_sees_code_writes() {
+    for kind in KINDS {
+        let map = Arc::new(CodeMap::new());
+        let mut e = engine(kind, &map);
+        // r1 += 1; jump to itself.
+        let mut toy = Toy::new(&[insn(1, 0)]);
+        for limit in [1u64, 2, 3, 50, 1234, 5000, 5001] {
+            toy.cpu.common.insn_limit = limit;
+            assert_eq!(e.run(&mut *toy), RunExit::Budget, "{kind:?}");
+            assert_eq!(toy.cpu.common.insn_count, limit, "{kind:?}");
+            assert_eq!(toy.cpu.regs[1], limit, "{kind:?}");
+            assert_eq!(toy.cpu.common.pc, RAM_BASE, "{kind:?}");
+            e.wait_for_compiles();
+        }
+        if kind == EngineKind::Jit {
+            // The loop runs inside one compiled function: one entry per slice.
+            assert_eq!(e.stats().native_runs, 7, "{:?}", e.stats());
+        }
+        // Rewrite the loop to add 5 (what a store slow path does: note the write, end the
+        // slice); the next slice runs the new code.
+        assert!(toy.cpu.write_mem(RAM_BASE, 4, u64::from(insn(0, 5))));
+        assert!(map.note_write(RAM_BASE));
+        toy.cpu.common.insn_limit = 5002;
+        assert_eq!(e.run(&mut *toy), RunExit::Budget, "{kind:?}");
+        assert_eq!(toy.cpu.regs[1], 5001 + 5, "{kind:?}");
+    }
+}

@@ -10,6 +10,11 @@
 //! fault paths (storing a clean value is harmless); after a helper that writes state every
 //! loaded global is reloaded. The instruction count is kept as the entry value plus a constant
 //! per instruction (the position of the `InsnStart` in the block).
+//!
+//! Self loops: with chaining on, a `Goto` to the block's own start becomes a back edge inside
+//! the function. It does what the exit and the next entry would: store pc and the instruction
+//! count, check the budget (leaving with `Budget` in a cold block), but the globals stay in
+//! registers across iterations.
 
 use std::collections::HashMap;
 
