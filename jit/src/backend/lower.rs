@@ -135,15 +135,20 @@ fn plan_globals(block: &IrBlock) -> GlobalPlan {
             e.3 = false;
         }
     }
-    let mut ranges: Vec<(u32, u32)> = by_offset
+    // Every access's byte range (not one per offset: an offset accessed with two types may
+    // reach into a neighbour).
+    let mut ranges: Vec<(u32, u32)> = accesses
         .iter()
-        .map(|(&o, &(ty, ..))| (o, o.saturating_add(ty.bytes())))
+        .map(|&(o, ty, ..)| (o, o.saturating_add(ty.bytes())))
         .collect();
     ranges.sort_unstable();
+    ranges.dedup();
     let mut plan = Vec::new();
     for (&off, &(ty, first, first_is_store, consistent)) in &by_offset {
         let end = off.saturating_add(ty.bytes());
-        let overlaps = ranges.iter().any(|&(o, e)| o != off && o < end && off < e);
+        let overlaps = ranges
+            .iter()
+            .any(|&(o, e)| (o, e) != (off, end) && o < end && off < e);
         if !consistent || overlaps || off < header_end {
             continue;
         }

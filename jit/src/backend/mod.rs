@@ -656,6 +656,25 @@ mod tests {
     }
 
     #[test]
+    fn a_global_overlapped_by_a_wider_access_is_not_cached() {
+        let mut b = Builder::new(0);
+        b.insn_start(0, 0);
+        // reg1 is accessed as I32 and as I64; its upper half is also read as its own I32.
+        let _low = b.load_global(Type::I32, reg_offset(1));
+        let _high = b.load_global(Type::I32, reg_offset(1) + 4);
+        let c = b.iconst(Type::I64, 0x1111_2222_3333_4444);
+        b.store_global(Type::I64, reg_offset(1), c);
+        let high = b.load_global(Type::I32, reg_offset(1) + 4);
+        let wide = b.zext(Type::I32, Type::I64, high);
+        b.store_global(Type::I64, reg_offset(2), wide);
+        b.goto(4);
+        let block = b.finish();
+        let mut cpu = TestCpu::new();
+        run(&block, &mut cpu);
+        assert_eq!(cpu.regs[2], 0x1111_2222);
+    }
+
+    #[test]
     fn total_division() {
         for (op, a, b_, want) in [
             (BinOp::DivS, i64::MIN as u64, u64::MAX, i64::MIN as u64),
