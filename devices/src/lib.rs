@@ -5,9 +5,11 @@ pub mod bus;
 pub mod clint;
 pub mod clock;
 pub mod htif;
+pub mod irq;
 pub mod memory;
 
 pub use bus::{Bus, BusDevice, BusError};
 pub use clint::Clint;
 pub use htif::{Htif, HtifExit, HtifPort, HtifReg};
+pub use irq::{IrqLine, IrqSink};
 pub use memory::{GuestRam, MemoryError};
