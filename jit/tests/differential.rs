@@ -199,10 +199,11 @@ impl Gen<'_> {
             }
             2 | 3 => {
                 let r = self.rng.gen_range(0..32);
-                let (ty, off) = match self.rng.gen_range(0..6) {
+                let (ty, off) = match self.rng.gen_range(0..8) {
                     0 => (Type::I32, reg_offset(r)),
                     1 => (Type::F64, reg_offset(r)),
                     2 => (Type::I8, reg_offset(r) + 3),
+                    3 => (Type::I32, reg_offset(r) + 4),
                     _ => (Type::I64, reg_offset(r)),
                 };
                 let v = self.b.load_global(ty, off);
@@ -210,13 +211,15 @@ impl Gen<'_> {
             }
             4 | 5 => {
                 let r = self.rng.gen_range(0..32);
-                let ty = match self.rng.gen_range(0..8) {
-                    0 => Type::I32,
-                    1 => Type::F64,
-                    _ => Type::I64,
+                let (ty, off) = match self.rng.gen_range(0..10) {
+                    0 => (Type::I32, reg_offset(r)),
+                    1 => (Type::F64, reg_offset(r)),
+                    2 => (Type::I32, reg_offset(r) + 4),
+                    3 => (Type::I16, reg_offset(r) + 2),
+                    _ => (Type::I64, reg_offset(r)),
                 };
                 let v = self.pick(ty);
-                self.b.store_global(ty, reg_offset(r), v);
+                self.b.store_global(ty, off, v);
             }
             6..=9 => {
                 let ty = self.int_ty();
