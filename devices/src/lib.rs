@@ -7,6 +7,7 @@ pub mod clock;
 pub mod htif;
 pub mod irq;
 pub mod memory;
+pub mod plic;
 pub mod sched;
 
 pub use bus::{Bus, BusDevice, BusError};
