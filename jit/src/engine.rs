@@ -321,8 +321,13 @@ impl Engine {
                 }
             }
             if let Some((src, slot, generation)) = from.take() {
-                if generation == self.generation && self.cache.link(src, slot, id) {
-                    self.stats.chain_links += 1;
+                if generation == self.generation {
+                    if self.cache.link(src, slot, id) {
+                        self.stats.chain_links += 1;
+                    } else if let Some(code) = self.cache.get(id).and_then(|e| e.code) {
+                        // Not chainable (another page): compiled code finds it here.
+                        self.jump_cache.insert(key.pc, code);
+                    }
                 }
             }
             let (exit, last) = self.execute(guest, id);

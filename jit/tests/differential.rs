@@ -605,9 +605,10 @@ fn optimized_blocks_on_the_backend_agree_with_the_interpreter() {
     assert!(total >= want, "too few blocks compared: {total}");
 }
 
-/// Guest code window of [`RandomGuest`]: one page, so direct chaining applies everywhere.
+/// Guest code window of [`RandomGuest`]: two pages, so jumps are chained directly inside a page
+/// and through the jump cache across pages.
 const CODE_BASE: u64 = 0x4000_0000;
-const CODE_INSNS: u64 = 0x400;
+const CODE_INSNS: u64 = 0x800;
 
 /// A guest whose block at every pc of the code window is a random block (a function of the
 /// seed and the pc), whose `Goto`s loop to their own start or jump inside the window.

@@ -340,3 +340,30 @@ fn a_self_loop_stops_at_the_exact_budget_and_sees_code_writes() {
         assert_eq!(toy.cpu.regs[1], 5001 + 5, "{kind:?}");
     }
 }
+
+#[test]
+fn jumps_to_another_page_stay_in_compiled_code_through_the_jump_cache() {
+    for kind in KINDS {
+        let map = Arc::new(CodeMap::new());
+        let mut e = engine(kind, &map);
+        // Page 0: r1 += 1, jump to page 1; page 1: r1 += 1, jump back.
+        let mut program = vec![0u32; 0x1000 / 4 + 1];
+        program[0] = insn(1, 0x1000);
+        program[0x1000 / 4] = insn(1, 0);
+        let mut toy = Toy::new(&program);
+        for slice in 1..=4u64 {
+            toy.cpu.common.insn_limit = 1000 * slice + 1;
+            assert_eq!(e.run(&mut *toy), RunExit::Budget, "{kind:?}");
+            e.wait_for_compiles();
+        }
+        assert_eq!(toy.cpu.regs[1], 4001, "{kind:?}");
+        assert_eq!(toy.cpu.common.pc, RAM_BASE + 0x1000, "{kind:?}");
+        let s = e.stats();
+        // Never chained directly (other page) ...
+        assert_eq!(s.chain_links, 0, "{kind:?}: {s:?}");
+        if kind == EngineKind::Jit {
+            // ... but a few entries per slice at most: the rest runs through the jump cache.
+            assert!(s.native_runs <= 4 * 4, "{s:?}");
+        }
+    }
+}

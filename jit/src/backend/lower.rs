@@ -701,7 +701,16 @@ impl Lower<'_, '_> {
                             .ins()
                             .return_call_indirect(sig, target, &[self.state]);
                         self.switch_seal(unlinked);
-                        self.ret(BlockExit::Goto { slot });
+                        // Direct chains stay inside one virtual page (tb.rs); a jump to another
+                        // page can still stay in compiled code through the jump cache.
+                        let other_page = pc & PAGE_MASK != self.block.start_pc & PAGE_MASK;
+                        match self.jump_cache {
+                            Some(base) if other_page => {
+                                let v = self.b.ins().iconst(types::I64, pc as i64);
+                                self.probe_jump_cache(base, v, BlockExit::Goto { slot });
+                            }
+                            _ => self.ret(BlockExit::Goto { slot }),
+                        }
                     }
                     _ => self.ret(BlockExit::Goto { slot }),
                 }
@@ -711,7 +720,7 @@ impl Lower<'_, '_> {
                 self.store_state(v, OFFSET_PC);
                 self.store_count(self.insn_idx);
                 match self.jump_cache {
-                    Some(base) => self.probe_jump_cache(base, v),
+                    Some(base) => self.probe_jump_cache(base, v, BlockExit::Indirect),
                     None => self.ret(BlockExit::Indirect),
                 }
             }
@@ -753,17 +762,31 @@ impl Lower<'_, '_> {
         self.ret(BlockExit::Budget);
     }
 
-    /// Indirect exit through the jump cache: if the entry for `pc` holds compiled code,
-    /// tail-call it; otherwise return to the engine.
-    fn probe_jump_cache(&mut self, base: usize, pc: ClValue) {
-        let idx = self.b.ins().ushr_imm_s(pc, 1);
-        let idx = self
-            .b
-            .ins()
-            .band_imm_s(idx, (super::JUMP_CACHE_ENTRIES - 1) as i64);
-        let off = self.b.ins().ishl_imm_s(idx, 4);
-        let table = self.b.ins().iconst(types::I64, base as i64);
-        let entry = self.b.ins().iadd(table, off);
+    /// Exit through the jump cache: if the entry for `pc` holds compiled code, tail-call it;
+    /// otherwise return `miss_exit` to the engine.
+    fn probe_jump_cache(&mut self, base: usize, pc: ClValue, miss_exit: BlockExit) {
+        // The entry: `JumpCache::index(pc)`, computed at compile time for a constant pc.
+        let entry = match self.const_of(pc) {
+            Some(k) => {
+                let addr = base + super::JumpCache::index(k) * 16;
+                self.b.ins().iconst(types::I64, addr as i64)
+            }
+            None => {
+                let lo = self.b.ins().ushr_imm_s(pc, 1);
+                let hi = self
+                    .b
+                    .ins()
+                    .ushr_imm_s(pc, i64::from(super::JUMP_CACHE_PAGE_SHIFT));
+                let idx = self.b.ins().bxor(lo, hi);
+                let idx = self
+                    .b
+                    .ins()
+                    .band_imm_s(idx, (super::JUMP_CACHE_ENTRIES - 1) as i64);
+                let off = self.b.ins().ishl_imm_s(idx, 4);
+                let table = self.b.ins().iconst(types::I64, base as i64);
+                self.b.ins().iadd(table, off)
+            }
+        };
         let tag = self.b.ins().load(types::I64, flags(), entry, 0);
         let target = self.b.ins().load(types::I64, flags(), entry, 8);
         // An empty entry has code 0 (its tag, u64::MAX, is a pc a guest may well jump to).
@@ -779,7 +802,17 @@ impl Lower<'_, '_> {
             .ins()
             .return_call_indirect(sig, target, &[self.state]);
         self.switch_seal(miss);
-        self.ret(BlockExit::Indirect);
+        self.ret(miss_exit);
+    }
+
+    /// The value of `v` if it is an `iconst`.
+    fn const_of(&self, v: ClValue) -> Option<u64> {
+        let dfg = &self.b.func.dfg;
+        let inst = dfg.value_def(v).inst()?;
+        match dfg.insts[inst] {
+            cranelift_codegen::ir::InstructionData::UnaryImm { imm, .. } => Some(imm.bits() as u64),
+            _ => None,
+        }
     }
 
     /// exec.rs: the exiting instruction retires unless it raises.

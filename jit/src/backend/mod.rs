@@ -111,6 +111,8 @@ unsafe impl Send for ChainSlots {}
 
 /// Entries of the jump cache (a power of two).
 pub const JUMP_CACHE_ENTRIES: usize = 1024;
+/// See [`JumpCache::index`].
+pub(crate) const JUMP_CACHE_PAGE_SHIFT: u32 = crate::env::PAGE_BITS;
 
 /// One jump-cache entry, as generated code reads it: guest virtual pc, then the entry point of
 /// its compiled block. Empty: pc `u64::MAX` and code 0; generated code checks both.
@@ -158,8 +160,11 @@ impl JumpCache {
         self.entries.as_ptr() as usize
     }
 
-    fn index(pc: u64) -> usize {
-        ((pc >> 1) as usize) & (JUMP_CACHE_ENTRIES - 1)
+    /// The entry for `pc`: low pc bits (instructions are at least 2-byte aligned) mixed with
+    /// the page number, so the same offset in different pages (a call and its return, a loop
+    /// spanning two pages) lands in different entries. Generated code computes the same.
+    pub(crate) fn index(pc: u64) -> usize {
+        (((pc >> 1) ^ (pc >> JUMP_CACHE_PAGE_SHIFT)) as usize) & (JUMP_CACHE_ENTRIES - 1)
     }
 
     /// Map `pc` to compiled code at `code`.
