@@ -4,11 +4,14 @@
 pub mod bus;
 pub mod clint;
 pub mod clock;
+pub mod goldfish_rtc;
 pub mod htif;
 pub mod irq;
 pub mod memory;
 pub mod plic;
 pub mod sched;
+pub mod sifive_test;
+pub mod uart;
 
 pub use bus::{Bus, BusDevice, BusError};
 pub use clint::Clint;
