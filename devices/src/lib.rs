@@ -12,6 +12,7 @@ pub mod plic;
 pub mod sched;
 pub mod sifive_test;
 pub mod uart;
+pub mod virtio;
 
 pub use bus::{Bus, BusDevice, BusError};
 pub use clint::Clint;
