@@ -1,7 +1,15 @@
-//! emu-firmware: loaders for guest images and, later, boot protocols (DESIGN.md §1, §8).
-//! Imports `emu-devices` only.
+//! emu-firmware: loaders for guest images, device-tree generation and boot protocols
+//! (DESIGN.md §1, §8). Imports `emu-devices` only.
+//!
+//! - [`elf`]: bare-metal ELF programs.
+//! - [`fdt`]: the device tree of a RISC-V board from a plain-data [`fdt::PlatformDesc`].
+//! - [`image`]: RISC-V Linux `Image` kernels, initrds and placement of the device tree.
+//! - [`fw_dynamic`]: OpenSBI's `fw_dynamic` boot protocol for `-bios` firmware.
+//! - [`sbi`]: emu's built-in SBI (SBI spec v2.0) over a host trait the board implements.
 
 pub mod elf;
+pub mod fdt;
+pub mod image;
 
 pub use elf::{load_elf, load_elf_bytes, ElfError, ElfImage};
 #[doc(hidden)]
