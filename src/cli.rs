@@ -7,16 +7,21 @@ use thiserror::Error;
 
 /// Default guest RAM (QEMU's default for `spike` is 128 MiB too).
 pub const DEFAULT_RAM_SIZE: u64 = 128 << 20;
+/// Default guest RAM of `-M virt`: QEMU's 128 MiB is too little for Debian's kernel and
+/// initramfs to unpack comfortably; 512 MiB costs nothing until touched (lazily committed).
+pub const DEFAULT_VIRT_RAM_SIZE: u64 = 512 << 20;
 /// Largest guest RAM accepted by `-m`.
 pub const MAX_RAM_SIZE: u64 = 16 << 30;
 
 pub const USAGE: &str = "\
 usage: emu --arch riscv64 [options] -bios none -kernel PROGRAM.elf
        emu --arch riscv64 [options] PROGRAM.elf
+       emu --arch riscv64 -M virt [options] -kernel Image [-initrd FILE] [-append CMDLINE]
 
 Runs a bare-metal RISC-V 64 ELF program on a spike-like board (RAM at 0x80000000, CLINT at
 0x2000000, HTIF through the program's tohost/fromhost symbols). emu's exit status is the
-program's HTIF exit code.
+program's HTIF exit code. With -M virt, boots a Linux kernel (Image) on QEMU's riscv virt board;
+emu's exit status is the guest's poweroff status.
 
 options:
   --arch ARCH            guest architecture: riscv64 (the default)
@@ -34,7 +39,30 @@ options:
   --signature FILE       at exit, write memory begin_signature..end_signature to FILE as hex
                          lines, highest byte first (Spike's +signature=FILE)
   --signature-granularity N  bytes per signature line (default 4)
-  -nographic, -M spike   accepted for QEMU compatibility (no effect)
+  -M spike|virt[,dumpdtb=FILE]
+                         the board: spike (default; bare-metal ELF + HTIF) or QEMU's riscv virt
+                         (PLIC, NS16550A UART0, virtio-mmio, goldfish RTC, sifive_test); dumpdtb
+                         writes the generated device tree to FILE and exits
+  -bios default|none|FILE
+                         virt: emu's built-in SBI (default: the kernel starts in S-mode), no
+                         firmware (an ELF kernel starts in M-mode), or M-mode firmware such as
+                         OpenSBI's fw_dynamic.bin loaded at 0x80000000
+  -initrd FILE           virt: the initramfs
+  -append CMDLINE        virt: the kernel command line
+  -dtb FILE              virt: use this device tree instead of the generated one
+  -smp N                 virt: N harts (1..8), interleaved deterministically
+  -drive file=F[,format=raw][,if=virtio|none][,id=ID][,readonly=on]
+                         virt: a raw disk image on virtio-blk (locked: one emu at a time)
+  -device virtio-blk-device,drive=ID | virtio-rng-device | virtio-net-device,netdev=ID[,mac=M]
+        | virtio-serial-device
+  -netdev socket,id=ID,listen=[HOST]:PORT | socket,id=ID,connect=[HOST]:PORT
+        | stream,id=ID,server=on|off,addr.host=H,addr.port=P | tap,id=ID,ifname=NAME
+  -serial mon:stdio|stdio|file:PATH|null
+                         where UART0 goes (default mon:stdio: the terminal in raw mode; Ctrl-A x
+                         quits, Ctrl-A h lists the keys)
+  -nographic             same as -serial mon:stdio
+  -no-reboot             a guest reboot ends emu instead of restarting the machine
+  -display none, -monitor none  accepted for QEMU compatibility
   -h, --help             print this help
   -V, --version          print the version";
 
@@ -67,6 +95,312 @@ pub struct Config {
     pub log: log::LevelFilter,
     /// Print each block the engine runs (PC, retired instructions, why it stopped).
     pub trace: bool,
+    /// Which board (`-M`).
+    pub machine: MachineKind,
+    /// Options of the `virt` board (ignored by `spike`, which refuses the ones it cannot use).
+    pub virt: VirtOptions,
+}
+
+/// The board (`-M spike` or `-M virt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MachineKind {
+    /// Bare-metal ELF programs with HTIF (the default, as in round 1).
+    Spike,
+    /// QEMU's riscv `virt` board: PLIC, UART0, virtio-mmio, RTC, test finisher.
+    Virt,
+}
+
+/// M-mode firmware for `virt` (`-bios`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bios {
+    /// emu's built-in SBI: harts start in S-mode at the kernel (`-bios default`, or no `-bios`).
+    BuiltinSbi,
+    /// No firmware: the kernel (an ELF) starts in M-mode at its entry (`-bios none`).
+    None,
+    /// A firmware image (OpenSBI `fw_dynamic.bin`) loaded at the start of RAM.
+    File(PathBuf),
+}
+
+/// `-drive file=PATH[,format=raw][,if=virtio|none][,id=ID][,readonly=on]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriveOpt {
+    pub id: Option<String>,
+    pub file: PathBuf,
+    /// `if=virtio` puts it on a virtio-blk device by itself; `if=none` waits for a `-device`.
+    pub if_virtio: bool,
+    pub readonly: bool,
+}
+
+/// `-netdev socket,id=ID,listen=[HOST]:PORT|connect=[HOST]:PORT` (QEMU's length-prefixed
+/// stream format), `-netdev stream,id=ID,server=on|off,addr.host=H,addr.port=P`, or
+/// `-netdev tap,id=ID,ifname=NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetdevOpt {
+    pub id: String,
+    pub kind: NetdevKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetdevKind {
+    /// Listen on `addr` ("host:port") and take one connection.
+    Listen(String),
+    /// Connect to `addr` ("host:port").
+    Connect(String),
+    /// A host tap interface.
+    Tap(String),
+}
+
+/// `-device NAME[,drive=ID][,netdev=ID][,mac=..]`: the virtio-mmio devices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceOpt {
+    Blk {
+        drive: String,
+    },
+    Rng,
+    Net {
+        netdev: String,
+        mac: Option<[u8; 6]>,
+    },
+    Console,
+}
+
+/// Where UART0 goes (`-serial`, `-nographic`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SerialOpt {
+    /// The terminal, with emu's Ctrl-A keys (`mon:stdio`, `-nographic`): raw mode when stdin is
+    /// a terminal.
+    MonStdio,
+    /// stdin/stdout without the Ctrl-A keys (`stdio`).
+    Stdio,
+    /// Output appended to a file, no input (`file:PATH`).
+    File(PathBuf),
+    /// Nowhere (`null`).
+    Null,
+}
+
+/// What the `virt` board takes from the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtOptions {
+    pub bios: Bios,
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line (`-append`).
+    pub append: Option<String>,
+    /// A device tree to use instead of the generated one (`-dtb`).
+    pub dtb: Option<PathBuf>,
+    /// Write the generated device tree here and exit (`-machine dumpdtb=FILE`).
+    pub dumpdtb: Option<PathBuf>,
+    /// Number of harts (`-smp N`).
+    pub smp: u32,
+    pub drives: Vec<DriveOpt>,
+    pub netdevs: Vec<NetdevOpt>,
+    pub devices: Vec<DeviceOpt>,
+    pub serial: SerialOpt,
+    /// A guest reboot ends emu (status 0) instead of restarting the machine.
+    pub no_reboot: bool,
+    /// Whether RAM size was given (`-m`): `virt` has a larger default than `spike`.
+    pub ram_given: bool,
+}
+
+impl Default for VirtOptions {
+    fn default() -> Self {
+        VirtOptions {
+            bios: Bios::BuiltinSbi,
+            initrd: None,
+            append: None,
+            dtb: None,
+            dumpdtb: None,
+            smp: 1,
+            drives: Vec::new(),
+            netdevs: Vec::new(),
+            devices: Vec::new(),
+            serial: SerialOpt::MonStdio,
+            no_reboot: false,
+            ram_given: false,
+        }
+    }
+}
+
+/// Most harts `-smp` accepts.
+pub const MAX_SMP: u32 = 8;
+
+/// Split a QEMU option list `a=b,c,d=e` into (key, value) pairs; a bare word has value "".
+fn opt_list(s: &str) -> Vec<(String, String)> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (p.to_string(), String::new()),
+        })
+        .collect()
+}
+
+fn on_off(option: &str, value: &str, v: &str) -> Result<bool, CliError> {
+    match v {
+        "on" | "yes" | "true" | "" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        _ => Err(bad(option, value, "expected on or off")),
+    }
+}
+
+fn parse_drive(option: &str, value: &str) -> Result<DriveOpt, CliError> {
+    let mut d = DriveOpt {
+        id: None,
+        file: PathBuf::new(),
+        if_virtio: true,
+        readonly: false,
+    };
+    let mut file = None;
+    for (k, v) in opt_list(value) {
+        match k.as_str() {
+            "file" => file = Some(PathBuf::from(v)),
+            "id" => d.id = Some(v),
+            "format" if v == "raw" => {}
+            "format" => return Err(bad(option, value, "only format=raw is supported")),
+            "if" if v == "virtio" => d.if_virtio = true,
+            "if" if v == "none" => d.if_virtio = false,
+            "if" => {
+                return Err(bad(
+                    option,
+                    value,
+                    "only if=virtio and if=none are supported",
+                ))
+            }
+            "readonly" => d.readonly = on_off(option, value, &v)?,
+            "cache" | "media" | "discard" | "aio" => {}
+            _ => return Err(bad(option, value, format!("unknown drive property '{k}'"))),
+        }
+    }
+    d.file = file.ok_or_else(|| bad(option, value, "needs file=PATH"))?;
+    Ok(d)
+}
+
+fn parse_netdev(option: &str, value: &str) -> Result<NetdevOpt, CliError> {
+    let mut parts = opt_list(value).into_iter();
+    let (backend, _) = parts
+        .next()
+        .ok_or_else(|| bad(option, value, "expected socket, stream or tap"))?;
+    let mut id = None;
+    let mut listen = None;
+    let mut connect = None;
+    let mut server = false;
+    let mut host = String::from("127.0.0.1");
+    let mut port = None;
+    let mut ifname = None;
+    for (k, v) in parts {
+        match k.as_str() {
+            "id" => id = Some(v),
+            "listen" => listen = Some(v),
+            "connect" => connect = Some(v),
+            "server" => server = on_off(option, value, &v)?,
+            "addr.host" => host = v,
+            "addr.port" => port = Some(v),
+            "addr.type" if v == "inet" => {}
+            "ifname" => ifname = Some(v),
+            "script" | "downscript" | "vhost" => {}
+            _ => return Err(bad(option, value, format!("unknown netdev property '{k}'"))),
+        }
+    }
+    let id = id.ok_or_else(|| bad(option, value, "needs id=NAME"))?;
+    // QEMU's `listen=:PORT` means every address; keep the guests on the loopback.
+    let addr = |a: String| match a.strip_prefix(':') {
+        Some(p) => format!("127.0.0.1:{p}"),
+        None => a,
+    };
+    let kind = match backend.as_str() {
+        "socket" => match (listen, connect) {
+            (Some(l), None) => NetdevKind::Listen(addr(l)),
+            (None, Some(c)) => NetdevKind::Connect(addr(c)),
+            _ => {
+                return Err(bad(
+                    option,
+                    value,
+                    "socket needs exactly one of listen=[HOST]:PORT or connect=[HOST]:PORT",
+                ))
+            }
+        },
+        "stream" => {
+            let port = port.ok_or_else(|| bad(option, value, "stream needs addr.port=PORT"))?;
+            let a = format!("{host}:{port}");
+            if server {
+                NetdevKind::Listen(a)
+            } else {
+                NetdevKind::Connect(a)
+            }
+        }
+        "tap" => {
+            NetdevKind::Tap(ifname.ok_or_else(|| bad(option, value, "tap needs ifname=NAME"))?)
+        }
+        _ => return Err(bad(option, value, "expected socket, stream or tap")),
+    };
+    Ok(NetdevOpt { id, kind })
+}
+
+fn parse_mac(option: &str, value: &str, mac: &str) -> Result<[u8; 6], CliError> {
+    let mut out = [0u8; 6];
+    let parts: Vec<&str> = mac.split(':').collect();
+    if parts.len() != 6 {
+        return Err(bad(
+            option,
+            value,
+            "mac must be six hex bytes, e.g. 52:54:00:12:34:56",
+        ));
+    }
+    for (o, p) in out.iter_mut().zip(parts) {
+        *o = u8::from_str_radix(p, 16).map_err(|_| {
+            bad(
+                option,
+                value,
+                "mac must be six hex bytes, e.g. 52:54:00:12:34:56",
+            )
+        })?;
+    }
+    Ok(out)
+}
+
+fn parse_device(option: &str, value: &str) -> Result<DeviceOpt, CliError> {
+    let mut parts = opt_list(value).into_iter();
+    let (name, _) = parts
+        .next()
+        .ok_or_else(|| bad(option, value, "expected a device name"))?;
+    let props: Vec<(String, String)> = parts.collect();
+    let get = |key: &str| props.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    for (k, _) in &props {
+        if !["drive", "netdev", "mac", "id", "bus"].contains(&k.as_str()) {
+            return Err(bad(option, value, format!("unknown device property '{k}'")));
+        }
+    }
+    match name.as_str() {
+        "virtio-blk-device" | "virtio-blk" => Ok(DeviceOpt::Blk {
+            drive: get("drive").ok_or_else(|| bad(option, value, "needs drive=ID"))?,
+        }),
+        "virtio-rng-device" | "virtio-rng" => Ok(DeviceOpt::Rng),
+        "virtio-net-device" | "virtio-net" => Ok(DeviceOpt::Net {
+            netdev: get("netdev").ok_or_else(|| bad(option, value, "needs netdev=ID"))?,
+            mac: get("mac").map(|m| parse_mac(option, value, &m)).transpose()?,
+        }),
+        "virtio-serial-device" | "virtio-console-device" | "virtconsole" => Ok(DeviceOpt::Console),
+        _ => Err(bad(
+            option,
+            value,
+            "expected virtio-blk-device, virtio-rng-device, virtio-net-device or virtio-serial-device",
+        )),
+    }
+}
+
+fn parse_serial(option: &str, value: &str) -> Result<SerialOpt, CliError> {
+    match value {
+        "mon:stdio" => Ok(SerialOpt::MonStdio),
+        "stdio" => Ok(SerialOpt::Stdio),
+        "null" | "none" => Ok(SerialOpt::Null),
+        v => match v.strip_prefix("file:") {
+            Some(p) if !p.is_empty() => Ok(SerialOpt::File(PathBuf::from(p))),
+            _ => Err(bad(
+                option,
+                value,
+                "expected mon:stdio, stdio, null or file:PATH",
+            )),
+        },
+    }
 }
 
 /// What the command line asks for.
@@ -165,6 +499,10 @@ where
     let mut signature_granularity = 4;
     let mut log = log::LevelFilter::Warn;
     let mut trace = false;
+    let mut machine = MachineKind::Spike;
+    let mut virt = VirtOptions::default();
+    let mut bios_given: Option<String> = None;
+    let mut smp_given: Option<String> = None;
 
     while let Some(arg) = args.next() {
         // Spike's plusargs (`+signature=FILE`) are long options here.
@@ -223,20 +561,81 @@ where
             }
             "-bios" | "--bios" => {
                 let v = value(&mut args)?;
-                if v != "none" {
-                    return Err(bad(&name, &v, "only '-bios none' is supported"));
-                }
+                virt.bios = match v.as_str() {
+                    "none" => Bios::None,
+                    "default" => Bios::BuiltinSbi,
+                    _ => Bios::File(PathBuf::from(&v)),
+                };
+                bios_given = Some(v);
             }
             "-M" | "-machine" | "--machine" => {
                 let v = value(&mut args)?;
-                if v != "spike" && !v.starts_with("spike,") {
-                    return Err(bad(&name, &v, "only the spike machine is supported"));
+                for (i, (k, val)) in opt_list(&v).into_iter().enumerate() {
+                    match (i, k.as_str()) {
+                        (0, "spike") if val.is_empty() => machine = MachineKind::Spike,
+                        (0, "virt") if val.is_empty() => machine = MachineKind::Virt,
+                        (_, "type") if val == "virt" => machine = MachineKind::Virt,
+                        (_, "type") if val == "spike" => machine = MachineKind::Spike,
+                        (_, "dumpdtb") if !val.is_empty() => {
+                            virt.dumpdtb = Some(PathBuf::from(val))
+                        }
+                        (_, "accel") if val == "tcg" => {}
+                        _ => return Err(bad(&name, &v, "expected spike or virt[,dumpdtb=FILE]")),
+                    }
                 }
             }
-            "-nographic" | "--nographic" => takes_no_value(&inline)?,
+            "-nographic" | "--nographic" => {
+                takes_no_value(&inline)?;
+                virt.serial = SerialOpt::MonStdio;
+            }
+            "-serial" | "--serial" => {
+                let v = value(&mut args)?;
+                virt.serial = parse_serial(&name, &v)?;
+            }
+            "-display" | "-monitor" => {
+                let v = value(&mut args)?;
+                if v != "none" {
+                    return Err(bad(&name, &v, "only 'none' is supported"));
+                }
+            }
+            "-no-reboot" | "--no-reboot" => {
+                takes_no_value(&inline)?;
+                virt.no_reboot = true;
+            }
+            "-initrd" | "--initrd" => virt.initrd = Some(PathBuf::from(value(&mut args)?)),
+            "-append" | "--append" => virt.append = Some(value(&mut args)?),
+            "-dtb" | "--dtb" => virt.dtb = Some(PathBuf::from(value(&mut args)?)),
+            "-smp" | "--smp" => {
+                let v = value(&mut args)?;
+                // `-smp N` or `-smp cpus=N`.
+                let n = v.strip_prefix("cpus=").unwrap_or(&v);
+                virt.smp = n
+                    .parse()
+                    .ok()
+                    .filter(|n: &u32| (1..=MAX_SMP).contains(n))
+                    .ok_or_else(|| bad(&name, &v, format!("expected 1 to {MAX_SMP} harts")))?;
+                smp_given = Some(v);
+            }
+            "-drive" | "--drive" => {
+                let v = value(&mut args)?;
+                virt.drives.push(parse_drive(&name, &v)?);
+            }
+            "-netdev" | "--netdev" => {
+                let v = value(&mut args)?;
+                let n = parse_netdev(&name, &v)?;
+                if virt.netdevs.iter().any(|o| o.id == n.id) {
+                    return Err(bad(&name, &v, format!("netdev id '{}' used twice", n.id)));
+                }
+                virt.netdevs.push(n);
+            }
+            "-device" | "--device" => {
+                let v = value(&mut args)?;
+                virt.devices.push(parse_device(&name, &v)?);
+            }
             "-m" | "--memory" => {
                 let v = value(&mut args)?;
                 ram_size = parse_size(&name, &v)?;
+                virt.ram_given = true;
             }
             "--engine" | "-engine" => {
                 let v = value(&mut args)?;
@@ -279,7 +678,36 @@ where
             _ => return Err(CliError::UnknownOption(arg)),
         }
     }
-    let kernel = kernel.ok_or(CliError::NoKernel)?;
+    if machine == MachineKind::Spike {
+        if let Some(b) = bios_given.filter(|b| b != "none") {
+            return Err(bad(
+                "-bios",
+                &b,
+                "the spike machine takes only '-bios none' (use -M virt)",
+            ));
+        }
+        if let Some(n) = smp_given.filter(|n| n != "1") {
+            return Err(bad(
+                "-smp",
+                &n,
+                "the spike machine has one hart (use -M virt)",
+            ));
+        }
+        virt.bios = Bios::None;
+    }
+    if machine == MachineKind::Virt && !virt.ram_given {
+        ram_size = DEFAULT_VIRT_RAM_SIZE;
+    }
+    // With firmware and a device-tree dump, no kernel is needed.
+    let kernel = match kernel {
+        Some(k) => k,
+        None if machine == MachineKind::Virt
+            && (virt.dumpdtb.is_some() || matches!(virt.bios, Bios::File(_))) =>
+        {
+            String::new()
+        }
+        None => return Err(CliError::NoKernel),
+    };
     Ok(Command::Run(Config {
         kernel: PathBuf::from(kernel),
         ram_size,
@@ -291,6 +719,8 @@ where
         signature_granularity,
         log,
         trace,
+        machine,
+        virt,
     }))
 }
 
