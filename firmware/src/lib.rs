@@ -9,6 +9,7 @@
 
 pub mod elf;
 pub mod fdt;
+pub mod fw_dynamic;
 pub mod image;
 
 pub use elf::{load_elf, load_elf_bytes, ElfError, ElfImage};
