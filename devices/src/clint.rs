@@ -247,4 +247,53 @@ mod tests {
         assert_eq!(rd(&mut c, 0xfff0, 8), 0);
         assert_eq!(lines.load(Ordering::Relaxed), 0);
     }
+
+    #[test]
+    fn per_hart_msip_and_mtimecmp_aclint_layout() {
+        let time = Arc::new(VirtualTime::new());
+        let lines: Vec<_> = (0..4).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let mut c = Clint::new(time.clone(), lines.clone());
+        let mip = |h: usize| lines[h].load(Ordering::Relaxed);
+        // msip[hart] at +4*hart.
+        c.write(CLINT_MSIP + 4 * 2, &1u32.to_le_bytes());
+        assert_eq!([mip(0), mip(1), mip(2), mip(3)], [0, 0, MIP_MSIP, 0]);
+        assert_eq!(rd(&mut c, CLINT_MSIP + 8, 4), 1);
+        // mtimecmp[hart] at +0x4000 + 8*hart.
+        c.write(CLINT_MTIMECMP + 8 * 3, &20u64.to_le_bytes());
+        c.write(CLINT_MTIMECMP + 8, &10u64.to_le_bytes());
+        assert_eq!(rd(&mut c, CLINT_MTIMECMP + 8 * 3, 8), 20);
+        assert_eq!(c.next_deadline_ns(), Some(10 * NS_PER_MTIME_TICK));
+        time.advance_to(10 * NS_PER_MTIME_TICK);
+        c.update();
+        assert_eq!(mip(1), MIP_MTIP);
+        assert_eq!(mip(3), 0);
+        assert_eq!(c.next_deadline_ns(), Some(20 * NS_PER_MTIME_TICK));
+        time.advance_to(20 * NS_PER_MTIME_TICK);
+        c.update();
+        assert_eq!(
+            [mip(0), mip(1), mip(2), mip(3)],
+            [0, MIP_MTIP, MIP_MSIP, MIP_MTIP]
+        );
+        // Hart 4 does not exist: its registers read 0 and ignore writes.
+        c.write(CLINT_MSIP + 16, &1u32.to_le_bytes());
+        assert_eq!(rd(&mut c, CLINT_MSIP + 16, 4), 0);
+        assert_eq!(rd(&mut c, CLINT_MTIMECMP + 32, 8), 0);
+    }
+
+    #[test]
+    fn random_accesses_never_panic() {
+        let time = Arc::new(VirtualTime::new());
+        let lines: Vec<_> = (0..2).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let mut c = Clint::new(time.clone(), lines.clone());
+        for seed in 1..50u64 {
+            time.advance_to(seed * 977);
+            crate::irq::test_util::random_accesses(&mut c, CLINT_SIZE, seed, 2000);
+            for l in &lines {
+                assert_eq!(l.load(Ordering::Relaxed) & !(MIP_MSIP | MIP_MTIP), 0);
+            }
+            if let Some(d) = c.next_deadline_ns() {
+                assert!(d >= time.now_ns());
+            }
+        }
+    }
 }

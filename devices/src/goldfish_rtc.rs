@@ -171,7 +171,7 @@ impl BusDevice for GoldfishRtc {
     /// ignored.
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
-        if data.len() == 4 && offset % 4 == 0 {
+        if data.len() == 4 && offset.is_multiple_of(4) {
             let v = self.read32(offset);
             data.copy_from_slice(&v.to_le_bytes());
         }
@@ -179,7 +179,7 @@ impl BusDevice for GoldfishRtc {
 
     fn write(&mut self, offset: u64, data: &[u8]) {
         match <[u8; 4]>::try_from(data) {
-            Ok(b) if offset % 4 == 0 => self.write32(offset, u32::from_le_bytes(b)),
+            Ok(b) if offset.is_multiple_of(4) => self.write32(offset, u32::from_le_bytes(b)),
             _ => log::debug!(
                 "goldfish-rtc: {}-byte write at {offset:#x} ignored",
                 data.len()
@@ -306,5 +306,23 @@ mod tests {
         assert_eq!(rd(&mut g.rtc, RTC_ALARM_STATUS), 0);
         g.rtc.alarm_fired(); // a stale event does nothing
         assert!(!g.irq.level(GOLDFISH_RTC_IRQ));
+    }
+
+    #[test]
+    fn random_accesses_never_panic_and_irq_is_gated() {
+        let mut g = setup();
+        for seed in 1..50u64 {
+            g.time.advance_to(seed * 1000);
+            crate::irq::test_util::random_accesses(&mut g.rtc, GOLDFISH_RTC_SIZE, seed, 2000);
+            if seed % 3 == 0 {
+                g.rtc.alarm_fired();
+            }
+            assert_eq!(
+                g.irq.level(GOLDFISH_RTC_IRQ),
+                g.rtc.irq_pending && g.rtc.irq_enabled
+            );
+            assert!(g.sched.lock().len() <= 1);
+            assert_eq!(g.sched.lock().is_empty(), !g.rtc.alarm_running);
+        }
     }
 }

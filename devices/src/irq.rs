@@ -130,3 +130,43 @@ mod tests {
         IrqLine::disconnected().raise();
     }
 }
+
+/// Helpers shared by the device tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use crate::bus::BusDevice;
+
+    /// Drive `dev` with `n` pseudo-random reads and writes of 1, 2, 4 and 8 bytes at offsets
+    /// mostly inside `[0, window)` (biased to the first 256 bytes and to register-aligned
+    /// offsets), sometimes far outside it. Deterministic for a given `seed`. The device must
+    /// neither panic nor hang; the caller checks its invariants afterwards.
+    pub(crate) fn random_accesses(dev: &mut dyn BusDevice, window: u64, seed: u64, n: usize) {
+        let mut x = seed | 1;
+        let mut next = move || {
+            // xorshift64 (Marsaglia 2003)
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..n {
+            let r = next();
+            let size = [1usize, 2, 4, 8][(r & 3) as usize];
+            let offset = match (r >> 2) & 7 {
+                0 => next() % 256,
+                1 => (next() % window) & !3,
+                2 => (next() % window) & !7,
+                3 => u64::MAX - (next() % 16),
+                4 => window.wrapping_sub(next() % 16),
+                _ => next() % window.max(1),
+            };
+            let mut buf = next().to_le_bytes();
+            let data = &mut buf[..size];
+            if (r >> 5) & 1 == 0 {
+                dev.read(offset, data);
+            } else {
+                dev.write(offset, data);
+            }
+        }
+    }
+}

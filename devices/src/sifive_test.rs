@@ -153,4 +153,21 @@ mod tests {
         t.read(0, &mut b);
         assert_eq!(b, [0; 4]);
     }
+
+    #[test]
+    fn random_accesses_never_panic() {
+        let mut t = SifiveTest::new();
+        let h = t.handle();
+        for seed in 1..50u64 {
+            crate::irq::test_util::random_accesses(&mut t, SIFIVE_TEST_SIZE, seed, 2000);
+            if let Some(r) = h.take() {
+                assert!(matches!(
+                    r,
+                    FinisherRequest::Pass | FinisherRequest::Fail(_) | FinisherRequest::Reset
+                ));
+            }
+        }
+        t.write(0, &FINISHER_PASS.to_le_bytes());
+        assert_eq!(h.request(), Some(FinisherRequest::Pass));
+    }
 }

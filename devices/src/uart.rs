@@ -523,4 +523,16 @@ mod tests {
         rd(&mut u, UART_MSR);
         assert!(!irq.level(UART0_IRQ));
     }
+
+    #[test]
+    fn random_accesses_never_panic_and_irq_matches_iir() {
+        let (irq, _, mut u) = setup();
+        for seed in 1..50u64 {
+            u.enqueue_input(&seed.to_le_bytes());
+            crate::irq::test_util::random_accesses(&mut u, UART0_SIZE, seed, 2000);
+            assert!(u.rx.len() <= UART_INPUT_CAPACITY);
+            assert_eq!(irq.level(UART0_IRQ), u.iir_id() != UART_IIR_NO_INT);
+            assert_eq!(u.lsr & UART_LSR_DR != 0, !u.rx.is_empty());
+        }
+    }
 }
