@@ -7,6 +7,13 @@
 //! so guest-visible results never depend on it. Heat is counted here, in the dispatch loop,
 //! never in generated code.
 //!
+//! Staying in compiled code: a `Goto` to the same virtual page is chained directly (its slot
+//! is filled when both blocks are compiled, tb.rs); a `Goto` to another page and an `Indirect`
+//! go through the per-vCPU jump cache (backend `JumpCache`), which is filled here after such
+//! an exit and cleared whenever `run` starts (the translation regime may have changed in the run
+//! loop), on invalidation and on flush. A block that jumps to its own start loops inside its
+//! compiled function.
+//!
 //! Assumption about guests: a block is physically contiguous from `BlockKey::phys_pc` over its
 //! `guest_size` bytes (the `Guest` trait has no way to name a second physical page), so the
 //! pages registered for self-modifying-code detection are computed from `phys_pc`.
