@@ -21,7 +21,7 @@
 //! given to devices' [`IrqLine`](crate::irq::IrqLine)s as their [`IrqSink`].
 
 use crate::bus::BusDevice;
-use crate::irq::IrqSink;
+use crate::irq::{IrqLine, IrqSink};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -271,6 +271,11 @@ impl Plic {
         }
     }
 
+    /// An interrupt line into input `source` of this PLIC, for a device.
+    pub fn irq_line(&self, source: u32) -> IrqLine {
+        IrqLine::new(Arc::new(self.clone()), source)
+    }
+
     /// Number of contexts (2 per hart).
     pub fn num_contexts(&self) -> usize {
         self.state.lock().contexts.len()
@@ -385,6 +390,11 @@ mod tests {
         assert_eq!(mip(&lines[0]), MIP_SEIP);
         assert_eq!(rd(&mut p, claim(1)), 10);
         assert_eq!(rd(&mut p, PLIC_PENDING_BASE), 0);
+        // A device's line reaches the same state.
+        let line = p.irq_line(10);
+        line.lower();
+        line.raise();
+        assert!(!p.is_pending(10), "claimed: the gateway holds the request");
         assert_eq!(mip(&lines[0]), 0);
         assert_eq!(rd(&mut p, claim(1)), 0, "nothing else to claim");
         // Line still high at completion: pending again.
