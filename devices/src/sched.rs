@@ -9,7 +9,31 @@
 //!
 //! Devices reach the scheduler through a [`Timer`] (a shared handle plus their event id).
 //! Lock order: a device's lock, then the scheduler's. The board therefore pops due events with
-//! the scheduler locked, releases it, and only then locks and notifies the device.
+//! the scheduler locked, releases it, and only then locks and notifies the device:
+//!
+//! ```
+//! use emu_devices::sched::{EventId, Scheduler, Timer};
+//! use parking_lot::Mutex;
+//! use std::sync::Arc;
+//!
+//! const RTC_ALARM: EventId = EventId(1);
+//! let sched = Arc::new(Mutex::new(Scheduler::new()));
+//! let rtc_timer = Timer::new(sched.clone(), RTC_ALARM); // given to the device
+//! rtc_timer.arm(1_000);
+//! // Run loop: the vCPU budget ends at the earliest deadline ...
+//! assert_eq!(sched.lock().next_deadline(), Some(1_000));
+//! // ... then, with time advanced to `now`, fire what is due, one event at a time.
+//! let now = 1_000;
+//! let mut fired = Vec::new();
+//! loop {
+//!     let Some(f) = sched.lock().pop_due(now) else { break };
+//!     match f.event {
+//!         RTC_ALARM => fired.push(f.deadline_ns), // rtc.lock().alarm_fired()
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!(fired, [1_000]);
+//! ```
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
