@@ -11,6 +11,7 @@ pub mod elf;
 pub mod fdt;
 pub mod fw_dynamic;
 pub mod image;
+pub mod sbi;
 
 pub use elf::{load_elf, load_elf_bytes, ElfError, ElfImage};
 #[doc(hidden)]
