@@ -12,7 +12,7 @@
 //! Contexts follow QEMU's virt hart-config "MS": hart `h` has context `2h` (M-mode, drives mip
 //! MEIP, bit 11) and context `2h+1` (S-mode, drives mip SEIP, bit 9).
 //!
-//! Sources are level-triggered (spec §5, interrupt gateways): while a source's line is high and
+//! Sources are level-triggered (spec, "Interrupt Gateways"): while a source's line is high and
 //! the source is not claimed, its pending bit is set; lowering the line clears it (as QEMU does).
 //! A claim clears the pending bit and holds the gateway until the completion; if the line is
 //! still high at completion, the source becomes pending again.
@@ -97,11 +97,11 @@ fn legal_priority(value: u32) -> u32 {
 }
 
 impl PlicState {
-    /// The highest-priority pending, enabled source above the context's threshold (ties: the
-    /// lowest source id, spec §4). 0 if none.
-    fn best(&self, ctx: &Context) -> u32 {
+    /// The highest-priority pending, enabled source whose priority exceeds `floor` (ties: the
+    /// lowest source id, spec, "Interrupt Priorities"). 0 if none.
+    fn best_above(&self, ctx: &Context, floor: u32) -> u32 {
         let mut best = 0;
-        let mut best_prio = ctx.threshold;
+        let mut best_prio = floor;
         for src in 1..PLIC_NUM_SOURCES {
             if bit(&self.pending, src) && bit(&ctx.enable, src) {
                 let prio = self.priority.get(src as usize).copied().unwrap_or(0);
@@ -112,6 +112,11 @@ impl PlicState {
             }
         }
         best
+    }
+
+    /// The source that makes the context's notification line high (priority above threshold).
+    fn best(&self, ctx: &Context) -> u32 {
+        self.best_above(ctx, ctx.threshold)
     }
 
     /// Recompute every context's output into its hart's mip line.
@@ -129,7 +134,10 @@ impl PlicState {
         let Some(ctx) = self.contexts.get(ctx_idx) else {
             return 0;
         };
-        let src = self.best(ctx);
+        // Spec, "Interrupt Claim Process": "the claim operation is not affected by the setting of the priority
+        // threshold register" (QEMU 7.2 applies the threshold here; Linux never relies on
+        // either). Priority 0 still means "never interrupt".
+        let src = self.best_above(ctx, 0);
         if src != 0 {
             set_bit(&mut self.pending, src, false);
             set_bit(&mut self.claimed, src, true);
@@ -138,7 +146,7 @@ impl PlicState {
     }
 
     fn complete(&mut self, ctx_idx: usize, src: u32) {
-        // Spec §8: a completion for a source not enabled for the context is ignored.
+        // Spec, "Interrupt Completion": a completion for a source not enabled for the context is ignored.
         let enabled = self
             .contexts
             .get(ctx_idx)
@@ -195,7 +203,7 @@ impl PlicState {
         match offset {
             o if o < PLIC_PENDING_BASE => {
                 let src = (o - PLIC_PRIORITY_BASE) / 4;
-                // Source 0 does not exist (spec §3): its priority is hardwired to 0.
+                // Source 0 does not exist (spec, "Interrupt Priorities"): its priority is hardwired to 0.
                 if src != 0 {
                     if let Some(p) = self.priority.get_mut(src as usize) {
                         *p = legal_priority(value);
@@ -305,7 +313,7 @@ impl IrqSink for Plic {
 }
 
 impl BusDevice for Plic {
-    /// All PLIC registers are 32 bits wide (spec §3); narrower or wider accesses read 0 / are
+    /// All PLIC registers are 32 bits wide (spec, "Memory Map"); narrower or wider accesses read 0 / are
     /// ignored, as QEMU's `sifive_plic` (valid.min/max_access_size = 4) would fault them.
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
@@ -443,9 +451,14 @@ mod tests {
         wr(&mut p, threshold(2), 3); // priority must exceed threshold
         assert_eq!(rd(&mut p, threshold(2)), 3);
         assert_eq!(mip(&lines[1]), 0);
-        assert_eq!(rd(&mut p, claim(2)), 0);
         wr(&mut p, threshold(2), 2);
         assert_eq!(mip(&lines[1]), MIP_MEIP);
+        // The claim ignores the threshold (spec, "Interrupt Claim Process").
+        wr(&mut p, threshold(2), 7);
+        assert_eq!(mip(&lines[1]), 0);
+        assert_eq!(rd(&mut p, claim(2)), 1);
+        wr(&mut p, claim(2), 1);
+        wr(&mut p, threshold(2), 2);
         // Priority 0 never interrupts.
         wr(&mut p, 4, 0);
         assert_eq!(mip(&lines[1]), 0);
