@@ -134,9 +134,9 @@ impl PlicState {
         let Some(ctx) = self.contexts.get(ctx_idx) else {
             return 0;
         };
-        // Spec, "Interrupt Claim Process": "the claim operation is not affected by the setting of the priority
-        // threshold register" (QEMU 7.2 applies the threshold here; Linux never relies on
-        // either). Priority 0 still means "never interrupt".
+        // Spec, "Interrupt Claim Process": "the claim operation is not affected by the
+        // setting of the priority threshold register" (QEMU 7.2 applies the threshold here;
+        // Linux relies on neither). Priority 0 still means "never interrupt".
         let src = self.best_above(ctx, 0);
         if src != 0 {
             set_bit(&mut self.pending, src, false);
@@ -146,7 +146,8 @@ impl PlicState {
     }
 
     fn complete(&mut self, ctx_idx: usize, src: u32) {
-        // Spec, "Interrupt Completion": a completion for a source not enabled for the context is ignored.
+        // Spec, "Interrupt Completion": a completion for a source not enabled for the
+        // context is ignored.
         let enabled = self
             .contexts
             .get(ctx_idx)
@@ -203,7 +204,8 @@ impl PlicState {
         match offset {
             o if o < PLIC_PENDING_BASE => {
                 let src = (o - PLIC_PRIORITY_BASE) / 4;
-                // Source 0 does not exist (spec, "Interrupt Priorities"): its priority is hardwired to 0.
+                // Source 0 does not exist (spec, "Interrupt Priorities"): its priority is
+                // hardwired to 0.
                 if src != 0 {
                     if let Some(p) = self.priority.get_mut(src as usize) {
                         *p = legal_priority(value);
@@ -313,8 +315,9 @@ impl IrqSink for Plic {
 }
 
 impl BusDevice for Plic {
-    /// All PLIC registers are 32 bits wide (spec, "Memory Map"); narrower or wider accesses read 0 / are
-    /// ignored, as QEMU's `sifive_plic` (valid.min/max_access_size = 4) would fault them.
+    /// PLIC registers are 32 bits wide (spec, "Memory Map"). An aligned 8-byte access covers
+    /// two registers, low first; other sizes or misaligned accesses read 0 / are ignored
+    /// (QEMU's `sifive_plic` accepts 4-byte accesses only).
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
         if data.len() == 4 && offset.is_multiple_of(4) && offset < PLIC_SIZE {
