@@ -158,7 +158,8 @@ impl<D: VirtioDevice> VirtioMmio<D> {
     }
 
     fn running(&self) -> bool {
-        self.status & VIRTIO_CONFIG_S_DRIVER_OK != 0 && !self.broken
+        let ready = VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
+        self.status & ready == ready && !self.broken
     }
 
     fn complete(&mut self, r: Result<Completion, QueueError>) {

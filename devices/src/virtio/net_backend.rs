@@ -139,6 +139,14 @@ impl StreamBackend {
         Ok(StreamBackend::with(Some(Listener::Unix(l)), None))
     }
 
+    /// The listening address (server role), e.g. after binding port 0.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.listener {
+            Some(Listener::Tcp(l)) => l.local_addr().ok(),
+            _ => None,
+        }
+    }
+
     /// Whether a peer is connected.
     pub fn is_connected(&self) -> bool {
         self.conn.is_some()
