@@ -8,7 +8,7 @@
 
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::env::PAGE_MASK;
 
@@ -17,6 +17,10 @@ pub struct CodeMap {
     pages: Mutex<BTreeSet<u64>>,
     dirty: Mutex<Vec<u64>>,
     has_dirty: AtomicBool,
+    /// Bumped each time a page newly holds code. A vCPU whose TLB write entries may predate
+    /// that (another vCPU translated the page) compares it with the value it last saw
+    /// ([`crate::guest::Guest::sync_code_pages`]).
+    generation: AtomicU64,
 }
 
 impl CodeMap {
@@ -26,7 +30,16 @@ impl CodeMap {
 
     /// Record that `phys_addr`'s page holds translated code. Returns true if it is new.
     pub fn add_page(&self, phys_addr: u64) -> bool {
-        self.pages.lock().insert(phys_addr & PAGE_MASK)
+        let new = self.pages.lock().insert(phys_addr & PAGE_MASK);
+        if new {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        new
+    }
+
+    /// How many times a page newly became code (see the field's docs).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn page_has_code(&self, phys_addr: u64) -> bool {

@@ -300,6 +300,8 @@ impl Engine {
         let mut from: Option<(TbId, u32, u64)> = None;
         // The translation regime may have changed since the last call (see `JumpCache`).
         self.jump_cache.clear();
+        // Another vCPU sharing this engine may have turned pages into code since this one ran.
+        guest.sync_code_pages();
         let mut indirect = false;
         loop {
             for page in self.code_map.take_dirty() {

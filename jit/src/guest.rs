@@ -44,4 +44,11 @@ pub trait Guest {
     /// it must take the slow path (the guest marks matching TLB write entries `TLB_NOTDIRTY`)
     /// and report to the engine's code map, which invalidates the page's translations.
     fn code_page_added(&mut self, phys_page: u64);
+
+    /// Called when the engine starts running this guest: if pages became code since this vCPU
+    /// last looked (`CodeMap::generation`) without `code_page_added` reaching it — another
+    /// vCPU sharing the engine translated them — its TLB write entries may let stores into
+    /// them skip the slow path; the guest must drop or mark them. Single-vCPU guests can
+    /// ignore it.
+    fn sync_code_pages(&mut self) {}
 }

@@ -73,6 +73,8 @@ pub struct RiscvCpu {
     /// Virtual range `[lo, hi]` covering every superpage with entries in the TLB since the
     /// last full flush (page-selective sfence.vma flushes everything inside it).
     pub large_pages: Option<(u64, u64)>,
+    /// `CodeMap::generation` as of this hart's TLB write entries (see `sync_code_pages`).
+    pub code_generation_seen: u64,
 }
 
 // SAFETY: RiscvCpu is #[repr(C)] with `common: CpuCommon` as its first field, and the executors
@@ -132,6 +134,7 @@ impl RiscvCpu {
             unimplemented_logged: HashSet::new(),
             tlb_phys: [[0; TLB_ENTRIES]; NB_MMU_MODES],
             large_pages: None,
+            code_generation_seen: 0,
         })
     }
 

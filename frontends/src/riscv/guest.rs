@@ -149,6 +149,12 @@ impl Guest for RiscvCpu {
 
     /// Mark every TLB write entry that maps `phys_page` NOTDIRTY, in every MMU index.
     fn code_page_added(&mut self, phys_page: u64) {
+        // This hart marks the page itself; if it is the only page added since the last sync,
+        // the hart is up to date without dropping its write entries.
+        let generation = self.code_map.generation();
+        if generation == self.code_generation_seen.wrapping_add(1) {
+            self.code_generation_seen = generation;
+        }
         let page = phys_page & emu_jit::env::PAGE_MASK;
         for idx in 0..NB_MMU_MODES {
             for (e, &p) in self.common.tlb[idx]
@@ -161,12 +167,59 @@ impl Guest for RiscvCpu {
             }
         }
     }
+
+    fn sync_code_pages(&mut self) {
+        let generation = self.code_map.generation();
+        if generation != self.code_generation_seen {
+            // Another hart translated code in pages this hart may hold writable entries for:
+            // drop every write tag, so the next store refills through the slow path, which
+            // marks code pages NOTDIRTY (mmu.rs).
+            for table in self.common.tlb.iter_mut() {
+                for e in table.iter_mut() {
+                    e.addr_write = TLB_INVALID;
+                }
+            }
+            self.code_generation_seen = generation;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    /// Two harts sharing one engine and code map: a page that becomes code while hart A runs
+    /// must not stay writable on hart B's fast path (stores would skip SMC detection).
+    #[test]
+    fn another_harts_code_page_drops_this_harts_write_entries() {
+        use crate::riscv::cpu::{test_cpu, TEST_RAM_BASE};
+        use emu_jit::ir::MemOp;
+        let mut b = test_cpu();
+        let mut a = test_cpu();
+        a.code_map = b.code_map.clone();
+        a.bus = b.bus.clone();
+        let page = TEST_RAM_BASE + 0x4000;
+        let dword = MemOp::new(3, false, false);
+        // Hart B stores into the page while it holds no code: the TLB gets a write entry.
+        b.common.store(page, 1, dword, 3);
+        assert_eq!(b.common.exception_pending, 0);
+        let idx = emu_jit::env::tlb_index(page);
+        assert_eq!(b.common.tlb[3][idx].addr_write, page);
+        // Hart A translates code in it: A itself stays in sync without dropping anything.
+        assert!(a.code_map.add_page(page));
+        a.code_page_added(page);
+        a.sync_code_pages();
+        assert_eq!(a.code_generation_seen, a.code_map.generation());
+        // Hart B, on its next run, drops its write entries; its next store takes the slow
+        // path and reports the page (which asks the hart to leave generated code).
+        b.sync_code_pages();
+        assert_eq!(b.common.tlb[3][idx].addr_write, TLB_INVALID);
+        b.common.insn_limit = u64::MAX;
+        b.common.store(page, 2, dword, 3);
+        assert_eq!(b.common.insn_limit, 0, "store into code must be noticed");
+        assert!(!b.code_map.page_has_code(page));
+    }
 
     /// Helper definitions in a source file: `static NAME: HelperDef` items and `helper!(NAME`
     /// macro uses (fp.rs's form).
