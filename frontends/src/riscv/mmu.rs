@@ -369,7 +369,11 @@ impl RiscvCpu {
         // A device store may raise or clear an interrupt line, or ask the machine to stop
         // (HTIF tohost, sifive_test): leave generated code so the run loop sees it at once,
         // at an exact instruction count, as QEMU does after I/O.
-        if self.bus.ram_page_host_ptr(phys & PAGE_MASK, PAGE_SIZE).is_none() {
+        if self
+            .bus
+            .ram_page_host_ptr(phys & PAGE_MASK, PAGE_SIZE)
+            .is_none()
+        {
             self.common.insn_limit = 0;
         }
         Ok(())
