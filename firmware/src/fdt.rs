@@ -411,7 +411,7 @@ fn pad_fdt(blob: &mut Vec<u8>, size: usize) {
 mod tests {
     use super::*;
 
-    pub(crate) fn hart(id: u32) -> HartDesc {
+    pub(super) fn hart(id: u32) -> HartDesc {
         HartDesc {
             hart_id: id,
             isa_base: "rv64i".into(),
@@ -637,5 +637,122 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod qemu_boot {
+    use super::tests::hart;
+    use super::{build_fdt, PlatformDesc};
+    use std::io::Read;
+    use std::path::PathBuf;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// Writes the tree of a 2-hart, 256 MiB board to `$EMU_FDT_OUT` (a debugging aid:
+    /// `EMU_FDT_OUT=/tmp/emu.dtb cargo test -p emu-firmware dump_fdt -- --ignored`).
+    #[test]
+    #[ignore]
+    fn dump_fdt() {
+        let Some(path) = std::env::var_os("EMU_FDT_OUT") else {
+            return;
+        };
+        std::fs::write(path, build_fdt(&board(2, 256 << 20)).unwrap()).unwrap();
+    }
+
+    fn board(harts: u32, ram: u64) -> PlatformDesc {
+        let mut d = PlatformDesc::riscv_virt((0..harts).map(hart).collect(), ram);
+        d.chosen.rng_seed = Some([0x5a; 32]);
+        d
+    }
+
+    /// The guest files of scripts/debian-guest.sh, if they were fetched.
+    fn guest_dir() -> Option<PathBuf> {
+        let root = std::env::var_os("EMU_GUEST_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/emu-guest"))
+            })?;
+        let dir = root.join("riscv64/current");
+        dir.join("complete").exists().then_some(dir)
+    }
+
+    /// Run `cmd` for at most `limit`, returning its stdout.
+    fn run_with_timeout(cmd: &mut Command, limit: Duration) -> String {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = out.read_to_end(&mut s);
+            s
+        });
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        String::from_utf8_lossy(&reader.join().unwrap()).into_owned()
+    }
+
+    /// Debian's kernel boots on emu's device tree under QEMU (with QEMU's OpenSBI and with
+    /// Debian's `fw_dynamic.bin`): the tree is one a real kernel and real firmware accept.
+    /// Skipped without QEMU or without the guest files of scripts/debian-guest.sh.
+    #[test]
+    fn debian_kernel_boots_on_our_tree_under_qemu() {
+        let Some(dir) = guest_dir() else {
+            eprintln!("no guest files (scripts/debian-guest.sh riscv64): skipped");
+            return;
+        };
+        if Command::new("qemu-system-riscv64")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!("qemu-system-riscv64 not installed: skipped");
+            return;
+        }
+        let dtb = std::env::temp_dir().join(format!("emu-fw-boot-{}.dtb", std::process::id()));
+        std::fs::write(&dtb, build_fdt(&board(2, 256 << 20)).unwrap()).unwrap();
+        for bios in ["default", "fw_dynamic.bin"] {
+            let bios_arg = if bios == "default" {
+                bios.to_string()
+            } else {
+                dir.join(bios).display().to_string()
+            };
+            let out = run_with_timeout(
+                Command::new("qemu-system-riscv64")
+                    .args(["-M", "virt", "-smp", "2", "-m", "256M", "-nographic"])
+                    .args(["-bios", &bios_arg])
+                    .arg("-kernel")
+                    .arg(dir.join("Image"))
+                    .arg("-initrd")
+                    .arg(dir.join("initrd.gz"))
+                    .arg("-dtb")
+                    .arg(&dtb)
+                    .args(["-append", "console=ttyS0 emu.test=poweroff"]),
+                Duration::from_secs(300),
+            );
+            for want in [
+                "Machine model: riscv-virtio,qemu",
+                "smp: Brought up 1 node, 2 CPUs",
+                "10000000.serial: ttyS0 at MMIO 0x10000000 (irq = ",
+                "goldfish_rtc 101000.rtc: registered as rtc0",
+                "EMU-INIT-READY",
+                "reboot: Power down",
+            ] {
+                assert!(out.contains(want), "-bios {bios}: no '{want}' in\n{out}");
+            }
+        }
+        let _ = std::fs::remove_file(&dtb);
     }
 }
