@@ -698,3 +698,38 @@ fn bad_queue_layout_needs_reset() {
     h.notify(0);
     assert!(h.r32(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET != 0);
 }
+
+#[test]
+fn buffers_made_available_before_driver_ok_are_processed() {
+    let mut h = Harness::new(VirtioRng::default());
+    let f = h.device_features();
+    assert!(h.init_with(f, 1));
+    // Go back to "features OK, not yet DRIVER_OK" with a fresh queue, post and notify.
+    let s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK;
+    h.w32(VIRTIO_MMIO_STATUS, 0);
+    h.w32(
+        VIRTIO_MMIO_STATUS,
+        VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER,
+    );
+    h.w32(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    h.w32(VIRTIO_MMIO_DRIVER_FEATURES, 1);
+    h.w32(VIRTIO_MMIO_STATUS, s);
+    h.w32(VIRTIO_MMIO_QUEUE_SEL, 0);
+    h.w32(VIRTIO_MMIO_QUEUE_NUM, u32::from(QSIZE));
+    h.w32(VIRTIO_MMIO_QUEUE_DESC_LOW, ring_base(0) as u32);
+    h.w32(VIRTIO_MMIO_QUEUE_DRIVER_LOW, (ring_base(0) + 0x1000) as u32);
+    h.w32(VIRTIO_MMIO_QUEUE_DEVICE_LOW, (ring_base(0) + 0x2000) as u32);
+    h.w32(VIRTIO_MMIO_QUEUE_READY, 1);
+    h.ram.write(ring_base(0), &[0u8; 0x3000]);
+    h.queues[0] = DrvQueue {
+        next_desc: 0,
+        avail_idx: 0,
+        used_seen: 0,
+    };
+    h.submit(0, &[(DATA, 16, true)]);
+    h.notify(0);
+    assert!(h.used(0).is_empty(), "not processed before DRIVER_OK");
+    h.w32(VIRTIO_MMIO_STATUS, s | VIRTIO_CONFIG_S_DRIVER_OK);
+    assert_eq!(h.used(0).len(), 1, "taken at DRIVER_OK");
+    assert!(h.line());
+}

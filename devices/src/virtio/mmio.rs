@@ -233,7 +233,9 @@ impl<D: VirtioDevice> VirtioMmio<D> {
                 v &= !VIRTIO_CONFIG_S_FEATURES_OK;
             }
         }
-        if newly & VIRTIO_CONFIG_S_DRIVER_OK != 0 && v & VIRTIO_CONFIG_S_FEATURES_OK != 0 {
+        let activate =
+            newly & VIRTIO_CONFIG_S_DRIVER_OK != 0 && v & VIRTIO_CONFIG_S_FEATURES_OK != 0;
+        if activate {
             self.device.activate(self.driver_features);
         }
         // NEEDS_RESET is the device's bit; the driver cannot set or clear it.
@@ -241,6 +243,13 @@ impl<D: VirtioDevice> VirtioMmio<D> {
             (v & !VIRTIO_CONFIG_S_NEEDS_RESET) | (self.status & VIRTIO_CONFIG_S_NEEDS_RESET);
         if v & VIRTIO_CONFIG_S_FAILED != 0 {
             self.broken = true;
+        }
+        if activate {
+            // A driver may make buffers available (and notify) before DRIVER_OK (§3.1.1 lets
+            // it add buffers during setup); take them now so no notification is lost.
+            for index in 0..self.queues.len() {
+                self.notify(index as u32);
+            }
         }
     }
 
