@@ -684,6 +684,41 @@ mod tests {
             .starts_with("could not load initrd '/nonexistent/initrd'"));
     }
 
+    /// Debian's kernel (scripts/debian-guest.sh, when cached) is an `Image` with an EFI stub.
+    #[test]
+    fn debian_kernel_is_an_image() {
+        let root = std::env::var_os("EMU_GUEST_CACHE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(|h| std::path::PathBuf::from(h).join(".cache/emu-guest"))
+            });
+        let Some(dir) = root.map(|r| r.join("riscv64/current")) else {
+            return;
+        };
+        if !dir.join("complete").exists() {
+            eprintln!("no guest files (scripts/debian-guest.sh riscv64): skipped");
+            return;
+        }
+        let (bus, ram) = setup(256 << 20);
+        let k = load_kernel(&dir.join("Image"), &bus, ram, None).unwrap();
+        assert_eq!(k.format, KernelFormat::Image);
+        assert_eq!(k.entry, BASE + KERNEL_ALIGN);
+        assert_eq!(read(&bus, k.entry, 2), b"MZ", "EFI stub");
+        assert!(
+            k.end > k.start + (8 << 20),
+            "image_size covers text and BSS"
+        );
+        let l = boot_layout(ram, 0x10_0000).unwrap();
+        let (s, e) = load_initrd(&dir.join("initrd.gz"), &bus, ram, &k, l.initrd_limit).unwrap();
+        assert_eq!(s, BASE + KERNEL_ALIGN + (128 << 20));
+        assert_eq!(read(&bus, s, 2), [0x1f, 0x8b], "gzip");
+        assert!(e <= l.initrd_limit);
+        let fw = load_firmware(&dir.join("fw_dynamic.bin"), &bus, ram).unwrap();
+        assert_eq!(fw.entry, BASE);
+        assert!(fw.end < BASE + KERNEL_ALIGN);
+    }
+
     #[test]
     fn layout_matches_qemu() {
         // 128 MiB at 2 GiB: QEMU puts a 1 MiB tree at 0x87e00000.
