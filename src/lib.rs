@@ -2,6 +2,7 @@
 //! concrete CPUs, devices and firmware meet.
 
 pub mod cli;
+pub mod console;
 pub mod logger;
 pub mod machine;
 pub mod runloop;

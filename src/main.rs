@@ -2,7 +2,9 @@
 //! the program's HTIF exit code. Every host error is one line on stderr and exit status 1.
 
 use anyhow::Result;
-use emu::cli::{self, Command, USAGE};
+use emu::cli::{self, Command, Config, MachineKind, SerialOpt, USAGE};
+use emu::console::{ConsoleInput, TerminalGuard};
+use emu::machine::virt::{self, Virt, VirtConfig, VirtExit};
 use emu::machine::{Spike, SpikeConfig};
 
 /// The process exit status for a program's HTIF exit code. Unix keeps only the low 8 bits; a
@@ -33,6 +35,9 @@ fn run() -> Result<i32> {
         Command::Run(c) => c,
     };
     emu::logger::init(config.log);
+    if config.machine == MachineKind::Virt {
+        return run_virt(&config);
+    }
     let spike_config = SpikeConfig {
         ram_size: config.ram_size,
         engine: config.engine,
@@ -80,6 +85,64 @@ fn run() -> Result<i32> {
             .map_err(|e| anyhow::anyhow!("could not write signature '{}': {e}", path.display()))?;
     }
     Ok(exit_status(code))
+}
+
+/// Boot the `virt` board; a guest reboot builds the machine afresh (unless `-no-reboot`).
+fn run_virt(config: &Config) -> Result<i32> {
+    let vc = VirtConfig {
+        kernel: (!config.kernel.as_os_str().is_empty()).then(|| config.kernel.clone()),
+        ram_size: config.ram_size,
+        engine: config.engine,
+        strict: config.strict,
+        max_insns: config.max_insns,
+        opts: config.virt.clone(),
+    };
+    if let Some(path) = &config.virt.dumpdtb {
+        virt::dump_dtb(&vc, path)?;
+        return Ok(0);
+    }
+    let mut out = virt::open_serial(&config.virt.serial)?;
+    let (mut input, interactive) = match config.virt.serial {
+        SerialOpt::MonStdio => (ConsoleInput::stdin(true), emu::console::stdin_is_tty()),
+        SerialOpt::Stdio => (ConsoleInput::stdin(false), emu::console::stdin_is_tty()),
+        SerialOpt::File(_) | SerialOpt::Null => (ConsoleInput::none(), false),
+    };
+    let mut machine = Virt::new(&vc)?;
+    // Raw mode only once the machine is built (errors above print on a sane terminal); the
+    // guard restores the terminal on every way out of this function.
+    let _guard = match config.virt.serial {
+        SerialOpt::MonStdio => Some(TerminalGuard::raw_stdin()),
+        _ => None,
+    };
+    let mut total_insns = 0u64;
+    let status = loop {
+        let r = machine.run(&mut input, &mut *out, interactive);
+        total_insns += machine.insn_count();
+        if config.stats {
+            let s = machine.engine().stats();
+            eprintln!(
+                "emu: stats: {} instructions retired; blocks: {} translated, {} compiled ({:.1} ms \
+                 compiling), {} invalidated; runs: {} interpreted, {} native\r",
+                total_insns,
+                s.blocks_translated,
+                s.blocks_compiled,
+                s.compile_ns as f64 / 1e6,
+                s.blocks_invalidated,
+                s.interp_runs,
+                s.native_runs,
+            );
+        }
+        match r? {
+            VirtExit::PowerOff(code) => break code,
+            VirtExit::Quit => break 0,
+            VirtExit::Reset if config.virt.no_reboot => break 0,
+            VirtExit::Reset => {
+                drop(machine);
+                machine = Virt::new(&vc)?;
+            }
+        }
+    };
+    Ok(status)
 }
 
 fn main() {
