@@ -18,7 +18,7 @@
 //! still high at completion, the source becomes pending again.
 //!
 //! [`Plic`] is a cheap handle (`Clone`) on shared state: one clone sits on the bus, others are
-//! given to devices' [`IrqLine`](crate::irq::IrqLine)s as their [`IrqSink`].
+//! given to devices' [`IrqLine`]s (see [`Plic::irq_line`]) as their [`IrqSink`].
 
 use crate::bus::BusDevice;
 use crate::irq::{IrqLine, IrqSink};
