@@ -535,4 +535,55 @@ mod tests {
             assert_eq!(u.lsr & UART_LSR_DR != 0, !u.rx.is_empty());
         }
     }
+
+    /// The register dance of Linux's 8250 driver (drivers/tty/serial/8250/8250_port.c:
+    /// `autoconfig`, `autoconfig_16550a`, and the THRE test of `serial8250_do_startup`), which
+    /// must find a working 16550A.
+    #[test]
+    fn linux_8250_probe_finds_a_16550a() {
+        let (irq, out, mut u) = setup();
+        // Existence test: IER holds 0 and then 0x0f.
+        wr(&mut u, UART_IER, 0);
+        assert_eq!(rd(&mut u, UART_IER) & 0x0f, 0);
+        wr(&mut u, UART_IER, 0x0f);
+        assert_eq!(rd(&mut u, UART_IER) & 0x0f, 0x0f);
+        wr(&mut u, UART_IER, 0);
+        // Loopback test: MCR = LOOP | OUT2 | RTS reads back as MSR DCD | CTS.
+        let save_mcr = rd(&mut u, UART_MCR);
+        wr(&mut u, UART_MCR, UART_MCR_LOOP | 0x0a);
+        assert_eq!(rd(&mut u, UART_MSR) & 0xf0, UART_MSR_DCD | UART_MSR_CTS);
+        wr(&mut u, UART_MCR, save_mcr);
+        // FIFO test: IIR bits 7:6 = 3 with the FIFO enabled.
+        wr(&mut u, UART_FCR, UART_FCR_ENABLE_FIFO);
+        assert_eq!(rd(&mut u, UART_IIR) >> 6, 3);
+        // EFR probe (LCR = 0xbf, offset 2) must not read 0, or it would be an ST16650.
+        wr(&mut u, UART_LCR, 0xbf);
+        assert_ne!(rd(&mut u, 2), 0);
+        // 16750 probe: IIR bit 5 (64-byte FIFO) stays clear.
+        wr(&mut u, UART_LCR, 0x80);
+        wr(&mut u, UART_FCR, UART_FCR_ENABLE_FIFO | 0x20);
+        assert_eq!(rd(&mut u, UART_IIR) & 0x20, 0);
+        wr(&mut u, UART_LCR, 0x03);
+        // Startup: clear FIFOs, read LSR/RBR/IIR/MSR; LSR is not 0xff.
+        wr(
+            &mut u,
+            UART_FCR,
+            UART_FCR_ENABLE_FIFO | UART_FCR_CLEAR_RCVR | UART_FCR_CLEAR_XMIT,
+        );
+        assert_ne!(rd(&mut u, UART_LSR), 0xff);
+        rd(&mut u, UART_RBR);
+        rd(&mut u, UART_IIR);
+        rd(&mut u, UART_MSR);
+        // THRE test: THRE must be reasserted each time ETBEI is enabled (else UART_BUG_THRE).
+        wr(&mut u, UART_IER, UART_IER_THRI);
+        let iir1 = rd(&mut u, UART_IIR);
+        wr(&mut u, UART_IER, 0);
+        wr(&mut u, UART_IER, UART_IER_THRI);
+        let iir2 = rd(&mut u, UART_IIR);
+        wr(&mut u, UART_IER, 0);
+        assert_eq!(iir1 & UART_IIR_NO_INT, 0);
+        assert_eq!(iir2 & UART_IIR_NO_INT, 0);
+        assert!(!irq.level(UART0_IRQ));
+        assert!(out.0.lock().is_empty(), "probing transmitted nothing");
+    }
 }
