@@ -83,6 +83,9 @@ pub enum LoadReason {
     /// An ELF file that cannot be loaded.
     #[error("{0}")]
     Elf(String),
+    /// The file is larger than guest RAM.
+    #[error("too large for RAM (-m {ram}): the file has {size:#x} bytes")]
+    FileTooLarge { ram: String, size: u64 },
     /// Two images would overlap.
     #[error("{0}")]
     Overlap(String),
@@ -201,8 +204,8 @@ fn err(kind: FileKind, path: &str, reason: LoadReason) -> LoadError {
     }
 }
 
-/// Read a whole file whose contents must fit in `max` bytes (checked before reading).
-pub fn read_file(kind: FileKind, path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
+/// Read a whole file that must fit in `ram` (its size is checked before reading).
+pub fn read_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<Vec<u8>, LoadError> {
     let name = path.display().to_string();
     let io = |e: std::io::Error| {
         let reason = match e.kind() {
@@ -222,14 +225,14 @@ pub fn read_file(kind: FileKind, path: &Path, max: u64) -> Result<Vec<u8>, LoadE
             LoadReason::Unreadable("Is a directory".into()),
         ));
     }
-    if meta.len() > max {
+    if meta.len() > ram.size {
         return Err(err(
             kind,
             &name,
-            LoadReason::Unreadable(format!(
-                "file is {:#x} bytes, larger than guest RAM ({max:#x} bytes)",
-                meta.len()
-            )),
+            LoadReason::FileTooLarge {
+                ram: ram.size_arg(),
+                size: meta.len(),
+            },
         ));
     }
     let bytes = std::fs::read(path).map_err(io)?;
@@ -282,7 +285,7 @@ pub fn load_kernel(
     ram: RamRange,
     firmware_end: Option<u64>,
 ) -> Result<KernelImage, LoadError> {
-    let bytes = read_file(FileKind::Kernel, path, ram.size)?;
+    let bytes = read_file(FileKind::Kernel, path, ram)?;
     load_kernel_bytes(&path.display().to_string(), &bytes, bus, ram, firmware_end)
 }
 
@@ -370,7 +373,7 @@ pub fn load_kernel_bytes(
 /// Load `-bios` firmware: an ELF at its physical addresses, or a raw binary at RAM base
 /// (QEMU riscv_load_firmware), entered at its first byte.
 pub fn load_firmware(path: &Path, bus: &Bus, ram: RamRange) -> Result<FirmwareImage, LoadError> {
-    let bytes = read_file(FileKind::Firmware, path, ram.size)?;
+    let bytes = read_file(FileKind::Firmware, path, ram)?;
     load_firmware_bytes(&path.display().to_string(), &bytes, bus, ram)
 }
 
@@ -467,7 +470,7 @@ pub fn load_initrd(
     kernel: &KernelImage,
     limit: u64,
 ) -> Result<(u64, u64), LoadError> {
-    let bytes = read_file(FileKind::Initrd, path, ram.size)?;
+    let bytes = read_file(FileKind::Initrd, path, ram)?;
     load_initrd_bytes(&path.display().to_string(), &bytes, bus, ram, kernel, limit)
 }
 
@@ -668,6 +671,20 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "could not load kernel '/nonexistent/Image': No such file or directory"
+        );
+        let big = std::env::temp_dir().join(format!("emu-fw-big-{}", std::process::id()));
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let e = load_kernel(&big, &bus, ram, None).unwrap_err();
+        let _ = std::fs::remove_file(&big);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "could not load kernel '{}': too large for RAM (-m 4M): the file has 0x800000 bytes",
+                big.display()
+            )
         );
         let e = load_firmware(Path::new("/"), &bus, ram).unwrap_err();
         assert_eq!(e.to_string(), "could not load firmware '/': Is a directory");
