@@ -41,6 +41,90 @@ pub const RTC_CLEAR_INTERRUPT: u64 = 0x1c;
 /// Default base time: 2025-01-01T00:00:00Z, in ns since the Unix epoch.
 pub const DEFAULT_RTC_BASE_NS: u64 = 1_735_689_600 * 1_000_000_000;
 
+/// A `-rtc base=` value that is not a date.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RtcBaseError {
+    /// the value is neither `YYYY-MM-DD` nor `YYYY-MM-DDTHH:MM:SS`
+    #[error(
+        "invalid -rtc base '{0}': expected a UTC date as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS \
+         (1970 or later)"
+    )]
+    Invalid(String),
+}
+
+/// Parse a `-rtc base=` date as QEMU accepts it (`2006-06-17T16:01:21` or `2006-06-17`, UTC)
+/// into ns since the Unix epoch. (`utc` and `localtime` mean the host clock: the caller reads
+/// it, since a device never does.)
+pub fn parse_rtc_base(s: &str) -> Result<u64, RtcBaseError> {
+    let bad = || RtcBaseError::Invalid(s.to_string());
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let num = |f: &str, len: usize| -> Result<u64, RtcBaseError> {
+        if f.len() != len || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        f.parse().map_err(|_| bad())
+    };
+    let mut d = date.split('-');
+    let (Some(y), Some(m), Some(dd), None) = (d.next(), d.next(), d.next(), d.next()) else {
+        return Err(bad());
+    };
+    let (y, m, dd) = (num(y, 4)?, num(m, 2)?, num(dd, 2)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let max_day = usize::try_from(m)
+        .ok()
+        .and_then(|m| m.checked_sub(1))
+        .and_then(|i| month_days.get(i))
+        .ok_or_else(bad)?;
+    if y < 1970 || dd == 0 || dd > *max_day {
+        return Err(bad());
+    }
+    let secs_of_day = match time {
+        None => 0,
+        Some(t) => {
+            let mut f = t.split(':');
+            let (Some(h), Some(mi), Some(se), None) = (f.next(), f.next(), f.next(), f.next())
+            else {
+                return Err(bad());
+            };
+            let (h, mi, se) = (num(h, 2)?, num(mi, 2)?, num(se, 2)?);
+            if h > 23 || mi > 59 || se > 59 {
+                return Err(bad());
+            }
+            h * 3600 + mi * 60 + se
+        }
+    };
+    // Days since 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms",
+    // days_from_civil), for years >= 1970 only.
+    let y_adj = if m <= 2 { y - 1 } else { y };
+    let era = y_adj / 400;
+    let yoe = y_adj - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days.checked_mul(86_400)
+        .and_then(|s| s.checked_add(secs_of_day))
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .ok_or_else(bad)
+}
+
 /// The goldfish RTC state machine.
 pub struct GoldfishRtc {
     time: Arc<VirtualTime>,
@@ -323,6 +407,39 @@ mod tests {
             );
             assert!(g.sched.lock().len() <= 1);
             assert_eq!(g.sched.lock().is_empty(), !g.rtc.alarm_running);
+        }
+    }
+
+    #[test]
+    fn rtc_base_dates() {
+        assert_eq!(parse_rtc_base("1970-01-01"), Ok(0));
+        assert_eq!(
+            parse_rtc_base("2025-01-01T00:00:00"),
+            Ok(DEFAULT_RTC_BASE_NS)
+        );
+        assert_eq!(
+            parse_rtc_base("2006-06-17T16:01:21"),
+            Ok(1_150_560_081 * 1_000_000_000)
+        );
+        assert_eq!(
+            parse_rtc_base("2024-02-29"),
+            Ok(1_709_164_800 * 1_000_000_000)
+        );
+        for bad in [
+            "",
+            "utc",
+            "2023-02-29",
+            "2025-13-01",
+            "2025-00-10",
+            "1969-12-31",
+            "2025-1-01",
+            "2025-01-01T24:00:00",
+            "2025-01-01T00:00",
+            "2025-01-01T00:00:00:00",
+            "+025-01-01",
+            "2025-01-01-01",
+        ] {
+            assert!(parse_rtc_base(bad).is_err(), "{bad}");
         }
     }
 }
