@@ -60,8 +60,11 @@ fuzz_target!(|data: &[u8]| {
                         assert!(d >= now, "deadline {d} before now {now}");
                         time.advance_to(d);
                         clint.update();
-                        // Reaching a representable deadline fires at least one timer.
-                        if d < u64::MAX / 2 {
+                        // Reaching a representable future deadline fires at least one timer.
+                        // (After a guest write makes mtime wrap past 2^64, the CLINT reports
+                        // `now` for a compare that lies behind it; the run loop ignores
+                        // deadlines that are not in the future.)
+                        if d > now && d < u64::MAX / 2 {
                             let fired = lines
                                 .iter()
                                 .any(|l| l.load(Ordering::Acquire) & MIP_MTIP != 0);
