@@ -540,6 +540,45 @@ mod tests {
         assert!(matches!(build_fdt(&d), Err(FdtError::Invalid(_))));
     }
 
+    /// Random descriptions (odd sizes, many harts, strings with NULs and odd characters) give a
+    /// blob that parses or an error, never a panic.
+    #[test]
+    fn random_descriptions_never_panic() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let words = [
+            "",
+            "a\0b",
+            "console=ttyS0",
+            "/soc/serial@10000000",
+            "é",
+            "x@y{}",
+        ];
+        for _ in 0..300 {
+            let n = (next() % 9) as u32;
+            let mut d = desc(n.max(1));
+            d.harts.truncate(n as usize);
+            d.memory = (next(), next());
+            d.chosen.bootargs = Some(words[(next() % 6) as usize].to_string());
+            d.chosen.stdout_path = Some(words[(next() % 6) as usize].to_string());
+            if next() % 2 == 0 {
+                d.plic = None;
+            }
+            if let Some(h) = d.harts.first_mut() {
+                h.mmu_type = words[(next() % 6) as usize].to_string();
+            }
+            match build_fdt(&d) {
+                Ok(blob) => assert!(fdt::Fdt::new(&blob).is_ok()),
+                Err(e) => assert!(e.to_string().starts_with("cannot build the device tree")),
+            }
+        }
+    }
+
     /// A node's path and its properties (name, value).
     type NodeProps = (String, Vec<(String, Vec<u8>)>);
 
