@@ -742,10 +742,12 @@ impl Virt {
                 // Every hart sleeps: jump to the next deadline.
                 match deadline {
                     Some(d) => {
-                        if interactive {
-                            let wait = ((d - now) / 1_000_000).min(IDLE_POLL_MS as u64) as i32;
-                            if wait > 0 && pending_input.is_empty() {
-                                input.wait(wait);
+                        // With a person typing or a network peer, idle virtual time follows
+                        // the host clock (at most IDLE_POLL_MS per step); otherwise it jumps.
+                        if interactive || !self.polled.is_empty() {
+                            let ms = ((d - now) / 1_000_000).min(IDLE_POLL_MS as u64) as i32;
+                            if ms > 0 && pending_input.is_empty() {
+                                idle_wait(input, ms);
                             }
                         }
                         self.time.advance_to(d);
@@ -760,7 +762,7 @@ impl Virt {
                         if input.at_eof() && pending_input.is_empty() && !backends {
                             return Err(VirtError::WaitForever);
                         }
-                        input.wait(IDLE_POLL_MS);
+                        idle_wait(input, IDLE_POLL_MS);
                     }
                 }
             }
@@ -903,6 +905,15 @@ impl Virt {
     }
 }
 
+/// Pause the host for up to `ms` milliseconds, or until console input arrives.
+fn idle_wait(input: &ConsoleInput, ms: i32) {
+    if input.at_eof() {
+        std::thread::sleep(std::time::Duration::from_millis(ms.max(0) as u64));
+    } else {
+        input.wait(ms);
+    }
+}
+
 /// The state OpenSBI leaves a hart in before it jumps to the kernel (sbi_hart.c, sbi_hsm.c):
 /// S-level traps and interrupts delegated, counters visible to S, Sstc enabled (menvcfg.STCE;
 /// emu advertises Sstc), and PMP entry 0 granting S/U all of memory (emu's PMP, like the
@@ -911,6 +922,9 @@ fn setup_like_opensbi(cpu: &mut RiscvCpu) {
     cpu.csr.medeleg = MEDELEG_BUILTIN;
     cpu.csr.mideleg = MIDELEG_BUILTIN;
     cpu.csr.mcounteren = 0b111;
+    // OpenSBI lets U-mode read cycle, time and instret too (sbi_hart.c mstatus_init); the
+    // vDSO reads `time` directly.
+    cpu.csr.scounteren = 0b111;
     cpu.csr.menvcfg |= MENVCFG_STCE;
     cpu.csr.stimecmp = u64::MAX;
     // pmpaddr0 all ones with NAPOT: the whole address space (§3.7.1).
