@@ -14,10 +14,21 @@
 //! loop), on invalidation and on flush. A block that jumps to its own start loops inside its
 //! compiled function.
 //!
+//! Debugging and tracing (gdb stub, `-d`): breakpoints are checked at block entry, before the
+//! block runs; in debug mode ([`Engine::set_debug_mode`]) every block is one instruction long,
+//! so every instruction starts a block and single-stepping is a budget of one instruction.
+//! With `nochain` (debug mode, `-d exec`), blocks are neither chained nor found through the
+//! jump cache, and compiled blocks do not loop on themselves: every block run passes through
+//! this dispatch loop. A [`TraceSink`] sees each new translation and, when asked, each block
+//! before it runs. When all of this is off, the cost is one flag test per translated block
+//! and one per dispatch.
+//!
 //! Assumption about guests: a block is physically contiguous from `BlockKey::phys_pc` over its
 //! `guest_size` bytes (the `Guest` trait has no way to name a second physical page), so the
 //! pages registered for self-modifying-code detection are computed from `phys_pc`.
 
+use std::any::Any;
+use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -118,7 +129,26 @@ struct Job {
     generation: u64,
     id: TbId,
     ir: Arc<IrBlock>,
-    slots: ChainSlots,
+    /// None: compile without chaining (nochain mode).
+    slots: Option<ChainSlots>,
+}
+
+/// Observer of the engine's translations and block runs (`-d in_asm,op,exec,cpu`). The guest
+/// is passed as `Any` so the observer can show its registers or read its code.
+pub trait TraceSink: Send {
+    /// A block was translated and optimized (called once per translation).
+    fn translated(&mut self, _guest: &mut dyn Any, _key: &BlockKey, _ir: &IrBlock) {}
+    /// Block `id` at `key` is about to run (only with [`Engine::set_tracer`]'s `exec` on).
+    fn before_exec(&mut self, _guest: &mut dyn Any, _key: &BlockKey, _id: TbId) {}
+}
+
+/// What the tracer wants to see.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceWants {
+    /// Every new translation.
+    pub translate: bool,
+    /// Every block run (turns chaining and the jump cache off).
+    pub exec: bool,
 }
 
 struct Done {
@@ -152,10 +182,11 @@ impl Worker {
                         return;
                     }
                 };
-                compiler.set_jump_cache(Some(jump_cache));
                 for job in jobs_rx {
                     let t = Instant::now();
-                    let result = compiler.compile(&job.ir, job.id.0, Some(job.slots));
+                    // Without slots (nochain) the code must not probe the jump cache either.
+                    compiler.set_jump_cache(job.slots.map(|_| jump_cache));
+                    let result = compiler.compile(&job.ir, job.id.0, job.slots);
                     let done = Done {
                         generation: job.generation,
                         id: job.id,
@@ -203,6 +234,18 @@ pub struct Engine {
     max_insns: u32,
     tier_up: u32,
     max_blocks: usize,
+    /// Block-entry breakpoints (guest virtual PCs).
+    breakpoints: BTreeSet<u64>,
+    /// A breakpoint at this PC is not reported for the next block (resuming from it).
+    skip_breakpoint: Option<u64>,
+    /// The breakpoint that stopped the last `run`, until taken.
+    breakpoint_hit: Option<u64>,
+    /// One-instruction blocks (debugging).
+    debug_mode: bool,
+    /// No chaining, no jump cache, no compiled self-loops.
+    nochain: bool,
+    tracer: Option<Box<dyn TraceSink>>,
+    trace_wants: TraceWants,
 }
 
 impl Engine {
@@ -231,7 +274,74 @@ impl Engine {
             max_insns: MAX_BLOCK_INSNS,
             tier_up: TIER_UP_THRESHOLD,
             max_blocks: MAX_CACHED_BLOCKS,
+            breakpoints: BTreeSet::new(),
+            skip_breakpoint: None,
+            breakpoint_hit: None,
+            debug_mode: false,
+            nochain: false,
+            tracer: None,
+            trace_wants: TraceWants::default(),
         })
+    }
+
+    /// Debug mode: every block is one guest instruction, nothing is chained. Changing it
+    /// flushes the translations (their sizes depend on it).
+    pub fn set_debug_mode(&mut self, on: bool) {
+        if on != self.debug_mode {
+            self.debug_mode = on;
+            self.update_nochain();
+            self.flush();
+        }
+    }
+
+    pub fn debug_mode(&self) -> bool {
+        self.debug_mode
+    }
+
+    fn update_nochain(&mut self) {
+        let nochain = self.debug_mode || self.trace_wants.exec;
+        if nochain != self.nochain {
+            self.nochain = nochain;
+            // Existing code has chain slots and jump-cache probes baked in.
+            self.flush();
+        }
+    }
+
+    /// Stop before running the instruction at guest virtual `pc` (reported by
+    /// [`Engine::take_breakpoint_hit`]). Returns false if it was already set.
+    pub fn add_breakpoint(&mut self, pc: u64) -> bool {
+        self.breakpoints.insert(pc)
+    }
+
+    /// Returns false if no breakpoint was set at `pc`.
+    pub fn remove_breakpoint(&mut self, pc: u64) -> bool {
+        self.breakpoints.remove(&pc)
+    }
+
+    pub fn breakpoints(&self) -> &BTreeSet<u64> {
+        &self.breakpoints
+    }
+
+    /// The next `run` does not stop at a breakpoint at `pc` before its first block (resuming
+    /// from a breakpoint).
+    pub fn skip_breakpoint_once(&mut self, pc: u64) {
+        self.skip_breakpoint = Some(pc);
+    }
+
+    /// The breakpoint that made the last `run` return (with [`RunExit::Yield`]), if any.
+    pub fn take_breakpoint_hit(&mut self) -> Option<u64> {
+        self.breakpoint_hit.take()
+    }
+
+    /// Install (or remove) the trace observer and say what it wants to see.
+    pub fn set_tracer(&mut self, tracer: Option<Box<dyn TraceSink>>, wants: TraceWants) {
+        self.trace_wants = if tracer.is_some() {
+            wants
+        } else {
+            TraceWants::default()
+        };
+        self.tracer = tracer;
+        self.update_nochain();
     }
 
     pub fn kind(&self) -> EngineKind {
@@ -295,7 +405,7 @@ impl Engine {
     }
 
     /// Run blocks until the guest needs the run loop.
-    pub fn run<G: Guest + GuestState>(&mut self, guest: &mut G) -> RunExit {
+    pub fn run<G: Guest + GuestState + 'static>(&mut self, guest: &mut G) -> RunExit {
         // The exit of the previous block, to fill its chain slot: (block, slot).
         let mut from: Option<(TbId, u32, u64)> = None;
         // The translation regime may have changed since the last call (see `JumpCache`).
@@ -320,10 +430,26 @@ impl Engine {
             let Some(key) = guest.block_key() else {
                 return RunExit::Exception;
             };
+            if !self.breakpoints.is_empty() {
+                let skip = self.skip_breakpoint.take();
+                if self.breakpoints.contains(&key.pc) && skip != Some(key.pc) {
+                    self.breakpoint_hit = Some(key.pc);
+                    return RunExit::Yield;
+                }
+            }
             let id = match self.cache.lookup(&key) {
                 Some(id) => id,
                 None => self.translate(guest, key),
             };
+            if self.trace_wants.exec {
+                if let Some(t) = self.tracer.as_mut() {
+                    t.before_exec(guest, &key, id);
+                }
+            }
+            if self.nochain {
+                from = None;
+                indirect = false;
+            }
             if std::mem::take(&mut indirect) {
                 if let Some(code) = self.cache.get(id).and_then(|e| e.code) {
                     self.jump_cache.insert(key.pc, code);
@@ -354,12 +480,13 @@ impl Engine {
     }
 
     /// Lift, check and optimize the block at `key`, and register its code pages.
-    fn translate<G: Guest>(&mut self, guest: &mut G, key: BlockKey) -> TbId {
+    fn translate<G: Guest + 'static>(&mut self, guest: &mut G, key: BlockKey) -> TbId {
         if self.cache.len() >= self.max_blocks {
             self.flush();
         }
         self.builder.reset(key.pc);
-        guest.translate(&key, self.max_insns, &mut self.builder);
+        let max_insns = if self.debug_mode { 1 } else { self.max_insns };
+        guest.translate(&key, max_insns, &mut self.builder);
         let mut ir = self.builder.take();
         if cfg!(debug_assertions) {
             if let Err(e) = crate::ir::verify::verify(&ir) {
@@ -371,6 +498,11 @@ impl Engine {
             }
         }
         crate::opt::optimize(&mut ir);
+        if self.trace_wants.translate {
+            if let Some(t) = self.tracer.as_mut() {
+                t.translated(guest, &key, &ir);
+            }
+        }
         let size = ir.guest_size;
         let id = self.cache.insert(key, ir);
         self.stats.blocks_translated += 1;
@@ -434,11 +566,14 @@ impl Engine {
             return;
         };
         let (ir, slots) = (entry.ir.clone(), entry.chain_slots());
+        let slots = (!self.nochain).then_some(slots);
+        let jump_cache = slots.map(|_| self.jump_cache.addr());
         let Some(compiler) = self.compiler.as_mut() else {
             return;
         };
+        compiler.set_jump_cache(jump_cache);
         let t = Instant::now();
-        let result = compiler.compile(&ir, id.0, Some(slots));
+        let result = compiler.compile(&ir, id.0, slots);
         let ns = t.elapsed().as_nanos() as u64;
         self.install(id, result, ns);
     }
@@ -451,7 +586,7 @@ impl Engine {
             generation: self.generation,
             id,
             ir: entry.ir.clone(),
-            slots: entry.chain_slots(),
+            slots: (!self.nochain).then(|| entry.chain_slots()),
         };
         let sent = self
             .worker

@@ -75,6 +75,12 @@ pub struct RiscvCpu {
     pub large_pages: Option<(u64, u64)>,
     /// `CodeMap::generation` as of this hart's TLB write entries (see `sync_code_pages`).
     pub code_generation_seen: u64,
+    /// Sees traps, guest errors and unimplemented encodings (`-d int,guest_errors,unimp`).
+    pub observer: Option<Box<dyn super::debug::CpuObserver>>,
+    /// Debugger watchpoints (debug.rs); their pages take the memory slow path.
+    pub watchpoints: Vec<super::debug::Watchpoint>,
+    /// The first watchpoint hit since the debugger last looked.
+    pub watch_hit: Option<super::debug::WatchHit>,
 }
 
 // SAFETY: RiscvCpu is #[repr(C)] with `common: CpuCommon` as its first field, and the executors
@@ -135,6 +141,9 @@ impl RiscvCpu {
             tlb_phys: [[0; TLB_ENTRIES]; NB_MMU_MODES],
             large_pages: None,
             code_generation_seen: 0,
+            observer: None,
+            watchpoints: Vec::new(),
+            watch_hit: None,
         })
     }
 

@@ -711,6 +711,19 @@ impl RiscvCpu {
         let def = lookup(num)?;
         Some((def.read)(self, num))
     }
+
+    /// Write a CSR as M-mode would (for debuggers), through its write function; false if it
+    /// does not exist or is read-only.
+    pub fn csr_write_debug(&mut self, num: u16, v: u64) -> bool {
+        let Some(def) = lookup(num) else {
+            return false;
+        };
+        if (num >> 10) & 3 == 3 {
+            return false;
+        }
+        (def.write)(self, num, v);
+        true
+    }
 }
 
 extern "C" fn helper_csr(env: *mut CpuCommon, arg: u64, src: u64, insn: u64, _: u64) -> u64 {

@@ -153,6 +153,28 @@ impl RiscvCpu {
         kind: AccessKind,
         mode: MmuMode,
     ) -> Result<Translation, Exception> {
+        self.walk(vaddr, kind, mode, true)
+    }
+
+    /// A debugger's translation: the same walk, but A/D bits are left alone (QEMU's
+    /// `get_phys_page_debug`). Returns the physical address.
+    pub(crate) fn translate_debug(
+        &mut self,
+        vaddr: u64,
+        kind: AccessKind,
+        mode: MmuMode,
+    ) -> Result<u64, Exception> {
+        self.walk(vaddr, kind, mode, false).map(|t| t.phys)
+    }
+
+    /// The page walk; `set_ad`: update the A and D bits as the access requires.
+    fn walk(
+        &mut self,
+        vaddr: u64,
+        kind: AccessKind,
+        mode: MmuMode,
+        set_ad: bool,
+    ) -> Result<Translation, Exception> {
         let satp = self.csr.satp;
         let levels: u32 = match satp >> SATP_MODE_SHIFT {
             SATP_MODE_SV39 => 3,
@@ -230,7 +252,7 @@ impl RiscvCpu {
                 if store {
                     updated |= PTE_D;
                 }
-                if updated != pte {
+                if updated != pte && set_ad {
                     let Some(ram) = self.bus.ram_at(pte_addr, 8) else {
                         // A/D bits in ROM or MMIO cannot be set (QEMU: page fault).
                         return Err(fault);
@@ -314,8 +336,17 @@ impl RiscvCpu {
                 TLB_INVALID
             }
         };
-        let addr_read = tag(t.read, AccessKind::Load);
+        let mut addr_read = tag(t.read, AccessKind::Load);
         let mut addr_write = tag(t.write, AccessKind::Store);
+        if !self.watchpoints.is_empty() && self.page_is_watched(vaddr) {
+            // Watched pages take the slow path, which checks the watchpoints (debug.rs).
+            if addr_read != TLB_INVALID {
+                addr_read |= TLB_MMIO;
+            }
+            if addr_write != TLB_INVALID {
+                addr_write |= TLB_MMIO;
+            }
+        }
         let addr_code = tag(t.exec, AccessKind::Fetch);
         if addr_write != TLB_INVALID && self.code_map.page_has_code(ppage) {
             addr_write |= TLB_NOTDIRTY;
@@ -351,9 +382,13 @@ impl RiscvCpu {
     ) -> Result<(), Exception> {
         let phys = self.translate_access(vaddr, buf.len() as u64, kind, idx)?;
         self.publish_time();
-        self.bus
-            .read(phys, buf)
-            .map_err(|_| access_fault(kind, vaddr))
+        let r = self.bus.read(phys, buf);
+        if r.is_err() {
+            self.report_guest_error(|| {
+                format!("load from unmapped physical address {phys:#x} (vaddr {vaddr:#x})")
+            });
+        }
+        r.map_err(|_| access_fault(kind, vaddr))
     }
 
     /// Write `data` (inside one page) at `vaddr`, telling the code map (self-modifying code).
@@ -363,9 +398,12 @@ impl RiscvCpu {
             self.common.insn_limit = 0;
         }
         self.publish_time();
-        self.bus
-            .write(phys, data)
-            .map_err(|_| Exception::StoreAmoAccessFault(vaddr))?;
+        if self.bus.write(phys, data).is_err() {
+            self.report_guest_error(|| {
+                format!("store to unmapped physical address {phys:#x} (vaddr {vaddr:#x})")
+            });
+            return Err(Exception::StoreAmoAccessFault(vaddr));
+        }
         // A device store may raise or clear an interrupt line, or ask the machine to stop
         // (HTIF tohost, sifive_test): leave generated code so the run loop sees it at once,
         // at an exact instruction count, as QEMU does after I/O.
@@ -393,6 +431,9 @@ impl RiscvCpu {
             } else {
                 Exception::LoadAddressMisaligned(vaddr)
             });
+        }
+        if !self.watchpoints.is_empty() {
+            self.check_watchpoints(vaddr, size, mem.store_intent);
         }
         let mut buf = [0u8; 8];
         let bytes = buf.get_mut(..size as usize).unwrap_or_default();
@@ -428,6 +469,9 @@ impl RiscvCpu {
         let size = u64::from(mem.size());
         if vaddr & (size - 1) != 0 && mem.aligned {
             return Err(Exception::StoreAmoAddressMisaligned(vaddr));
+        }
+        if !self.watchpoints.is_empty() {
+            self.check_watchpoints(vaddr, size, true);
         }
         let buf = val.to_le_bytes();
         let bytes = buf.get(..size as usize).unwrap_or_default();

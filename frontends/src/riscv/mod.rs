@@ -2,6 +2,7 @@
 
 pub mod cpu;
 pub mod csr;
+pub mod debug;
 pub mod decode;
 pub mod fp;
 pub mod guest;

@@ -150,6 +150,18 @@ impl RiscvCpu {
             base
         };
         self.privilege = new_priv as u64;
+        if let Some(o) = self.observer.as_mut() {
+            o.trap(&super::debug::TrapEvent {
+                hart_id: self.hart_id,
+                cause,
+                interrupt,
+                epc: if to_s { self.csr.sepc } else { self.csr.mepc },
+                tval,
+                from: prv,
+                to: new_priv,
+                target: self.common.pc,
+            });
+        }
         // An SC after a trap must fail (Unprivileged ISA §8.2, as QEMU clears load_res).
         self.reservation = u64::MAX;
     }
@@ -315,6 +327,10 @@ impl RiscvCpu {
         }
         if self.unimplemented.is_none() {
             self.unimplemented = Some((pc, insn));
+        }
+        let id = self.hart_id;
+        if let Some(o) = self.observer.as_mut() {
+            o.unimplemented(id, pc, insn);
         }
         self.raise(Exception::IllegalInstruction(u64::from(insn)));
     }
