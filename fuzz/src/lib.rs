@@ -80,18 +80,28 @@ pub enum MmioOp {
     Other(u8),
 }
 
-/// Decode the next MMIO operation. The offset is taken modulo `window` most of the time, but a
-/// sixteenth of the operations use the raw 16-bit offset (past the window end, unaligned), so
-/// both the registers and the edges get exercised.
+/// Decode the next MMIO operation in a window of `window` bytes (see [`next_mmio_op_in`]).
 pub fn next_mmio_op(input: &mut Input, window: u64) -> MmioOp {
+    next_mmio_op_in(input, &[(0, window)])
+}
+
+/// Decode the next MMIO operation. `regions` are `(start, len)` ranges of the device's window
+/// where its registers are (a large window such as the PLIC's is mostly empty); bits 6:4 of the
+/// kind byte pick one and the 16-bit offset is taken modulo its length, mostly aligned to the
+/// access width. A sixteenth of the operations use the raw 16-bit offset instead (unaligned,
+/// between registers), so the edges get exercised too.
+pub fn next_mmio_op_in(input: &mut Input, regions: &[(u64, u64)]) -> MmioOp {
     let kind = input.u8();
     let len = width(kind >> 2);
     let raw = u64::from(input.u16());
-    let offset = if kind & 0xf0 == 0xf0 || window == 0 {
+    let region = regions
+        .get(usize::from((kind >> 4) & 7) % regions.len().max(1))
+        .copied()
+        .unwrap_or((0, 0));
+    let offset = if kind & 0xf0 == 0xf0 || region.1 == 0 {
         raw
     } else {
-        // Mostly aligned to the access width, as real drivers do.
-        let o = raw % window;
+        let o = region.0.wrapping_add(raw % region.1);
         if kind & 0x80 != 0 {
             o
         } else {
