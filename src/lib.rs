@@ -6,3 +6,4 @@ pub mod console;
 pub mod logger;
 pub mod machine;
 pub mod runloop;
+pub mod trace;
