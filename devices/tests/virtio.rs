@@ -733,3 +733,48 @@ fn buffers_made_available_before_driver_ok_are_processed() {
     assert_eq!(h.used(0).len(), 1, "taken at DRIVER_OK");
     assert!(h.line());
 }
+
+fn recv_within(be: &mut StreamBackend, buf: &mut [u8]) -> Option<usize> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Some(n) = be.recv(buf) {
+            return Some(n);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    None
+}
+
+#[test]
+fn stream_backend_tcp_server_and_client_roles() {
+    let mut server = StreamBackend::listen_tcp("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    assert!(!server.is_connected());
+    // No peer yet: the frame is dropped, not queued for a later peer.
+    server.send(b"early");
+    assert_eq!(server.dropped(), 1);
+    let mut client = StreamBackend::connect_tcp(&addr).unwrap();
+    let mut buf = vec![0u8; emu_devices::virtio::net_backend::MAX_FRAME];
+    client.send(b"from client");
+    assert_eq!(recv_within(&mut server, &mut buf), Some(11));
+    assert_eq!(&buf[..11], b"from client");
+    server.send(b"from server");
+    assert_eq!(recv_within(&mut client, &mut buf), Some(11));
+    assert_eq!(&buf[..11], b"from server");
+    // The client leaves; the server notices and takes the next one.
+    drop(client);
+    for _ in 0..500 {
+        assert_eq!(server.recv(&mut buf), None);
+        if !server.is_connected() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(!server.is_connected());
+    let mut second = StreamBackend::connect_tcp(&addr).unwrap();
+    second.send(b"again");
+    assert_eq!(recv_within(&mut server, &mut buf), Some(5));
+    // With nobody listening, connecting fails at once (as QEMU's socket client does).
+    drop(server);
+    assert!(StreamBackend::connect_tcp(&addr).is_err());
+}
