@@ -62,6 +62,13 @@ options:
                          quits, Ctrl-A h lists the keys)
   -nographic             same as -serial mon:stdio
   -no-reboot             a guest reboot ends emu instead of restarting the machine
+  -s                     GDB stub on tcp::1234 (same as -gdb tcp::1234)
+  -S                     wait for GDB before running the first instruction
+  -gdb tcp:[HOST]:PORT   GDB stub on this port (registers, FP and CSRs, breakpoints,
+                         watchpoints, single-step; under every --engine)
+  -d ITEM,...            QEMU-style logs: in_asm, op, int, exec, cpu, guest_errors, unimp
+                         (-d help lists them)
+  -D FILE                write -d logs to FILE instead of stderr
   -display none, -monitor none  accepted for QEMU compatibility
   -h, --help             print this help
   -V, --version          print the version";
@@ -99,6 +106,8 @@ pub struct Config {
     pub machine: MachineKind,
     /// Options of the `virt` board (ignored by `spike`, which refuses the ones it cannot use).
     pub virt: VirtOptions,
+    /// GDB stub and `-d` tracing (src/gdb, src/trace.rs).
+    pub debug: crate::gdb::DebugOptions,
 }
 
 /// The board (`-M spike` or `-M virt`).
@@ -409,6 +418,8 @@ pub enum Command {
     Run(Config),
     Help,
     Version,
+    /// `-d help`: list the log items.
+    LogHelp,
 }
 
 /// Command-line errors; each names the option at fault.
@@ -503,6 +514,7 @@ where
     let mut virt = VirtOptions::default();
     let mut bios_given: Option<String> = None;
     let mut smp_given: Option<String> = None;
+    let mut debug = crate::gdb::DebugOptions::default();
 
     while let Some(arg) = args.next() {
         // Spike's plusargs (`+signature=FILE`) are long options here.
@@ -653,6 +665,17 @@ where
                 takes_no_value(&inline)?;
                 trace = true;
             }
+            "-s" | "-S" => {
+                takes_no_value(&inline)?;
+                debug.flag(&name);
+            }
+            "-gdb" | "--gdb" | "-d" | "-D" => {
+                let v = value(&mut args)?;
+                if name == "-d" && v == "help" {
+                    return Ok(Command::LogHelp);
+                }
+                debug.option(&name, v);
+            }
             "--signature" => signature = Some(PathBuf::from(value(&mut args)?)),
             "--signature-granularity" => {
                 let v = value(&mut args)?;
@@ -721,6 +744,7 @@ where
         trace,
         machine,
         virt,
+        debug,
     }))
 }
 

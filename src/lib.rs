@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod console;
+pub mod gdb;
 pub mod logger;
 pub mod machine;
 pub mod runloop;

@@ -32,6 +32,10 @@ fn run() -> Result<i32> {
             println!("emu {}", env!("CARGO_PKG_VERSION"));
             return Ok(0);
         }
+        Command::LogHelp => {
+            println!("{}", emu::trace::HELP);
+            return Ok(0);
+        }
         Command::Run(c) => c,
     };
     emu::logger::init(config.log);
@@ -51,6 +55,18 @@ fn run() -> Result<i32> {
         Box::new(std::io::stdout()),
         Box::new(std::io::stderr()),
     )?;
+    let trace = emu::trace::setup(&config.debug)?;
+    if config.debug.start_halted && config.debug.gdb.is_none() {
+        anyhow::bail!("-S waits for a debugger: give -s or -gdb tcp::PORT too");
+    }
+    let gdb = match &config.debug.gdb {
+        Some(spec) => Some(emu::gdb::GdbServer::start(spec)?),
+        None => None,
+    };
+    machine.attach_debug(
+        gdb.as_ref().map(|g| g.hart(0, config.debug.start_halted)),
+        trace.as_ref(),
+    );
     if !machine.has_htif() {
         eprintln!(
             "emu: warning: '{}' has no tohost symbol; it cannot exit through HTIF",
@@ -58,6 +74,12 @@ fn run() -> Result<i32> {
         );
     }
     let result = machine.run();
+    if let Some((_, out)) = &trace {
+        let _ = out.lock().flush();
+    }
+    if let Some(g) = gdb {
+        g.finish(*result.as_ref().unwrap_or(&1));
+    }
     if config.stats {
         let s = machine.engine().stats();
         eprintln!(

@@ -112,6 +112,20 @@ pub fn open_output(path: Option<&Path>) -> Result<TraceOut, TraceError> {
     Ok(Arc::new(Mutex::new(w)))
 }
 
+/// The `-d`/`-D` options: the items and the open output, or None without `-d`.
+pub fn setup(
+    opts: &crate::gdb::DebugOptions,
+) -> Result<Option<(TraceItems, TraceOut)>, TraceError> {
+    let Some(list) = opts.log_items.as_deref() else {
+        return Ok(None);
+    };
+    let items = TraceItems::parse(list)?;
+    if !items.any() {
+        return Ok(None);
+    }
+    Ok(Some((items, open_output(opts.log_file.as_deref())?)))
+}
+
 /// Turn tracing on for one hart and its engine.
 pub fn install(items: TraceItems, out: &TraceOut, engine: &mut Engine, cpu: &mut RiscvCpu) {
     let wants = TraceWants {

@@ -106,11 +106,17 @@ impl Platform for Board {
 struct Hart {
     cpu: Box<RiscvCpu>,
     engine: Engine,
+    /// The GDB stub's hart side, which runs the engine itself (src/gdb).
+    debug: Option<crate::gdb::HartDebug>,
 }
 
 impl Vcpu for Hart {
     fn run(&mut self) -> StepExit {
-        match self.engine.run(&mut *self.cpu) {
+        let exit = match self.debug.as_mut() {
+            Some(d) => d.run(&mut self.cpu, &mut self.engine),
+            None => self.engine.run(&mut *self.cpu),
+        };
+        match exit {
             RunExit::Exception => StepExit::Exception,
             RunExit::Yield => StepExit::Yield,
             RunExit::Halt => StepExit::Halt,
@@ -234,7 +240,11 @@ impl Spike {
                     .trace
                     .then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>),
             },
-            hart: Hart { cpu, engine },
+            hart: Hart {
+                cpu,
+                engine,
+                debug: None,
+            },
             htif: htif_mapped.then_some(htif),
             image,
             opts: LoopOptions {
@@ -325,6 +335,18 @@ impl Spike {
     /// Retired guest instructions.
     pub fn insn_count(&self) -> u64 {
         self.hart.cpu.common.insn_count
+    }
+
+    /// Attach the GDB stub's hart side and `-d` tracing (src/gdb, src/trace.rs).
+    pub fn attach_debug(
+        &mut self,
+        gdb: Option<crate::gdb::HartDebug>,
+        trace: Option<&(crate::trace::TraceItems, crate::trace::TraceOut)>,
+    ) {
+        if let Some((items, out)) = trace {
+            crate::trace::install(*items, out, &mut self.hart.engine, &mut self.hart.cpu);
+        }
+        self.hart.debug = gdb;
     }
 
     /// The engine (for statistics).

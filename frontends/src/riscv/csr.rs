@@ -146,7 +146,6 @@ type WriteFn = fn(&mut RiscvCpu, u16, u64);
 struct CsrDef {
     first: u16,
     last: u16,
-    #[allow(dead_code)]
     name: &'static str,
     pred: Pred,
     read: ReadFn,
@@ -710,6 +709,28 @@ impl RiscvCpu {
     pub fn csr_read(&mut self, num: u16) -> Option<u64> {
         let def = lookup(num)?;
         Some((def.read)(self, num))
+    }
+
+    /// Every implemented CSR with its name, by number (for a debugger's target description).
+    /// Ranges in the table ("pmpaddr0..63") are expanded to one name per register.
+    pub fn csr_names() -> Vec<(u16, String)> {
+        let mut v = Vec::new();
+        for d in CSR_TABLE {
+            match d.name.split_once("..") {
+                Some((head, _)) => {
+                    let digits =
+                        head.len() - head.chars().rev().take_while(char::is_ascii_digit).count();
+                    let (prefix, first) = head.split_at(digits);
+                    let first: u16 = first.parse().unwrap_or(0);
+                    for n in d.first..=d.last {
+                        v.push((n, format!("{prefix}{}", first + (n - d.first))));
+                    }
+                }
+                None => v.push((d.first, d.name.to_string())),
+            }
+        }
+        v.sort_by_key(|&(n, _)| n);
+        v
     }
 
     /// Write a CSR as M-mode would (for debuggers), through its write function; false if it
