@@ -232,13 +232,9 @@ impl VirtioBlk {
                 "virtio-blk request header shorter than 16 bytes",
             ));
         }
-        let (ty, sector) = match (header.get(0..4), header.get(8..16)) {
-            (Some(t), Some(s)) => (
-                u32::from_le_bytes(t.try_into().unwrap_or_default()),
-                u64::from_le_bytes(s.try_into().unwrap_or_default()),
-            ),
-            _ => return Err(QueueError::Malformed("virtio-blk header")),
-        };
+        let [t0, t1, t2, t3, _, _, _, _, s0, s1, s2, s3, s4, s5, s6, s7] = header;
+        let ty = u32::from_le_bytes([t0, t1, t2, t3]);
+        let sector = u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
         // The status byte is the last writable byte; data sits between header and status.
         let wlen = chain.writable_len();
         let in_len = wlen - 1;

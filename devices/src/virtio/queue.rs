@@ -258,17 +258,16 @@ impl Queue {
                 return Err(QueueError::BadDescIndex(index));
             }
             let d = self.desc_table + 16 * u64::from(index);
-            let bad = QueueError::BadRing(self.desc_table);
-            let addr = mem
-                .read_u64(d)
-                .ok_or(QueueError::BadRing(self.desc_table))?;
-            let len = mem
-                .read_u32(d + 8)
-                .ok_or(QueueError::BadRing(self.desc_table))?;
-            let flags = mem
-                .read_u16(d + 12)
-                .ok_or(QueueError::BadRing(self.desc_table))?;
-            let next = mem.read_u16(d + 14).ok_or(bad)?;
+            // §2.7.5: struct virtq_desc { le64 addr; le32 len; le16 flags; le16 next; }
+            let mut raw = [0u8; 16];
+            if !mem.read(d, &mut raw) {
+                return Err(QueueError::BadRing(self.desc_table));
+            }
+            let [a0, a1, a2, a3, a4, a5, a6, a7, l0, l1, l2, l3, f0, f1, n0, n1] = raw;
+            let addr = u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]);
+            let len = u32::from_le_bytes([l0, l1, l2, l3]);
+            let flags = u16::from_le_bytes([f0, f1]);
+            let next = u16::from_le_bytes([n0, n1]);
             if flags & VIRTQ_DESC_F_INDIRECT != 0 {
                 return Err(QueueError::Indirect(head));
             }
