@@ -33,7 +33,7 @@ pub use mmio::{HostPoll, VirtioMmio};
 pub use net::VirtioNet;
 pub use net_backend::{NetBackend, NullBackend, StreamBackend, TapBackend};
 pub use queue::{DescChain, Queue, QueueError};
-pub use rng::{EntropySource, VirtioRng, XorShiftEntropy};
+pub use rng::{EntropySource, HostEntropy, VirtioRng, XorShiftEntropy};
 
 /// Device IDs (§5).
 pub const VIRTIO_ID_NET: u32 = 1;

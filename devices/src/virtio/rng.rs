@@ -59,6 +59,31 @@ impl EntropySource for XorShiftEntropy {
     }
 }
 
+/// Host randomness from `/dev/urandom`, for users who want real entropy and accept that runs
+/// are then not reproducible. Opened once; a failed read leaves zeros (and is logged), since
+/// the guest cannot be told.
+pub struct HostEntropy {
+    file: std::fs::File,
+}
+
+impl HostEntropy {
+    pub fn open() -> std::io::Result<Self> {
+        Ok(HostEntropy {
+            file: std::fs::File::open("/dev/urandom")?,
+        })
+    }
+}
+
+impl EntropySource for HostEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        use std::io::Read;
+        if let Err(e) = self.file.read_exact(buf) {
+            buf.fill(0);
+            log::error!("virtio-rng: reading /dev/urandom failed: {e}");
+        }
+    }
+}
+
 /// The entropy device.
 pub struct VirtioRng {
     source: Box<dyn EntropySource>,
@@ -133,6 +158,10 @@ mod tests {
         b.fill(&mut y);
         assert_eq!(x, y);
         assert!(x.iter().any(|&v| v != 0));
+        let mut h = HostEntropy::open().unwrap();
+        let mut w = [0u8; 64];
+        h.fill(&mut w);
+        assert!(w.iter().any(|&v| v != 0));
         let mut c = XorShiftEntropy::new(1);
         let mut z = [0u8; 37];
         c.fill(&mut z);
