@@ -15,6 +15,19 @@
 //! A device is a state machine: it owns no thread, socket or clock. Host sides (image files,
 //! network backends, output writers, entropy) are injected; host input enters through
 //! [`mmio::VirtioMmio::poll`], which the run loop calls at slice boundaries.
+//!
+//! Board wiring (what `src/machine/virt.rs` does for each slot):
+//!
+//! ```text
+//! let mem = GuestMemory::new(bus.ram_regions().to_vec(), Some(dma_hook)); // hook -> CodeMap::note_write
+//! let blk = VirtioBlk::new(Box::new(FileBackend::open(path, readonly)?), readonly);
+//! let dev = Arc::new(Mutex::new(VirtioMmio::new(blk, mem, plic.irq_line(1 + slot))));
+//! bus.add_device(0x1000_1000 + 0x1000 * slot, VIRTIO_MMIO_SIZE, dev.clone())?;
+//! polled.push(dev);   // as Arc<Mutex<dyn HostPoll>>: net and console, poll_host() per slice
+//! ```
+//!
+//! Lock order: the device's mutex is held while it calls the DMA hook, so the hook must not
+//! take a lock that is held around bus accesses.
 
 pub mod blk;
 pub mod console;
