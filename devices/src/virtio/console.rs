@@ -6,7 +6,9 @@
 //! Transmitted bytes go to an injected writer. Received bytes are pushed by the host side
 //! ([`VirtioConsole::push_input`]) into a bounded buffer and delivered at the next poll.
 
-use super::{Completion, GuestMemory, Queue, QueueError, VirtioDevice, VIRTIO_ID_CONSOLE};
+use super::{
+    Completion, GuestMemory, LogLimit, Queue, QueueError, VirtioDevice, VIRTIO_ID_CONSOLE,
+};
 use std::collections::VecDeque;
 use std::io::Write;
 
@@ -23,6 +25,7 @@ pub struct VirtioConsole {
     out: Box<dyn Write + Send>,
     input: VecDeque<u8>,
     dropped_input: u64,
+    log: LogLimit,
 }
 
 impl VirtioConsole {
@@ -31,6 +34,7 @@ impl VirtioConsole {
             out,
             input: VecDeque::new(),
             dropped_input: 0,
+            log: LogLimit::default(),
         }
     }
 
@@ -58,7 +62,9 @@ impl VirtioConsole {
             }
             // A host write error loses console output but is not the guest's fault.
             if let Err(e) = self.out.write_all(&buf).and_then(|()| self.out.flush()) {
-                log::warn!("virtio-console: output write failed: {e}");
+                if self.log.allow() {
+                    log::warn!("virtio-console: output write failed: {e}");
+                }
             }
             q.add_used(mem, chain.head, 0)?;
             used = true;
