@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use emu_frontends::riscv::cpu::RiscvCpu;
-use emu_frontends::riscv::debug::{GDB_REG_CSR0, GDB_REG_F0, GDB_REG_PC};
+use emu_frontends::riscv::debug::GDB_REG_CSR0;
 use emu_jit::engine::{Engine, RunExit};
 
 use super::{Event, Link, Reply, Request, StopKind};
@@ -69,16 +69,15 @@ impl HartDebug {
             return exit;
         }
         if let Some(hit) = cpu.watch_hit.take() {
+            // The accessing instruction stopped before its access, like a fault without a
+            // cause (debug.rs): nothing to deliver; report the stop at that instruction.
+            cpu.common.exception_pending = 0;
             let kind = StopKind::Watch {
                 kind: hit.watch.kind,
                 addr: hit.addr,
             };
-            if exit == RunExit::Exception {
-                self.pending = Some(kind);
-            } else {
-                self.stop(kind, cpu, engine);
-            }
-            return exit;
+            self.stop(kind, cpu, engine);
+            return RunExit::Yield;
         }
         if self.mode == Mode::Step {
             match exit {
@@ -183,7 +182,6 @@ fn write_core_regs(cpu: &mut RiscvCpu, v: &[u64]) {
         // The g packet's x0 is ignored, as the register is.
         let _ = cpu.gdb_write_register(n, val);
     }
-    debug_assert!(GDB_REG_PC < GDB_REG_F0);
 }
 
 /// Read as much of `[addr, addr + len)` as is mapped RAM, from the start.

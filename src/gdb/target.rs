@@ -15,8 +15,8 @@ use gdbstub::conn::{Connection, ConnectionExt};
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event as LoopEvent, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
 use gdbstub::target::ext::base::multithread::{
-    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSingleStep,
-    MultiThreadSingleStepOps,
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::base::single_register_access::{
     SingleRegisterAccess, SingleRegisterAccessOps,
@@ -67,7 +67,7 @@ impl Registers for CoreRegs {
     }
 
     fn gdb_deserialize(&mut self, bytes: &[u8]) -> Result<(), ()> {
-        if bytes.len() % 8 != 0 || bytes.len() > GDB_REG_CSR0 * 8 {
+        if !bytes.len().is_multiple_of(8) || bytes.len() > GDB_REG_CSR0 * 8 {
             return Err(());
         }
         self.0 = bytes
@@ -90,7 +90,8 @@ impl Arch for RiscvEmu {
 }
 
 /// The hart went away (the machine stopped) while GDB was asking.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the hart is gone (the machine stopped)")]
 pub struct HartGone;
 
 /// gdbstub's target: forwards to the stopped hart.
@@ -293,6 +294,18 @@ impl MultiThreadResume for GdbTarget {
 
     fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+// GDB steps one thread with the others held (`vCont;s:1`). There is one hart per stub today,
+// so holding the others is trivially true.
+impl MultiThreadSchedulerLocking for GdbTarget {
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), HartGone> {
+        Ok(())
     }
 }
 
@@ -536,7 +549,18 @@ pub fn serve(listener: TcpListener, link: &Arc<Link>) {
                 eprintln!("emu: terminated via GDBstub");
                 std::process::exit(0);
             }
-            Ok(DisconnectReason::Disconnect) | Err(_) => {
+            Err(e) => {
+                log::warn!("gdbstub: {e}");
+                if target.exited.is_some() {
+                    return;
+                }
+                if link.stopped.load(Ordering::Acquire) {
+                    let _ = link.requests.0.send(Request::Detach);
+                } else {
+                    link.detach.store(true, Ordering::Release);
+                }
+            }
+            Ok(DisconnectReason::Disconnect) => {
                 if target.exited.is_some() {
                     return;
                 }

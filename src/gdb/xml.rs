@@ -14,6 +14,12 @@ const XREG_NAMES: [&str; 32] = [
     "t5", "t6",
 ];
 
+const FREG_NAMES: [&str; 32] = [
+    "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "fs0", "fs1", "fa0", "fa1", "fa2",
+    "fa3", "fa4", "fa5", "fa6", "fa7", "fs2", "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9",
+    "fs10", "fs11", "ft8", "ft9", "ft10", "ft11",
+];
+
 /// The whole `target.xml`.
 pub fn target_xml() -> String {
     let mut s = String::from(
@@ -41,10 +47,10 @@ pub fn target_xml() -> String {
         "  <union id=\"riscv_double\">\n    <field name=\"float\" type=\"ieee_single\"/>\n    \
          <field name=\"double\" type=\"ieee_double\"/>\n  </union>\n",
     );
-    for i in 0..32 {
+    for (i, name) in FREG_NAMES.iter().enumerate() {
         let _ = writeln!(
             s,
-            "  <reg name=\"ft{i}\" bitsize=\"64\" type=\"riscv_double\" regnum=\"{}\"/>",
+            "  <reg name=\"{name}\" bitsize=\"64\" type=\"riscv_double\" regnum=\"{}\"/>",
             GDB_REG_F0 + i
         );
     }
@@ -71,7 +77,8 @@ mod tests {
         assert!(x.contains("name=\"zero\" bitsize=\"64\" type=\"int\" regnum=\"0\""));
         assert!(x.contains("name=\"pc\" bitsize=\"64\" type=\"code_ptr\" regnum=\"32\""));
         assert!(x.contains("name=\"ft0\" bitsize=\"64\" type=\"riscv_double\" regnum=\"33\""));
-        assert!(x.contains("name=\"ft31\" bitsize=\"64\" type=\"riscv_double\" regnum=\"64\""));
+        assert!(x.contains("name=\"ft11\" bitsize=\"64\" type=\"riscv_double\" regnum=\"64\""));
+        assert!(x.contains("name=\"fa0\" bitsize=\"64\" type=\"riscv_double\" regnum=\"43\""));
         assert!(x.contains("name=\"fflags\" bitsize=\"64\" type=\"int\" regnum=\"66\""));
         assert!(x.contains("name=\"fcsr\" bitsize=\"64\" type=\"int\" regnum=\"68\""));
         // mstatus = 0x300.

@@ -236,21 +236,29 @@ impl RiscvCpu {
         self.watchpoints.iter().any(|w| w.overlaps(page, PAGE_SIZE))
     }
 
-    /// Slow path: note a watchpoint hit by an access of `len` bytes at `vaddr` and make the
-    /// hart leave generated code after this instruction (the budget is checked at the next
-    /// block entry, and in debug mode every block is one instruction).
-    pub(crate) fn check_watchpoints(&mut self, vaddr: u64, len: u64, store: bool) {
+    /// Slow path: if an access of `len` bytes at `vaddr` hits a watchpoint, note it and stop
+    /// the instruction before it accesses memory, as a fault would (`exception_pending` with
+    /// no cause: the debugger side clears it and reports the stop at the instruction, which
+    /// is what GDB expects of RISC-V watchpoints: they fire before the access, and GDB steps
+    /// over the instruction with its watchpoints removed). Returns whether the access must
+    /// not be performed.
+    pub(crate) fn check_watchpoints(&mut self, vaddr: u64, len: u64, store: bool) -> bool {
         if self.watch_hit.is_some() {
-            return;
+            // Not reported yet: the instruction is already stopping.
+            return true;
         }
         let hit = self
             .watchpoints
             .iter()
             .find(|w| w.reports(store) && w.overlaps(vaddr, len))
             .copied();
-        if let Some(watch) = hit {
-            self.watch_hit = Some(WatchHit { watch, addr: vaddr });
-            self.common.insn_limit = 0;
+        match hit {
+            Some(watch) => {
+                self.watch_hit = Some(WatchHit { watch, addr: vaddr });
+                self.common.exception_pending = 1;
+                true
+            }
+            None => false,
         }
     }
 
@@ -334,9 +342,22 @@ mod tests {
         cpu.common
             .store(addr + 4, 7, MemOp::new(2, false, false), 3);
         assert_eq!(cpu.watch_hit.map(|h| h.addr), Some(addr + 4));
-        assert_eq!(cpu.common.insn_limit, 0);
+        assert_eq!(cpu.common.exception_pending, 1, "the instruction stops");
         let mut b = [0u8; 4];
         cpu.debug_read(addr + 4, &mut b).unwrap();
-        assert_eq!(u32::from_le_bytes(b), 7, "the store still happened");
+        assert_eq!(u32::from_le_bytes(b), 0, "before its store");
+        // The debugger takes the hit and steps over with the watchpoint removed.
+        cpu.watch_hit = None;
+        cpu.common.exception_pending = 0;
+        assert!(cpu.remove_watchpoint(Watchpoint {
+            addr,
+            len: 8,
+            kind: WatchKind::Write,
+        }));
+        cpu.common
+            .store(addr + 4, 7, MemOp::new(2, false, false), 3);
+        assert_eq!(cpu.common.exception_pending, 0);
+        cpu.debug_read(addr + 4, &mut b).unwrap();
+        assert_eq!(u32::from_le_bytes(b), 7);
     }
 }

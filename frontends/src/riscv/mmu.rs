@@ -432,8 +432,8 @@ impl RiscvCpu {
                 Exception::LoadAddressMisaligned(vaddr)
             });
         }
-        if !self.watchpoints.is_empty() {
-            self.check_watchpoints(vaddr, size, mem.store_intent);
+        if !self.watchpoints.is_empty() && self.check_watchpoints(vaddr, size, mem.store_intent) {
+            return Ok(0);
         }
         let mut buf = [0u8; 8];
         let bytes = buf.get_mut(..size as usize).unwrap_or_default();
@@ -470,8 +470,8 @@ impl RiscvCpu {
         if vaddr & (size - 1) != 0 && mem.aligned {
             return Err(Exception::StoreAmoAddressMisaligned(vaddr));
         }
-        if !self.watchpoints.is_empty() {
-            self.check_watchpoints(vaddr, size, true);
+        if !self.watchpoints.is_empty() && self.check_watchpoints(vaddr, size, true) {
+            return Ok(());
         }
         let buf = val.to_le_bytes();
         let bytes = buf.get(..size as usize).unwrap_or_default();

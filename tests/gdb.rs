@@ -1,0 +1,275 @@
+//! The GDB stub driven by Debian's `gdb-multiarch` in batch mode, on every engine: break at a
+//! symbol of a small ROM, step, read a CSR and FP registers, write a register, stop on a
+//! hardware watchpoint, continue to the program's exit.
+//!
+//! Needs `gdb-multiarch` and `riscv64-unknown-elf-gcc` (Debian packages gdb-multiarch and
+//! gcc-riscv64-unknown-elf). Without them the test is skipped with a message, except in CI
+//! (`CI` set), where it fails.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The ROM: sets up FP state, passes `checkpoint`, then exits through HTIF (tohost = 1).
+const ROM: &str = r#"
+        .section .text.init, "ax", @progbits
+        .globl _start
+_start:
+        li t0, 0x6000              # mstatus.FS = Dirty
+        csrs mstatus, t0
+        li t1, 0x4004000000000000  # 2.5
+        fmv.d.x fa0, t1
+        csrwi frm, 2               # round down
+        li a1, 7
+        .globl checkpoint
+checkpoint:
+        addi a1, a1, 1
+        addi a1, a1, 1
+        la t4, counter
+        sd a1, 0(t4)
+        ld t5, 0(t4)
+        li t2, 1
+        la t3, tohost
+        sd t2, 0(t3)
+1:      j 1b
+
+        .section .tohost, "aw", @progbits
+        .align 6
+        .globl tohost
+tohost: .dword 0
+        .align 6
+        .globl fromhost
+fromhost: .dword 0
+
+        .data
+        .align 3
+        .globl counter
+counter: .dword 0
+"#;
+
+const SCRIPT: &str = r#"set pagination off
+set confirm off
+target remote 127.0.0.1:PORT
+break *checkpoint
+continue
+info registers pc
+stepi
+info registers pc
+p $a1
+set $a1 = 0x1234
+p/x $a1
+p $fa0.double
+p/x $frm
+p/x $mstatus
+watch *(long *)&counter
+continue
+delete
+rwatch *(long *)&counter
+continue
+continue
+"#;
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Skip (or fail in CI) when a tool is missing.
+fn require(tool: &str, package: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    let msg = format!("{tool} is not installed (apt-get install {package})");
+    assert!(std::env::var_os("CI").is_none(), "{msg}");
+    eprintln!("skipped: {msg}");
+    false
+}
+
+fn build_rom(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = dir.join("gdb_rom.S");
+    let elf = dir.join("gdb_rom.elf");
+    std::fs::write(&src, ROM).unwrap();
+    let o = Command::new("riscv64-unknown-elf-gcc")
+        .args([
+            "-march=rv64gc",
+            "-mabi=lp64d",
+            "-nostdlib",
+            "-nostartfiles",
+            "-static",
+            "-T",
+        ])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms/riscv64/link.ld"))
+        .arg("-o")
+        .arg(&elf)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    elf
+}
+
+/// Whether a socket listens on 127.0.0.1:`port` (Linux: /proc/net/tcp, state 0A = LISTEN).
+fn listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!("0100007F:{port:04X}");
+    table.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A")
+    })
+}
+
+/// A free TCP port on the loopback interface.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn session(elf: &Path, engine: &str) -> (String, String, Option<i32>) {
+    let port = free_port();
+    let mut emu = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args(["--engine", engine, "-S", "-gdb"])
+        .arg(format!("tcp:127.0.0.1:{port}"))
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = elf.with_extension(format!("{engine}.gdb"));
+    std::fs::write(&script, SCRIPT.replace("PORT", &port.to_string())).unwrap();
+    // emu listens before it runs; wait for the socket (a probe connection would be taken
+    // for GDB itself).
+    let start = Instant::now();
+    while !listening(port) {
+        if let Ok(Some(s)) = emu.try_wait() {
+            panic!("emu exited with {s} before listening");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "emu never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gdb = Command::new("gdb-multiarch")
+        .arg("-batch")
+        .arg("-nx")
+        .arg("-x")
+        .arg(&script)
+        .arg(elf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = emu.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = emu.kill();
+            let _ = emu.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = emu.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let out =
+        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
+    (out, err, status)
+}
+
+#[test]
+fn gdb_multiarch_session_on_every_engine() {
+    if !require("gdb-multiarch", "gdb-multiarch")
+        || !require("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf")
+    {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gdb");
+    let elf = build_rom(&dir);
+    for engine in ["interp", "jit", "tiered"] {
+        let (out, err, status) = session(&elf, engine);
+        let ctx = format!("engine {engine}\n--- gdb ---\n{out}\n--- emu ---\n{err}");
+        assert!(
+            !out.contains("rejected target-supplied description"),
+            "{ctx}"
+        );
+        assert!(out.contains("Breakpoint 1, 0x"), "{ctx}");
+        assert!(out.contains("in checkpoint ()"), "{ctx}");
+        // The breakpoint, then one step (a 4-byte addi).
+        let pcs: Vec<&str> = out.lines().filter(|l| l.starts_with("pc ")).collect();
+        assert_eq!(pcs.len(), 2, "{ctx}");
+        assert!(pcs[0].contains("<checkpoint>"), "{ctx}");
+        assert!(pcs[1].contains("<checkpoint+2>"), "one c.addi: {ctx}");
+        assert!(out.contains("$1 = 8"), "one addi retired: {ctx}");
+        // a1 = 0x1234 + 1 is stored to counter.
+        assert!(out.contains("$2 = 0x1234"), "{ctx}");
+        assert!(out.contains("$3 = 2.5"), "{ctx}");
+        assert!(out.contains("$4 = 0x2"), "{ctx}");
+        // mstatus.FS = Dirty (bits 14:13) and SD.
+        let mstatus = out
+            .lines()
+            .find_map(|l| l.strip_prefix("$5 = 0x"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+        assert!(
+            mstatus.is_some_and(|m| m & 0x6000 == 0x6000 && m >> 63 == 1),
+            "{ctx}"
+        );
+        assert!(
+            out.contains("Hardware watchpoint 2: *(long *)&counter"),
+            "{ctx}"
+        );
+        assert!(out.contains("Old value = 0"), "{ctx}");
+        assert!(out.contains("New value = 4661"), "{ctx}");
+        assert!(
+            out.contains("Hardware read watchpoint 3: *(long *)&counter"),
+            "{ctx}"
+        );
+        assert!(out.contains("Value = 4661"), "{ctx}");
+        assert!(out.contains("exited normally"), "{ctx}");
+        assert_eq!(status, Some(0), "{ctx}");
+    }
+}
+
+#[test]
+fn bad_gdb_options_are_errors() {
+    if !require("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf") {
+        return;
+    }
+    let elf = build_rom(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("gdb-bad"));
+    let emu = env!("CARGO_BIN_EXE_emu");
+    let run = |args: &[&str]| {
+        let o = Command::new(emu).args(args).arg(&elf).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["-gdb", "tcp::notaport"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("invalid '-gdb' device 'tcp::notaport'"),
+        "{err}"
+    );
+    let (code, err) = run(&["-S"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("-S waits for a debugger"), "{err}");
+    // A port in use.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (code, err) = run(&["-gdb", &format!("tcp:127.0.0.1:{port}")]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("could not open gdbserver"), "{err}");
+    // Without a GDB attached, -gdb alone does not hold the program up.
+    let (code, err) = run(&["-gdb", "tcp:127.0.0.1:0"]);
+    assert_eq!(code, Some(0), "{err}");
+}
