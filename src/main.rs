@@ -143,9 +143,10 @@ fn run_virt(config: &Config) -> Result<i32> {
         if config.stats {
             let s = machine.engine().stats();
             eprintln!(
-                "emu: stats: {} instructions retired; blocks: {} translated, {} compiled ({:.1} ms \
-                 compiling), {} invalidated; runs: {} interpreted, {} native\r",
+                "emu: stats: {} instructions retired; ram hash {:016x}; blocks: {} translated, {} \
+                 compiled ({:.1} ms compiling), {} invalidated; runs: {} interpreted, {} native\r",
                 total_insns,
+                machine.ram_hash(),
                 s.blocks_translated,
                 s.blocks_compiled,
                 s.compile_ns as f64 / 1e6,

@@ -637,6 +637,24 @@ impl Virt {
         self.harts.iter().map(|h| h.cpu.common.insn_count).sum()
     }
 
+    /// 64-bit FNV-1a hash of guest RAM for `--stats` (each non-zero 4 KiB page with its
+    /// address, as the spike board's state hash does): equal hashes at power-off show that two
+    /// runs left the same memory behind.
+    pub fn ram_hash(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut page = vec![0u8; 4096];
+        let mut addr = self.ram.base();
+        while self.ram.read(addr, &mut page) {
+            if page.iter().any(|&b| b != 0) {
+                for &b in addr.to_le_bytes().iter().chain(page.iter()) {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+            addr += page.len() as u64;
+        }
+        h
+    }
+
     /// The engine (for statistics).
     pub fn engine(&self) -> &Engine {
         &self.engine
