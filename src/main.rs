@@ -64,7 +64,7 @@ fn run() -> Result<i32> {
         None => None,
     };
     machine.attach_debug(
-        gdb.as_ref().map(|g| g.hart(0, config.debug.start_halted)),
+        gdb.as_ref().map(|g| g.debugger(1, config.debug.start_halted)),
         trace.as_ref(),
     );
     if !machine.has_htif() {

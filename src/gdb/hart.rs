@@ -1,5 +1,10 @@
-//! The hart side of the GDB stub: runs the guest through the engine, notices stops, and
-//! serves the server's requests while stopped (on the hart's own thread).
+//! The machine side of the GDB stub: runs a hart through the engine, notices stops, and
+//! serves the server's requests while stopped (on the machine's own thread), for any hart of
+//! the machine.
+//!
+//! All-stop: the harts of a board run on one host thread, so while one hart is stopped and
+//! serving, none runs. A step applies to the hart GDB names; the others keep their usual
+//! turns (GDB's scheduler locking is accepted but not enforced across harts).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,43 +18,58 @@ use super::{Event, Link, Reply, Request, StopKind};
 /// Most bytes one memory read returns (GDB asks for a packet's worth at a time).
 const MAX_READ: usize = 1 << 16;
 
+/// The harts of a machine, for the debugger.
+pub trait HartSet {
+    fn hart_count(&self) -> usize;
+    fn hart(&mut self, i: usize) -> Option<&mut RiscvCpu>;
+}
+
+/// A machine with one hart.
+impl HartSet for RiscvCpu {
+    fn hart_count(&self) -> usize {
+        1
+    }
+
+    fn hart(&mut self, i: usize) -> Option<&mut RiscvCpu> {
+        (i == 0).then_some(self)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// No GDB: run freely.
     Free,
     /// Run until a breakpoint, watchpoint or Ctrl-C.
     Continue,
-    /// Run one instruction.
-    Step,
+    /// Run one instruction of this hart.
+    Step(usize),
 }
 
-/// One hart's debugger state.
+/// The debugger state of a machine.
 pub struct HartDebug {
     link: Arc<Link>,
-    index: usize,
     mode: Mode,
     /// A stop to report before running again (a step that ended in a trap is reported once
-    /// the run loop has entered the handler).
-    pending: Option<StopKind>,
+    /// the machine has entered the handler).
+    pending: Option<(usize, StopKind)>,
 }
 
 impl HartDebug {
-    pub(super) fn new(link: Arc<Link>, index: usize, start_halted: bool) -> HartDebug {
+    pub(super) fn new(link: Arc<Link>, start_halted: bool) -> HartDebug {
         HartDebug {
             link,
-            index,
             mode: Mode::Free,
-            pending: start_halted.then_some(StopKind::Attach),
+            pending: start_halted.then_some((0, StopKind::Attach)),
         }
     }
 
-    /// Run the hart as `Engine::run` does, stopping for the debugger as needed.
-    pub fn run(&mut self, cpu: &mut RiscvCpu, engine: &mut Engine) -> RunExit {
+    /// Run hart `i` of `harts` as `Engine::run` does, stopping for the debugger as needed.
+    pub fn run(&mut self, i: usize, harts: &mut dyn HartSet, engine: &mut Engine) -> RunExit {
         if self.link.detach.swap(false, Ordering::AcqRel) {
-            self.detach(cpu, engine);
+            self.detach(harts, engine);
         }
-        if let Some(kind) = self.pending.take() {
-            self.stop(kind, cpu, engine);
+        if let Some((hart, kind)) = self.pending.take() {
+            self.stop(hart, kind, harts, engine);
         }
         if self.link.interrupt.swap(false, Ordering::AcqRel) {
             let kind = if self.mode == Mode::Free {
@@ -57,15 +77,19 @@ impl HartDebug {
             } else {
                 StopKind::Interrupt
             };
-            self.stop(kind, cpu, engine);
+            self.stop(i, kind, harts, engine);
         }
+        let stepping = self.mode == Mode::Step(i);
+        let Some(cpu) = harts.hart(i) else {
+            return RunExit::Yield;
+        };
         let start = cpu.common.insn_count;
-        if self.mode == Mode::Step {
+        if stepping {
             cpu.common.insn_limit = cpu.common.insn_limit.min(start.saturating_add(1));
         }
         let exit = engine.run(cpu);
         if engine.take_breakpoint_hit().is_some() {
-            self.stop(StopKind::Breakpoint, cpu, engine);
+            self.stop(i, StopKind::Breakpoint, harts, engine);
             return exit;
         }
         if let Some(hit) = cpu.watch_hit.take() {
@@ -76,15 +100,16 @@ impl HartDebug {
                 kind: hit.watch.kind,
                 addr: hit.addr,
             };
-            self.stop(kind, cpu, engine);
+            self.stop(i, kind, harts, engine);
             return RunExit::Yield;
         }
-        if self.mode == Mode::Step {
+        if stepping {
+            let retired = cpu.common.insn_count > start;
             match exit {
-                // The trap is entered by the run loop: report at the handler.
-                RunExit::Exception => self.pending = Some(StopKind::Step),
-                _ if cpu.common.insn_count > start || exit == RunExit::Halt => {
-                    self.stop(StopKind::Step, cpu, engine)
+                // The trap is entered by the machine: report at the handler.
+                RunExit::Exception => self.pending = Some((i, StopKind::Step)),
+                _ if retired || exit == RunExit::Halt => {
+                    self.stop(i, StopKind::Step, harts, engine)
                 }
                 _ => {}
             }
@@ -92,79 +117,118 @@ impl HartDebug {
         exit
     }
 
-    /// Report a stop and serve requests until GDB resumes the hart.
-    fn stop(&mut self, kind: StopKind, cpu: &mut RiscvCpu, engine: &mut Engine) {
+    /// Report a stop of hart `i` and serve requests until GDB resumes the machine.
+    fn stop(&mut self, i: usize, kind: StopKind, harts: &mut dyn HartSet, engine: &mut Engine) {
         // Debug mode while GDB looks: breakpoints and steps need instruction-sized blocks.
         engine.set_debug_mode(true);
         self.link.stopped.store(true, Ordering::Release);
-        let _ = self.link.events.0.send(Event::Stopped {
-            hart: self.index,
-            kind,
-        });
-        self.serve(cpu, engine);
+        let _ = self.link.events.0.send(Event::Stopped { hart: i, kind });
+        self.serve(harts, engine);
         self.link.stopped.store(false, Ordering::Release);
     }
 
-    fn serve(&mut self, cpu: &mut RiscvCpu, engine: &mut Engine) {
+    fn serve(&mut self, harts: &mut dyn HartSet, engine: &mut Engine) {
         loop {
             let req = self.link.requests.1.lock().recv();
             let Ok(req) = req else {
                 // The server is gone: run on without it.
-                self.detach(cpu, engine);
+                self.detach(harts, engine);
                 return;
             };
             let reply = match req {
-                Request::ReadRegs => Reply::Regs(read_core_regs(cpu)),
-                Request::WriteRegs(v) => {
+                Request::ReadRegs(h) => match harts.hart(h) {
+                    Some(cpu) => Reply::Regs(read_core_regs(cpu)),
+                    None => Reply::Done(false),
+                },
+                Request::WriteRegs(h, v) => Reply::Done(harts.hart(h).is_some_and(|cpu| {
                     write_core_regs(cpu, &v);
-                    Reply::Done(true)
+                    true
+                })),
+                Request::ReadReg(h, n) => {
+                    Reply::Value(harts.hart(h).and_then(|c| c.gdb_read_register(n).ok()))
                 }
-                Request::ReadReg(n) => Reply::Value(cpu.gdb_read_register(n).ok()),
-                Request::WriteReg(n, v) => Reply::Done(cpu.gdb_write_register(n, v).is_ok()),
-                Request::ReadMem(addr, len) => Reply::Bytes(read_mem(cpu, addr, len)),
-                Request::WriteMem(addr, data) => Reply::Done(cpu.debug_write(addr, &data).is_ok()),
+                Request::WriteReg(h, n, v) => Reply::Done(
+                    harts
+                        .hart(h)
+                        .is_some_and(|c| c.gdb_write_register(n, v).is_ok()),
+                ),
+                Request::ReadMem(h, addr, len) => match harts.hart(h) {
+                    Some(cpu) => Reply::Bytes(read_mem(cpu, addr, len)),
+                    None => Reply::Bytes(Vec::new()),
+                },
+                Request::WriteMem(h, addr, data) => Reply::Done(
+                    harts
+                        .hart(h)
+                        .is_some_and(|c| c.debug_write(addr, &data).is_ok()),
+                ),
                 Request::AddBreakpoint(pc) => {
                     engine.add_breakpoint(pc);
                     Reply::Done(true)
                 }
                 Request::RemoveBreakpoint(pc) => Reply::Done(engine.remove_breakpoint(pc)),
                 Request::AddWatchpoint(w) => {
-                    cpu.add_watchpoint(w);
+                    for h in 0..harts.hart_count() {
+                        if let Some(cpu) = harts.hart(h) {
+                            cpu.add_watchpoint(w);
+                        }
+                    }
                     Reply::Done(true)
                 }
-                Request::RemoveWatchpoint(w) => Reply::Done(cpu.remove_watchpoint(w)),
-                Request::Continue | Request::Step => {
-                    self.mode = if req == Request::Step {
-                        Mode::Step
-                    } else {
-                        Mode::Continue
+                Request::RemoveWatchpoint(w) => {
+                    let mut any = false;
+                    for h in 0..harts.hart_count() {
+                        if let Some(cpu) = harts.hart(h) {
+                            any |= cpu.remove_watchpoint(w);
+                        }
+                    }
+                    Reply::Done(any)
+                }
+                Request::Continue | Request::Step(_) => {
+                    self.mode = match req {
+                        Request::Step(h) => Mode::Step(h),
+                        _ => Mode::Continue,
                     };
-                    // Leaving a breakpoint: don't stop at it again before moving.
-                    engine.skip_breakpoint_once(cpu.common.pc);
-                    cpu.watch_hit = None;
+                    // Leaving a breakpoint: don't stop at it again before moving. (Other
+                    // harts at the same PC pass it once too; an accepted imprecision.)
+                    let h = match self.mode {
+                        Mode::Step(h) => h,
+                        _ => 0,
+                    };
+                    if let Some(cpu) = harts.hart(h) {
+                        engine.skip_breakpoint_once(cpu.common.pc);
+                    }
+                    for h in 0..harts.hart_count() {
+                        if let Some(cpu) = harts.hart(h) {
+                            cpu.watch_hit = None;
+                        }
+                    }
                     return;
                 }
                 Request::Detach => {
-                    self.detach(cpu, engine);
+                    self.detach(harts, engine);
                     return;
                 }
             };
             if self.link.events.0.send(Event::Reply(reply)).is_err() {
-                self.detach(cpu, engine);
+                self.detach(harts, engine);
                 return;
             }
         }
     }
 
-    fn detach(&mut self, cpu: &mut RiscvCpu, engine: &mut Engine) {
+    fn detach(&mut self, harts: &mut dyn HartSet, engine: &mut Engine) {
         let bps: Vec<u64> = engine.breakpoints().iter().copied().collect();
         for pc in bps {
             engine.remove_breakpoint(pc);
         }
-        for w in std::mem::take(&mut cpu.watchpoints) {
-            cpu.remove_watchpoint(w);
+        for h in 0..harts.hart_count() {
+            if let Some(cpu) = harts.hart(h) {
+                for w in std::mem::take(&mut cpu.watchpoints) {
+                    cpu.remove_watchpoint(w);
+                }
+                cpu.watch_hit = None;
+            }
         }
-        cpu.watch_hit = None;
         engine.set_debug_mode(false);
         self.mode = Mode::Free;
     }
@@ -191,7 +255,7 @@ fn read_mem(cpu: &mut RiscvCpu, addr: u64, len: usize) -> Vec<u8> {
     if cpu.debug_read(addr, &mut out).is_ok() {
         return out;
     }
-    // Shorten to the readable prefix, byte by byte from the failing page on.
+    // Shorten to the readable prefix.
     let mut n = 0;
     let mut byte = [0u8; 1];
     while n < len

@@ -28,7 +28,7 @@ use emu_frontends::riscv::debug::{WatchKind, Watchpoint};
 use parking_lot::Mutex;
 use std::sync::mpsc::{channel, Receiver, Sender};
 
-pub use hart::HartDebug;
+pub use hart::{HartDebug, HartSet};
 
 /// Host errors of the GDB stub.
 #[derive(Debug, thiserror::Error)]
@@ -103,25 +103,26 @@ pub fn parse_spec(spec: &str) -> Result<String, GdbError> {
     Ok(format!("{host}:{port}"))
 }
 
-/// A request from the server to a stopped hart.
+/// A request from the server to the stopped machine. The first `usize` is the hart (GDB
+/// thread id - 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// x0..x31, pc, f0..f31.
-    ReadRegs,
-    WriteRegs(Vec<u64>),
-    ReadReg(usize),
-    WriteReg(usize, u64),
-    /// Read up to `len` bytes; the reply is shorter if memory ends.
-    ReadMem(u64, usize),
-    WriteMem(u64, Vec<u8>),
+    ReadRegs(usize),
+    WriteRegs(usize, Vec<u64>),
+    ReadReg(usize, usize),
+    WriteReg(usize, usize, u64),
+    /// Read up to `len` bytes through the hart's MMU; the reply is shorter if memory ends.
+    ReadMem(usize, u64, usize),
+    WriteMem(usize, u64, Vec<u8>),
     AddBreakpoint(u64),
     RemoveBreakpoint(u64),
     AddWatchpoint(Watchpoint),
     RemoveWatchpoint(Watchpoint),
     /// Run until the next stop (no reply).
     Continue,
-    /// Run one instruction (no reply; a stop follows).
-    Step,
+    /// Run one instruction on this hart (no reply; a stop follows).
+    Step(usize),
     /// GDB went away: drop breakpoints and watchpoints and run freely (no reply).
     Detach,
 }
@@ -174,6 +175,8 @@ pub struct Link {
     pub stopped: AtomicBool,
     /// GDB went away while the hart ran: drop the debug state at the next engine return.
     pub detach: AtomicBool,
+    /// Number of harts (GDB threads).
+    pub harts: std::sync::atomic::AtomicUsize,
 }
 
 impl Link {
@@ -187,6 +190,7 @@ impl Link {
             attached: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             detach: AtomicBool::new(false),
+            harts: std::sync::atomic::AtomicUsize::new(1),
         })
     }
 }
@@ -229,9 +233,12 @@ impl GdbServer {
         })
     }
 
-    /// The hart side for hart `index`; `start_halted` is `-S`.
-    pub fn hart(&self, index: usize, start_halted: bool) -> HartDebug {
-        HartDebug::new(self.link.clone(), index, start_halted)
+    /// The machine side, for a machine of `harts` harts; `start_halted` is `-S`.
+    pub fn debugger(&self, harts: usize, start_halted: bool) -> HartDebug {
+        self.link
+            .harts
+            .store(harts.max(1), std::sync::atomic::Ordering::Release);
+        HartDebug::new(self.link.clone(), start_halted)
     }
 
     /// The machine finished: tell an attached GDB (`W` packet) and wait a little for the

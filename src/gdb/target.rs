@@ -98,7 +98,7 @@ pub struct HartGone;
 pub struct GdbTarget {
     link: Arc<Link>,
     /// Whether the next resume is a step.
-    step: bool,
+    step: Option<usize>,
     /// Exit status, once the machine has finished.
     exited: Option<u8>,
     xml: String,
@@ -108,7 +108,7 @@ impl GdbTarget {
     fn new(link: Arc<Link>) -> GdbTarget {
         GdbTarget {
             link,
-            step: false,
+            step: None,
             exited: None,
             xml: super::xml::target_xml(),
         }
@@ -147,6 +147,10 @@ fn tid_of(hart: usize) -> Tid {
     NonZeroUsize::new(hart + 1).unwrap_or(NonZeroUsize::MIN)
 }
 
+fn hart_of(tid: Tid) -> usize {
+    tid.get() - 1
+}
+
 impl Target for GdbTarget {
     type Arch = RiscvEmu;
     type Error = HartGone;
@@ -173,8 +177,8 @@ impl Target for GdbTarget {
 }
 
 impl MultiThreadBase for GdbTarget {
-    fn read_registers(&mut self, regs: &mut CoreRegs, _tid: Tid) -> TargetResult<(), Self> {
-        match self.ask(Request::ReadRegs) {
+    fn read_registers(&mut self, regs: &mut CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        match self.ask(Request::ReadRegs(hart_of(tid))) {
             Ok(Reply::Regs(v)) => {
                 regs.0 = v;
                 Ok(())
@@ -184,8 +188,8 @@ impl MultiThreadBase for GdbTarget {
         }
     }
 
-    fn write_registers(&mut self, regs: &CoreRegs, _tid: Tid) -> TargetResult<(), Self> {
-        self.ask_done(Request::WriteRegs(regs.0.clone()))
+    fn write_registers(&mut self, regs: &CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        self.ask_done(Request::WriteRegs(hart_of(tid), regs.0.clone()))
             .map(|_| ())
     }
 
@@ -193,8 +197,8 @@ impl MultiThreadBase for GdbTarget {
         Some(self)
     }
 
-    fn read_addrs(&mut self, start: u64, data: &mut [u8], _tid: Tid) -> TargetResult<usize, Self> {
-        match self.ask(Request::ReadMem(start, data.len())) {
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
+        match self.ask(Request::ReadMem(hart_of(tid), start, data.len())) {
             Ok(Reply::Bytes(b)) => {
                 let n = b.len().min(data.len());
                 if n == 0 && !data.is_empty() {
@@ -210,8 +214,8 @@ impl MultiThreadBase for GdbTarget {
         }
     }
 
-    fn write_addrs(&mut self, start: u64, data: &[u8], _tid: Tid) -> TargetResult<(), Self> {
-        match self.ask_done(Request::WriteMem(start, data.to_vec()))? {
+    fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
+        match self.ask_done(Request::WriteMem(hart_of(tid), start, data.to_vec()))? {
             true => Ok(()),
             false => Err(TargetError::Errno(14)),
         }
@@ -221,12 +225,14 @@ impl MultiThreadBase for GdbTarget {
         &mut self,
         thread_is_active: &mut dyn FnMut(Tid),
     ) -> Result<(), HartGone> {
-        thread_is_active(tid_of(0));
+        for h in 0..self.link.harts.load(Ordering::Acquire) {
+            thread_is_active(tid_of(h));
+        }
         Ok(())
     }
 
     fn is_thread_alive(&mut self, tid: Tid) -> Result<bool, HartGone> {
-        Ok(tid == tid_of(0))
+        Ok(hart_of(tid) < self.link.harts.load(Ordering::Acquire))
     }
 
     fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
@@ -237,11 +243,11 @@ impl MultiThreadBase for GdbTarget {
 impl SingleRegisterAccess<Tid> for GdbTarget {
     fn read_register(
         &mut self,
-        _tid: Tid,
+        tid: Tid,
         reg: RegNum,
         buf: &mut [u8],
     ) -> TargetResult<usize, Self> {
-        match self.ask(Request::ReadReg(reg.0)) {
+        match self.ask(Request::ReadReg(hart_of(tid), reg.0)) {
             Ok(Reply::Value(Some(v))) => {
                 let bytes = v.to_le_bytes();
                 let n = buf.len().min(8);
@@ -256,13 +262,17 @@ impl SingleRegisterAccess<Tid> for GdbTarget {
         }
     }
 
-    fn write_register(&mut self, _tid: Tid, reg: RegNum, val: &[u8]) -> TargetResult<(), Self> {
+    fn write_register(&mut self, tid: Tid, reg: RegNum, val: &[u8]) -> TargetResult<(), Self> {
         let mut b = [0u8; 8];
         let n = val.len().min(8);
         if let (Some(dst), Some(src)) = (b.get_mut(..n), val.get(..n)) {
             dst.copy_from_slice(src);
         }
-        match self.ask_done(Request::WriteReg(reg.0, u64::from_le_bytes(b)))? {
+        match self.ask_done(Request::WriteReg(
+            hart_of(tid),
+            reg.0,
+            u64::from_le_bytes(b),
+        ))? {
             true => Ok(()),
             false => Err(TargetError::NonFatal),
         }
@@ -271,16 +281,15 @@ impl SingleRegisterAccess<Tid> for GdbTarget {
 
 impl MultiThreadResume for GdbTarget {
     fn resume(&mut self) -> Result<(), HartGone> {
-        let req = if self.step {
-            Request::Step
-        } else {
-            Request::Continue
+        let req = match self.step {
+            Some(h) => Request::Step(h),
+            None => Request::Continue,
         };
         self.link.requests.0.send(req).map_err(|_| HartGone)
     }
 
     fn clear_resume_actions(&mut self) -> Result<(), HartGone> {
-        self.step = false;
+        self.step = None;
         Ok(())
     }
 
@@ -312,10 +321,10 @@ impl MultiThreadSchedulerLocking for GdbTarget {
 impl MultiThreadSingleStep for GdbTarget {
     fn set_resume_action_step(
         &mut self,
-        _tid: Tid,
+        tid: Tid,
         _signal: Option<Signal>,
     ) -> Result<(), HartGone> {
-        self.step = true;
+        self.step = Some(hart_of(tid));
         Ok(())
     }
 }

@@ -113,7 +113,7 @@ struct Hart {
 impl Vcpu for Hart {
     fn run(&mut self) -> StepExit {
         let exit = match self.debug.as_mut() {
-            Some(d) => d.run(&mut self.cpu, &mut self.engine),
+            Some(d) => d.run(0, &mut *self.cpu, &mut self.engine),
             None => self.engine.run(&mut *self.cpu),
         };
         match exit {
