@@ -38,6 +38,17 @@ fn run() -> Result<i32> {
         }
         Command::Run(c) => c,
     };
+    // More guest RAM than the host has would run until the guest touches it and the host's
+    // OOM killer ends emu: refuse it up front.
+    if let Some(host) = host_memory() {
+        if config.ram_size > host {
+            anyhow::bail!(
+                "invalid value '{}M' for '-m': more than this host's memory ({} MiB)",
+                config.ram_size >> 20,
+                host >> 20
+            );
+        }
+    }
     emu::logger::init(config.log);
     if config.machine == MachineKind::Virt {
         return run_virt(&config);
@@ -166,6 +177,19 @@ fn run_virt(config: &Config) -> Result<i32> {
         }
     };
     Ok(status)
+}
+
+/// The host's physical memory in bytes, if the OS says.
+fn host_memory() -> Option<u64> {
+    // SAFETY: sysconf takes no pointers and answers -1 for a name it does not know.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let (pages, page_size) = (u64::try_from(pages).ok()?, u64::try_from(page_size).ok()?);
+    pages.checked_mul(page_size).filter(|&b| b > 0)
 }
 
 fn main() {

@@ -128,8 +128,10 @@ pub enum VirtError {
     },
     #[error("no kernel given (use -kernel FILE)")]
     NoKernel,
-    #[error("-bios none needs an ELF kernel that starts in M-mode")]
-    BiosNoneNeedsElf,
+    #[error(
+        "kernel '{0}' is not an ELF file: -bios none needs an ELF kernel that starts in M-mode"
+    )]
+    BiosNoneNeedsElf(String),
     #[error("more than 8 virtio devices")]
     TooManyVirtio,
     #[error("the guest ran {0} instructions without powering off (the --max-insns limit)")]
@@ -570,7 +572,8 @@ impl Virt {
                 )),
                 (None, Some(k)) => {
                     if k.format != image::KernelFormat::Elf {
-                        return Err(VirtError::BiosNoneNeedsElf);
+                        let path = config.kernel.as_deref().unwrap_or(Path::new(""));
+                        return Err(VirtError::BiosNoneNeedsElf(path.display().to_string()));
                     }
                     Ok((
                         EntryRegs {
