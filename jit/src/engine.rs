@@ -246,6 +246,8 @@ pub struct Engine {
     nochain: bool,
     tracer: Option<Box<dyn TraceSink>>,
     trace_wants: TraceWants,
+    /// Any of breakpoints, nochain or exec tracing: the one flag the dispatch loop tests.
+    hooks: bool,
 }
 
 impl Engine {
@@ -281,6 +283,7 @@ impl Engine {
             nochain: false,
             tracer: None,
             trace_wants: TraceWants::default(),
+            hooks: false,
         })
     }
 
@@ -305,17 +308,26 @@ impl Engine {
             // Existing code has chain slots and jump-cache probes baked in.
             self.flush();
         }
+        self.update_hooks();
+    }
+
+    fn update_hooks(&mut self) {
+        self.hooks = self.nochain || self.trace_wants.exec || !self.breakpoints.is_empty();
     }
 
     /// Stop before running the instruction at guest virtual `pc` (reported by
     /// [`Engine::take_breakpoint_hit`]). Returns false if it was already set.
     pub fn add_breakpoint(&mut self, pc: u64) -> bool {
-        self.breakpoints.insert(pc)
+        let new = self.breakpoints.insert(pc);
+        self.update_hooks();
+        new
     }
 
     /// Returns false if no breakpoint was set at `pc`.
     pub fn remove_breakpoint(&mut self, pc: u64) -> bool {
-        self.breakpoints.remove(&pc)
+        let had = self.breakpoints.remove(&pc);
+        self.update_hooks();
+        had
     }
 
     pub fn breakpoints(&self) -> &BTreeSet<u64> {
@@ -430,7 +442,7 @@ impl Engine {
             let Some(key) = guest.block_key() else {
                 return RunExit::Exception;
             };
-            if !self.breakpoints.is_empty() {
+            if self.hooks && !self.breakpoints.is_empty() {
                 let skip = self.skip_breakpoint.take();
                 if self.breakpoints.contains(&key.pc) && skip != Some(key.pc) {
                     self.breakpoint_hit = Some(key.pc);
@@ -441,14 +453,16 @@ impl Engine {
                 Some(id) => id,
                 None => self.translate(guest, key),
             };
-            if self.trace_wants.exec {
-                if let Some(t) = self.tracer.as_mut() {
-                    t.before_exec(guest, &key, id);
+            if self.hooks {
+                if self.trace_wants.exec {
+                    if let Some(t) = self.tracer.as_mut() {
+                        t.before_exec(guest, &key, id);
+                    }
                 }
-            }
-            if self.nochain {
-                from = None;
-                indirect = false;
+                if self.nochain {
+                    from = None;
+                    indirect = false;
+                }
             }
             if std::mem::take(&mut indirect) {
                 if let Some(code) = self.cache.get(id).and_then(|e| e.code) {

@@ -360,4 +360,77 @@ mod tests {
         cpu.debug_read(addr + 4, &mut b).unwrap();
         assert_eq!(u32::from_le_bytes(b), 7);
     }
+
+    /// The engine's debugging hooks on a real hart, on every engine: a breakpoint inside what
+    /// would be one block stops before its instruction (debug mode), a budget of one steps,
+    /// and with `exec` tracing every block run is seen, even a compiled self-loop.
+    #[test]
+    fn engine_breakpoints_steps_and_exec_trace() {
+        use crate::riscv::translate::testutil::{b_type, hart, i_type, program, RAM_BASE};
+        use emu_jit::engine::{Engine, EngineKind, RunExit, TraceSink, TraceWants};
+        use emu_jit::guest::BlockKey;
+        use emu_jit::tb::TbId;
+        use std::sync::{Arc, Mutex};
+
+        struct Runs(Arc<Mutex<Vec<u64>>>);
+        impl TraceSink for Runs {
+            fn before_exec(&mut self, _: &mut dyn std::any::Any, key: &BlockKey, _: TbId) {
+                if let Ok(mut v) = self.0.lock() {
+                    v.push(key.pc);
+                }
+            }
+        }
+
+        for kind in [EngineKind::Interp, EngineKind::Jit, EngineKind::Tiered] {
+            let mut cpu = hart();
+            let addi = |rd, rs, imm| i_type("addi", rd, rs, imm);
+            let end = program(
+                &cpu,
+                &[addi(5, 0, 1), addi(5, 5, 1), addi(5, 5, 1), addi(5, 5, 1)],
+            );
+            let mut e = Engine::new(kind, cpu.code_map.clone()).unwrap();
+            e.set_tier_up_threshold(1);
+            e.set_debug_mode(true);
+            e.add_breakpoint(RAM_BASE + 8);
+            cpu.common.insn_limit = 100;
+            assert_eq!(e.run(&mut *cpu), RunExit::Yield, "{kind:?}");
+            assert_eq!(e.take_breakpoint_hit(), Some(RAM_BASE + 8));
+            assert_eq!((cpu.common.pc, cpu.x[5]), (RAM_BASE + 8, 2), "{kind:?}");
+            // One step from the breakpoint.
+            e.skip_breakpoint_once(cpu.common.pc);
+            cpu.common.insn_limit = cpu.common.insn_count + 1;
+            assert_eq!(e.run(&mut *cpu), RunExit::Budget, "{kind:?}");
+            assert_eq!((cpu.common.pc, cpu.x[5]), (RAM_BASE + 12, 3), "{kind:?}");
+            assert!(e.remove_breakpoint(RAM_BASE + 8));
+            cpu.common.insn_limit = 50;
+            assert_eq!(e.run(&mut *cpu), RunExit::Budget);
+            assert_eq!((cpu.common.pc, cpu.x[5]), (end, 4), "{kind:?}");
+
+            // A counted loop (one block jumping to itself), traced with exec.
+            let mut cpu = hart();
+            program(&cpu, &[addi(5, 5, 1), b_type("bne", 5, 6, -4)]);
+            cpu.x[6] = 10;
+            let runs = Arc::new(Mutex::new(Vec::new()));
+            let mut e = Engine::new(kind, cpu.code_map.clone()).unwrap();
+            e.set_tier_up_threshold(1);
+            let wants = TraceWants {
+                translate: false,
+                exec: true,
+            };
+            e.set_tracer(Some(Box::new(Runs(runs.clone()))), wants);
+            for _ in 0..3 {
+                cpu.common.insn_limit = cpu.common.insn_count + 7;
+                e.run(&mut *cpu);
+                e.wait_for_compiles();
+            }
+            cpu.common.insn_limit = 100;
+            assert_eq!(e.run(&mut *cpu), RunExit::Budget);
+            let runs = runs.lock().unwrap().clone();
+            let loop_runs = runs.iter().filter(|&&pc| pc == RAM_BASE).count();
+            assert_eq!(loop_runs, 10, "{kind:?}: {runs:x?}");
+            let s = e.stats();
+            assert_eq!(runs.len() as u64, s.interp_runs + s.native_runs, "{kind:?}");
+            assert_eq!(s.chain_links, 0);
+        }
+    }
 }
