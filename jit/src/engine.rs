@@ -123,6 +123,19 @@ pub struct EngineStats {
     pub chain_links: u64,
     pub blocks_invalidated: u64,
     pub flushes: u64,
+    /// Exits back to the dispatch loop, which looks the next block up, by kind: a `Goto` not
+    /// (yet) chained, an `Indirect` that missed the jump cache, anything else (budget, traps).
+    /// Chained and jump-cache exits stay in compiled code and are not counted (hot path).
+    pub lookups_goto: u64,
+    pub lookups_indirect: u64,
+    pub lookups_other: u64,
+    /// Host time in the interpreter and in compiled code (including what it chains to) and in
+    /// the slow path and helpers they call, in nanoseconds; only with [`Engine::set_timing`].
+    pub interp_ns: u64,
+    pub native_ns: u64,
+    /// Memory slow-path calls from compiled code (TLB misses, MMIO), process-wide
+    /// ([`crate::backend::slow_path_calls`]).
+    pub slow_path_calls: u64,
 }
 
 struct Job {
@@ -224,6 +237,8 @@ pub struct Engine {
     /// Synchronous compiler (Jit mode).
     compiler: Option<Compiler>,
     arena: Option<CodeArena>,
+    /// Time block runs for [`EngineStats`] (`--stats`).
+    timing: bool,
     worker: Option<Worker>,
     /// Targets of `Indirect` exits for compiled code; cleared on every return to the run loop.
     jump_cache: JumpCache,
@@ -268,6 +283,7 @@ impl Engine {
             cache: TbCache::new(),
             compiler,
             arena: None,
+            timing: false,
             worker,
             jump_cache,
             generation: 0,
@@ -376,7 +392,16 @@ impl Engine {
     }
 
     pub fn stats(&self) -> EngineStats {
-        self.stats
+        EngineStats {
+            slow_path_calls: crate::backend::slow_path_calls(),
+            ..self.stats
+        }
+    }
+
+    /// Measure host time in the interpreter and in compiled code (`--stats`): two clock reads
+    /// per block run from the dispatch loop.
+    pub fn set_timing(&mut self, on: bool) {
+        self.timing = on;
     }
 
     /// The translation cache (for tests and statistics).
@@ -481,6 +506,11 @@ impl Engine {
             }
             let (exit, last) = self.execute(guest, id);
             match exit {
+                BlockExit::Goto { .. } => self.stats.lookups_goto += 1,
+                BlockExit::Indirect => self.stats.lookups_indirect += 1,
+                _ => self.stats.lookups_other += 1,
+            }
+            match exit {
                 BlockExit::Goto { slot } => from = Some((last, slot, self.generation)),
                 BlockExit::Indirect => indirect = true,
                 BlockExit::Exit(ExitReason::Exception) | BlockExit::Fault => {
@@ -544,11 +574,15 @@ impl Engine {
         let state = guest.state_ptr();
         if let (Some(code), Some(arena)) = (entry.code, self.arena.as_ref()) {
             self.stats.native_runs += 1;
+            let t0 = self.timing.then(std::time::Instant::now);
             // SAFETY: `code` was installed in `arena` (flushes drop both together); `state` is
             // the guest's state, exclusively borrowed through `guest` for this call, and the
             // block was lifted by this guest, so its helpers and slow path match; chain slots
             // only ever hold entry points of this arena (tb.rs).
             let (exit, last) = unsafe { arena.enter(state, code as *const u8) };
+            if let Some(t0) = t0 {
+                self.stats.native_ns += t0.elapsed().as_nanos() as u64;
+            }
             return (exit, TbId(last));
         }
         entry.heat = entry.heat.saturating_add(1);
@@ -556,9 +590,13 @@ impl Engine {
             && entry.tier == Tier::Interp
             && entry.heat >= self.tier_up;
         self.stats.interp_runs += 1;
+        let t0 = self.timing.then(std::time::Instant::now);
         // SAFETY: `state` is the guest's live state, exclusively borrowed through `guest`; the
         // block was lifted by this guest, so its globals lie inside the state.
         let exit = unsafe { entry.interp.run(state) };
+        if let Some(t0) = t0 {
+            self.stats.interp_ns += t0.elapsed().as_nanos() as u64;
+        }
         if queue {
             self.queue_compile(id);
         }
@@ -643,8 +681,9 @@ impl Engine {
         if !self.cache.get(id).is_some_and(|e| e.is_valid()) {
             return;
         }
+        let pc = self.cache.get(id).map_or(0, |e| e.key.pc);
         let installed = match self.arena() {
-            Ok(arena) => arena.install(&code),
+            Ok(arena) => arena.install_for(&code, pc),
             Err(e) => Err(e),
         };
         match installed {

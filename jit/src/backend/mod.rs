@@ -21,6 +21,7 @@
 //! chain of any length stops at the exact instruction count.
 
 mod lower;
+pub mod perfmap;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -353,6 +354,24 @@ impl CodeArena {
 
     /// Copy compiled bytes into executable memory; returns the entry point.
     pub fn install(&mut self, code: &CompiledBlock) -> Result<*const u8, BackendError> {
+        self.install_inner(code, None)
+    }
+
+    /// [`CodeArena::install`] of the block translated from guest virtual `pc`: with the perf
+    /// map on ([`perfmap::enable`]), its line names the guest pc (`guest_<pc>_b<n>`).
+    pub fn install_for(
+        &mut self,
+        code: &CompiledBlock,
+        pc: u64,
+    ) -> Result<*const u8, BackendError> {
+        self.install_inner(code, Some(pc))
+    }
+
+    fn install_inner(
+        &mut self,
+        code: &CompiledBlock,
+        pc: Option<u64>,
+    ) -> Result<*const u8, BackendError> {
         let module = self
             .module
             .as_mut()
@@ -368,7 +387,19 @@ impl CodeArena {
         module
             .finalize_definitions()
             .map_err(|e| BackendError::CodeFull(e.to_string()))?;
-        Ok(module.get_finalized_function(id))
+        let ptr = module.get_finalized_function(id);
+        if perfmap::enabled() {
+            let n = self.installed - 1;
+            match pc {
+                Some(pc) => perfmap::record(
+                    ptr as usize,
+                    code.bytes.len(),
+                    &format_args!("guest_{pc:#x}_b{n}"),
+                ),
+                None => perfmap::record(ptr as usize, code.bytes.len(), &format_args!("emu_b{n}")),
+            }
+        }
+        Ok(ptr)
     }
 
     /// Number of blocks installed.
@@ -433,6 +464,7 @@ fn build_trampoline(
         .finalize_definitions()
         .map_err(|e| BackendError::CodeFull(e.to_string()))?;
     let ptr = module.get_finalized_function(id);
+    perfmap::record(ptr as usize, 64, &"emu_trampoline");
     // SAFETY: `ptr` is the finalized, executable code of the function just defined with the
     // platform's C calling convention and the signature (i64, i64) -> i64.
     Ok(unsafe {
@@ -464,6 +496,17 @@ pub(crate) fn slow_thunks() -> Option<SlowThunks> {
             None
         }
     })
+}
+
+/// Calls of the memory slow path from compiled code (TLB misses, MMIO and page-crossing
+/// accesses), counted by the `preserve_all` thunks: the slow path is already a call, so the
+/// count costs nothing on the hot path. Blocks built without thunks (`EMU_NO_THUNKS`) and the
+/// interpreter are not counted.
+static SLOW_PATH_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// [`SLOW_PATH_CALLS`] so far (all engines of the process).
+pub fn slow_path_calls() -> u64 {
+    SLOW_PATH_CALLS.load(Ordering::Relaxed)
 }
 
 /// Signature of the slow path ([`crate::env::SlowLoadFn`] / [`crate::env::SlowStoreFn`]) for
@@ -512,6 +555,17 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
             b.switch_to_block(entry);
             b.seal_block(entry);
             let params = b.block_params(entry).to_vec();
+            let counter = b
+                .ins()
+                .iconst(types::I64, SLOW_PATH_CALLS.as_ptr() as usize as i64);
+            let one = b.ins().iconst(types::I64, 1);
+            b.ins().atomic_rmw(
+                types::I64,
+                cranelift_codegen::ir::MemFlagsData::trusted(),
+                cranelift_codegen::ir::AtomicRmwOp::Add,
+                counter,
+                one,
+            );
             let offset = if store {
                 crate::env::OFFSET_SLOW_STORE
             } else {
@@ -551,6 +605,9 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
         load: module.get_finalized_function(ids[0]) as usize,
         store: module.get_finalized_function(ids[1]) as usize,
     };
+    // (Sizes unknown here: one page each at most, enough for perf to name the samples.)
+    perfmap::record(thunks.load, 64, &"emu_slow_load_thunk");
+    perfmap::record(thunks.store, 64, &"emu_slow_store_thunk");
     // The thunks live for the whole process: compiled blocks of any engine may call them.
     std::mem::forget(module);
     Ok(thunks)
