@@ -138,6 +138,9 @@ pub struct EngineStats {
     pub slow_path_calls: u64,
 }
 
+/// Default of [`Engine::set_timing`] for new engines ([`Engine::time_new_engines`]).
+static TIME_NEW_ENGINES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 struct Job {
     generation: u64,
     id: TbId,
@@ -283,7 +286,7 @@ impl Engine {
             cache: TbCache::new(),
             compiler,
             arena: None,
-            timing: false,
+            timing: TIME_NEW_ENGINES.load(std::sync::atomic::Ordering::Relaxed),
             worker,
             jump_cache,
             generation: 0,
@@ -396,6 +399,12 @@ impl Engine {
             slow_path_calls: crate::backend::slow_path_calls(),
             ..self.stats
         }
+    }
+
+    /// Make engines created from now on measure time as with [`Engine::set_timing`] (for
+    /// `--stats`, before the machine is built).
+    pub fn time_new_engines(on: bool) {
+        TIME_NEW_ENGINES.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Measure host time in the interpreter and in compiled code (`--stats`): two clock reads
