@@ -67,15 +67,10 @@ fn run() -> Result<i32> {
         Box::new(std::io::stderr()),
     )?;
     let trace = emu::trace::setup(&config.debug)?;
-    if config.debug.start_halted && config.debug.gdb.is_none() {
-        anyhow::bail!("-S waits for a debugger: give -s or -gdb tcp::PORT too");
-    }
-    let gdb = match &config.debug.gdb {
-        Some(spec) => Some(emu::gdb::GdbServer::start(spec)?),
-        None => None,
-    };
+    let gdb = emu::gdb::start_from(&config.debug)?;
     machine.attach_debug(
-        gdb.as_ref().map(|g| g.debugger(1, config.debug.start_halted)),
+        gdb.as_ref()
+            .map(|g| g.debugger(1, config.debug.start_halted)),
         trace.as_ref(),
     );
     if !machine.has_htif() {
@@ -141,6 +136,14 @@ fn run_virt(config: &Config) -> Result<i32> {
         SerialOpt::File(_) | SerialOpt::Null => (ConsoleInput::none(), false),
     };
     let mut machine = Virt::new(&vc)?;
+    let trace = emu::trace::setup(&config.debug)?;
+    let gdb = emu::gdb::start_from(&config.debug)?;
+    let harts = machine.hart_count();
+    machine.attach_debug(
+        gdb.as_ref()
+            .map(|g| g.debugger(harts, config.debug.start_halted)),
+        trace.as_ref(),
+    );
     // Raw mode only once the machine is built (errors above print on a sane terminal); the
     // guard restores the terminal on every way out of this function.
     let _guard = match config.virt.serial {
@@ -171,11 +174,19 @@ fn run_virt(config: &Config) -> Result<i32> {
             VirtExit::Quit => break 0,
             VirtExit::Reset if config.virt.no_reboot => break 0,
             VirtExit::Reset => {
+                let debug = machine.take_debug();
                 drop(machine);
                 machine = Virt::new(&vc)?;
+                machine.attach_debug(debug, trace.as_ref());
             }
         }
     };
+    if let Some((_, out)) = &trace {
+        let _ = out.lock().flush();
+    }
+    if let Some(g) = gdb {
+        g.finish(u64::from(status.unsigned_abs()));
+    }
     Ok(status)
 }
 

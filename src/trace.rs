@@ -290,17 +290,18 @@ impl TraceSink for EngineTracer {
 
     fn before_exec(&mut self, guest: &mut dyn Any, key: &BlockKey, id: TbId) {
         let mut s = String::new();
-        let cpu = guest.downcast_mut::<RiscvCpu>();
-        if self.items.cpu {
-            if let Some(cpu) = cpu {
+        let mut hart = 0;
+        if let Some(cpu) = guest.downcast_mut::<RiscvCpu>() {
+            hart = cpu.hart_id;
+            if self.items.cpu {
                 s.push_str(&dump_cpu(cpu));
             }
         }
         if self.items.exec {
-            // QEMU: "Trace %d: %p [cs_base/pc/flags/cflags] symbol".
+            // QEMU: "Trace %d: %p [cs_base/pc/flags/cflags] symbol", %d the CPU index.
             let _ = writeln!(
                 s,
-                "Trace 0: {:#x} [00000000/{:016x}/{:08x}/00000000] ",
+                "Trace {hart}: {:#x} [00000000/{:016x}/{:08x}/00000000] ",
                 id.0, key.pc, key.flags
             );
         }

@@ -45,6 +45,18 @@ pub enum GdbError {
     /// The server thread could not be started.
     #[error("could not start the gdbserver thread: {0}")]
     Thread(std::io::Error),
+    /// `-S` without a stub to continue from.
+    #[error("-S waits for a debugger: give -s or -gdb tcp::PORT too")]
+    NoStub,
+}
+
+/// Start the stub the options ask for, if any.
+pub fn start_from(opts: &DebugOptions) -> Result<Option<GdbServer>, GdbError> {
+    match &opts.gdb {
+        Some(spec) => GdbServer::start(spec).map(Some),
+        None if opts.start_halted => Err(GdbError::NoStub),
+        None => Ok(None),
+    }
 }
 
 /// The debugging and tracing options of the command line (`-s`, `-S`, `-gdb`, `-d`, `-D`).

@@ -254,6 +254,19 @@ pub struct Virt {
     exit: Option<VirtExit>,
     /// Trap entries (for the --max-insns guard, as on spike).
     traps: u64,
+    /// The GDB stub's machine side, which runs the engine itself (src/gdb).
+    debug: Option<crate::gdb::HartDebug>,
+}
+
+/// The harts, for the GDB stub.
+impl crate::gdb::HartSet for Vec<Hart> {
+    fn hart_count(&self) -> usize {
+        self.len()
+    }
+
+    fn hart(&mut self, i: usize) -> Option<&mut RiscvCpu> {
+        self.get_mut(i).map(|h| &mut *h.cpu)
+    }
 }
 
 /// A bus device wrapper for a device shared behind `Arc<Mutex<T>>`.
@@ -632,7 +645,32 @@ impl Virt {
             max_insns: config.max_insns,
             exit: None,
             traps: 0,
+            debug: None,
         })
+    }
+
+    /// Attach the GDB stub's machine side and `-d` tracing (src/gdb, src/trace.rs).
+    pub fn attach_debug(
+        &mut self,
+        gdb: Option<crate::gdb::HartDebug>,
+        trace: Option<&(crate::trace::TraceItems, crate::trace::TraceOut)>,
+    ) {
+        if let Some((items, out)) = trace {
+            for h in &mut self.harts {
+                crate::trace::install(*items, out, &mut self.engine, &mut h.cpu);
+            }
+        }
+        self.debug = gdb;
+    }
+
+    /// Take the GDB stub's machine side back (to attach it to the machine a reset builds).
+    pub fn take_debug(&mut self) -> Option<crate::gdb::HartDebug> {
+        self.debug.take()
+    }
+
+    /// Number of harts.
+    pub fn hart_count(&self) -> usize {
+        self.harts.len()
     }
 
     /// Instructions retired by all harts.
@@ -855,7 +893,10 @@ impl Virt {
             }
             let h = &mut self.harts[i];
             h.cpu.common.insn_limit = limit;
-            let exit = self.engine.run(&mut *h.cpu);
+            let exit = match self.debug.as_mut() {
+                Some(d) => d.run(i, &mut self.harts, &mut self.engine),
+                None => self.engine.run(&mut *h.cpu),
+            };
             match exit {
                 RunExit::Exception => {
                     self.traps += 1;
