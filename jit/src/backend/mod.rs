@@ -22,6 +22,7 @@
 
 mod lower;
 pub mod perfmap;
+mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,0 +1,81 @@
+//! The `--stats` report of [`EngineStats`] (one line per topic, for people and for
+//! `benches/compare.sh`'s notes).
+
+use std::fmt;
+
+use crate::engine::EngineStats;
+
+impl fmt::Display for EngineStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let lookups = self.lookups_goto + self.lookups_indirect + self.lookups_other;
+        writeln!(
+            f,
+            "blocks: {} translated, {} compiled ({} failed), {:.1} ms compiling, {} invalidated, \
+             {} flushes",
+            self.blocks_translated,
+            self.blocks_compiled,
+            self.compile_failures,
+            ms(self.compile_ns),
+            self.blocks_invalidated,
+            self.flushes
+        )?;
+        writeln!(
+            f,
+            "runs from the dispatch loop: {} interpreted, {} native; {} chain links made",
+            self.interp_runs, self.native_runs, self.chain_links
+        )?;
+        writeln!(
+            f,
+            "exits looked up by the dispatch loop: {lookups} ({} goto not chained, {} indirect \
+             missing the jump cache, {} other); chained and jump-cache exits stay in compiled \
+             code (not counted)",
+            self.lookups_goto, self.lookups_indirect, self.lookups_other
+        )?;
+        write!(
+            f,
+            "memory slow-path calls from compiled code (TLB misses, MMIO): {}",
+            self.slow_path_calls
+        )?;
+        if self.interp_ns != 0 || self.native_ns != 0 {
+            write!(
+                f,
+                "\ntime: {:.1} ms interpreting, {:.1} ms in compiled code (with the helpers and \
+                 slow path they call)",
+                ms(self.interp_ns),
+                ms(self.native_ns)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_names_every_counter() {
+        let s = EngineStats {
+            blocks_translated: 11,
+            blocks_compiled: 7,
+            compile_ns: 2_500_000,
+            lookups_goto: 1,
+            lookups_indirect: 2,
+            lookups_other: 3,
+            slow_path_calls: 42,
+            interp_ns: 1_000_000,
+            ..EngineStats::default()
+        };
+        let text = s.to_string();
+        assert!(text.contains("11 translated, 7 compiled"), "{text}");
+        assert!(text.contains("2.5 ms compiling"), "{text}");
+        assert!(
+            text.contains("looked up by the dispatch loop: 6 (1 goto"),
+            "{text}"
+        );
+        assert!(text.contains("(TLB misses, MMIO): 42"), "{text}");
+        assert!(text.contains("1.0 ms interpreting"), "{text}");
+        assert!(!EngineStats::default().to_string().contains("time:"));
+    }
+}
