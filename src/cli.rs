@@ -414,6 +414,8 @@ fn parse_serial(option: &str, value: &str) -> Result<SerialOpt, CliError> {
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// One value per process: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     Run(Config),
     Help,

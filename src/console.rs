@@ -209,7 +209,7 @@ impl ConsoleInput {
         guest: &mut Vec<u8>,
         echo: &mut Vec<u8>,
     ) -> Option<ConsoleEvent> {
-        let Some(fd) = self.fd else { return None };
+        let fd = self.fd?;
         if self.eof || max == 0 || !self.wait(0) {
             return None;
         }

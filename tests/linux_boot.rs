@@ -189,7 +189,7 @@ impl Drop for Guest {
     }
 }
 
-fn base_args<'a>(g: &'a GuestFiles) -> Vec<&'a str> {
+fn base_args(g: &GuestFiles) -> Vec<&str> {
     vec![
         "--arch", "riscv64", "-M", "virt", "-kernel", &g.kernel, "-initrd", &g.initrd, "-serial",
         "stdio",
