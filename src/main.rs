@@ -50,6 +50,8 @@ fn run() -> Result<i32> {
         }
     }
     emu::logger::init(config.log);
+    // --stats also times the interpreter and compiled code (two clock reads per block run).
+    emu_jit::engine::Engine::time_new_engines(config.stats);
     if config.machine == MachineKind::Virt {
         return run_virt(&config);
     }
@@ -104,6 +106,9 @@ fn run() -> Result<i32> {
             s.native_runs,
             s.chain_links
         );
+        for line in s.to_string().lines() {
+            eprintln!("emu: stats: {line}");
+        }
     }
     let code = result?;
     if let Some(path) = &config.signature {
@@ -168,6 +173,9 @@ fn run_virt(config: &Config) -> Result<i32> {
                 s.interp_runs,
                 s.native_runs,
             );
+            for line in s.to_string().lines() {
+                eprintln!("emu: stats: {line}\r");
+            }
         }
         match r? {
             VirtExit::PowerOff(code) => break code,
