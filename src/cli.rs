@@ -33,6 +33,7 @@ options:
   --strict               an unimplemented instruction is a host error, not an illegal-instruction trap
   --max-insns N          stop with exit status 1 after N guest instructions (trap entries count)
   --stats                print engine statistics to stderr at exit
+  --perf-map             write /tmp/perf-PID.map naming emu's generated code for Linux perf
   --trace                print every block run to stderr: its PC, instructions retired before
                          it, and why the engine stopped (slow: one block per engine call)
   --log LEVEL            off, error, warn (default: emulator gaps, device misuse), info, debug, trace
@@ -93,6 +94,8 @@ pub struct Config {
     pub strict: bool,
     pub max_insns: Option<u64>,
     pub stats: bool,
+    /// Write `/tmp/perf-PID.map` for the generated code (`--perf-map`, QEMU's `-perfmap`).
+    pub perf_map: bool,
     /// Where to write the memory between `begin_signature` and `end_signature` at exit
     /// (architecture tests; Spike's `+signature=FILE`).
     pub signature: Option<PathBuf>,
@@ -508,6 +511,7 @@ where
     let mut strict = false;
     let mut max_insns = None;
     let mut stats = false;
+    let mut perf_map = false;
     let mut signature = None;
     let mut signature_granularity = 4;
     let mut log = log::LevelFilter::Warn;
@@ -663,6 +667,10 @@ where
                 takes_no_value(&inline)?;
                 stats = true;
             }
+            "--perf-map" | "-perfmap" => {
+                takes_no_value(&inline)?;
+                perf_map = true;
+            }
             "--trace" => {
                 takes_no_value(&inline)?;
                 trace = true;
@@ -740,6 +748,7 @@ where
         strict,
         max_insns,
         stats,
+        perf_map,
         signature,
         signature_granularity,
         log,
@@ -779,9 +788,12 @@ mod tests {
             "--max-insns",
             "1000",
             "--stats",
+            "--perf-map",
             "-nographic",
             "p.elf",
         ]);
+        assert!(c.perf_map);
+        assert!(!run(&["p.elf"]).perf_map);
         assert_eq!(c.ram_size, 64 << 20);
         assert_eq!(c.engine, EngineChoice::Interp);
         assert!(c.strict && c.stats);

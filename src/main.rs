@@ -52,6 +52,11 @@ fn run() -> Result<i32> {
     emu::logger::init(config.log);
     // --stats also times the interpreter and compiled code (two clock reads per block run).
     emu_jit::engine::Engine::time_new_engines(config.stats);
+    if config.perf_map {
+        let path = emu_jit::backend::perfmap::enable()
+            .map_err(|e| anyhow::anyhow!("could not write the perf map: {e}"))?;
+        log::info!("perf map: {path}");
+    }
     if config.machine == MachineKind::Virt {
         return run_virt(&config);
     }
