@@ -273,3 +273,196 @@ fn bad_gdb_options_are_errors() {
     let (code, err) = run(&["-gdb", "tcp:127.0.0.1:0"]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// A guest that never ends.
+const SPIN_ROM: &str = r#"
+        .section .text.init, "ax", @progbits
+        .globl _start
+_start:
+        addi a0, a0, 1
+        j _start
+        .section .tohost, "aw", @progbits
+        .align 6
+        .globl tohost
+tohost: .dword 0
+        .align 6
+        .globl fromhost
+fromhost: .dword 0
+"#;
+
+/// One raw remote-protocol connection.
+struct Raw(std::net::TcpStream);
+
+impl Raw {
+    fn connect(port: u16) -> Raw {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Raw(s)
+    }
+
+    fn send(&mut self, p: &str) {
+        use std::io::Write;
+        let sum = p.bytes().fold(0u8, |a, b| a.wrapping_add(b));
+        let _ = self.0.write_all(format!("${p}#{sum:02x}").as_bytes());
+    }
+
+    fn raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let _ = self.0.write_all(bytes);
+    }
+
+    /// The body of the next `$...#xx` reply (acknowledged), or None if the stub closed the
+    /// connection.
+    fn reply(&mut self) -> Option<String> {
+        let mut got = Vec::new();
+        let mut b = [0u8; 1];
+        loop {
+            if self.0.read(&mut b).ok()? != 1 {
+                return None;
+            }
+            got.push(b[0]);
+            let n = got.len();
+            if n >= 3 && got[n - 3] == b'#' {
+                if let Some(i) = got.iter().position(|&c| c == b'$') {
+                    self.raw(b"+");
+                    return Some(run_length_decode(&got[i + 1..n - 3]));
+                }
+            }
+        }
+    }
+}
+
+/// Undo the protocol's run-length encoding (`X*n`: n - 29 more copies of X).
+fn run_length_decode(body: &[u8]) -> String {
+    let mut out: Vec<u8> = Vec::new();
+    let mut it = body.iter();
+    while let Some(&c) = it.next() {
+        if c == b'*' {
+            let (Some(&n), Some(&last)) = (it.next(), out.last()) else {
+                break;
+            };
+            out.extend(std::iter::repeat_n(last, usize::from(n.saturating_sub(29))));
+        } else {
+            out.push(c);
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The remote protocol by hand: malformed and hostile packets get an error reply or end the
+/// session (gdbstub's choice), never emu, which takes the next connection; Ctrl-C stops a
+/// running guest with SIGINT; `k` ends emu.
+#[test]
+fn raw_protocol_interrupt_and_malformed_packets() {
+    if !require("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gdb-raw");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("spin.S");
+    std::fs::write(&src, SPIN_ROM).unwrap();
+    let elf = dir.join("spin.elf");
+    let o = Command::new("riscv64-unknown-elf-gcc")
+        .args([
+            "-march=rv64gc",
+            "-mabi=lp64d",
+            "-nostdlib",
+            "-nostartfiles",
+            "-T",
+        ])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms/riscv64/link.ld"))
+        .arg("-o")
+        .arg(&elf)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let port = free_port();
+    let mut emu = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args(["--engine", "jit", "-S", "-gdb"])
+        .arg(format!("tcp:127.0.0.1:{port}"))
+        .arg(&elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !listening(port) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "emu never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for bad in [
+        "m0,ffffffffffffffff",
+        "mffffffffffffffff,10",
+        "m80000000",
+        "pffffffff",
+        "p99999999999999999999",
+        "P20=zz",
+        "G0123",
+        "Z9,0,0",
+        "Z2,80001000,ffffffffffffffff",
+        "M80000000,2:zz",
+        "qXfer:features:read:nope.xml:0,100",
+        "qXfer:features:read:target.xml:ffffffff,10",
+        "Hg99",
+        "vCont;s:99",
+    ] {
+        let mut c = Raw::connect(port);
+        c.send("?");
+        let stop = c.reply();
+        assert!(
+            stop.as_deref().is_some_and(|r| r.starts_with('T')),
+            "{bad}: {stop:?}"
+        );
+        c.send(bad);
+        if let Some(r) = c.reply() {
+            assert!(
+                r.is_empty()
+                    || r.starts_with('E')
+                    || r == "OK"
+                    || r.starts_with('l')
+                    || r.starts_with('T'),
+                "{bad}: {r}"
+            );
+        }
+        // A corrupt checksum is refused ('-'); the stub goes on or closes.
+        c.raw(b"$g#00");
+    }
+    let mut c = Raw::connect(port);
+    c.send("?");
+    assert!(c.reply().is_some_and(|r| r.starts_with('T')));
+    // Run, then Ctrl-C: a SIGINT stop somewhere in the loop.
+    c.send("vCont;c");
+    std::thread::sleep(Duration::from_millis(200));
+    c.raw(&[0x03]);
+    let r = c.reply().unwrap_or_default();
+    assert!(r.starts_with("T02"), "{r}");
+    c.send("p20");
+    let pc = c.reply().unwrap_or_default();
+    assert!(
+        pc == "0000008000000000" || pc == "0400008000000000",
+        "pc in the loop, little-endian: {pc}"
+    );
+    c.send("k");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = emu.try_wait().unwrap() {
+            break st.code();
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = emu.kill();
+            panic!("emu did not end after k");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = emu.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert_eq!(status, Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

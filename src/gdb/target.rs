@@ -511,6 +511,20 @@ impl BlockingEventLoop for EventLoop {
     }
 }
 
+/// GDB went away: let the machine run freely. A stopped machine is released and waited for
+/// (briefly), so a next connection does not find it still marked stopped.
+fn detach(link: &Link) {
+    if link.stopped.load(Ordering::Acquire) {
+        let _ = link.requests.0.send(Request::Detach);
+        let start = std::time::Instant::now();
+        while link.stopped.load(Ordering::Acquire) && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    } else {
+        link.detach.store(true, Ordering::Release);
+    }
+}
+
 /// The server thread: one GDB connection after another, until the machine exits.
 pub fn serve(listener: TcpListener, link: &Arc<Link>) {
     for conn in listener.incoming() {
@@ -563,21 +577,13 @@ pub fn serve(listener: TcpListener, link: &Arc<Link>) {
                 if target.exited.is_some() {
                     return;
                 }
-                if link.stopped.load(Ordering::Acquire) {
-                    let _ = link.requests.0.send(Request::Detach);
-                } else {
-                    link.detach.store(true, Ordering::Release);
-                }
+                detach(link);
             }
             Ok(DisconnectReason::Disconnect) => {
                 if target.exited.is_some() {
                     return;
                 }
-                if link.stopped.load(Ordering::Acquire) {
-                    let _ = link.requests.0.send(Request::Detach);
-                } else {
-                    link.detach.store(true, Ordering::Release);
-                }
+                detach(link);
             }
         }
     }
