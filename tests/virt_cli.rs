@@ -188,24 +188,30 @@ fn a_disk_image_in_use_is_refused() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The first emu holds the lock from the moment its board is built; retry until then. The
-    // second gets an instruction limit, so that it ends even if it got the lock.
-    let mut second = args.to_vec();
-    second.extend(["--max-insns", "1000000"]);
+    // The first emu holds the lock from the moment its board is built: wait for that (our own
+    // try_lock fails), then start the second.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let o = loop {
+    loop {
         if let Ok(Some(status)) = first.try_wait() {
             let mut err = String::new();
             let _ = std::io::Read::read_to_string(first.stderr.as_mut().unwrap(), &mut err);
             panic!("the first emu exited ({status}): {err}");
         }
-        let o = emu(&second);
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        if err.contains("in use") || Instant::now() > deadline {
-            break o;
+        let f = std::fs::File::open(&disk).unwrap();
+        match f.try_lock_shared() {
+            Ok(()) => drop(f),
+            Err(_) => break,
         }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        assert!(
+            Instant::now() < deadline,
+            "the first emu never locked the disk"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // An instruction limit, so that the second ends even if it wrongly got the disk.
+    let mut second = args.to_vec();
+    second.extend(["--max-insns", "1000000"]);
+    let o = emu(&second);
     let _ = first.kill();
     let _ = first.wait();
     assert_one_line_error("locked disk", &o, &["disk.img", "in use"]);
@@ -302,4 +308,71 @@ fn dumpdtb_has_qemus_nodes() {
             }
         }
     }
+}
+
+#[test]
+fn no_reboot_ends_on_a_guest_reset() {
+    let dir = temp_dir("no_reboot");
+    let reset = path(&dir, "reset.elf");
+    std::fs::write(&reset, finisher_program(0x7777)).unwrap();
+    let o = emu(&[
+        "-M",
+        "virt",
+        "-bios",
+        "none",
+        "-kernel",
+        &reset,
+        "-serial",
+        "null",
+        "-no-reboot",
+        "--max-insns",
+        "100000",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn ctrl_a_x_quits_and_ctrl_a_h_lists_the_keys() {
+    use std::io::Write;
+    let dir = temp_dir("ctrl_a");
+    let spin = path(&dir, "spin.elf");
+    std::fs::write(&spin, elf(&rv::assemble(&[rv::SPIN]))).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "-M",
+            "virt",
+            "-bios",
+            "none",
+            "-kernel",
+            &spin,
+            "-serial",
+            "mon:stdio",
+            "--max-insns",
+            "100000000000",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\x01h\x01x")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("C-a x    exit emu"), "{out:?}");
 }
