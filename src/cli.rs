@@ -846,4 +846,116 @@ mod tests {
         assert_eq!(parse(["--help"]), Ok(Command::Help));
         assert_eq!(parse(["-V"]), Ok(Command::Version));
     }
+
+    #[test]
+    fn virt_options() {
+        let c = run(&[
+            "-M",
+            "virt",
+            "-smp",
+            "2",
+            "-kernel",
+            "Image",
+            "-initrd",
+            "initrd.gz",
+            "-append",
+            "console=ttyS0 quiet",
+            "-bios",
+            "fw_dynamic.bin",
+            "-drive",
+            "file=d.img,format=raw,if=none,id=hd0,readonly=on",
+            "-device",
+            "virtio-blk-device,drive=hd0",
+            "-netdev",
+            "socket,id=n0,listen=:1234",
+            "-netdev",
+            "stream,id=n1,server=off,addr.type=inet,addr.host=10.0.0.1,addr.port=99",
+            "-netdev",
+            "tap,id=n2,ifname=tap0",
+            "-device",
+            "virtio-net-device,netdev=n0,mac=52:54:00:00:00:0a",
+            "-device",
+            "virtio-rng-device",
+            "-serial",
+            "file:/tmp/console.log",
+            "-no-reboot",
+        ]);
+        assert_eq!(c.machine, MachineKind::Virt);
+        assert_eq!(c.ram_size, DEFAULT_VIRT_RAM_SIZE);
+        let v = &c.virt;
+        assert_eq!(v.smp, 2);
+        assert_eq!(v.bios, Bios::File(PathBuf::from("fw_dynamic.bin")));
+        assert_eq!(v.initrd, Some(PathBuf::from("initrd.gz")));
+        assert_eq!(v.append.as_deref(), Some("console=ttyS0 quiet"));
+        assert_eq!(
+            v.drives,
+            vec![DriveOpt {
+                id: Some("hd0".into()),
+                file: PathBuf::from("d.img"),
+                if_virtio: false,
+                readonly: true,
+            }]
+        );
+        assert_eq!(
+            v.netdevs.iter().map(|n| n.kind.clone()).collect::<Vec<_>>(),
+            vec![
+                NetdevKind::Listen("127.0.0.1:1234".into()),
+                NetdevKind::Connect("10.0.0.1:99".into()),
+                NetdevKind::Tap("tap0".into()),
+            ]
+        );
+        assert_eq!(
+            v.devices,
+            vec![
+                DeviceOpt::Blk {
+                    drive: "hd0".into()
+                },
+                DeviceOpt::Net {
+                    netdev: "n0".into(),
+                    mac: Some([0x52, 0x54, 0, 0, 0, 0x0a])
+                },
+                DeviceOpt::Rng,
+            ]
+        );
+        assert_eq!(v.serial, SerialOpt::File(PathBuf::from("/tmp/console.log")));
+        assert!(v.no_reboot);
+        // Built-in SBI by default; -m is honoured; dumpdtb needs no kernel.
+        let c = run(&["-M", "virt", "-m", "1G", "-kernel", "Image"]);
+        assert_eq!(c.virt.bios, Bios::BuiltinSbi);
+        assert_eq!(c.ram_size, 1 << 30);
+        let c = run(&["-machine", "virt,dumpdtb=x.dtb"]);
+        assert_eq!(c.virt.dumpdtb, Some(PathBuf::from("x.dtb")));
+        // The spike board keeps its defaults.
+        assert_eq!(run(&["p.elf"]).machine, MachineKind::Spike);
+    }
+
+    #[test]
+    fn virt_errors_name_the_option() {
+        let e = |a: &[&str]| parse(a.iter().copied()).unwrap_err().to_string();
+        let k = ["-M", "virt", "-kernel", "I"];
+        let with = |extra: &[&str]| {
+            let mut v = k.to_vec();
+            v.extend_from_slice(extra);
+            e(&v)
+        };
+        assert!(with(&["-smp", "0"]).contains("'-smp'"));
+        assert!(with(&["-smp", "99"]).contains("'-smp'"));
+        assert!(with(&["-drive", "format=raw"]).contains("file=PATH"));
+        assert!(with(&["-drive", "file=x,format=qcow2"]).contains("format=raw"));
+        assert!(with(&["-netdev", "socket,id=a"]).contains("listen"));
+        assert!(with(&["-netdev", "user,id=a"]).contains("'-netdev'"));
+        assert!(with(&["-device", "e1000"]).contains("'-device'"));
+        assert!(with(&["-device", "virtio-net-device,netdev=n,mac=zz"]).contains("mac"));
+        assert!(with(&["-serial", "pty"]).contains("'-serial'"));
+        assert!(e(&["-M", "pc", "-kernel", "I"]).contains("'-M'"));
+        assert!(e(&["-bios", "fw.bin", "p.elf"]).contains("spike"));
+        assert!(e(&["-smp", "2", "p.elf"]).contains("spike"));
+        assert!(with(&[
+            "-netdev",
+            "socket,id=a,listen=:1",
+            "-netdev",
+            "socket,id=a,listen=:2"
+        ])
+        .contains("used twice"));
+    }
 }
