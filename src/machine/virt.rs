@@ -317,7 +317,7 @@ fn open_netdev(id: &str, kind: &NetdevKind) -> Result<Box<dyn NetBackend>, VirtE
     })
 }
 
-/// Where UART0's bytes go on the host.
+/// Where UART0's bytes go on the host (`file:PATH` truncates the file, as QEMU's file chardev).
 pub fn open_serial(serial: &SerialOpt) -> Result<Box<dyn Write + Send>, VirtError> {
     Ok(match serial {
         SerialOpt::MonStdio | SerialOpt::Stdio => Box::new(std::io::stdout()),
@@ -325,7 +325,8 @@ pub fn open_serial(serial: &SerialOpt) -> Result<Box<dyn Write + Send>, VirtErro
         SerialOpt::File(p) => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
-                .append(true)
+                .write(true)
+                .truncate(true)
                 .open(p)
                 .map_err(|source| VirtError::Serial {
                     path: p.display().to_string(),
