@@ -131,7 +131,8 @@ def main():
             sys.exit(f"compare.py: unknown workload(s) {unknown}; known: {list(workloads)}")
         workloads = {k: v for k, v in workloads.items() if k in only}
 
-    print(f"machine: {machine_description()}", flush=True)
+    machine = machine_description()
+    print(f"machine: {machine}", flush=True)
     for w in ("qemu", "emu"):
         cmd = virt(w, "emu.test=poweroff")
         print(f"{w}: {shlex.join(cmd)}", flush=True)
@@ -161,7 +162,7 @@ def main():
         e = statistics.median(times["emu"])
         print(f"| {name} | {q:.3f} | {e:.3f} | {e / q:.2f} |")
     print()
-    print(f"runs: {args.runs} per emulator, alternating; machine: {machine_description()}")
+    print(f"runs: {args.runs} per emulator, alternating; machine: {machine}")
 
 
 if __name__ == "__main__":

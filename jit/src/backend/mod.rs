@@ -431,6 +431,11 @@ impl Drop for CodeArena {
 }
 
 /// `extern "C" fn(state, entry) -> u64 { tail_call_indirect entry(state) }` (as a normal call).
+/// Bytes of the function `ctx` just compiled (for the perf map).
+fn code_size(ctx: &Context) -> usize {
+    ctx.compiled_code().map_or(0, |c| c.code_buffer().len())
+}
+
 fn build_trampoline(
     module: &mut JITModule,
 ) -> Result<extern "C" fn(*mut CpuCommon, *const u8) -> u64, BackendError> {
@@ -461,11 +466,12 @@ fn build_trampoline(
     module
         .define_function(id, &mut ctx)
         .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
+    let size = code_size(&ctx);
     module
         .finalize_definitions()
         .map_err(|e| BackendError::CodeFull(e.to_string()))?;
     let ptr = module.get_finalized_function(id);
-    perfmap::record(ptr as usize, 64, &"emu_trampoline");
+    perfmap::record(ptr as usize, size, &"emu_trampoline");
     // SAFETY: `ptr` is the finalized, executable code of the function just defined with the
     // platform's C calling convention and the signature (i64, i64) -> i64.
     Ok(unsafe {
@@ -536,6 +542,7 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
     let jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     let mut module = JITModule::new(jb);
     let mut ids = Vec::new();
+    let mut sizes = Vec::new();
     for store in [false, true] {
         let sig = slow_signature(CallConv::PreserveAll, store);
         let name = if store {
@@ -597,6 +604,7 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
         module
             .define_function(id, &mut ctx)
             .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
+        sizes.push(code_size(&ctx));
         ids.push(id);
     }
     module
@@ -606,9 +614,10 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
         load: module.get_finalized_function(ids[0]) as usize,
         store: module.get_finalized_function(ids[1]) as usize,
     };
-    // (Sizes unknown here: one page each at most, enough for perf to name the samples.)
-    perfmap::record(thunks.load, 64, &"emu_slow_load_thunk");
-    perfmap::record(thunks.store, 64, &"emu_slow_store_thunk");
+    if let [load, store] = sizes[..] {
+        perfmap::record(thunks.load, load, &"emu_slow_load_thunk");
+        perfmap::record(thunks.store, store, &"emu_slow_store_thunk");
+    }
     // The thunks live for the whole process: compiled blocks of any engine may call them.
     std::mem::forget(module);
     Ok(thunks)
