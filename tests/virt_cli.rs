@@ -376,3 +376,52 @@ fn ctrl_a_x_quits_and_ctrl_a_h_lists_the_keys() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("C-a x    exit emu"), "{out:?}");
 }
+
+#[test]
+fn ctrl_a_x_quits_a_guest_stuck_in_a_trap_loop() {
+    use std::io::Write;
+    const T0: u32 = 5;
+    let dir = temp_dir("trap_loop");
+    // mtvec = 0x1000 (nothing there), then jump there: every trap entry faults again.
+    let prog = path(&dir, "trap-loop.elf");
+    std::fs::write(
+        &prog,
+        elf(&rv::assemble(&[
+            rv::addi(T0, 0, 1),
+            rv::slli(T0, T0, 12),
+            rv::csrw(rv::CSR_MTVEC, T0),
+            rv::itype(0x67, 0, 0, T0, 0),
+        ])),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "-M",
+            "virt",
+            "-bios",
+            "none",
+            "-kernel",
+            &prog,
+            "-serial",
+            "mon:stdio",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    child.stdin.take().unwrap().write_all(b"\x01x").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("emu did not quit on Ctrl-A x while the guest loops on traps");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}

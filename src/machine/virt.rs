@@ -55,6 +55,8 @@ use thiserror::Error;
 /// Virtual nanoseconds each round of the round-robin lasts at most: bounds the latency of
 /// host input and of one hart seeing another's store (IPIs go through the CLINT or SBI).
 pub const ROUND_NS: u64 = 100_000;
+/// Exceptions one hart may take in one slice before the run loop looks at the world again.
+const MAX_TRAPS_PER_SLICE: u32 = 100_000;
 /// The RTC alarm's scheduler event.
 const EVENT_RTC: EventId = EventId(0);
 /// Fixed `rng-seed` in `/chosen`: boots must be identical (DESIGN.md §5).
@@ -860,6 +862,10 @@ impl Virt {
                 return Ok(false);
             }
         }
+        // Exceptions taken in this slice: a guest stuck re-raising a fault retires nothing and
+        // moves no time, so the slice also ends after MAX_TRAPS_PER_SLICE of them (host input,
+        // e.g. Ctrl-A x, is then still read).
+        let mut slice_traps = 0u32;
         loop {
             let h = &mut self.harts[i];
             let now = h.cpu.publish_time();
@@ -902,6 +908,10 @@ impl Virt {
                 RunExit::Exception => {
                     self.traps += 1;
                     self.exception(i)?;
+                    slice_traps += 1;
+                    if slice_traps >= MAX_TRAPS_PER_SLICE {
+                        return Ok(true);
+                    }
                 }
                 RunExit::Halt => {
                     let h = &mut self.harts[i];
