@@ -558,7 +558,23 @@ impl Virt {
                         why: "not a flattened device tree of at most 1 MiB".into(),
                     });
                 }
-                b
+                // QEMU fills /chosen of a given tree too (bootargs, initrd).
+                let out = super::dtb::patch_chosen(
+                    &b,
+                    desc.chosen.bootargs.as_deref(),
+                    desc.chosen.initrd,
+                )
+                .map_err(|why| VirtError::Dtb {
+                    path: p.display().to_string(),
+                    why,
+                })?;
+                if out.len() > fdt::FDT_MAX_SIZE {
+                    return Err(VirtError::Dtb {
+                        path: p.display().to_string(),
+                        why: "larger than 1 MiB once /chosen is filled in".into(),
+                    });
+                }
+                out
             }
             None => build_fdt(&desc).map_err(|e| VirtError::Fdt(e.to_string()))?,
         };
