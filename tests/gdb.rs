@@ -466,3 +466,118 @@ fn raw_protocol_interrupt_and_malformed_packets() {
     assert_eq!(status, Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Two harts on the virt board: each is a GDB thread; registers are read per thread; the
+/// guest's poweroff (sifive_test) ends the session.
+const VIRT_ROM: &str = r#"
+        .section .text.init, "ax", @progbits
+        .globl _start
+_start:
+        csrr a0, mhartid
+        bnez a0, park
+        .globl checkpoint
+checkpoint:
+        li t0, 0x100000
+        li t1, 0x5555
+        sw t1, 0(t0)
+1:      j 1b
+park:
+        addi a2, a2, 1
+        j park
+"#;
+
+const VIRT_SCRIPT: &str = r#"set pagination off
+set confirm off
+target remote 127.0.0.1:PORT
+info threads
+break *checkpoint
+continue
+thread 2
+p $mhartid
+thread 1
+p $mhartid
+continue
+"#;
+
+#[test]
+fn virt_harts_are_gdb_threads() {
+    if !require("gdb-multiarch", "gdb-multiarch")
+        || !require("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf")
+    {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gdb-virt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("virt.S");
+    std::fs::write(&src, VIRT_ROM).unwrap();
+    let elf = dir.join("virt.elf");
+    let o = Command::new("riscv64-unknown-elf-gcc")
+        .args([
+            "-march=rv64gc",
+            "-mabi=lp64d",
+            "-nostdlib",
+            "-nostartfiles",
+            "-T",
+        ])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms/riscv64/link.ld"))
+        .arg("-o")
+        .arg(&elf)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let port = free_port();
+    let mut emu = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "-M", "virt", "-bios", "none", "-smp", "2", "-serial", "null", "-S", "-gdb",
+        ])
+        .arg(format!("tcp:127.0.0.1:{port}"))
+        .arg("-kernel")
+        .arg(&elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !listening(port) {
+        if let Ok(Some(s)) = emu.try_wait() {
+            panic!("emu exited with {s} before listening");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "emu never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let script = dir.join("virt.gdb");
+    std::fs::write(&script, VIRT_SCRIPT.replace("PORT", &port.to_string())).unwrap();
+    let gdb = Command::new("gdb-multiarch")
+        .args(["-batch", "-nx", "-x"])
+        .arg(&script)
+        .arg(&elf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out =
+        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = emu.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = emu.kill();
+            let _ = emu.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(out.contains("Thread 1.1"), "{out}");
+    assert!(out.contains("Thread 1.2"), "{out}");
+    assert!(out.contains("hit Breakpoint 1, 0x"), "{out}");
+    assert!(out.contains("$1 = 1"), "thread 2 is hart 1: {out}");
+    assert!(out.contains("$2 = 0"), "thread 1 is hart 0: {out}");
+    assert!(out.contains("exited normally"), "{out}");
+    assert_eq!(status, Some(0), "{out}");
+}
