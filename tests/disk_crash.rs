@@ -2,8 +2,12 @@
 //! (test-roms/riscv64-virt/blkcrash.c) writes checksummed 4 KiB blocks to a virtio-blk disk,
 //! issues FLUSH after each and prints `FLUSHED i` only once the FLUSH completed; the test kills
 //! emu with SIGKILL at a random (seeded) moment and checks that every block whose `FLUSHED` line
-//! it saw is intact in the image. Also: a read-only image is opened `O_RDONLY` and the guest's
-//! writes to it fail, and the checker itself detects corrupted and stale blocks.
+//! it saw is intact in the image. Under `strace` (needs the strace package), every `FLUSHED i`
+//! emu writes comes after a successful `fsync` that followed block i's `pwrite64`. Also: a
+//! read-only image is opened `O_RDONLY` and the guest's writes to it fail, and the checkers
+//! themselves detect corrupted and stale blocks and a FLUSHED line without an fsync. (A failed
+//! fsync answered VIRTIO_BLK_S_IOERR, then and on every later FLUSH, is
+//! devices/tests/virtio.rs's `blk_failed_flush_is_ioerr_and_stays_failed`.)
 //!
 //! `EMU_CRASH_RUNS` (default 50) and `EMU_CRASH_SEED` (default fixed) tune the campaign;
 //! scripts/disk-crash.sh runs a longer one.
@@ -393,4 +397,175 @@ fn images_are_opened_read_only_or_read_write_as_asked() {
             "readonly={readonly}: open flags {flags:o}"
         );
     }
+}
+
+/// Undo strace's quoting of a string argument (the text between the quotes).
+fn unquote(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 >= b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        match b[i] {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'v' => out.push(0x0b),
+            b'f' => out.push(0x0c),
+            b'x' => {
+                let hex = s.get(i + 1..i + 3).unwrap_or("0");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(0));
+                i += 2;
+            }
+            c if c.is_ascii_digit() => {
+                let n = b[i..]
+                    .iter()
+                    .take(3)
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+                out.push(u8::from_str_radix(&s[i..i + n], 8).unwrap_or(0));
+                i += n - 1;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Check an `strace -f` log of emu: every `FLUSHED i` emu wrote to its stdout (fd 1) comes
+/// after a successful fsync/fdatasync of the image fd that followed the last pwrite of block i.
+/// Returns how many FLUSHED lines were checked.
+fn check_fsync_order(trace: &str, image: &str) -> Result<usize, String> {
+    use std::collections::BTreeMap;
+    let mut image_fd: Option<String> = None;
+    // Block -> durable (fsynced since its last write)?
+    let mut blocks: BTreeMap<u64, bool> = BTreeMap::new();
+    let mut console = Vec::new();
+    let mut checked = 0;
+    for line in trace.lines() {
+        let call = line
+            .split_once(' ')
+            .map_or(line, |(_, rest)| rest)
+            .trim_start();
+        if call.starts_with("openat(") && call.contains(&format!("\"{image}\"")) {
+            image_fd = call.rsplit("= ").next().map(|fd| fd.trim().to_string());
+            continue;
+        }
+        let Some(fd) = image_fd.as_deref() else {
+            continue;
+        };
+        if let Some(args) = call.strip_prefix(&format!("pwrite64({fd}, ")) {
+            // pwrite64(fd, "..."..., len, offset) = n
+            let mut nums = args.rsplit(", ");
+            let offset: u64 = nums
+                .next()
+                .and_then(|t| t.split(')').next())
+                .and_then(|t| t.trim().parse().ok())
+                .ok_or_else(|| format!("unparsed: {line}"))?;
+            let len: u64 = nums
+                .next()
+                .and_then(|t| t.trim().parse().ok())
+                .ok_or_else(|| format!("unparsed: {line}"))?;
+            for b in offset / BLOCK as u64..(offset + len).div_ceil(BLOCK as u64) {
+                blocks.insert(b, false);
+            }
+        } else if (call.starts_with(&format!("fsync({fd})"))
+            || call.starts_with(&format!("fdatasync({fd})")))
+            && call.trim_end().ends_with("= 0")
+        {
+            blocks.values_mut().for_each(|d| *d = true);
+        } else if let Some(args) = call.strip_prefix("write(1, \"") {
+            let text = args.rsplit_once("\", ").map_or(args, |(t, _)| t);
+            let before = console.len();
+            console.extend(unquote(text));
+            // Lines completed by this write.
+            let start = console[..before]
+                .iter()
+                .rposition(|&c| c == b'\n')
+                .map_or(0, |p| p + 1);
+            let new = String::from_utf8_lossy(&console[start..]).into_owned();
+            let complete = new.rsplit_once('\n').map_or("", |(done, _)| done);
+            for l in complete.lines() {
+                if let Some(i) = l.strip_prefix("FLUSHED ") {
+                    let i: u64 = i.trim().parse().map_err(|_| format!("bad line {l:?}"))?;
+                    if blocks.get(&i) != Some(&true) {
+                        return Err(format!(
+                            "emu printed {l:?} before block {i} was written and fsynced: {line}"
+                        ));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    if image_fd.is_none() {
+        return Err(format!("the trace never opens {image}"));
+    }
+    Ok(checked)
+}
+
+#[test]
+fn flushed_lines_follow_the_host_fsync() {
+    // The checker rejects a FLUSHED line that is not backed by an fsync.
+    let bad = "1 openat(AT_FDCWD, \"d.img\", O_RDWR|O_CLOEXEC) = 3\n\
+               1 pwrite64(3, \"EMUBLOCK\"..., 4096, 4096) = 4096\n\
+               1 write(1, \"FLUSHED 1\\n\", 10) = 10\n\
+               1 fsync(3) = 0\n";
+    assert!(check_fsync_order(bad, "d.img")
+        .unwrap_err()
+        .contains("FLUSHED 1"));
+    let failed = "1 openat(AT_FDCWD, \"d.img\", O_RDWR|O_CLOEXEC) = 3\n\
+                  1 pwrite64(3, \"EMUBLOCK\"..., 4096, 8192) = 4096\n\
+                  1 fsync(3) = -1 EIO (Input/output error)\n\
+                  1 write(1, \"FLUS\", 4) = 4\n\
+                  1 write(1, \"HED 2\\n\", 6) = 6\n";
+    assert!(check_fsync_order(failed, "d.img").is_err());
+    let good = bad.replace("1 fsync(3) = 0\n", "").replace(
+        "1 write(1,",
+        "1 fsync(3)                          = 0\n1 write(1,",
+    );
+    assert_eq!(check_fsync_order(&good, "d.img"), Ok(1));
+
+    if Command::new("strace").arg("-V").output().is_err() {
+        panic!(
+            "strace is not installed (apt-get install strace): it is needed to check fsync order"
+        );
+    }
+    let dir = temp_dir("strace");
+    let img = dir.join("disk.img");
+    make_image(&img);
+    set_generation(&img, 1);
+    let trace = dir.join("trace.txt");
+    let drive = format!("file={},format=raw,if=virtio", img.display());
+    let o = Command::new("strace")
+        .args(["-f", "-s", "256", "-o"])
+        .arg(&trace)
+        .args(["-e", "trace=openat,pwrite64,pwritev,write,fsync,fdatasync"])
+        .arg(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "--arch", "riscv64", "-M", "virt", "-bios", "none", "-kernel",
+        ])
+        .arg(roms().join("blkcrash.elf"))
+        .args(["-drive", &drive, "-serial", "stdio", "--log", "error"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("DONE"), "{out}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let checked =
+        check_fsync_order(&text, img.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(checked, BLOCKS as usize, "FLUSHED lines seen in the trace");
 }
