@@ -536,8 +536,17 @@ fn an_image_locked_by_another_emu_is_refused() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until it holds the lock (it opens the image before running).
+    // Wait until it holds the lock (it opens the image before running): a second emu started
+    // earlier would take a shared lock first and make the first one fail instead.
     let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let f = std::fs::File::open(expand("@locked.img")).unwrap();
+        if f.try_lock_shared().is_err() {
+            break;
+        }
+        drop(f);
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut refused = false;
     while start.elapsed() < Duration::from_secs(20) && !refused {
         let o = emu(&virt(&[
