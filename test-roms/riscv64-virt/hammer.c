@@ -7,7 +7,9 @@
 
 #define PLIC 0x0c000000UL
 #define PLIC_CLAIM0 (PLIC + 0x200004UL)
+#ifndef ROUNDS
 #define ROUNDS 400000UL
+#endif
 
 int main(void) {
     u64 sum = 0;
