@@ -726,6 +726,38 @@ where
                 "the spike machine has one hart (use -M virt)",
             ));
         }
+        // The virt board's files and devices: spike has nowhere to put them.
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let virt_only = [
+            ("-initrd", path(&virt.initrd)),
+            ("-append", virt.append.clone()),
+            ("-dtb", path(&virt.dtb)),
+            (
+                "-drive",
+                virt.drives.first().map(|d| d.file.display().to_string()),
+            ),
+            ("-netdev", virt.netdevs.first().map(|n| n.id.clone())),
+            (
+                "-device",
+                virt.devices.first().map(|d| {
+                    match d {
+                        DeviceOpt::Blk { .. } => "virtio-blk-device",
+                        DeviceOpt::Rng => "virtio-rng-device",
+                        DeviceOpt::Net { .. } => "virtio-net-device",
+                        DeviceOpt::Console => "virtio-serial-device",
+                    }
+                    .to_string()
+                }),
+            ),
+        ];
+        if let Some((option, Some(value))) = virt_only.into_iter().find(|(_, v)| v.is_some()) {
+            return Err(bad(
+                option,
+                &value,
+                "the spike machine has no initrd, command line, device tree or virtio devices \
+                 (use -M virt)",
+            ));
+        }
         virt.bios = Bios::None;
     }
     if machine == MachineKind::Virt && !virt.ram_given {
