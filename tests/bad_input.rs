@@ -223,6 +223,28 @@ const ROWS: &[Row] = &[
         &["-gdb", "tcp::99999", "@spike.elf"],
         &["'tcp::99999'", "tcp::PORT"],
     ),
+    // The spike board has no use for the virt board's files and devices.
+    s(
+        &["-initrd", "@text", "@spike.elf"],
+        &["'@text'", "'-initrd'", "spike", "-M virt"],
+    ),
+    s(
+        &["-append", "quiet", "@spike.elf"],
+        &["'quiet'", "'-append'", "-M virt"],
+    ),
+    s(&["-dtb", "@text", "@spike.elf"], &["'-dtb'", "-M virt"]),
+    s(
+        &["-drive", "file=@disk.img", "@spike.elf"],
+        &["'@disk.img'", "'-drive'", "-M virt"],
+    ),
+    s(
+        &["-device", "virtio-rng-device", "@spike.elf"],
+        &["'virtio-rng-device'", "'-device'", "-M virt"],
+    ),
+    s(
+        &["-netdev", "socket,id=n0,listen=:5555", "@spike.elf"],
+        &["'n0'", "'-netdev'", "-M virt"],
+    ),
     // Sizes.
     v(
         &["-m", "0", "-kernel", "@virt.elf"],
