@@ -433,4 +433,56 @@ mod tests {
             assert_eq!(s.chain_links, 0);
         }
     }
+
+    /// The observer sees traps (with the privilege change) and guest errors.
+    #[test]
+    fn observer_sees_traps_and_guest_errors() {
+        use emu_jit::guest::Guest;
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Default)]
+        struct Seen {
+            traps: Vec<TrapEvent>,
+            errors: Vec<String>,
+        }
+        struct Obs(Arc<Mutex<Seen>>);
+        impl CpuObserver for Obs {
+            fn trap(&mut self, ev: &TrapEvent) {
+                if let Ok(mut s) = self.0.lock() {
+                    s.traps.push(*ev);
+                }
+            }
+            fn guest_error(&mut self, _: u64, msg: &str) {
+                if let Ok(mut s) = self.0.lock() {
+                    s.errors.push(msg.to_string());
+                }
+            }
+        }
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let mut cpu = test_cpu();
+        cpu.observer = Some(Box::new(Obs(seen.clone())));
+        cpu.csr.mtvec = TEST_RAM_BASE + 0x100;
+        cpu.common.pc = 0x1000;
+        assert!(cpu.block_key().is_none(), "nothing at 0x1000");
+        cpu.deliver_exception();
+        let _ = cpu.common.load(0x2000, MemOp::new(3, false, false), 3);
+        let s = seen.lock().unwrap();
+        assert_eq!(s.traps.len(), 1);
+        let t = s.traps[0];
+        assert_eq!(
+            (t.cause, t.interrupt, t.epc, t.tval),
+            (1, false, 0x1000, 0x1000)
+        );
+        assert_eq!(
+            (t.from, t.to, t.target),
+            (
+                Privilege::Machine,
+                Privilege::Machine,
+                TEST_RAM_BASE + 0x100
+            )
+        );
+        assert_eq!(s.errors.len(), 2, "{:?}", s.errors);
+        assert!(s.errors[0].contains("fetch from non-RAM physical address 0x1000"));
+        assert!(s.errors[1].contains("load from unmapped physical address 0x2000"));
+    }
 }

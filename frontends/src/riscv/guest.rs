@@ -133,6 +133,9 @@ impl Guest for RiscvCpu {
             }
         };
         if self.bus.ram_at(phys, 2).is_none() {
+            self.report_guest_error(|| {
+                format!("fetch from non-RAM physical address {phys:#x} (pc {pc:#x})")
+            });
             self.raise(Exception::InstructionAccessFault(pc));
             return None;
         }

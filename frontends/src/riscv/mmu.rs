@@ -212,7 +212,17 @@ impl RiscvCpu {
                 {
                     return Err(access_fault(kind, vaddr));
                 }
-                let pte = self.read_pte(pte_addr).ok_or(access_fault(kind, vaddr))?;
+                let Some(pte) = self.read_pte(pte_addr) else {
+                    if set_ad {
+                        self.report_guest_error(|| {
+                            format!(
+                                "page-table walk reads unmapped physical address {pte_addr:#x} \
+                                 (vaddr {vaddr:#x})"
+                            )
+                        });
+                    }
+                    return Err(access_fault(kind, vaddr));
+                };
                 if pte & PTE_V == 0 || (pte & PTE_R == 0 && pte & PTE_W != 0) {
                     return Err(fault);
                 }
