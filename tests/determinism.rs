@@ -2,7 +2,8 @@
 //! initramfs and powers off (`emu.test=poweroff`) ten times under the default (tiered) engine,
 //! and once each under `interp` and `jit`. Every boot must print the same console bytes and
 //! retire the same number of instructions; the tiered boots must also leave the same guest RAM
-//! behind (the `ram hash` of `--stats`).
+//! behind (the `ram hash` of `--stats`). Each boot's peak RSS stays under guest RAM plus a
+//! bounded overhead (plus the 256 MiB code arena under `jit`).
 //!
 //! Boots run two at a time. `EMU_DETERMINISM_BOOTS` changes the number of tiered boots. The
 //! guest files come from `scripts/debian-guest.sh riscv64` (see tests/linux_boot.rs).
@@ -15,6 +16,9 @@ use std::time::{Duration, Instant};
 
 /// The marker the test initramfs prints once its modules are loaded.
 const MARKER: &str = "EMU-INIT-READY";
+const MIB: u64 = 1 << 20;
+/// Host memory a boot may use beyond guest RAM and the code arena (tests/resource_bounds.rs).
+const OVERHEAD: u64 = 160 * MIB;
 /// Longest one boot may take (interp on a loaded 2-core machine).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(400);
 
@@ -49,9 +53,13 @@ struct Boot {
     insns: u64,
     ram_hash: String,
     wall: Duration,
+    /// Peak resident memory in bytes (`ru_maxrss`).
+    peak_rss: u64,
 }
 
 /// Boot to power-off under `engine`, with no input.
+// wait4 reaps the child, so `Child::wait` is never called.
+#[allow(clippy::zombie_processes)]
 fn boot(dir: &Path, engine: &'static str) -> Boot {
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_emu"))
@@ -83,21 +91,29 @@ fn boot(dir: &Path, engine: &'static str) -> Boot {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our child, reaped only here (Child::wait is never called);
+        // `status` and `usage` are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if r == pid {
+            break;
         }
         if start.elapsed() > BOOT_TIMEOUT {
             let _ = child.kill();
-            let _ = child.wait();
             panic!("{engine}: no power-off within {BOOT_TIMEOUT:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
-    };
+    }
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     let console = out_t.join().unwrap();
     let stderr = err_t.join().unwrap();
     assert_eq!(
-        status.code(),
+        code,
         Some(0),
         "{engine}: {stderr}\n{}",
         String::from_utf8_lossy(&console)
@@ -124,6 +140,8 @@ fn boot(dir: &Path, engine: &'static str) -> Boot {
         insns,
         ram_hash,
         wall: start.elapsed(),
+        // Linux reports ru_maxrss in KiB.
+        peak_rss: usage.ru_maxrss as u64 * 1024,
     }
 }
 
@@ -176,11 +194,12 @@ fn debian_boots_are_identical_across_runs_and_engines() {
     let boots: Vec<Boot> = boots.into_iter().map(|b| b.1).collect();
     for b in &boots {
         eprintln!(
-            "{:>6}: {} instructions, ram hash {}, {:.1} s",
+            "{:>6}: {} instructions, ram hash {}, {:.1} s, peak RSS {} MiB",
             b.engine,
             b.insns,
             b.ram_hash,
-            b.wall.as_secs_f64()
+            b.wall.as_secs_f64(),
+            b.peak_rss >> 20
         );
     }
     let reference = boots
@@ -211,4 +230,17 @@ fn debian_boots_are_identical_across_runs_and_engines() {
         );
     }
     assert_eq!(boots.len(), tiered + 2);
+    // Resource bound: guest RAM (512 MiB, virt's default) plus a bounded overhead; the jit
+    // engine's code arena (256 MiB, flushed when full) comes on top.
+    for b in &boots {
+        let arena = if b.engine == "jit" { 256 * MIB } else { 0 };
+        let bound = 512 * MIB + OVERHEAD + arena;
+        assert!(
+            b.peak_rss <= bound,
+            "{}: peak RSS {} MiB above the bound {} MiB",
+            b.engine,
+            b.peak_rss / MIB,
+            bound / MIB
+        );
+    }
 }
