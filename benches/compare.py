@@ -155,8 +155,8 @@ def main():
         results[name] = times
 
     print()
-    print(f"| workload | QEMU 7.2 median (s) | emu median (s) | emu/QEMU |")
-    print(f"|---|---:|---:|---:|")
+    print("| workload | QEMU 7.2 median (s) | emu median (s) | emu/QEMU |")
+    print("|---|---:|---:|---:|")
     for name, times in results.items():
         q = statistics.median(times["qemu"])
         e = statistics.median(times["emu"])
