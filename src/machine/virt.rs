@@ -10,14 +10,18 @@
 //!
 //! Boot (DESIGN.md §8): by default emu's built-in SBI — each hart is set up as OpenSBI leaves
 //! it (delegation, counters, Sstc, a PMP entry for S/U) and the boot hart enters the kernel in
-//! S-mode with a0 = hartid, a1 = fdt; an `ecall` from S-mode is answered by the board
-//! ([`super::sbi`]). With `-bios FILE` (OpenSBI `fw_dynamic.bin`) every hart starts in M-mode at
+//! S-mode with a0 = hartid, a1 = fdt; an `ecall` from S-mode is answered by the board through
+//! [`emu_firmware::sbi::handle_ecall`] (the board is its [`SbiHost`]; the other harts start in
+//! the HSM STOPPED state). With `-bios FILE` (OpenSBI `fw_dynamic.bin`) every hart starts in M-mode at
 //! the firmware. `-bios none` starts an ELF kernel in M-mode at its entry.
 //!
 //! SMP (DESIGN.md §5): the harts are interleaved round-robin on one host thread. Each round ends
 //! at a virtual time target (a slice, or the next device deadline, whichever is sooner); every
 //! started hart runs until its own clock reaches the target, a hart in WFI or stopped by HSM
-//! just has its clock moved there. When every hart sleeps, time jumps to the next deadline.
+//! just has its clock moved there. When every hart sleeps, time jumps to the next deadline —
+//! or, while host input may still arrive (terminal, open pipe, network peer), moves with the
+//! host clock. Host input (UART0, network backends) enters only between rounds, so with none,
+//! runs are identical.
 
 use crate::cli::{Bios, DeviceOpt, EngineChoice, NetdevKind, SerialOpt, VirtOptions};
 use crate::console::{ConsoleEvent, ConsoleInput, ConsoleOutput};
