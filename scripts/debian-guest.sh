@@ -214,7 +214,10 @@ echo "EMU-SHELL"
 exec setsid cttyhack sh
 EOF
 chmod 755 "$ir/init"
-(cd "$ir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -9n >"$out.tmp/initrd.gz")
+# Reproducible: fixed mtimes, sorted names, owner root, inode numbers from cpio --reproducible.
+find "$ir" -exec touch -h -d @0 {} +
+(cd "$ir" && find . | LC_ALL=C sort |
+  cpio -o -H newc --quiet -R 0:0 --reproducible | gzip -9n >"$out.tmp/initrd.gz")
 rm -rf "$x" "$ir"
 touch "$out.tmp/complete"
 rm -rf "$out"
