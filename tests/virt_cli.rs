@@ -182,12 +182,16 @@ fn a_disk_image_in_use_is_refused() {
     let args = [
         "-M", "virt", "-bios", "none", "-kernel", &spin, "-drive", &drive, "-serial", "null",
     ];
-    let mut first = Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed on every exit from this test, failing assertions included: the guest spins forever.
+    let mut first = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_emu"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let first = &mut first.0;
     // The first emu holds the lock from the moment its board is built: wait for that (our own
     // try_lock fails), then start the second.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -212,9 +216,17 @@ fn a_disk_image_in_use_is_refused() {
     let mut second = args.to_vec();
     second.extend(["--max-insns", "1000000"]);
     let o = emu(&second);
-    let _ = first.kill();
-    let _ = first.wait();
     assert_one_line_error("locked disk", &o, &["disk.img", "in use"]);
+}
+
+/// A child process killed and reaped when dropped, so a failing test leaves no emu behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Node names of a device tree blob, by walking its structure block (Devicetree spec §5.4).
