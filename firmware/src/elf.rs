@@ -260,6 +260,14 @@ pub fn load_elf_bytes(name: &str, bytes: &[u8], bus: &Bus) -> Result<ElfImage, E
         };
         plan.push((ram, ph.p_paddr, ph.p_memsz, file_range));
     }
+    // Nothing to run: the hart would fault on its first fetch (found by fuzzing,
+    // fuzz/corpus/boot_loaders/regress-elf-kernel-without-segments).
+    if plan.is_empty() {
+        return Err(ElfError::Malformed {
+            path: path(),
+            detail: "no loadable segment (PT_LOAD with a non-zero memory size)".into(),
+        });
+    }
 
     // Second pass: copy and zero-fill. The ranges were checked, so the writes succeed.
     let mut segments = Vec::with_capacity(plan.len());
@@ -461,6 +469,26 @@ mod tests {
             err.to_string(),
             "'/nonexistent/x.elf': No such file or directory"
         );
+    }
+
+    /// Found by fuzzing: an ELF with nothing to load used to "load" as an empty range and the
+    /// hart faulted on its first fetch.
+    #[test]
+    fn an_elf_without_loadable_segments_is_refused() {
+        let mut none = tiny_elf(RAM_BASE);
+        put16(&mut none, 56, 0); // e_phnum = 0
+        let mut empty = tiny_elf(RAM_BASE);
+        put64(&mut empty, 64 + 40, 0); // p_memsz = 0
+        put64(&mut empty, 64 + 32, 0); // p_filesz = 0
+        for (what, bytes) in [("no program headers", none), ("empty PT_LOAD", empty)] {
+            match load_elf_bytes("k.elf", &bytes, &bus()) {
+                Err(ElfError::Malformed { detail, .. }) => {
+                    assert!(detail.contains("no loadable segment"), "{what}: {detail}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        assert!(load_elf_bytes("k.elf", &tiny_elf(RAM_BASE), &bus()).is_ok());
     }
 
     #[test]
