@@ -1,6 +1,5 @@
 //! Board assembly: where concrete CPUs, devices and firmware meet (DESIGN.md §1).
 
-pub mod dtb;
 pub mod spike;
 pub mod virt;
 

@@ -563,7 +563,7 @@ impl Virt {
                     });
                 }
                 // QEMU fills /chosen of a given tree too (bootargs, initrd).
-                let out = super::dtb::patch_chosen(
+                let out = emu_firmware::dtb::patch_chosen(
                     &b,
                     desc.chosen.bootargs.as_deref(),
                     desc.chosen.initrd,
