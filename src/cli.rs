@@ -24,7 +24,17 @@ program's HTIF exit code. With -M virt, boots a Linux kernel (Image) on QEMU's r
 emu's exit status is the guest's poweroff status.
 
 options:
-  --arch ARCH            guest architecture: riscv64 (the default)
+  QEMU-compatible options (qemu-system-riscv64 spelling) and Spike's are both accepted.
+
+  --arch ARCH            guest architecture: riscv64 (the default; aarch64 and x86_64 are not
+                         built yet)
+  -cpu rv64|max[,EXT=on|off]  the hart (one model: RV64GC; -cpu help lists the properties)
+  -accel tcg             the only accelerator (kvm and hvf are refused for riscv64 guests)
+  -icount [shift=]N|auto emu's time always counts instructions: accepted, no effect
+  -global DRIVER.PROP=V  accepted and ignored (emu's drivers have no global properties)
+  -nodefaults            accepted (no default devices beyond the board's UART0)
+  -no-shutdown           accepted; a guest shutdown still ends emu (there is no monitor)
+  -chardev stdio|null|file,id=ID[,path=P][,mux=on]  for -serial chardev:ID
   --isa ISA              Spike-style ISA string; must be RV64 (e.g. rv64gc)
   -kernel FILE           the ELF program to run (or give it as the last argument)
   -bios none             no firmware: the program starts in M-mode at its entry point
@@ -40,7 +50,7 @@ options:
   --signature FILE       at exit, write memory begin_signature..end_signature to FILE as hex
                          lines, highest byte first (Spike's +signature=FILE)
   --signature-granularity N  bytes per signature line (default 4)
-  -M spike|virt[,dumpdtb=FILE]
+  -M spike|virt[,dumpdtb=FILE][,accel=tcg]  (-M help lists the boards)
                          the board: spike (default; bare-metal ELF + HTIF) or QEMU's riscv virt
                          (PLIC, NS16550A UART0, virtio-mmio, goldfish RTC, sifive_test); dumpdtb
                          writes the generated device tree to FILE and exits
@@ -51,14 +61,15 @@ options:
   -initrd FILE           virt: the initramfs
   -append CMDLINE        virt: the kernel command line
   -dtb FILE              virt: use this device tree instead of the generated one
-  -smp N                 virt: N harts (1..8), interleaved deterministically
+  -smp N[,cpus=N,sockets=S,cores=C,threads=T,maxcpus=N]
+                         virt: N harts (1..8), interleaved deterministically
   -drive file=F[,format=raw][,if=virtio|none][,id=ID][,readonly=on]
                          virt: a raw disk image on virtio-blk (locked: one emu at a time)
   -device virtio-blk-device,drive=ID | virtio-rng-device | virtio-net-device,netdev=ID[,mac=M]
-        | virtio-serial-device
+        | virtio-serial-device   (-device help lists them)
   -netdev socket,id=ID,listen=[HOST]:PORT | socket,id=ID,connect=[HOST]:PORT
         | stream,id=ID,server=on|off,addr.host=H,addr.port=P | tap,id=ID,ifname=NAME
-  -serial mon:stdio|stdio|file:PATH|null
+  -serial mon:stdio|stdio|file:PATH|null|chardev:ID
                          where UART0 goes (default mon:stdio: the terminal in raw mode; Ctrl-A x
                          quits, Ctrl-A h lists the keys)
   -nographic             same as -serial mon:stdio
@@ -415,6 +426,142 @@ fn parse_serial(option: &str, value: &str) -> Result<SerialOpt, CliError> {
     }
 }
 
+/// `help` or `?`: QEMU's way to ask an option for its choices.
+fn is_help(v: &str) -> bool {
+    v == "help" || v == "?"
+}
+
+/// `-machine help`, in QEMU's format.
+pub const MACHINE_HELP: &str = "\
+Supported machines are:
+spike                RISC-V Spike board (default)
+virt                 RISC-V VirtIO board";
+
+/// `-cpu help`: the models emu takes, and the extension properties it knows.
+pub const CPU_HELP: &str = "\
+Available CPUs:
+  max                  RV64GC with everything emu implements (Sv39/48/57, PMP)
+  rv64                 the same hart
+Properties (NAME,PROP=on|off): i m a f d c zicsr zifencei zicntr s u mmu pmp sv39 sv48 sv57
+  are always on; any other extension may be given =off (emu lacks it).";
+
+/// `-device help`: the devices `-device` creates on the virt board.
+pub const DEVICE_HELP: &str = "\
+Available devices (virtio-mmio, -M virt):
+name \"virtio-blk-device\", props: drive=ID
+name \"virtio-net-device\", props: netdev=ID, mac=52:54:00:12:34:56
+name \"virtio-rng-device\"
+name \"virtio-serial-device\" (alias virtconsole)";
+
+/// Extensions (and QEMU cpu properties) the emu hart always has.
+const CPU_EXTENSIONS: &[&str] = &[
+    "i", "m", "a", "f", "d", "c", "g", "zicsr", "zifencei", "zicntr", "s", "u", "mmu", "pmp",
+    "sv39", "sv48", "sv57",
+];
+
+/// `-cpu rv64|max[,EXT=on|off,...]`: emu has one hart model, so the properties can only agree
+/// with it.
+fn parse_cpu(option: &str, value: &str) -> Result<(), CliError> {
+    let mut parts = opt_list(value).into_iter();
+    let (model, _) = parts.next().unwrap_or_default();
+    if !["rv64", "max", "any", "rv64gc"].contains(&model.as_str()) {
+        return Err(bad(
+            option,
+            value,
+            "expected rv64 or max (-cpu help lists them)",
+        ));
+    }
+    for (k, v) in parts {
+        let on = on_off(option, value, &v)?;
+        let have = CPU_EXTENSIONS.contains(&k.to_ascii_lowercase().as_str());
+        match (have, on) {
+            (true, true) | (false, false) => {}
+            (true, false) => return Err(bad(option, value, format!("emu cannot turn off '{k}'"))),
+            (false, true) => {
+                return Err(bad(option, value, format!("emu does not implement '{k}'")))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `-accel NAME` and `-machine accel=NAME`: emu is its own TCG.
+fn check_accel(option: &str, value: &str, accel: &str) -> Result<(), CliError> {
+    match accel {
+        "tcg" => Ok(()),
+        "kvm" | "hvf" | "whpx" | "xen" => Err(bad(
+            option,
+            value,
+            format!("accelerator '{accel}' is not available for a riscv64 guest (use tcg)"),
+        )),
+        _ => Err(bad(option, value, "expected tcg")),
+    }
+}
+
+/// `-smp N[,cpus=N][,maxcpus=N][,sockets=S][,cores=C][,threads=T]`.
+fn parse_smp(option: &str, value: &str) -> Result<u32, CliError> {
+    let err = || bad(option, value, format!("expected 1 to {MAX_SMP} harts"));
+    let num = |v: &str| v.parse::<u32>().map_err(|_| err());
+    let (mut cpus, mut max, mut topo) = (None, None, 1u32);
+    for (i, (k, v)) in opt_list(value).into_iter().enumerate() {
+        match k.as_str() {
+            n if i == 0 && v.is_empty() => cpus = Some(num(n)?),
+            "cpus" => cpus = Some(num(&v)?),
+            "maxcpus" => max = Some(num(&v)?),
+            "sockets" | "cores" | "threads" | "dies" | "clusters" => {
+                topo = topo.checked_mul(num(&v)?).ok_or_else(err)?
+            }
+            _ => return Err(bad(option, value, format!("unknown smp property '{k}'"))),
+        }
+    }
+    // As QEMU: missing cpus is the topology's product (or maxcpus).
+    let n = cpus.or(max).unwrap_or(topo);
+    if max.is_some_and(|m| m != n) {
+        return Err(bad(
+            option,
+            value,
+            "emu has no hotplug: maxcpus must equal cpus",
+        ));
+    }
+    if topo != 1 && topo != n {
+        return Err(bad(option, value, "sockets*cores*threads must equal cpus"));
+    }
+    Some(n)
+        .filter(|n| (1..=MAX_SMP).contains(n))
+        .ok_or_else(err)
+}
+
+/// `-chardev stdio|null|file,id=ID[,path=PATH][,mux=on][,signal=off]`, for `-serial chardev:ID`.
+fn parse_chardev(option: &str, value: &str) -> Result<(String, SerialOpt), CliError> {
+    let mut parts = opt_list(value).into_iter();
+    let (backend, _) = parts.next().unwrap_or_default();
+    let (mut id, mut path, mut mux) = (None, None, false);
+    for (k, v) in parts {
+        match k.as_str() {
+            "id" => id = Some(v),
+            "path" => path = Some(PathBuf::from(v)),
+            "mux" => mux = on_off(option, value, &v)?,
+            "signal" | "logfile" | "logappend" => {}
+            _ => {
+                return Err(bad(
+                    option,
+                    value,
+                    format!("unknown chardev property '{k}'"),
+                ))
+            }
+        }
+    }
+    let id = id.ok_or_else(|| bad(option, value, "needs id=NAME"))?;
+    let serial = match backend.as_str() {
+        "stdio" if mux => SerialOpt::MonStdio,
+        "stdio" => SerialOpt::Stdio,
+        "null" => SerialOpt::Null,
+        "file" => SerialOpt::File(path.ok_or_else(|| bad(option, value, "file needs path=PATH"))?),
+        _ => return Err(bad(option, value, "expected stdio, null or file")),
+    };
+    Ok((id, serial))
+}
+
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 // One value per process: boxing the large variant would buy nothing.
@@ -425,6 +572,12 @@ pub enum Command {
     Version,
     /// `-d help`: list the log items.
     LogHelp,
+    /// `-machine help`.
+    MachineHelp,
+    /// `-cpu help`.
+    CpuHelp,
+    /// `-device help`.
+    DeviceHelp,
 }
 
 /// Command-line errors; each names the option at fault.
@@ -521,6 +674,7 @@ where
     let mut bios_given: Option<String> = None;
     let mut smp_given: Option<String> = None;
     let mut debug = crate::gdb::DebugOptions::default();
+    let mut chardevs: Vec<(String, SerialOpt)> = Vec::new();
 
     while let Some(arg) = args.next() {
         // Spike's plusargs (`+signature=FILE`) are long options here.
@@ -563,9 +717,78 @@ where
             "-V" | "--version" | "-version" => return Ok(Command::Version),
             "--arch" | "-arch" => {
                 let v = value(&mut args)?;
-                if v != "riscv64" {
-                    return Err(bad(&name, &v, "only riscv64 is supported"));
+                match v.as_str() {
+                    "riscv64" => {}
+                    "aarch64" | "x86_64" => {
+                        return Err(bad(&name, &v, "this target is not built yet (riscv64 is)"))
+                    }
+                    _ => return Err(bad(&name, &v, "expected riscv64, aarch64 or x86_64")),
                 }
+            }
+            "-cpu" | "--cpu" => {
+                let v = value(&mut args)?;
+                if is_help(&v) {
+                    return Ok(Command::CpuHelp);
+                }
+                parse_cpu(&name, &v)?;
+            }
+            "-accel" | "--accel" => {
+                let v = value(&mut args)?;
+                let mut parts = opt_list(&v).into_iter();
+                let (accel, _) = parts.next().unwrap_or_default();
+                check_accel(&name, &v, &accel)?;
+                for (k, _) in parts {
+                    if !["thread", "tb-size", "one-insn-per-tb", "split-wx"].contains(&k.as_str()) {
+                        return Err(bad(&name, &v, format!("unknown accel property '{k}'")));
+                    }
+                }
+            }
+            "-enable-kvm" | "--enable-kvm" => {
+                takes_no_value(&inline)?;
+                check_accel(&name, "kvm", "kvm")?;
+            }
+            "-global" | "--global" => {
+                // QEMU accepts (and ignores) properties of drivers the machine lacks, e.g.
+                // `-global kvm-pit.lost_tick_policy=discard`; emu has no such properties at all.
+                let v = value(&mut args)?;
+                let well_formed = v
+                    .split_once('=')
+                    .and_then(|(dp, _)| dp.split_once('.'))
+                    .is_some_and(|(d, p)| !d.is_empty() && !p.is_empty());
+                if !well_formed {
+                    return Err(bad(&name, &v, "expected DRIVER.PROPERTY=VALUE"));
+                }
+            }
+            "-icount" | "--icount" => {
+                // emu's guest time is always derived from retired instructions: `-icount`
+                // asks for what emu does anyway.
+                let v = value(&mut args)?;
+                for (k, val) in opt_list(&v) {
+                    let ok = match k.as_str() {
+                        "shift" => val == "auto" || val.parse::<u8>().is_ok(),
+                        "align" | "sleep" => on_off(&name, &v, &val).is_ok(),
+                        "rr" | "rrfile" | "rrsnapshot" => false,
+                        n => val.is_empty() && (n == "auto" || n.parse::<u8>().is_ok()),
+                    };
+                    if !ok {
+                        return Err(bad(
+                            &name,
+                            &v,
+                            "expected [shift=]N|auto[,align=on|off][,sleep=on|off]",
+                        ));
+                    }
+                }
+            }
+            "-nodefaults" | "--nodefaults" | "-no-shutdown" | "--no-shutdown" => {
+                // -nodefaults: emu adds no default devices beyond the board's UART0.
+                // -no-shutdown: emu has no monitor to inspect a stopped guest, so a guest
+                // shutdown still ends emu (documented in README's QEMU table).
+                takes_no_value(&inline)?;
+            }
+            "-chardev" | "--chardev" => {
+                let v = value(&mut args)?;
+                let c = parse_chardev(&name, &v)?;
+                chardevs.push(c);
             }
             "--isa" | "-isa" => {
                 let v = value(&mut args)?;
@@ -588,6 +811,9 @@ where
             }
             "-M" | "-machine" | "--machine" => {
                 let v = value(&mut args)?;
+                if is_help(&v) {
+                    return Ok(Command::MachineHelp);
+                }
                 for (i, (k, val)) in opt_list(&v).into_iter().enumerate() {
                     match (i, k.as_str()) {
                         (0, "spike") if val.is_empty() => machine = MachineKind::Spike,
@@ -597,7 +823,7 @@ where
                         (_, "dumpdtb") if !val.is_empty() => {
                             virt.dumpdtb = Some(PathBuf::from(val))
                         }
-                        (_, "accel") if val == "tcg" => {}
+                        (_, "accel") => check_accel(&name, &v, &val)?,
                         _ => return Err(bad(&name, &v, "expected spike or virt[,dumpdtb=FILE]")),
                     }
                 }
@@ -608,7 +834,14 @@ where
             }
             "-serial" | "--serial" => {
                 let v = value(&mut args)?;
-                virt.serial = parse_serial(&name, &v)?;
+                virt.serial = match v.strip_prefix("chardev:") {
+                    Some(id) => chardevs
+                        .iter()
+                        .find(|(i, _)| i == id)
+                        .map(|(_, s)| s.clone())
+                        .ok_or_else(|| bad(&name, &v, format!("no -chardev with id '{id}'")))?,
+                    None => parse_serial(&name, &v)?,
+                };
             }
             "-display" | "-monitor" => {
                 let v = value(&mut args)?;
@@ -625,13 +858,7 @@ where
             "-dtb" | "--dtb" => virt.dtb = Some(PathBuf::from(value(&mut args)?)),
             "-smp" | "--smp" => {
                 let v = value(&mut args)?;
-                // `-smp N` or `-smp cpus=N`.
-                let n = v.strip_prefix("cpus=").unwrap_or(&v);
-                virt.smp = n
-                    .parse()
-                    .ok()
-                    .filter(|n: &u32| (1..=MAX_SMP).contains(n))
-                    .ok_or_else(|| bad(&name, &v, format!("expected 1 to {MAX_SMP} harts")))?;
+                virt.smp = parse_smp(&name, &v)?;
                 smp_given = Some(v);
             }
             "-drive" | "--drive" => {
@@ -648,6 +875,9 @@ where
             }
             "-device" | "--device" => {
                 let v = value(&mut args)?;
+                if is_help(&v) {
+                    return Ok(Command::DeviceHelp);
+                }
                 virt.devices.push(parse_device(&name, &v)?);
             }
             "-m" | "--memory" => {
@@ -719,7 +949,7 @@ where
                 "the spike machine takes only '-bios none' (use -M virt)",
             ));
         }
-        if let Some(n) = smp_given.filter(|n| n != "1") {
+        if let Some(n) = smp_given.filter(|_| virt.smp != 1) {
             return Err(bad(
                 "-smp",
                 &n,

@@ -36,6 +36,18 @@ fn run() -> Result<i32> {
             println!("{}", emu::trace::HELP);
             return Ok(0);
         }
+        Command::MachineHelp => {
+            println!("{}", cli::MACHINE_HELP);
+            return Ok(0);
+        }
+        Command::CpuHelp => {
+            println!("{}", cli::CPU_HELP);
+            return Ok(0);
+        }
+        Command::DeviceHelp => {
+            println!("{}", cli::DEVICE_HELP);
+            return Ok(0);
+        }
         Command::Run(c) => c,
     };
     // More guest RAM than the host has would run until the guest touches it and the host's
