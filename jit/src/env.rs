@@ -30,7 +30,10 @@ pub const PAGE_SIZE: u64 = 1 << PAGE_BITS;
 pub const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
 
 /// Entries per TLB (per MMU mode); a power of two.
-pub const TLB_ENTRIES: usize = 256;
+pub const TLB_ENTRIES: usize = 1024;
+/// Words of the per-mode bitmap of filled TLB entries ([`CpuCommon::tlb_filled`]).
+pub const TLB_FILLED_WORDS: usize = TLB_ENTRIES / 64;
+const _: () = assert!(TLB_ENTRIES.is_power_of_two() && TLB_ENTRIES.is_multiple_of(64));
 /// MMU modes (frontend-defined meaning, e.g. RISC-V: U, S, S+SUM, M, each with MXR).
 pub const NB_MMU_MODES: usize = 8;
 
@@ -117,6 +120,13 @@ pub struct CpuCommon {
     pub slow: MemSlowPath,
     /// One TLB per MMU mode.
     pub tlb: [[TlbEntry; TLB_ENTRIES]; NB_MMU_MODES],
+    /// Per MMU mode, one bit per TLB entry possibly filled since the last full flush, so a
+    /// flush costs what was filled rather than the whole table. Only meaningful when
+    /// `tlb_fill_tracked` is set: a frontend that sets it promises to fill entries only through
+    /// [`CpuCommon::tlb_set`] (or to record them with [`CpuCommon::tlb_mark_filled`]).
+    pub tlb_filled: [[u64; TLB_FILLED_WORDS]; NB_MMU_MODES],
+    /// Whether `tlb_filled` covers every filled entry; if not, flushes clear whole tables.
+    pub tlb_fill_tracked: bool,
 }
 
 impl CpuCommon {
@@ -128,13 +138,67 @@ impl CpuCommon {
             exception_pending: 0,
             slow,
             tlb: [[TlbEntry::EMPTY; TLB_ENTRIES]; NB_MMU_MODES],
+            tlb_filled: [[0; TLB_FILLED_WORDS]; NB_MMU_MODES],
+            tlb_fill_tracked: false,
         }
     }
 
-    /// Empty every TLB.
+    /// Fill entry `idx` of MMU mode `mode`'s TLB and record it for the next flush. Both
+    /// indices are reduced into range.
+    #[inline]
+    pub fn tlb_set(&mut self, mode: usize, idx: usize, entry: TlbEntry) {
+        let (mode, idx) = (mode % NB_MMU_MODES, idx % TLB_ENTRIES);
+        self.tlb[mode][idx] = entry;
+        self.tlb_mark_filled(mode, idx);
+    }
+
+    /// Record that entry `idx` of mode `mode` was filled (indices reduced into range).
+    #[inline]
+    pub fn tlb_mark_filled(&mut self, mode: usize, idx: usize) {
+        let idx = idx % TLB_ENTRIES;
+        self.tlb_filled[mode % NB_MMU_MODES][idx / 64] |= 1 << (idx % 64);
+    }
+
+    /// Indices of the entries of `mode` possibly non-empty: those filled since the last flush
+    /// when fills are tracked, else every index.
+    pub fn tlb_filled_indices(&self, mode: usize) -> impl Iterator<Item = usize> + '_ {
+        let words = self.tlb_filled[mode % NB_MMU_MODES];
+        let tracked = self.tlb_fill_tracked;
+        (0..TLB_FILLED_WORDS).flat_map(move |w| {
+            let mut bits = if tracked { words[w] } else { u64::MAX };
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                Some(w * 64 + b)
+            })
+        })
+    }
+
+    /// Empty every TLB. With tracked fills only the entries filled since the last flush are
+    /// written, so the cost follows what was filled, not the table size.
     pub fn tlb_flush(&mut self) {
-        for t in self.tlb.iter_mut() {
-            t.fill(TlbEntry::EMPTY);
+        if !self.tlb_fill_tracked {
+            for t in self.tlb.iter_mut() {
+                t.fill(TlbEntry::EMPTY);
+            }
+            self.tlb_filled = [[0; TLB_FILLED_WORDS]; NB_MMU_MODES];
+            return;
+        }
+        for (table, words) in self.tlb.iter_mut().zip(self.tlb_filled.iter_mut()) {
+            for (w, word) in words.iter_mut().enumerate() {
+                let mut bits = *word;
+                while bits != 0 {
+                    let i = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if let Some(e) = table.get_mut(i) {
+                        *e = TlbEntry::EMPTY;
+                    }
+                }
+                *word = 0;
+            }
         }
     }
 
@@ -151,37 +215,54 @@ impl CpuCommon {
         }
     }
 
-    /// Perform a load through the TLB fast path if it hits, else the slow path.
-    /// Used by the interpreter and by helpers; generated code inlines the same test.
+    /// The TLB fast path of a load: the value if the entry hits, else `None`. Frontends' slow
+    /// paths also use it to finish an access once they have filled the entry.
     #[inline]
-    pub fn load(&mut self, vaddr: u64, mem: MemOp, mmu_idx: u8) -> u64 {
+    pub fn try_load_fast(&self, vaddr: u64, mem: MemOp, mmu_idx: u32) -> Option<u64> {
         let entry = &self.tlb[mmu_idx as usize % NB_MMU_MODES][tlb_index(vaddr)];
         let tag = if mem.store_intent {
             entry.addr_write
         } else {
             entry.addr_read
         };
-        if tlb_hit(tag, vaddr, mem) {
-            let host = vaddr.wrapping_add(entry.addend) as usize as *const u8;
-            // SAFETY: a hit means the entry was filled by the frontend's page walker for a guest
-            // page lying wholly inside one live guest-RAM mapping (see the module docs), and the
-            // hit test guarantees all `mem.size()` bytes lie inside that page.
-            unsafe { read_host(host, mem) }
-        } else {
-            (self.slow.load)(self, vaddr, mem.to_bits(), u32::from(mmu_idx))
+        if !tlb_hit(tag, vaddr, mem) {
+            return None;
+        }
+        let host = vaddr.wrapping_add(entry.addend) as usize as *const u8;
+        // SAFETY: a hit means the entry was filled by the frontend's page walker for a guest
+        // page lying wholly inside one live guest-RAM mapping (see the module docs), and the
+        // hit test guarantees all `mem.size()` bytes lie inside that page.
+        Some(unsafe { read_host(host, mem) })
+    }
+
+    /// The TLB fast path of a store: performs it and returns true if the entry hits.
+    #[inline]
+    pub fn try_store_fast(&mut self, vaddr: u64, val: u64, mem: MemOp, mmu_idx: u32) -> bool {
+        let entry = &self.tlb[mmu_idx as usize % NB_MMU_MODES][tlb_index(vaddr)];
+        if !tlb_hit(entry.addr_write, vaddr, mem) {
+            return false;
+        }
+        let host = vaddr.wrapping_add(entry.addend) as usize as *mut u8;
+        // SAFETY: as in `try_load_fast`; write tags are only valid for writable RAM pages that
+        // hold no translated code (TLB_NOTDIRTY otherwise).
+        unsafe { write_host(host, val, mem) };
+        true
+    }
+
+    /// Perform a load through the TLB fast path if it hits, else the slow path.
+    /// Used by the interpreter and by helpers; generated code inlines the same test.
+    #[inline]
+    pub fn load(&mut self, vaddr: u64, mem: MemOp, mmu_idx: u8) -> u64 {
+        match self.try_load_fast(vaddr, mem, u32::from(mmu_idx)) {
+            Some(v) => v,
+            None => (self.slow.load)(self, vaddr, mem.to_bits(), u32::from(mmu_idx)),
         }
     }
 
     /// Perform a store through the TLB fast path if it hits, else the slow path.
     #[inline]
     pub fn store(&mut self, vaddr: u64, val: u64, mem: MemOp, mmu_idx: u8) {
-        let entry = &self.tlb[mmu_idx as usize % NB_MMU_MODES][tlb_index(vaddr)];
-        if tlb_hit(entry.addr_write, vaddr, mem) {
-            let host = vaddr.wrapping_add(entry.addend) as usize as *mut u8;
-            // SAFETY: as in `load`; write tags are only valid for writable RAM pages that hold no
-            // translated code (TLB_NOTDIRTY otherwise).
-            unsafe { write_host(host, val, mem) }
-        } else {
+        if !self.try_store_fast(vaddr, val, mem, u32::from(mmu_idx)) {
             (self.slow.store)(self, vaddr, val, mem.to_bits(), u32::from(mmu_idx))
         }
     }
@@ -274,5 +355,77 @@ mod tests {
         assert!(!tlb_hit(page, page + 2, w));
         assert!(!tlb_hit(page | TLB_MMIO, page + 4, w));
         assert!(!tlb_hit(TLB_INVALID, 0, MemOp::new(0, false, false)));
+    }
+
+    extern "C" fn dummy_load(_: *mut CpuCommon, _: u64, _: u32, _: u32) -> u64 {
+        0
+    }
+    extern "C" fn dummy_store(_: *mut CpuCommon, _: u64, _: u64, _: u32, _: u32) {}
+
+    fn common() -> Box<CpuCommon> {
+        Box::new(CpuCommon::new(MemSlowPath {
+            load: dummy_load,
+            store: dummy_store,
+        }))
+    }
+
+    fn entry(page: u64) -> TlbEntry {
+        TlbEntry {
+            addr_read: page,
+            addr_write: page,
+            addr_code: page,
+            addend: 0x1000,
+        }
+    }
+
+    #[test]
+    fn tracked_flush_empties_what_was_filled_and_nothing_hits_after() {
+        let mut c = common();
+        c.tlb_fill_tracked = true;
+        let page = 0x4000_3000u64;
+        let idx = tlb_index(page);
+        c.tlb_set(2, idx, entry(page));
+        c.tlb_set(7, TLB_ENTRIES - 1, entry(page));
+        assert!(tlb_hit(
+            c.tlb[2][idx].addr_read,
+            page + 8,
+            MemOp::new(3, false, false)
+        ));
+        assert_eq!(c.tlb_filled_indices(2).collect::<Vec<_>>(), vec![idx]);
+        c.tlb_flush();
+        assert_eq!(c.tlb[2][idx], TlbEntry::EMPTY);
+        assert_eq!(c.tlb[7][TLB_ENTRIES - 1], TlbEntry::EMPTY);
+        assert!(!tlb_hit(
+            c.tlb[2][idx].addr_read,
+            page + 8,
+            MemOp::new(3, false, false)
+        ));
+        assert_eq!(c.tlb_filled_indices(2).count(), 0);
+        assert!(c.tlb_filled.iter().flatten().all(|&w| w == 0));
+    }
+
+    #[test]
+    fn tracked_flush_of_a_full_table_empties_every_entry() {
+        let mut c = common();
+        c.tlb_fill_tracked = true;
+        for mode in 0..NB_MMU_MODES {
+            for i in 0..TLB_ENTRIES {
+                c.tlb_set(mode, i, entry((i as u64) << PAGE_BITS));
+            }
+        }
+        assert_eq!(c.tlb_filled_indices(0).count(), TLB_ENTRIES);
+        c.tlb_flush();
+        assert!(c.tlb.iter().flatten().all(|e| *e == TlbEntry::EMPTY));
+    }
+
+    #[test]
+    fn untracked_fills_fall_back_to_a_full_clear() {
+        // A writer that bypasses `tlb_set` (fills not tracked) still gets every entry emptied.
+        let mut c = common();
+        let page = 0x1234_5000u64;
+        c.tlb[0][tlb_index(page)] = entry(page);
+        assert_eq!(c.tlb_filled_indices(0).count(), TLB_ENTRIES);
+        c.tlb_flush();
+        assert_eq!(c.tlb[0][tlb_index(page)], TlbEntry::EMPTY);
     }
 }

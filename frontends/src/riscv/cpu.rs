@@ -117,8 +117,12 @@ impl RiscvCpu {
             load: super::mmu::slow_load,
             store: super::mmu::slow_store,
         };
+        let mut common = CpuCommon::new(slow);
+        // Every fill goes through `CpuCommon::tlb_set` (mmu.rs `tlb_fill`): flushes may clear
+        // only the filled entries.
+        common.tlb_fill_tracked = true;
         Box::new(RiscvCpu {
-            common: CpuCommon::new(slow),
+            common,
             x: [0; 32],
             f: [0; 32],
             frm: 0,

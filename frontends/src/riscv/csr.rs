@@ -504,7 +504,7 @@ fn read_mhartid(cpu: &mut RiscvCpu, _: u16) -> u64 {
 fn read_pmpcfg(cpu: &mut RiscvCpu, num: u16) -> u64 {
     let first = usize::from(num - 0x3a0) * 4;
     (0..8).fold(0, |acc, k| {
-        let b = cpu.csr.pmp.cfg.get(first + k).copied().unwrap_or(0);
+        let b = cpu.csr.pmp.cfg(first + k);
         acc | (u64::from(b) << (8 * k))
     })
 }
@@ -1030,7 +1030,7 @@ mod tests {
         write(&mut cpu, 0x3a0, 0x1f_0f).unwrap();
         assert_eq!(read(&mut cpu, 0x3a0), Ok(0x1f_0f));
         write(&mut cpu, 0x3a2, 0x0f << 56).unwrap();
-        assert_eq!(cpu.csr.pmp.cfg[15], 0x0f);
+        assert_eq!(cpu.csr.pmp.cfg(15), 0x0f);
         assert_eq!(read(&mut cpu, 0x3a4), Ok(0), "entries past 16 read zero");
         write(&mut cpu, 0x3b5, u64::MAX).unwrap();
         assert_eq!(read(&mut cpu, 0x3b5), Ok((1 << 54) - 1));

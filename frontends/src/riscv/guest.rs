@@ -160,10 +160,14 @@ impl Guest for RiscvCpu {
         }
         let page = phys_page & emu_jit::env::PAGE_MASK;
         for idx in 0..NB_MMU_MODES {
-            for (e, &p) in self.common.tlb[idx]
-                .iter_mut()
-                .zip(self.tlb_phys[idx].iter())
-            {
+            // Only entries filled since the last flush can be valid (env.rs `tlb_filled`).
+            let filled: Vec<usize> = self.common.tlb_filled_indices(idx).collect();
+            for i in filled {
+                let (Some(e), Some(&p)) =
+                    (self.common.tlb[idx].get_mut(i), self.tlb_phys[idx].get(i))
+                else {
+                    continue;
+                };
                 if p == page && e.addr_write & TLB_INVALID == 0 {
                     e.addr_write |= TLB_NOTDIRTY;
                 }
@@ -177,9 +181,12 @@ impl Guest for RiscvCpu {
             // Another hart translated code in pages this hart may hold writable entries for:
             // drop every write tag, so the next store refills through the slow path, which
             // marks code pages NOTDIRTY (mmu.rs).
-            for table in self.common.tlb.iter_mut() {
-                for e in table.iter_mut() {
-                    e.addr_write = TLB_INVALID;
+            for idx in 0..NB_MMU_MODES {
+                let filled: Vec<usize> = self.common.tlb_filled_indices(idx).collect();
+                for i in filled {
+                    if let Some(e) = self.common.tlb[idx].get_mut(i) {
+                        e.addr_write = TLB_INVALID;
+                    }
                 }
             }
             self.code_generation_seen = generation;

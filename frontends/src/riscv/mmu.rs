@@ -373,12 +373,14 @@ impl RiscvCpu {
             });
         }
         let ti = tlb_index(vaddr);
-        self.common.tlb[slot][ti] = emu_jit::env::TlbEntry {
+        let entry = emu_jit::env::TlbEntry {
             addr_read,
             addr_write,
             addr_code,
             addend,
         };
+        // `tlb_set` records the index, so the next flush empties only what was filled.
+        self.common.tlb_set(slot, ti, entry);
         self.tlb_phys[slot][ti] = ppage;
     }
 
@@ -450,6 +452,13 @@ impl RiscvCpu {
         let first = (PAGE_SIZE - (vaddr & !PAGE_MASK)).min(size) as usize;
         let (a, b) = bytes.split_at_mut(first);
         if b.is_empty() {
+            // Fill the TLB, then finish a RAM access through the new entry's host address
+            // instead of a second translation and a bus copy (QEMU's `load_helper` does the
+            // same); MMIO, watched and PMP-split pages do not hit and go to the bus.
+            self.translate_access(vaddr, size, kind, idx)?;
+            if let Some(v) = self.common.try_load_fast(vaddr, mem, idx) {
+                return Ok(v);
+            }
             self.load_bytes(vaddr, a, kind, idx)?;
         } else {
             // Page-crossing: translate both halves before touching either (QEMU).
@@ -488,6 +497,11 @@ impl RiscvCpu {
         let first = (PAGE_SIZE - (vaddr & !PAGE_MASK)).min(size) as usize;
         let (a, b) = bytes.split_at(first);
         if b.is_empty() {
+            // As in `mem_load`: a write tag that hits is a RAM page without translated code.
+            self.translate_access(vaddr, size, AccessKind::Store, idx)?;
+            if self.common.try_store_fast(vaddr, val, mem, idx) {
+                return Ok(());
+            }
             self.store_bytes(vaddr, a, idx)
         } else {
             let second = vaddr.wrapping_add(first as u64);

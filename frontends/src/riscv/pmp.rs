@@ -24,15 +24,54 @@ pub const PMP_A_NAPOT: u8 = 3;
 /// pmpaddr holds physical address bits 55:2 on RV64 (§3.7.1).
 const PMPADDR_MASK: u64 = (1 << 54) - 1;
 
-/// The PMP registers of one hart.
-#[repr(C)]
+/// One active entry, decoded: the byte range `[start, end)` it matches and its pmpcfg byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Region {
+    start: u128,
+    end: u128,
+    cfg: u8,
+}
+
+/// The PMP registers of one hart, with their decoded regions: every write recomputes them, so
+/// a check is a short loop over the active entries (usually none to two) instead of decoding
+/// all 16 on every access.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Pmp {
-    pub cfg: [u8; PMP_ENTRIES],
-    pub addr: [u64; PMP_ENTRIES],
+    cfg: [u8; PMP_ENTRIES],
+    addr: [u64; PMP_ENTRIES],
+    /// The entries with a non-empty range, lowest-numbered (highest priority, §3.7.1) first;
+    /// only `regions[..nregions]` is meaningful.
+    regions: [Region; PMP_ENTRIES],
+    nregions: usize,
+    /// Whether any entry's A field is not OFF (an empty TOR range counts: S/U accesses matching
+    /// no entry are then denied).
+    any_active: bool,
 }
 
 impl Pmp {
+    /// pmpcfg byte `i` (0 past the implemented entries).
+    pub fn cfg(&self, i: usize) -> u8 {
+        self.cfg.get(i).copied().unwrap_or(0)
+    }
+
+    /// Decode every entry again (after any register write).
+    fn recompute(&mut self) {
+        let mut n = 0;
+        for i in 0..PMP_ENTRIES {
+            let (range, cfg) = (self.range(i), self.cfg(i));
+            if let (Some((start, end)), Some(slot)) = (range, self.regions.get_mut(n)) {
+                *slot = Region { start, end, cfg };
+                n += 1;
+            }
+        }
+        self.nregions = n;
+        self.any_active = (0..PMP_ENTRIES).any(|i| self.mode(i) != PMP_A_OFF);
+    }
+
+    fn active_regions(&self) -> &[Region] {
+        self.regions.get(..self.nregions).unwrap_or(&[])
+    }
+
     fn mode(&self, i: usize) -> u8 {
         self.cfg
             .get(i)
@@ -61,6 +100,7 @@ impl Pmp {
         if let Some(c) = self.cfg.get_mut(i) {
             *c = v;
         }
+        self.recompute();
     }
 
     pub fn read_addr(&self, i: usize) -> u64 {
@@ -74,6 +114,7 @@ impl Pmp {
         if let Some(a) = self.addr.get_mut(i) {
             *a = val & PMPADDR_MASK;
         }
+        self.recompute();
     }
 
     /// The byte range `[start, end)` entry `i` matches, if it is active.
@@ -100,10 +141,6 @@ impl Pmp {
         }
     }
 
-    fn any_active(&self) -> bool {
-        (0..PMP_ENTRIES).any(|i| self.mode(i) != PMP_A_OFF)
-    }
-
     /// Whether an access of `size` bytes at physical `addr` is allowed (§3.7.1): the
     /// lowest-numbered entry matching any byte decides; it must match all of them. M-mode is
     /// checked only against locked entries; S/U are denied when no entry matches and any is
@@ -111,17 +148,15 @@ impl Pmp {
     pub fn check(&self, addr: u64, size: u64, kind: AccessKind, prv: Privilege) -> bool {
         let lo = u128::from(addr);
         let hi = lo + u128::from(size.max(1));
-        for i in 0..PMP_ENTRIES {
-            let Some((s, e)) = self.range(i) else {
-                continue;
-            };
+        for r in self.active_regions() {
+            let (s, e) = (r.start, r.end);
             if hi <= s || lo >= e {
                 continue;
             }
             if lo < s || hi > e {
                 return false;
             }
-            let cfg = self.cfg[i];
+            let cfg = r.cfg;
             if prv == Privilege::Machine && cfg & PMP_L == 0 {
                 return true;
             }
@@ -132,7 +167,7 @@ impl Pmp {
             };
             return cfg & need != 0;
         }
-        prv == Privilege::Machine || !self.any_active()
+        prv == Privilege::Machine || !self.any_active
     }
 
     /// Whether every byte of the 4 KiB page at `page` gets the same PMP decision, so a TLB
@@ -140,10 +175,9 @@ impl Pmp {
     pub fn page_uniform(&self, page: u64, page_size: u64) -> bool {
         let lo = u128::from(page);
         let hi = lo + u128::from(page_size);
-        (0..PMP_ENTRIES).all(|i| match self.range(i) {
-            Some((s, e)) => hi <= s || lo >= e || (s <= lo && hi <= e),
-            None => true,
-        })
+        self.active_regions()
+            .iter()
+            .all(|r| hi <= r.start || lo >= r.end || (r.start <= lo && hi <= r.end))
     }
 }
 
@@ -184,7 +218,7 @@ mod tests {
         assert!(!p.check(0x8000_0000, 4, AccessKind::Store, Privilege::Machine));
         p.write_cfg(0, 0);
         p.write_addr(0, 0);
-        assert_ne!(p.cfg[0], 0);
+        assert_ne!(p.cfg(0), 0);
         assert_eq!(p.read_addr(0), napot(0x8000_0000, 0x1_0000));
         assert!(p.check(0x100, 4, AccessKind::Store, Privilege::User));
         assert!(!p.check(0x104, 4, AccessKind::Load, Privilege::User));
@@ -193,9 +227,42 @@ mod tests {
     }
 
     #[test]
+    fn decoded_regions_follow_every_register_write() {
+        let mut p = Pmp::default();
+        let page = 0x8020_0000u64;
+        assert!(p.check(page, 8, AccessKind::Store, Privilege::Supervisor));
+        // pmpaddr first, cfg off: still allowed (no active entry).
+        p.write_addr(0, napot(0x8000_0000, 0x100_0000));
+        assert!(p.check(page, 8, AccessKind::Store, Privilege::Supervisor));
+        // cfg write: a read-only NAPOT region now decides.
+        p.write_cfg(0, (PMP_A_NAPOT << PMP_A_SHIFT) | PMP_R);
+        assert!(!p.check(page, 8, AccessKind::Store, Privilege::Supervisor));
+        assert!(p.check(page, 8, AccessKind::Load, Privilege::Supervisor));
+        // pmpaddr write moves the region: the page is now unmatched and denied for S.
+        p.write_addr(0, napot(0x9000_0000, 0x1000));
+        assert!(!p.check(page, 8, AccessKind::Load, Privilege::Supervisor));
+        assert!(p.check(0x9000_0ff8, 8, AccessKind::Load, Privilege::Supervisor));
+        // A lower-priority TOR entry granting RW decides once entry 0 is off.
+        p.write_addr(1, 0x9000_1000 >> 2);
+        p.write_cfg(1, (PMP_A_TOR << PMP_A_SHIFT) | PMP_R | PMP_W);
+        assert!(!p.check(0x9000_0ff8, 8, AccessKind::Store, Privilege::Supervisor));
+        p.write_cfg(0, 0);
+        assert!(p.check(0x9000_0ff8, 8, AccessKind::Store, Privilege::Supervisor));
+        assert!(!p.page_uniform(0x9000_1000 - 0x800, 0x1000));
+        // An empty TOR range is active: unmatched S/U accesses stay denied.
+        p.write_cfg(1, 0);
+        p.write_addr(2, 0);
+        p.write_cfg(2, PMP_A_TOR << PMP_A_SHIFT);
+        assert!(!p.check(page, 8, AccessKind::Load, Privilege::User));
+        assert!(p.check(page, 8, AccessKind::Load, Privilege::Machine));
+        p.write_cfg(2, 0);
+        assert!(p.check(page, 8, AccessKind::Load, Privilege::User));
+    }
+
+    #[test]
     fn reserved_rw_encoding_is_cleared() {
         let mut p = Pmp::default();
         p.write_cfg(3, PMP_W | PMP_X | (PMP_A_NA4 << PMP_A_SHIFT));
-        assert_eq!(p.cfg[3], PMP_X | (PMP_A_NA4 << PMP_A_SHIFT));
+        assert_eq!(p.cfg(3), PMP_X | (PMP_A_NA4 << PMP_A_SHIFT));
     }
 }
