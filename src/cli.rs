@@ -1220,4 +1220,30 @@ mod tests {
         ])
         .contains("used twice"));
     }
+
+    #[test]
+    fn qemu_topology_and_cpu_properties() {
+        assert_eq!(parse_smp("-smp", "3"), Ok(3));
+        assert_eq!(parse_smp("-smp", "cpus=2,maxcpus=2"), Ok(2));
+        assert_eq!(parse_smp("-smp", "sockets=2,cores=2"), Ok(4));
+        assert_eq!(parse_smp("-smp", "4,sockets=1,cores=2,threads=2"), Ok(4));
+        assert!(parse_smp("-smp", "4,sockets=3").is_err());
+        assert!(parse_smp("-smp", "sockets=3,cores=3").is_err());
+        assert_eq!(parse_cpu("-cpu", "max,zifencei=on,v=off"), Ok(()));
+        assert!(parse_cpu("-cpu", "max,d=off").is_err());
+        assert!(parse_cpu("-cpu", "max,zvbb=true").is_err());
+        assert!(parse_cpu("-cpu", "host").is_err());
+        let c = run(&[
+            "-M",
+            "virt",
+            "-smp",
+            "cpus=2",
+            "-chardev",
+            "null,id=n",
+            "-serial",
+            "chardev:n",
+            "k",
+        ]);
+        assert_eq!((c.virt.smp, c.virt.serial), (2, SerialOpt::Null));
+    }
 }

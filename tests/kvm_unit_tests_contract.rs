@@ -152,6 +152,25 @@ fn sbi_shutdown_passes_the_exit_line_through_with_status_0() {
 }
 
 #[test]
+fn runner_extras_initrd_append_and_smp() {
+    // riscv/run adds the environment file as `-initrd` and the test's arguments as `-append`;
+    // unittests.cfg asks for `-smp` > 1 for some tests (the other harts stay stopped, SBI HSM).
+    let dir = temp_dir("extras");
+    let env = dir.join("env");
+    std::fs::write(&env, "KVM_UNIT_TESTS=1\n").unwrap();
+    let text = "args ok\nEXIT: STATUS=1\n";
+    let prog = dir.join("t.flat");
+    std::fs::write(&prog, flat_program(text)).unwrap();
+    let env = env.to_str().unwrap();
+    let extra = ["-initrd", env, "-append", "-foo bar", "-smp", "2"];
+    let o = emu(&runner_args(&extra, prog.to_str().unwrap()));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), text);
+    assert_eq!(kvm_unit_tests_result(&o), 0);
+}
+
+#[test]
 fn sbi_shutdown_under_opensbi() {
     let fw = match std::env::var_os("HOME") {
         Some(h) => Path::new(&h).join(".cache/emu-guest/riscv64/current/fw_dynamic.bin"),
