@@ -30,7 +30,8 @@ options:
                          built yet)
   -cpu rv64|max[,EXT=on|off]  the hart (one model: RV64GC; -cpu help lists the properties)
   -accel tcg             the only accelerator (kvm and hvf are refused for riscv64 guests)
-  -icount [shift=]N|auto emu's time always counts instructions: accepted, no effect
+  -icount [shift=]N|auto accepted, no effect: emu's guest time already counts instructions
+                         while a hart runs (README: idle time)
   -global DRIVER.PROP=V  accepted and ignored (emu's drivers have no global properties)
   -nodefaults            accepted (no default devices beyond the board's UART0)
   -no-shutdown           accepted; a guest shutdown still ends emu (there is no monitor)
@@ -760,8 +761,8 @@ where
                 }
             }
             "-icount" | "--icount" => {
-                // emu's guest time is always derived from retired instructions: `-icount`
-                // asks for what emu does anyway.
+                // While a hart runs, emu's guest time is derived from retired instructions
+                // already; `-icount` changes nothing (idle time: README).
                 let v = value(&mut args)?;
                 for (k, val) in opt_list(&v) {
                     let ok = match k.as_str() {
