@@ -915,6 +915,11 @@ where
                 if name == "-d" && v == "help" {
                     return Ok(Command::LogHelp);
                 }
+                // Checked here, so `-d -kernel x.elf` names `-d`, not a failed kernel load.
+                if name == "-d" {
+                    crate::trace::TraceItems::parse(&v)
+                        .map_err(|e| bad(&name, &v, e.to_string()))?;
+                }
                 debug.option(&name, v);
             }
             "--signature" => signature = Some(PathBuf::from(value(&mut args)?)),
@@ -1031,6 +1036,20 @@ mod tests {
             Ok(Command::Run(c)) => c,
             other => panic!("{args:?}: {other:?}"),
         }
+    }
+
+    /// A bad `-d` list is refused while parsing, naming `-d` (it used to surface only after the
+    /// kernel failed to load, as `-d -kernel x.elf` swallowed `-kernel`).
+    #[test]
+    fn bad_log_items_are_refused_at_parse_time() {
+        match parse(["-d", "-kernel", "x.elf"].iter().copied()) {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.contains("'-d'") && msg.contains("-kernel"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(["-d", "in_asm,int", "-kernel", "p.elf"].iter().copied()).is_ok());
     }
 
     #[test]
