@@ -30,7 +30,7 @@ pub const PAGE_SIZE: u64 = 1 << PAGE_BITS;
 pub const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
 
 /// Entries per TLB (per MMU mode); a power of two.
-pub const TLB_ENTRIES: usize = 1024;
+pub const TLB_ENTRIES: usize = 2048;
 /// Words of the per-mode bitmap of filled TLB entries ([`CpuCommon::tlb_filled`]).
 pub const TLB_FILLED_WORDS: usize = TLB_ENTRIES / 64;
 const _: () = assert!(TLB_ENTRIES.is_power_of_two() && TLB_ENTRIES.is_multiple_of(64));
