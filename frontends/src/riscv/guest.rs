@@ -38,79 +38,9 @@ fn riscv_helpers() -> Vec<&'static HelperDef> {
         &trap::HELPER_WFI,
         &trap::HELPER_SFENCE_VMA,
     ];
-    v.extend_from_slice(&fp_helpers());
-    v.extend_from_slice(&lift_helpers());
+    v.extend_from_slice(super::fp::HELPERS);
+    v.extend_from_slice(super::lift::zb::HELPERS);
     v
-}
-
-/// D2's floating-point helpers (fp.rs).
-fn fp_helpers() -> Vec<&'static HelperDef> {
-    use super::fp::*;
-    vec![
-        &HELPER_FADD_S,
-        &HELPER_FSUB_S,
-        &HELPER_FMUL_S,
-        &HELPER_FDIV_S,
-        &HELPER_FADD_D,
-        &HELPER_FSUB_D,
-        &HELPER_FMUL_D,
-        &HELPER_FDIV_D,
-        &HELPER_FSQRT_S,
-        &HELPER_FSQRT_D,
-        &HELPER_FMADD_S,
-        &HELPER_FMSUB_S,
-        &HELPER_FNMSUB_S,
-        &HELPER_FNMADD_S,
-        &HELPER_FMADD_D,
-        &HELPER_FMSUB_D,
-        &HELPER_FNMSUB_D,
-        &HELPER_FNMADD_D,
-        &HELPER_FSGNJ_S,
-        &HELPER_FSGNJN_S,
-        &HELPER_FSGNJX_S,
-        &HELPER_FSGNJ_D,
-        &HELPER_FSGNJN_D,
-        &HELPER_FSGNJX_D,
-        &HELPER_FMIN_S,
-        &HELPER_FMAX_S,
-        &HELPER_FMIN_D,
-        &HELPER_FMAX_D,
-        &HELPER_FEQ_S,
-        &HELPER_FLT_S,
-        &HELPER_FLE_S,
-        &HELPER_FEQ_D,
-        &HELPER_FLT_D,
-        &HELPER_FLE_D,
-        &HELPER_FCLASS_S,
-        &HELPER_FCLASS_D,
-        &HELPER_FCVT_W_S,
-        &HELPER_FCVT_WU_S,
-        &HELPER_FCVT_L_S,
-        &HELPER_FCVT_LU_S,
-        &HELPER_FCVT_W_D,
-        &HELPER_FCVT_WU_D,
-        &HELPER_FCVT_L_D,
-        &HELPER_FCVT_LU_D,
-        &HELPER_FCVT_S_W,
-        &HELPER_FCVT_S_WU,
-        &HELPER_FCVT_S_L,
-        &HELPER_FCVT_S_LU,
-        &HELPER_FCVT_D_W,
-        &HELPER_FCVT_D_WU,
-        &HELPER_FCVT_D_L,
-        &HELPER_FCVT_D_LU,
-        &HELPER_FCVT_S_D,
-        &HELPER_FCVT_D_S,
-    ]
-}
-
-/// Helpers of the decode/lift modules (lift/*.rs).
-fn lift_helpers() -> Vec<&'static HelperDef> {
-    vec![
-        &super::lift::zb::HELPER_CLMUL,
-        &super::lift::zb::HELPER_CLMULH,
-        &super::lift::zb::HELPER_CLMULR,
-    ]
 }
 
 impl Guest for RiscvCpu {
