@@ -237,6 +237,9 @@ pub struct Engine {
     kind: EngineKind,
     code_map: Arc<CodeMap>,
     cache: TbCache,
+    /// Jobs sent to the compile thread whose result has not been received yet: the dispatch
+    /// loop only polls the channel while this is non-zero.
+    in_flight: usize,
     /// Synchronous compiler (Jit mode).
     compiler: Option<Compiler>,
     arena: Option<CodeArena>,
@@ -288,6 +291,7 @@ impl Engine {
             arena: None,
             timing: TIME_NEW_ENGINES.load(std::sync::atomic::Ordering::Relaxed),
             worker,
+            in_flight: 0,
             jump_cache,
             generation: 0,
             builder: Builder::new(0),
@@ -654,11 +658,17 @@ impl Engine {
             .as_ref()
             .and_then(|w| w.jobs.as_ref())
             .is_some_and(|tx| tx.send(job).is_ok());
+        if sent {
+            self.in_flight += 1;
+        }
         entry.tier = if sent { Tier::Queued } else { Tier::Failed };
     }
 
     /// Install whatever the compile thread has finished.
     fn poll_compiled(&mut self) {
+        if self.in_flight == 0 {
+            return;
+        }
         loop {
             let Some(done) = self.worker.as_ref().and_then(|w| w.done.try_recv().ok()) else {
                 return;
@@ -668,6 +678,7 @@ impl Engine {
     }
 
     fn install_done(&mut self, done: Done) {
+        self.in_flight = self.in_flight.saturating_sub(1);
         if done.generation != self.generation {
             return;
         }
