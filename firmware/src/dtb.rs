@@ -27,7 +27,7 @@ pub fn patch_chosen(
         .map_err(|e| format!("bad memory reservation: {e}"))?;
     let mut w = vm_fdt::FdtWriter::new_with_mem_reserv(&reservations).map_err(|e| e.to_string())?;
     let chosen = Chosen { bootargs, initrd };
-    copy_node(&mut w, root, 0, &chosen).map_err(|e| e.to_string())?;
+    copy_node(&mut w, root, 0, false, &chosen).map_err(|e| e.to_string())?;
     w.finish().map_err(|e| e.to_string())
 }
 
@@ -206,17 +206,25 @@ impl From<vm_fdt::Error> for CopyError {
     }
 }
 
+/// Whether a node name is what the path component `chosen` finds: libfdt (which QEMU uses to
+/// patch `/chosen`) and the `fdt` crate both match a unit address too (`chosen@0`).
+fn names_chosen(name: &str) -> bool {
+    name == "chosen" || name.starts_with("chosen@")
+}
+
+/// Copy `node` and its subtree into `w`; `is_chosen` marks the root's child that gets the
+/// `/chosen` properties (the first one whose name matches, as a path lookup finds it).
 fn copy_node(
     w: &mut vm_fdt::FdtWriter,
     node: ::fdt::node::FdtNode<'_, '_>,
     depth: usize,
+    is_chosen: bool,
     chosen: &Chosen<'_>,
 ) -> Result<(), CopyError> {
     if depth > MAX_DEPTH {
         return Err(CopyError::TooDeep);
     }
     let is_root = depth == 0;
-    let is_chosen = depth == 1 && node.name == "chosen";
     let h = w.begin_node(if is_root { "" } else { node.name })?;
     for p in node.properties() {
         if is_chosen && chosen.replaces(p.name) {
@@ -229,8 +237,9 @@ fn copy_node(
     }
     let mut has_chosen = false;
     for c in node.children() {
-        has_chosen |= is_root && c.name == "chosen";
-        copy_node(w, c, depth + 1, chosen)?;
+        let this_one = is_root && !has_chosen && names_chosen(c.name);
+        has_chosen |= this_one;
+        copy_node(w, c, depth + 1, this_one, chosen)?;
     }
     if is_root && !has_chosen {
         let c = w.begin_node("chosen")?;
@@ -332,6 +341,32 @@ mod tests {
         let t = ::fdt::Fdt::new(&same).unwrap();
         let ch = t.find_node("/chosen").unwrap();
         assert_eq!(ch.property("bootargs").unwrap().as_str(), Some("old"));
+    }
+
+    #[test]
+    fn a_unit_address_on_chosen_is_found_as_libfdt_finds_it() {
+        // `chosen@80000000` is what the path `/chosen` finds (libfdt in QEMU, the `fdt`
+        // crate): that node gets the properties, not a second, unreachable `chosen` (found by
+        // fuzzing: fuzz/corpus/dtb_patch/regress-chosen-unit-address).
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let c = w.begin_node("chosen@80000000").unwrap();
+        w.property_string("bootargs", "old").unwrap();
+        w.end_node(c).unwrap();
+        let c = w.begin_node("chosen").unwrap();
+        w.end_node(c).unwrap();
+        w.end_node(root).unwrap();
+        let out = patch_chosen(&w.finish().unwrap(), Some("console=ttyS0"), None).unwrap();
+        let t = ::fdt::Fdt::new(&out).unwrap();
+        let ch = t.find_node("/chosen").unwrap();
+        assert_eq!(ch.name, "chosen@80000000");
+        assert_eq!(
+            ch.property("bootargs").unwrap().as_str(),
+            Some("console=ttyS0")
+        );
+        let second = t.find_node("/").unwrap().children().nth(1).unwrap();
+        assert_eq!(second.name, "chosen");
+        assert!(second.property("bootargs").is_none());
     }
 
     #[test]

@@ -38,13 +38,19 @@ const _: () = assert!(TLB_ENTRIES.is_power_of_two() && TLB_ENTRIES.is_multiple_o
 pub const NB_MMU_MODES: usize = 8;
 
 /// Tag flag: entry is empty.
-pub const TLB_INVALID: u64 = 1 << 0;
+///
+/// The flags live in the *top* bits of the page offset, as QEMU's `TLB_INVALID_MASK` and
+/// friends do: the hit test keeps the low `size - 1` bits of the address so a misaligned
+/// access misses, and flags in those low bits would make a misaligned access whose offset
+/// bits happen to equal a flag pattern hit a flagged (MMIO, empty) entry — found by fuzzing
+/// (fuzz/corpus/riscv_lifter/regress-tlb-flag-alias).
+pub const TLB_INVALID: u64 = 1 << (PAGE_BITS - 1);
 /// Tag flag: the page is device memory (or holds a sub-page device): every access goes through
 /// the slow path to the bus.
-pub const TLB_MMIO: u64 = 1 << 1;
+pub const TLB_MMIO: u64 = 1 << (PAGE_BITS - 2);
 /// Tag flag (write tag only): the page holds translated code; a store must go through the slow
 /// path so the translations in it are invalidated (self-modifying code).
-pub const TLB_NOTDIRTY: u64 = 1 << 2;
+pub const TLB_NOTDIRTY: u64 = 1 << (PAGE_BITS - 3);
 
 /// One softmmu TLB entry, laid out as generated code reads it.
 #[repr(C)]
@@ -355,6 +361,16 @@ mod tests {
         assert!(!tlb_hit(page, page + 2, w));
         assert!(!tlb_hit(page | TLB_MMIO, page + 4, w));
         assert!(!tlb_hit(TLB_INVALID, 0, MemOp::new(0, false, false)));
+        // A misaligned access whose low bits equal a flag pattern never hits a flagged entry.
+        for size_log2 in 0..4u8 {
+            let m = MemOp::new(size_log2, false, false);
+            for flag in [TLB_INVALID, TLB_MMIO, TLB_NOTDIRTY, TLB_MMIO | TLB_NOTDIRTY] {
+                for off in 0..PAGE_SIZE {
+                    assert!(!tlb_hit(page | flag, page + off, m), "{flag:#x} {off:#x}");
+                }
+            }
+        }
+        assert!(!tlb_hit(page | TLB_MMIO, page + 2, w), "the fuzzer's case: offset 2, size 4");
     }
 
     extern "C" fn dummy_load(_: *mut CpuCommon, _: u64, _: u32, _: u32) -> u64 {

@@ -45,6 +45,13 @@ RVTEST_CODE_BEGIN
         TEST_TRAP(33, CAUSE_LOAD_ACCESS, li x14, 0x55; li x1, 0x87fffffc; ld x14, 0(x1))
         TEST_CASE(34, x14, 0x55, nop)
         TEST_TRAP(35, CAUSE_STORE_ACCESS, li x1, 0x87fffffe; sw x0, 0(x1))
+        # misaligned accesses whose low address bits look like TLB flag bits: page 0 (an empty
+        # TLB entry) faults, the CLINT page (an MMIO entry) is read through the bus, never
+        # through a host pointer (found by fuzzing: emu read host address 1)
+        TEST_TRAP(36, CAUSE_LOAD_ACCESS, li x1, 1; lh x14, 0(x1))
+        TEST_TRAP(37, CAUSE_LOAD_ACCESS, li x1, 3; lw x14, 0(x1))
+        TEST_TRAP(38, CAUSE_STORE_ACCESS, li x1, 5; sd x0, 0(x1))
+        TEST_CASE(39, x14, 0, li x1, CLINT_MSIP + 2; lw x14, 0(x1))
         # a faulting load does not write rd
         TEST_CASE(32, x14, 0x1234, li x14, 0x1234; li x1, UNMAPPED; la t5, trap_save; la t6, 1f; sd t6, TS_RESUME(t5); ld x14, 0(x1); 1: nop)
 
