@@ -9,10 +9,11 @@
 //!
 //! Staying in compiled code: a `Goto` to the same virtual page is chained directly (its slot
 //! is filled when both blocks are compiled, tb.rs); a `Goto` to another page and an `Indirect`
-//! go through the per-vCPU jump cache (backend `JumpCache`), which is filled here after such
-//! an exit and cleared whenever `run` starts (the translation regime may have changed in the run
-//! loop), on invalidation and on flush. A block that jumps to its own start loops inside its
-//! compiled function.
+//! go through the per-vCPU jump cache (backend `JumpCache`, tagged with pc and translation
+//! flags), which is filled here after such an exit and cleared when `run` starts on another
+//! vCPU state or after the guest flushed its TLB (`CpuCommon::tlb_generation`: the
+//! virtual-to-physical mapping may have changed), on invalidation and on flush. A block that
+//! jumps to its own start loops inside its compiled function.
 //!
 //! Debugging and tracing (gdb stub, `-d`): breakpoints are checked at block entry, before the
 //! block runs; in debug mode ([`Engine::set_debug_mode`]) every block is one instruction long,
@@ -36,9 +37,11 @@ use std::time::Instant;
 
 use crossbeam::channel::{unbounded, Receiver, Sender};
 
-use crate::backend::{BackendError, ChainSlots, CodeArena, CompiledBlock, Compiler, JumpCache};
+use crate::backend::{
+    BackendError, ChainSlots, CodeArena, CompiledBlock, Compiler, JumpCache, JumpProbe,
+};
 use crate::codemap::CodeMap;
-use crate::env::PAGE_MASK;
+use crate::env::{CpuCommon, PAGE_MASK};
 use crate::exec::BlockExit;
 use crate::guest::{BlockKey, Guest};
 use crate::helper::GuestState;
@@ -144,6 +147,8 @@ static TIME_NEW_ENGINES: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 struct Job {
     generation: u64,
     id: TbId,
+    /// The block key's translation flags (the jump-cache tag of its successors).
+    flags: u32,
     ir: Arc<IrBlock>,
     /// None: compile without chaining (nochain mode).
     slots: Option<ChainSlots>,
@@ -201,7 +206,10 @@ impl Worker {
                 for job in jobs_rx {
                     let t = Instant::now();
                     // Without slots (nochain) the code must not probe the jump cache either.
-                    compiler.set_jump_cache(job.slots.map(|_| jump_cache));
+                    compiler.set_jump_cache(job.slots.map(|_| JumpProbe {
+                        addr: jump_cache,
+                        flags: job.flags,
+                    }));
                     let result = compiler.compile(&job.ir, job.id.0, job.slots);
                     let done = Done {
                         generation: job.generation,
@@ -246,8 +254,10 @@ pub struct Engine {
     /// Time block runs for [`EngineStats`] (`--stats`).
     timing: bool,
     worker: Option<Worker>,
-    /// Targets of `Indirect` exits for compiled code; cleared on every return to the run loop.
+    /// Targets of `Indirect` exits for compiled code.
     jump_cache: JumpCache,
+    /// The vCPU state and its `tlb_generation` the jump cache was filled under.
+    jump_regime: (usize, u64),
     /// Bumped by every flush, so late results of the compile thread are dropped.
     generation: u64,
     builder: Builder,
@@ -276,11 +286,7 @@ impl Engine {
         let jump_cache = JumpCache::new();
         let (compiler, worker) = match kind {
             EngineKind::Interp => (None, None),
-            EngineKind::Jit => {
-                let mut c = Compiler::new()?;
-                c.set_jump_cache(Some(jump_cache.addr()));
-                (Some(c), None)
-            }
+            EngineKind::Jit => (Some(Compiler::new()?), None),
             EngineKind::Tiered => (None, Some(Worker::start(jump_cache.addr())?)),
         };
         Ok(Engine {
@@ -293,6 +299,7 @@ impl Engine {
             worker,
             in_flight: 0,
             jump_cache,
+            jump_regime: (0, 0),
             generation: 0,
             builder: Builder::new(0),
             stats: EngineStats::default(),
@@ -458,8 +465,15 @@ impl Engine {
     pub fn run<G: Guest + GuestState + 'static>(&mut self, guest: &mut G) -> RunExit {
         // The exit of the previous block, to fill its chain slot: (block, slot).
         let mut from: Option<(TbId, u32, u64)> = None;
-        // The translation regime may have changed since the last call (see `JumpCache`).
-        self.jump_cache.clear();
+        // The jump cache holds what this vCPU state's mapping gave (see `JumpCache`).
+        let regime = {
+            let c = guest.common();
+            (c as *const CpuCommon as usize, c.tlb_generation)
+        };
+        if regime != self.jump_regime {
+            self.jump_cache.clear();
+            self.jump_regime = regime;
+        }
         // Another vCPU sharing this engine may have turned pages into code since this one ran.
         guest.sync_code_pages();
         let mut indirect = false;
@@ -487,7 +501,7 @@ impl Engine {
                     return RunExit::Yield;
                 }
             }
-            let id = match self.cache.lookup(&key) {
+            let id = match self.cache.lookup_fast(&key) {
                 Some(id) => id,
                 None => self.translate(guest, key),
             };
@@ -504,7 +518,7 @@ impl Engine {
             }
             if std::mem::take(&mut indirect) {
                 if let Some(code) = self.cache.get(id).and_then(|e| e.code) {
-                    self.jump_cache.insert(key.pc, code);
+                    self.jump_cache.insert(key.pc, key.flags, code);
                 }
             }
             if let Some((src, slot, generation)) = from.take() {
@@ -513,7 +527,7 @@ impl Engine {
                         self.stats.chain_links += 1;
                     } else if let Some(code) = self.cache.get(id).and_then(|e| e.code) {
                         // Not chainable (another page): compiled code finds it here.
-                        self.jump_cache.insert(key.pc, code);
+                        self.jump_cache.insert(key.pc, key.flags, code);
                     }
                 }
             }
@@ -630,9 +644,12 @@ impl Engine {
         let Some(entry) = self.cache.get(id) else {
             return;
         };
-        let (ir, slots) = (entry.ir.clone(), entry.chain_slots());
+        let (ir, slots, flags) = (entry.ir.clone(), entry.chain_slots(), entry.key.flags);
         let slots = (!self.nochain).then_some(slots);
-        let jump_cache = slots.map(|_| self.jump_cache.addr());
+        let jump_cache = slots.map(|_| JumpProbe {
+            addr: self.jump_cache.addr(),
+            flags,
+        });
         let Some(compiler) = self.compiler.as_mut() else {
             return;
         };
@@ -650,6 +667,7 @@ impl Engine {
         let job = Job {
             generation: self.generation,
             id,
+            flags: entry.key.flags,
             ir: entry.ir.clone(),
             slots: (!self.nochain).then(|| entry.chain_slots()),
         };

@@ -133,6 +133,10 @@ pub struct CpuCommon {
     pub tlb_filled: [[u64; TLB_FILLED_WORDS]; NB_MMU_MODES],
     /// Whether `tlb_filled` covers every filled entry; if not, flushes clear whole tables.
     pub tlb_fill_tracked: bool,
+    /// Bumped by every TLB flush (whole or one page): the guest's virtual-to-physical mapping
+    /// may have changed, so the engine drops what it cached by virtual address (its jump
+    /// cache).
+    pub tlb_generation: u64,
 }
 
 impl CpuCommon {
@@ -146,6 +150,7 @@ impl CpuCommon {
             tlb: [[TlbEntry::EMPTY; TLB_ENTRIES]; NB_MMU_MODES],
             tlb_filled: [[0; TLB_FILLED_WORDS]; NB_MMU_MODES],
             tlb_fill_tracked: false,
+            tlb_generation: 0,
         }
     }
 
@@ -186,6 +191,7 @@ impl CpuCommon {
     /// Empty every TLB. With tracked fills only the entries filled since the last flush are
     /// written, so the cost follows what was filled, not the table size.
     pub fn tlb_flush(&mut self) {
+        self.tlb_generation = self.tlb_generation.wrapping_add(1);
         if !self.tlb_fill_tracked {
             for t in self.tlb.iter_mut() {
                 t.fill(TlbEntry::EMPTY);
@@ -210,6 +216,7 @@ impl CpuCommon {
 
     /// Empty the entries for one guest virtual page in every MMU mode.
     pub fn tlb_flush_page(&mut self, vaddr: u64) {
+        self.tlb_generation = self.tlb_generation.wrapping_add(1);
         let idx = tlb_index(vaddr);
         let page = vaddr & PAGE_MASK;
         for t in self.tlb.iter_mut() {
@@ -370,7 +377,10 @@ mod tests {
                 }
             }
         }
-        assert!(!tlb_hit(page | TLB_MMIO, page + 2, w), "the fuzzer's case: offset 2, size 4");
+        assert!(
+            !tlb_hit(page | TLB_MMIO, page + 2, w),
+            "the fuzzer's case: offset 2, size 4"
+        );
     }
 
     extern "C" fn dummy_load(_: *mut CpuCommon, _: u64, _: u32, _: u32) -> u64 {

@@ -128,17 +128,66 @@ impl std::hash::Hasher for KeyHasher {
 
 type KeyMap = HashMap<BlockKey, TbId, std::hash::BuildHasherDefault<KeyHasher>>;
 
+/// Entries of the direct-mapped front of the lookup (a power of two).
+const FRONT_ENTRIES: usize = 4096;
+
+/// A front entry's empty key. Never a real block's: blocks start in guest RAM, and no RAM
+/// ends at physical address `u64::MAX` (a block needs at least 2 bytes there).
+const NO_KEY: BlockKey = BlockKey {
+    pc: u64::MAX,
+    phys_pc: u64::MAX,
+    flags: u32::MAX,
+};
+
 /// The cache.
-#[derive(Default)]
 pub struct TbCache {
     entries: Vec<TbEntry>,
     map: KeyMap,
     by_page: HashMap<u64, Vec<TbId>>,
+    /// A direct-mapped cache in front of `map` for the dispatch loop (QEMU's `tb_jmp_cache`
+    /// plays this role): most lookups hit here and skip hashing and probing a map of tens of
+    /// thousands of blocks. Holds only valid blocks: invalidation and flushes clear entries.
+    front: Box<[(BlockKey, TbId)]>,
+}
+
+impl Default for TbCache {
+    fn default() -> Self {
+        TbCache {
+            entries: Vec::new(),
+            map: KeyMap::default(),
+            by_page: HashMap::new(),
+            front: vec![(NO_KEY, TbId(u32::MAX)); FRONT_ENTRIES].into_boxed_slice(),
+        }
+    }
+}
+
+/// The front-cache slot of `key`.
+fn front_index(key: &BlockKey) -> usize {
+    let pc = key.pc;
+    ((pc >> 1) ^ (pc >> 13) ^ u64::from(key.flags).wrapping_mul(0x9e37)) as usize
+        & (FRONT_ENTRIES - 1)
 }
 
 impl TbCache {
     pub fn new() -> TbCache {
         TbCache::default()
+    }
+
+    /// [`TbCache::lookup`] through the direct-mapped front, which it refills on a miss (the
+    /// engine's dispatch loop).
+    #[inline]
+    pub fn lookup_fast(&mut self, key: &BlockKey) -> Option<TbId> {
+        let i = front_index(key);
+        if let Some((k, id)) = self.front.get(i) {
+            if k == key {
+                return Some(*id);
+            }
+        }
+        let id = self.map.get(key).copied()?;
+        if let Some(slot) = self.front.get_mut(i) {
+            *slot = (*key, id);
+        }
+        Some(id)
     }
 
     /// Number of blocks ever inserted since the last flush (valid or not).
@@ -190,6 +239,9 @@ impl TbCache {
             valid: true,
         });
         self.map.insert(key, id);
+        if let Some(slot) = self.front.get_mut(front_index(&key)) {
+            *slot = (key, id);
+        }
         for p in pages {
             self.by_page.entry(p).or_default().push(id);
         }
@@ -253,6 +305,11 @@ impl TbCache {
         if self.map.get(&key) == Some(&id) {
             self.map.remove(&key);
         }
+        if let Some(slot) = self.front.get_mut(front_index(&key)) {
+            if slot.1 == id {
+                *slot = (NO_KEY, TbId(u32::MAX));
+            }
+        }
         for (src, slot) in incoming {
             if let Some(s) = self.get_mut(src) {
                 if s.slot_target(slot) == Some(id) {
@@ -290,6 +347,7 @@ impl TbCache {
         self.entries.clear();
         self.map.clear();
         self.by_page.clear();
+        self.front.fill((NO_KEY, TbId(u32::MAX)));
     }
 
     /// The pages of a block.
@@ -346,8 +404,11 @@ mod tests {
         let slot0 = c.get(a).map(|e| e.slots[0].load(Ordering::Acquire));
         assert_eq!(slot0, Some(0x1234));
 
+        assert_eq!(c.lookup_fast(&key(0x1100)), Some(b));
         assert_eq!(c.invalidate_page(0x8000_1000), 2);
         assert_eq!(c.lookup(&key(0x1100)), None);
+        assert_eq!(c.lookup_fast(&key(0x1100)), None, "invalidation clears the front");
+        assert_eq!(c.lookup_fast(&key(0x2000)), Some(far));
         assert_eq!(c.lookup(&key(0x2000)), Some(far));
         let slot0 = c.get(a).map(|e| e.slots[0].load(Ordering::Acquire));
         assert_eq!(slot0, Some(0));

@@ -288,7 +288,22 @@ fn indirect_jumps_stay_in_compiled_code_through_the_jump_cache() {
             // then the loop never leaves compiled code.
             assert!(s.native_runs <= 5 * 4, "{s:?}");
         }
-        // Moving the loop target: the cache is per run, so the new r3 is honoured.
+        if kind == EngineKind::Jit {
+            // The jump cache outlives `run`: a slice enters compiled code once and stays.
+            let before = e.stats().native_runs;
+            toy.cpu.common.insn_limit += 1000;
+            assert_eq!(e.run(&mut *toy), RunExit::Budget);
+            assert_eq!(e.stats().native_runs, before + 1, "{:?}", e.stats());
+            // A TLB flush (the mapping may have changed) empties it: one more lookup.
+            toy.cpu.common.tlb_flush();
+            toy.cpu.common.insn_limit += 1000;
+            assert_eq!(e.run(&mut *toy), RunExit::Budget);
+            assert_eq!(e.stats().native_runs, before + 3, "{:?}", e.stats());
+            toy.cpu.common.insn_limit = 5000;
+            toy.cpu.common.insn_count = 5000;
+            toy.cpu.regs[1] = 3 * 2500;
+        }
+        // Moving the loop target: the cache is keyed by target pc, so the new r3 is honoured.
         toy.cpu.regs[3] = RAM_BASE + 4;
         toy.cpu.common.insn_limit = 5010;
         assert_eq!(e.run(&mut *toy), RunExit::Budget, "{kind:?}");

@@ -189,8 +189,9 @@ struct Lower<'a, 'f> {
     helper_sig: Option<cranelift_codegen::ir::SigRef>,
     /// The loop head of a block that jumps to its own start (see `run`).
     loop_head: Option<Block>,
-    /// Address of the engine's jump cache ([`super::JumpCache`]), if `Indirect` exits probe it.
-    jump_cache: Option<usize>,
+    /// The engine's jump cache ([`super::JumpCache`]) and this block's flags, if `Indirect`
+    /// exits probe it.
+    jump_cache: Option<super::JumpProbe>,
     frontend: TargetFrontendConfig,
 }
 
@@ -199,7 +200,7 @@ pub(super) fn lower_block(
     block: &IrBlock,
     block_id: u32,
     slots: Option<ChainSlots>,
-    jump_cache: Option<usize>,
+    jump_cache: Option<super::JumpProbe>,
     frontend: TargetFrontendConfig,
 ) -> Result<(), BackendError> {
     let plan = plan_globals(block);
@@ -705,9 +706,9 @@ impl Lower<'_, '_> {
                         // page can still stay in compiled code through the jump cache.
                         let other_page = pc & PAGE_MASK != self.block.start_pc & PAGE_MASK;
                         match self.jump_cache {
-                            Some(base) if other_page => {
+                            Some(probe) if other_page => {
                                 let v = self.b.ins().iconst(types::I64, pc as i64);
-                                self.probe_jump_cache(base, v, BlockExit::Goto { slot });
+                                self.probe_jump_cache(probe, v, BlockExit::Goto { slot });
                             }
                             _ => self.ret(BlockExit::Goto { slot }),
                         }
@@ -720,7 +721,7 @@ impl Lower<'_, '_> {
                 self.store_state(v, OFFSET_PC);
                 self.store_count(self.insn_idx);
                 match self.jump_cache {
-                    Some(base) => self.probe_jump_cache(base, v, BlockExit::Indirect),
+                    Some(probe) => self.probe_jump_cache(probe, v, BlockExit::Indirect),
                     None => self.ret(BlockExit::Indirect),
                 }
             }
@@ -764,11 +765,12 @@ impl Lower<'_, '_> {
 
     /// Exit through the jump cache: if the entry for `pc` holds compiled code, tail-call it;
     /// otherwise return `miss_exit` to the engine.
-    fn probe_jump_cache(&mut self, base: usize, pc: ClValue, miss_exit: BlockExit) {
+    fn probe_jump_cache(&mut self, probe: super::JumpProbe, pc: ClValue, miss_exit: BlockExit) {
+        let base = probe.addr;
         // The entry: `JumpCache::index(pc)`, computed at compile time for a constant pc.
         let entry = match self.const_of(pc) {
             Some(k) => {
-                let addr = base + super::JumpCache::index(k) * 16;
+                let addr = base + super::JumpCache::index(k) * super::JUMP_ENTRY_SIZE;
                 self.b.ins().iconst(types::I64, addr as i64)
             }
             None => {
@@ -782,17 +784,26 @@ impl Lower<'_, '_> {
                     .b
                     .ins()
                     .band_imm_s(idx, (super::JUMP_CACHE_ENTRIES - 1) as i64);
-                let off = self.b.ins().ishl_imm_s(idx, 4);
+                let off = self
+                    .b
+                    .ins()
+                    .ishl_imm_s(idx, i64::from(super::JUMP_ENTRY_SIZE.trailing_zeros()));
                 let table = self.b.ins().iconst(types::I64, base as i64);
                 self.b.ins().iadd(table, off)
             }
         };
         let tag = self.b.ins().load(types::I64, flags(), entry, 0);
-        let target = self.b.ins().load(types::I64, flags(), entry, 8);
+        let tag_flags = self.b.ins().load(types::I64, flags(), entry, 8);
+        let target = self.b.ins().load(types::I64, flags(), entry, 16);
         // An empty entry has code 0 (its tag, u64::MAX, is a pc a guest may well jump to).
         let same = self.b.ins().icmp(IntCC::Equal, tag, pc);
+        let same_flags = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, tag_flags, i64::from(probe.flags));
         let linked = self.b.ins().icmp_imm_s(IntCC::NotEqual, target, 0);
-        let hit = self.b.ins().band(same, linked);
+        let hit = self.b.ins().band(same, same_flags);
+        let hit = self.b.ins().band(hit, linked);
         let chain = self.b.create_block();
         let miss = self.b.create_block();
         self.b.ins().brif(hit, chain, &[], miss, &[]);

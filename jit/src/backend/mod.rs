@@ -116,22 +116,41 @@ pub const JUMP_CACHE_ENTRIES: usize = 1024;
 /// See [`JumpCache::index`].
 pub(crate) const JUMP_CACHE_PAGE_SHIFT: u32 = crate::env::PAGE_BITS;
 
-/// One jump-cache entry, as generated code reads it: guest virtual pc, then the entry point of
-/// its compiled block. Empty: pc `u64::MAX` and code 0; generated code checks both.
+/// One jump-cache entry, as generated code reads it: guest virtual pc, the translation flags
+/// of the block (`BlockKey::flags`), then the entry point of its compiled block. Empty: pc
+/// `u64::MAX` and code 0; generated code checks both.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct JumpEntry {
     pub pc: AtomicU64,
+    pub flags: AtomicU64,
     pub code: AtomicU64,
+    _pad: u64,
+}
+
+/// Bytes per [`JumpEntry`] (generated code indexes the table with it).
+pub(crate) const JUMP_ENTRY_SIZE: usize = 32;
+const _: () = assert!(std::mem::size_of::<JumpEntry>() == JUMP_ENTRY_SIZE);
+
+/// What a compiled block's `Indirect` (and cross-page `Goto`) exits probe: the jump cache's
+/// address and the translation flags of the block being compiled — its successor runs under
+/// the same flags unless the block ends with a `Yield` (a regime change never reaches a
+/// jump-cache exit), so a hit must match both pc and flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JumpProbe {
+    pub addr: usize,
+    pub flags: u32,
 }
 
 /// The per-vCPU jump cache for `Indirect` exits (DESIGN.md §2): a direct-mapped table from
-/// guest virtual pc to compiled code, probed by generated code, filled by the engine.
+/// (guest virtual pc, translation flags) to compiled code, probed by generated code, filled by
+/// the engine.
 ///
-/// It is keyed by virtual pc only, so it is valid only while the translation regime (mode
-/// flags, page tables) is fixed: the engine clears it whenever it returns to the run loop
-/// (every change of regime ends a block with a `Yield` exit or happens in the run loop), on
-/// every invalidation and on every flush.
+/// An entry stays valid while the guest's virtual-to-physical mapping does, so the engine
+/// clears the cache when the guest flushes its TLB (`CpuCommon::tlb_generation`), when another
+/// vCPU's state runs, on every invalidation and on every flush — as QEMU clears `tb_jmp_cache`
+/// on `tlb_flush`. Privilege and other translation-mode changes need no clear: the flags are
+/// part of the tag.
 pub struct JumpCache {
     entries: Box<[JumpEntry]>,
     /// Indices filled since the last clear, so clearing costs what was used.
@@ -150,7 +169,7 @@ impl JumpCache {
             entries: (0..JUMP_CACHE_ENTRIES)
                 .map(|_| JumpEntry {
                     pc: AtomicU64::new(u64::MAX),
-                    code: AtomicU64::new(0),
+                    ..JumpEntry::default()
                 })
                 .collect(),
             filled: Vec::new(),
@@ -169,23 +188,27 @@ impl JumpCache {
         (((pc >> 1) ^ (pc >> JUMP_CACHE_PAGE_SHIFT)) as usize) & (JUMP_CACHE_ENTRIES - 1)
     }
 
-    /// Map `pc` to compiled code at `code`.
-    pub fn insert(&mut self, pc: u64, code: usize) {
+    /// Map (`pc`, `flags`) to compiled code at `code`.
+    pub fn insert(&mut self, pc: u64, flags: u32, code: usize) {
         let i = Self::index(pc);
         if let Some(e) = self.entries.get(i) {
             // Invalidate first, so generated code never pairs the new pc with old code.
             e.pc.store(u64::MAX, Ordering::Relaxed);
+            e.flags.store(u64::from(flags), Ordering::Relaxed);
             e.code.store(code as u64, Ordering::Relaxed);
             e.pc.store(pc, Ordering::Release);
             self.filled.push(i);
         }
     }
 
-    /// The code for `pc`, if cached.
-    pub fn get(&self, pc: u64) -> Option<usize> {
+    /// The code for (`pc`, `flags`), if cached.
+    pub fn get(&self, pc: u64, flags: u32) -> Option<usize> {
         let e = self.entries.get(Self::index(pc))?;
         let code = e.code.load(Ordering::Relaxed) as usize;
-        (e.pc.load(Ordering::Acquire) == pc && code != 0).then_some(code)
+        let hit = e.pc.load(Ordering::Acquire) == pc
+            && e.flags.load(Ordering::Relaxed) == u64::from(flags)
+            && code != 0;
+        hit.then_some(code)
     }
 
     pub fn clear(&mut self) {
@@ -195,6 +218,11 @@ impl JumpCache {
                 e.code.store(0, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Whether nothing was inserted since the last clear.
+    pub fn is_empty(&self) -> bool {
+        self.filled.is_empty()
     }
 }
 
@@ -244,7 +272,7 @@ pub struct Compiler {
     isa: OwnedTargetIsa,
     ctx: Context,
     fctx: FunctionBuilderContext,
-    jump_cache: Option<usize>,
+    jump_cache: Option<JumpProbe>,
 }
 
 impl Compiler {
@@ -257,11 +285,12 @@ impl Compiler {
         })
     }
 
-    /// Make `Indirect` exits of the blocks compiled from now on probe the jump cache at `addr`
-    /// ([`JumpCache::addr`]) and tail-call its code on a hit. The cache must outlive all code
+    /// Make `Indirect` exits of the blocks compiled from now on probe the jump cache at
+    /// `probe.addr` ([`JumpCache::addr`]) for their target under `probe.flags` (the flags of
+    /// the block's key) and tail-call its code on a hit. The cache must outlive all code
     /// compiled with it.
-    pub fn set_jump_cache(&mut self, addr: Option<usize>) {
-        self.jump_cache = addr;
+    pub fn set_jump_cache(&mut self, probe: Option<JumpProbe>) {
+        self.jump_cache = probe;
     }
 
     /// Compile `block`. `block_id` is returned in the exit code (see [`encode_exit`]); `slots`
@@ -773,19 +802,22 @@ mod tests {
     #[test]
     fn jump_cache_maps_pcs_until_cleared() {
         let mut jc = JumpCache::new();
-        assert_eq!(jc.get(0x8000_0000), None);
-        jc.insert(0x8000_0000, 0x1000);
-        jc.insert(0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64, 0x2000);
+        let far = 0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64;
+        assert_eq!(jc.get(0x8000_0000, 1), None);
+        assert!(jc.is_empty());
+        jc.insert(0x8000_0000, 1, 0x1000);
+        assert_eq!(jc.get(0x8000_0000, 1), Some(0x1000));
+        // The flags are part of the tag: the same pc in another mode misses.
+        assert_eq!(jc.get(0x8000_0000, 3), None);
+        jc.insert(far, 1, 0x2000);
         // Same index: the second replaced the first.
-        assert_eq!(jc.get(0x8000_0000), None);
-        assert_eq!(
-            jc.get(0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64),
-            Some(0x2000)
-        );
+        assert_eq!(jc.get(0x8000_0000, 1), None);
+        assert_eq!(jc.get(far, 1), Some(0x2000));
         jc.clear();
-        assert_eq!(jc.get(0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64), None);
+        assert!(jc.is_empty());
+        assert_eq!(jc.get(far, 1), None);
         // The empty tag is a pc like any other: an empty entry never matches.
-        assert_eq!(jc.get(u64::MAX), None);
+        assert_eq!(jc.get(u64::MAX, 0), None);
     }
 
     #[test]
