@@ -321,6 +321,15 @@ mod interp {
         // RiscvCpu borrowed only here, whose helpers and slow path the block was lifted for.
         let (exit, _) = unsafe { arena.enter(cpu.state_ptr(), entry) };
         check_exit(&cpu, exit);
+        // The compiled block must do all the work the interpreted one does (same registers and
+        // retired count from the same start), or the two rows are not comparable.
+        let mut reference = hart(&[BLOCK]);
+        // SAFETY: `reference` is a live RiscvCpu borrowed only here; the block's globals and
+        // helpers are a RiscvCpu's.
+        let exit = unsafe { InterpBlock::new(&block).run(reference.state_ptr()) };
+        check_exit(&reference, exit);
+        assert_eq!(reference.x, cpu.x, "tier 1 and tier 0 disagree");
+        assert_eq!(cpu.common.insn_count, u64::from(BLOCK));
         bencher.counter(ItemsCount::new(BLOCK)).bench_local(|| {
             // SAFETY: as above.
             unsafe { arena.enter(cpu.state_ptr(), black_box(entry)) }
@@ -397,7 +406,9 @@ mod block_lookup {
         (cache, keys)
     }
 
-    /// One iteration: `TbCache::lookup` of a key that is in the 50k-block cache.
+    /// One iteration: `TbCache::lookup` of a key that is in the 50k-block cache, each lookup
+    /// a different block in a scattered order: mostly cold hash buckets, as when dispatch
+    /// walks a large code footprint (a boot's first pass over the kernel).
     #[divan::bench]
     fn hit(bencher: Bencher) {
         let (cache, keys) = filled_cache();
@@ -405,6 +416,27 @@ mod block_lookup {
         bencher.bench_local(|| {
             i = (i + STRIDE as usize) % keys.len();
             let id = cache.lookup(black_box(&keys[i]));
+            debug_assert!(id.is_some());
+            id
+        });
+    }
+
+    /// One iteration: `TbCache::lookup` of one of 256 hot blocks in the 50k-block cache: a
+    /// loop-heavy phase, where the hash buckets stay in the host's caches (`hit` is the other
+    /// end, every lookup a different cold bucket).
+    #[divan::bench]
+    fn hit_hot(bencher: Bencher) {
+        let (cache, keys) = filled_cache();
+        let hot: Vec<BlockKey> = keys
+            .iter()
+            .step_by(keys.len() / 256)
+            .take(256)
+            .copied()
+            .collect();
+        let mut i = 0usize;
+        bencher.bench_local(|| {
+            i = (i + STRIDE as usize) % hot.len();
+            let id = cache.lookup(black_box(&hot[i]));
             debug_assert!(id.is_some());
             id
         });
