@@ -380,9 +380,11 @@ mod block_lookup {
 
     /// Blocks in the cache: about what a Linux boot to a shell translates.
     const BLOCKS: u32 = 50_000;
-    /// Visits the keys in a scattered order (coprime with BLOCKS), so consecutive lookups touch
-    /// unrelated hash buckets as dispatches across a kernel do.
-    const STRIDE: u32 = 7_919;
+    /// Blocks of the hot set: a loop-heavy phase dispatches among a few hundred.
+    const HOT: usize = 256;
+    /// Visits the keys in a scattered order (coprime with BLOCKS and HOT), so consecutive
+    /// lookups touch unrelated hash buckets as dispatches across a kernel do.
+    const STRIDE: usize = 7_919;
 
     /// A cache of `BLOCKS` small blocks at kernel-like addresses; returns it and their keys.
     fn filled_cache() -> (TbCache, Vec<BlockKey>) {
@@ -406,48 +408,86 @@ mod block_lookup {
         (cache, keys)
     }
 
-    /// One iteration: `TbCache::lookup` of a key that is in the 50k-block cache, each lookup
-    /// a different block in a scattered order: mostly cold hash buckets, as when dispatch
-    /// walks a large code footprint (a boot's first pass over the kernel).
-    #[divan::bench]
-    fn hit(bencher: Bencher) {
-        let (cache, keys) = filled_cache();
+    /// `HOT` keys spread over the whole cache.
+    fn hot(keys: &[BlockKey]) -> Vec<BlockKey> {
+        keys.iter()
+            .step_by(keys.len() / HOT)
+            .take(HOT)
+            .copied()
+            .collect()
+    }
+
+    /// Time one lookup per iteration of `keys[i]`, `i` stepping by `STRIDE`; `fast`: through
+    /// `TbCache::lookup_fast` (the engine's dispatch path) instead of `TbCache::lookup`.
+    ///
+    /// On a hit the next key's position is taken from the block id just found, so lookups form
+    /// a dependency chain as in the dispatch loop (the next pc comes out of the block just
+    /// run) and the host cannot overlap their cache misses. Batches of 1024 lookups per
+    /// sample keep divan from timing single cold lookups plus its own bookkeeping.
+    fn lookups(bencher: Bencher, mut cache: TbCache, keys: Vec<BlockKey>, fast: bool, hit: bool) {
+        assert!(keys.iter().all(|k| cache.lookup(k).is_some() == hit));
+        let mut next = vec![0usize; cache.len()];
+        for (pos, k) in keys.iter().enumerate() {
+            if let Some(id) = cache.lookup(k) {
+                next[id.0 as usize] = (pos + STRIDE) % keys.len();
+            }
+        }
         let mut i = 0usize;
         bencher.bench_local(|| {
-            i = (i + STRIDE as usize) % keys.len();
-            let id = cache.lookup(black_box(&keys[i]));
-            debug_assert!(id.is_some());
+            let key = black_box(&keys[i]);
+            let id = if fast {
+                cache.lookup_fast(key)
+            } else {
+                cache.lookup(key)
+            };
+            i = match id {
+                Some(id) => next[id.0 as usize],
+                None => (i + STRIDE) % keys.len(),
+            };
             id
         });
     }
 
-    /// One iteration: `TbCache::lookup` of one of 256 hot blocks in the 50k-block cache: a
-    /// loop-heavy phase, where the hash buckets stay in the host's caches (`hit` is the other
-    /// end, every lookup a different cold bucket).
-    #[divan::bench]
+    /// One iteration: `TbCache::lookup` (the hash map) of a key in the 50k-block cache, each
+    /// lookup a different block in a scattered order: mostly cold hash buckets, as when
+    /// dispatch walks a large code footprint (a boot's first pass over the kernel).
+    #[divan::bench(sample_size = 1024)]
+    fn hit(bencher: Bencher) {
+        let (cache, keys) = filled_cache();
+        lookups(bencher, cache, keys, false, true);
+    }
+
+    /// One iteration: `TbCache::lookup` of one of 256 hot blocks of the 50k-block cache: a
+    /// loop-heavy phase, where their hash buckets stay in the host's caches.
+    #[divan::bench(sample_size = 1024)]
     fn hit_hot(bencher: Bencher) {
         let (cache, keys) = filled_cache();
-        let hot: Vec<BlockKey> = keys
-            .iter()
-            .step_by(keys.len() / 256)
-            .take(256)
-            .copied()
-            .collect();
-        let mut i = 0usize;
-        bencher.bench_local(|| {
-            i = (i + STRIDE as usize) % hot.len();
-            let id = cache.lookup(black_box(&hot[i]));
-            debug_assert!(id.is_some());
-            id
-        });
+        lookups(bencher, cache, hot(&keys), false, true);
+    }
+
+    /// One iteration: `TbCache::lookup_fast` (4096-entry direct-mapped front, then the hash
+    /// map, refilling the front) over all 50k blocks in scattered order: the front mostly
+    /// misses, so this is the map's cost plus the front's probe and refill.
+    #[divan::bench(sample_size = 1024)]
+    fn fast_hit(bencher: Bencher) {
+        let (cache, keys) = filled_cache();
+        lookups(bencher, cache, keys, true, true);
+    }
+
+    /// One iteration: `TbCache::lookup_fast` of one of 256 hot blocks: mostly front hits (a
+    /// few hot blocks share a front entry and evict each other).
+    #[divan::bench(sample_size = 1024)]
+    fn fast_hit_hot(bencher: Bencher) {
+        let (cache, keys) = filled_cache();
+        lookups(bencher, cache, hot(&keys), true, true);
     }
 
     /// One iteration: `TbCache::lookup` of a key that is not in the 50k-block cache (a pc
     /// inside a cached block, the case of a first jump to a new target).
-    #[divan::bench]
+    #[divan::bench(sample_size = 1024)]
     fn miss(bencher: Bencher) {
         let (cache, keys) = filled_cache();
-        let misses: Vec<BlockKey> = keys
+        let misses = keys
             .iter()
             .map(|k| BlockKey {
                 pc: k.pc + 2,
@@ -455,12 +495,7 @@ mod block_lookup {
                 flags: k.flags,
             })
             .collect();
-        assert!(misses.iter().all(|k| cache.lookup(k).is_none()));
-        let mut i = 0usize;
-        bencher.bench_local(|| {
-            i = (i + STRIDE as usize) % misses.len();
-            cache.lookup(black_box(&misses[i]))
-        });
+        lookups(bencher, cache, misses, false, false);
     }
 }
 
