@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use emu_jit::codemap::CodeMap;
-use emu_jit::engine::{Engine, EngineKind, RunExit};
+use emu_jit::engine::{Engine, EngineKind, RunExit, MAX_IN_FLIGHT};
 use emu_jit::env::{CpuCommon, PAGE_MASK};
 use emu_jit::guest::{BlockKey, Guest};
 use emu_jit::helper::{GuestState, HelperDef};
@@ -381,4 +381,26 @@ fn jumps_to_another_page_stay_in_compiled_code_through_the_jump_cache() {
             assert!(s.native_runs <= 4 * 4, "{s:?}");
         }
     }
+}
+
+#[test]
+fn the_compile_queue_stays_short_and_every_hot_block_still_tiers_up() {
+    // 200 one-instruction blocks in a ring (r1 += 1, jump to the next), all equally hot: with
+    // a tier-up threshold of 1 all of them want compiling at once.
+    const N: u32 = 200;
+    let program: Vec<u32> = (0..N).map(|i| insn(1, 4 * ((i + 1) % N))).collect();
+    let map = Arc::new(CodeMap::new());
+    let mut e = engine(EngineKind::Tiered, &map);
+    e.set_tier_up_threshold(1);
+    let mut toy = Toy::new(&program);
+    let mut slices = 0;
+    while e.stats().blocks_compiled < u64::from(N) {
+        toy.cpu.common.insn_limit = toy.cpu.common.insn_count + u64::from(N);
+        assert_eq!(e.run(&mut *toy), RunExit::Budget);
+        slices += 1;
+        assert!(slices < 100_000, "blocks never all compiled: {:?}", e.stats());
+    }
+    let s = e.stats();
+    assert!(s.peak_in_flight >= 1 && s.peak_in_flight <= MAX_IN_FLIGHT as u64, "{s:?}");
+    assert_eq!(toy.cpu.regs[1], toy.cpu.common.insn_count);
 }

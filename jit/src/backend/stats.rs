@@ -12,13 +12,14 @@ impl fmt::Display for EngineStats {
         writeln!(
             f,
             "blocks: {} translated, {} compiled ({} failed), {:.1} ms compiling, {} invalidated, \
-             {} flushes",
+             {} flushes; at most {} queued for compiling",
             self.blocks_translated,
             self.blocks_compiled,
             self.compile_failures,
             ms(self.compile_ns),
             self.blocks_invalidated,
-            self.flushes
+            self.flushes,
+            self.peak_in_flight
         )?;
         writeln!(
             f,
@@ -65,11 +66,13 @@ mod tests {
             lookups_other: 3,
             slow_path_calls: 42,
             interp_ns: 1_000_000,
+            peak_in_flight: 9,
             ..EngineStats::default()
         };
         let text = s.to_string();
         assert!(text.contains("11 translated, 7 compiled"), "{text}");
         assert!(text.contains("2.5 ms compiling"), "{text}");
+        assert!(text.contains("at most 9 queued"), "{text}");
         assert!(
             text.contains("looked up by the dispatch loop: 6 (1 goto"),
             "{text}"
