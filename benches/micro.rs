@@ -11,6 +11,11 @@
 //! loudly instead of timing a one-instruction trap block.
 //!
 //! Run: `cargo bench --bench micro` (all), `cargo bench --bench micro -- tlb` (a filter).
+//!
+//! Benchmarks shorter than a few microseconds fix their `sample_size` (iterations per timed
+//! sample, about 10-50 µs each): left to tune itself, divan sometimes settled on one iteration
+//! per sample after a cold first run, and then reported its 20 ns timer's granularity (a
+//! 14 ns tier-1 block showed as 39.7 ns).
 //! Results and what they mean for the design: docs/micro-benchmarks.md.
 
 use std::sync::atomic::AtomicU64;
@@ -257,7 +262,7 @@ mod decode_lift {
     /// One iteration: fetch, decode and lift the 32-instruction block into IR through
     /// `translate_block`, into a reused `Builder` (as the engine's `translate` does, verify
     /// and optimizer excluded). Counter: guest instructions.
-    #[divan::bench]
+    #[divan::bench(sample_size = 64)]
     fn lift(bencher: Bencher) {
         let mut cpu = hart(&[BLOCK]);
         let key = key_of(&mut cpu, BLOCK);
@@ -272,7 +277,7 @@ mod decode_lift {
 
     /// One iteration: `emu_jit::opt::optimize` (every pass) on a fresh copy of the lifted
     /// 32-instruction block (the copy is made outside the timing). Counter: guest instructions.
-    #[divan::bench]
+    #[divan::bench(sample_size = 64)]
     fn optimize(bencher: Bencher) {
         let mut cpu = hart(&[BLOCK]);
         let raw = super::lift(&mut cpu, BLOCK);
@@ -292,7 +297,7 @@ mod interp {
     /// One iteration: the IR interpreter runs the optimized 32-instruction block once
     /// (`InterpBlock::run`; the `InterpBlock` is prepared once, as the TB cache keeps it),
     /// loads and stores hitting the TLB. Counter: guest instructions.
-    #[divan::bench]
+    #[divan::bench(sample_size = 256)]
     fn tier0(bencher: Bencher) {
         let mut cpu = hart(&[BLOCK]);
         let block = lift_optimized(&mut cpu, BLOCK);
@@ -309,7 +314,7 @@ mod interp {
     /// One iteration: the same block compiled by Cranelift (once, with `Compiler` +
     /// `CodeArena`, no chaining) runs once, entered through the arena's trampoline as the
     /// engine enters a block from its run loop. Counter: guest instructions.
-    #[divan::bench]
+    #[divan::bench(sample_size = 4096)]
     fn tier1(bencher: Bencher) {
         let mut cpu = hart(&[BLOCK]);
         let block = lift_optimized(&mut cpu, BLOCK);
@@ -509,7 +514,7 @@ mod tlb {
 
     /// One iteration: `CpuCommon::load` of 8 bytes whose TLB entry is filled (the inline fast
     /// path the interpreter and helpers use; generated code inlines the same test).
-    #[divan::bench]
+    #[divan::bench(sample_size = 65536)]
     fn hit(bencher: Bencher) {
         let mut cpu = hart(&[]);
         let addr = DATA + 0x100;
@@ -524,7 +529,7 @@ mod tlb {
     /// One iteration: an 8-byte M-mode (bare, no page walk) load that misses the TLB and goes
     /// through the RISC-V slow path (`mmu::slow_load`: translate, PMP, fill the entry, then
     /// read through it). Alternates between two pages mapped to the same entry.
-    #[divan::bench]
+    #[divan::bench(sample_size = 1024)]
     fn miss_bare(bencher: Bencher) {
         let mut cpu = hart(&[]);
         let addrs = [DATA, DATA + MISS_STRIDE];
@@ -546,7 +551,7 @@ mod tlb {
     /// One iteration: as `miss_bare`, in S-mode under Sv39 with 4 KiB pages, so each miss
     /// also walks three page-table levels (PTEs read from RAM through the bus; A and D are
     /// already set, so the walk writes nothing).
-    #[divan::bench]
+    #[divan::bench(sample_size = 1024)]
     fn miss_sv39(bencher: Bencher) {
         let mut cpu = hart(&[]);
         let ram = cpu.bus.ram_at(DRAM_BASE, RAM_SIZE).expect("RAM").clone();
@@ -589,7 +594,7 @@ mod mmio {
 
     /// One iteration: `Bus::read` of 4 bytes of the CLINT's `mtime` (window lookup, device
     /// lock, register decode, virtual-time read).
-    #[divan::bench]
+    #[divan::bench(sample_size = 1024)]
     fn bus_clint_mtime(bencher: Bencher) {
         let bus = virt_bus();
         bencher.bench_local(|| {
@@ -602,7 +607,7 @@ mod mmio {
 
     /// One iteration: `Bus::read` of the UART's line status register (1 byte: the register
     /// Linux's console driver polls), the third device window the bus scans.
-    #[divan::bench]
+    #[divan::bench(sample_size = 1024)]
     fn bus_uart_lsr(bencher: Bencher) {
         let bus = virt_bus();
         bencher.bench_local(|| {
@@ -616,7 +621,7 @@ mod mmio {
     /// One iteration: a 4-byte M-mode load of CLINT `mtime` as guest code performs it: the TLB
     /// entry of an MMIO page carries `TLB_MMIO`, so every access takes the RISC-V slow path
     /// (cached translation, publish the hart's time, `Bus::read`).
-    #[divan::bench]
+    #[divan::bench(sample_size = 1024)]
     fn hart_clint_mtime(bencher: Bencher) {
         let mut cpu = hart(&[]);
         let addr = CLINT.0 + CLINT_MTIME;
