@@ -923,8 +923,17 @@ impl Lower<'_, '_> {
             }
             BinOp::Shl | BinOp::Shr | BinOp::Sar | BinOp::Rotl | BinOp::Rotr => {
                 // The amount is taken modulo the width (ir/mod.rs); mask explicitly so the
-                // semantics never depend on the host's shift behaviour for narrow types.
-                let amt = self.b.ins().band_imm_s(b, i64::from(ty.bits() - 1));
+                // semantics never depend on the host's shift behaviour for narrow types. A
+                // constant amount (most guest shifts) is masked here: with opt_level=none
+                // Cranelift would materialize the constant and mask it at run time.
+                let width_mask = u64::from(ty.bits() - 1);
+                let amt = match self.const_of(b) {
+                    Some(k) => {
+                        let amt_ty = self.b.func.dfg.value_type(b);
+                        self.b.ins().iconst(amt_ty, (k & width_mask) as i64)
+                    }
+                    None => self.b.ins().band_imm_s(b, width_mask as i64),
+                };
                 match op {
                     BinOp::Shl => self.b.ins().ishl(a, amt),
                     BinOp::Shr => self.b.ins().ushr(a, amt),
