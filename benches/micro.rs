@@ -11,12 +11,12 @@
 //! loudly instead of timing a one-instruction trap block.
 //!
 //! Run: `cargo bench --bench micro` (all), `cargo bench --bench micro -- tlb` (a filter).
+//! Results and what they mean for the design: docs/micro-benchmarks.md.
 //!
 //! Benchmarks shorter than a few microseconds fix their `sample_size` (iterations per timed
 //! sample, about 10-50 µs each): left to tune itself, divan sometimes settled on one iteration
 //! per sample after a cold first run, and then reported its 20 ns timer's granularity (a
 //! 14 ns tier-1 block showed as 39.7 ns).
-//! Results and what they mean for the design: docs/micro-benchmarks.md.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
