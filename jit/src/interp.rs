@@ -198,8 +198,11 @@ pub fn eval_cond(cond: Cond, ty: Type, a: u128, b: u128) -> bool {
 
 type Slot = u32;
 
-/// One pre-decoded op. `wide` variants handle I128 (two slots); the others work on one u64
-/// slot holding a value masked to its type.
+/// One pre-decoded op. Every op works on slots of the register file; the `64` forms are I64
+/// (no masking needed: `u64` wrapping arithmetic *is* I64 arithmetic), the narrow forms mask
+/// their result to the type, the generic forms (`Bin`, `Un`, `Ext`, `SetCond`, `BrCond`)
+/// handle every type through the value semantics above. `I` forms take an immediate that
+/// the decoder saw as a `Const` operand (already masked to the type).
 #[derive(Clone, Copy, Debug)]
 enum D {
     Const {
@@ -213,7 +216,19 @@ enum D {
     Mov {
         d: Slot,
         s: Slot,
-        wide: bool,
+    },
+    Mov128 {
+        d: Slot,
+        s: Slot,
+    },
+    /// The common 8-byte global access.
+    LoadGlobal64 {
+        d: Slot,
+        off: u32,
+    },
+    StoreGlobal64 {
+        s: Slot,
+        off: u32,
     },
     LoadGlobal {
         d: Slot,
@@ -225,34 +240,41 @@ enum D {
         off: u32,
         ty: Type,
     },
-    /// The common 8-byte global access.
-    LoadGlobal64 {
+    Add64 {
         d: Slot,
-        off: u32,
+        a: Slot,
+        b: Slot,
     },
-    StoreGlobal64 {
-        s: Slot,
-        off: u32,
+    AddI64 {
+        d: Slot,
+        a: Slot,
+        imm: u64,
     },
-    /// Common 64-bit-or-narrower ops, inline.
+    Sub64 {
+        d: Slot,
+        a: Slot,
+        b: Slot,
+    },
+    /// Narrow (8..=32-bit) add and subtract: `mask` of the type.
     Add {
         d: Slot,
         a: Slot,
         b: Slot,
-        mask: u64,
+        mask: u32,
     },
     AddI {
         d: Slot,
         a: Slot,
-        imm: u64,
-        mask: u64,
+        imm: u32,
+        mask: u32,
     },
     Sub {
         d: Slot,
         a: Slot,
         b: Slot,
-        mask: u64,
+        mask: u32,
     },
+    /// Bitwise ops of any width up to 64 bits (masked operands give a masked result).
     And {
         d: Slot,
         a: Slot,
@@ -273,7 +295,48 @@ enum D {
         a: Slot,
         imm: u64,
     },
-    /// Shifts of 64 bits or fewer; `bits` is the width.
+    OrI {
+        d: Slot,
+        a: Slot,
+        imm: u64,
+    },
+    XorI {
+        d: Slot,
+        a: Slot,
+        imm: u64,
+    },
+    Shl64 {
+        d: Slot,
+        a: Slot,
+        b: Slot,
+    },
+    Shr64 {
+        d: Slot,
+        a: Slot,
+        b: Slot,
+    },
+    Sar64 {
+        d: Slot,
+        a: Slot,
+        b: Slot,
+    },
+    /// I64 shifts by an immediate amount, already reduced modulo 64.
+    ShlI64 {
+        d: Slot,
+        a: Slot,
+        sh: u8,
+    },
+    ShrI64 {
+        d: Slot,
+        a: Slot,
+        sh: u8,
+    },
+    SarI64 {
+        d: Slot,
+        a: Slot,
+        sh: u8,
+    },
+    /// Narrow shifts; `bits` is the width.
     Shl {
         d: Slot,
         a: Slot,
@@ -292,6 +355,11 @@ enum D {
         b: Slot,
         bits: u8,
     },
+    Mul64 {
+        d: Slot,
+        a: Slot,
+        b: Slot,
+    },
     /// Sign extension between widths of 64 bits or fewer: `shift` = 64 - from bits, `mask` of
     /// the result type.
     Sext {
@@ -299,6 +367,11 @@ enum D {
         s: Slot,
         shift: u8,
         mask: u64,
+    },
+    /// I32 to I64 sign extension (every RV64 `*w` instruction ends with one).
+    Sext32To64 {
+        d: Slot,
+        s: Slot,
     },
     /// Comparisons of 64 bits or fewer: `shift` = 64 - width, to sign-extend for signed
     /// conditions (operands are kept masked, so unsigned ones compare directly).
@@ -312,6 +385,37 @@ enum D {
     BrCond64 {
         cond: Cond,
         shift: u8,
+        a: Slot,
+        b: Slot,
+        target: u32,
+    },
+    /// I64 conditional branches on the conditions RISC-V branches use.
+    BrEq64 {
+        a: Slot,
+        b: Slot,
+        target: u32,
+    },
+    BrNe64 {
+        a: Slot,
+        b: Slot,
+        target: u32,
+    },
+    BrLt64 {
+        a: Slot,
+        b: Slot,
+        target: u32,
+    },
+    BrGe64 {
+        a: Slot,
+        b: Slot,
+        target: u32,
+    },
+    BrLtu64 {
+        a: Slot,
+        b: Slot,
+        target: u32,
+    },
+    BrGeu64 {
         a: Slot,
         b: Slot,
         target: u32,
@@ -349,11 +453,25 @@ enum D {
         c: Slot,
         a: Slot,
         b: Slot,
-        wide: bool,
+    },
+    Select128 {
+        d: Slot,
+        c: Slot,
+        a: Slot,
+        b: Slot,
     },
     // Ops that may exit or expose the instruction count carry `at`: the number of `insn`
     // ops up to and including the current instruction's (0 before the first), which is the
     // index of its pc in `InterpBlock::pcs`.
+    /// A load into an I64 (the value from the TLB fast path or the slow path is already
+    /// extended to 64 bits).
+    Load64 {
+        d: Slot,
+        a: Slot,
+        mem: MemOp,
+        mmu: u8,
+        at: u32,
+    },
     Load {
         d: Slot,
         a: Slot,
@@ -402,6 +520,167 @@ enum D {
         s: Slot,
         at: u32,
     },
+    /// Appended after a block that could run off its end (unverified input): leaves as a
+    /// fault at the block start, as running past the last op always did.
+    End,
+}
+
+impl D {
+    /// Calls `f` with every register-file slot the op reads and, with `true`, every slot it
+    /// writes (both halves of an I128). The decoder sizes the register file from this, so it
+    /// must name every slot the executor touches.
+    fn slots(&self, calls: &[CallInfo], mut f: impl FnMut(Slot, bool)) {
+        let wide = |s: Slot, w: bool, f: &mut dyn FnMut(Slot, bool)| {
+            f(s, w);
+            f(s.saturating_add(1), w);
+        };
+        match *self {
+            D::Const { d, .. } | D::LoadGlobal64 { d, .. } => f(d, true),
+            D::Const128 { d, .. } => wide(d, true, &mut f),
+            D::Mov { d, s }
+            | D::Sext { d, s, .. }
+            | D::Sext32To64 { d, s }
+            | D::AddI64 { d, a: s, .. }
+            | D::AddI { d, a: s, .. }
+            | D::AndI { d, a: s, .. }
+            | D::OrI { d, a: s, .. }
+            | D::XorI { d, a: s, .. }
+            | D::ShlI64 { d, a: s, .. }
+            | D::ShrI64 { d, a: s, .. }
+            | D::SarI64 { d, a: s, .. }
+            | D::Load64 { d, a: s, .. } => {
+                f(s, false);
+                f(d, true);
+            }
+            D::Mov128 { d, s } => {
+                wide(s, false, &mut f);
+                wide(d, true, &mut f);
+            }
+            D::StoreGlobal64 { s, .. } | D::Indirect { s, .. } | D::ExitDyn { s, .. } => {
+                f(s, false)
+            }
+            D::LoadGlobal { d, ty, .. } => one_or_two(d, ty, true, &mut f),
+            D::StoreGlobal { s, ty, .. } => one_or_two(s, ty, false, &mut f),
+            D::Add64 { d, a, b }
+            | D::Sub64 { d, a, b }
+            | D::Add { d, a, b, .. }
+            | D::Sub { d, a, b, .. }
+            | D::And { d, a, b }
+            | D::Or { d, a, b }
+            | D::Xor { d, a, b }
+            | D::Shl64 { d, a, b }
+            | D::Shr64 { d, a, b }
+            | D::Sar64 { d, a, b }
+            | D::Shl { d, a, b, .. }
+            | D::Shr { d, a, b, .. }
+            | D::Sar { d, a, b, .. }
+            | D::Mul64 { d, a, b }
+            | D::SetCond64 { d, a, b, .. } => {
+                f(a, false);
+                f(b, false);
+                f(d, true);
+            }
+            D::BrCond64 { a, b, .. }
+            | D::BrEq64 { a, b, .. }
+            | D::BrNe64 { a, b, .. }
+            | D::BrLt64 { a, b, .. }
+            | D::BrGe64 { a, b, .. }
+            | D::BrLtu64 { a, b, .. }
+            | D::BrGeu64 { a, b, .. } => {
+                f(a, false);
+                f(b, false);
+            }
+            D::Bin { ty, d, a, b, .. } => {
+                one_or_two(a, ty, false, &mut f);
+                one_or_two(b, ty, false, &mut f);
+                one_or_two(d, ty, true, &mut f);
+            }
+            D::Un { ty, d, s, .. } => {
+                one_or_two(s, ty, false, &mut f);
+                one_or_two(d, ty, true, &mut f);
+            }
+            D::Ext { from, to, d, s, .. } => {
+                one_or_two(s, from, false, &mut f);
+                one_or_two(d, to, true, &mut f);
+            }
+            D::SetCond { ty, d, a, b, .. } => {
+                one_or_two(a, ty, false, &mut f);
+                one_or_two(b, ty, false, &mut f);
+                f(d, true);
+            }
+            D::BrCond { ty, a, b, .. } => {
+                one_or_two(a, ty, false, &mut f);
+                one_or_two(b, ty, false, &mut f);
+            }
+            D::Select { d, c, a, b } => {
+                f(c, false);
+                f(a, false);
+                f(b, false);
+                f(d, true);
+            }
+            D::Select128 { d, c, a, b } => {
+                f(c, false);
+                wide(a, false, &mut f);
+                wide(b, false, &mut f);
+                wide(d, true, &mut f);
+            }
+            D::Load { d, a, ty, .. } => {
+                f(a, false);
+                one_or_two(d, ty, true, &mut f);
+            }
+            D::Store { s, a, .. } => {
+                f(s, false);
+                f(a, false);
+            }
+            D::Call { call, .. } => {
+                if let Some(c) = calls.get(call as usize) {
+                    for s in c.args.iter().take(usize::from(c.nargs)) {
+                        f(*s, false);
+                    }
+                    if let Some(d) = c.dst {
+                        f(d, true);
+                    }
+                }
+            }
+            D::Br { .. } | D::Goto { .. } | D::Exit { .. } | D::End => {}
+        }
+    }
+
+    /// The op never falls through to the next one.
+    fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            D::Br { .. }
+                | D::Goto { .. }
+                | D::Indirect { .. }
+                | D::Exit { .. }
+                | D::ExitDyn { .. }
+                | D::End
+        )
+    }
+
+    fn target_mut(&mut self) -> Option<&mut u32> {
+        match self {
+            D::Br { target }
+            | D::BrCond { target, .. }
+            | D::BrCond64 { target, .. }
+            | D::BrEq64 { target, .. }
+            | D::BrNe64 { target, .. }
+            | D::BrLt64 { target, .. }
+            | D::BrGe64 { target, .. }
+            | D::BrLtu64 { target, .. }
+            | D::BrGeu64 { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+}
+
+/// A value of type `ty` takes one slot, or two for I128.
+fn one_or_two(s: Slot, ty: Type, write: bool, f: &mut impl FnMut(Slot, bool)) {
+    f(s, write);
+    if ty == Type::I128 {
+        f(s.saturating_add(1), write);
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -418,6 +697,8 @@ struct CallInfo {
 pub struct InterpBlock {
     ops: Vec<D>,
     calls: Vec<CallInfo>,
+    /// Size of the register file: one more than the highest slot any op touches (so the
+    /// executor may index it unchecked), at least 1.
     slots: usize,
     start_pc: u64,
     /// `pcs[at]`: the pc of the instruction an op with that `at` belongs to (`pcs[0]` is the
@@ -431,10 +712,12 @@ const _: fn() = || {
     send_sync::<InterpBlock>();
 };
 
-/// Register files up to this many slots live on the stack (a small and a larger size, so
-/// short blocks do not pay for zeroing a big array).
-const SMALL_SLOTS: usize = 24;
-const STACK_SLOTS: usize = 96;
+/// Register files up to the largest of these sizes live on the stack, zeroed per run; the
+/// steps keep short blocks from paying for zeroing a big array.
+const SLOTS_S: usize = 16;
+const SLOTS_M: usize = 32;
+const SLOTS_L: usize = 64;
+const SLOTS_XL: usize = 128;
 
 impl InterpBlock {
     /// Pre-decode `block`, which must be verified ([`crate::ir::verify::verify`]).
@@ -442,20 +725,19 @@ impl InterpBlock {
         let mut slot_of = Vec::with_capacity(block.values.len());
         let mut slots = 0usize;
         for ty in &block.values {
-            slot_of.push(slots as Slot);
+            slot_of.push(Slot::try_from(slots).unwrap_or(Slot::MAX));
             slots += if *ty == Type::I128 { 2 } else { 1 };
         }
         let s = |v: Value| slot_of.get(v.0 as usize).copied().unwrap_or(0);
         // Label positions (the index of the decoded op after the label); branches hold the
         // label number until the fix-up after decoding.
-        let mut label_pos = vec![0u32; block.labels as usize];
-        let target = |l: Label| l.0;
+        let mut label_pos = vec![u32::MAX; block.labels as usize];
         let mut ops = Vec::with_capacity(block.ops.len());
         let mut calls = Vec::new();
         let mut pcs = vec![block.start_pc];
         let mut at = 0u32;
         let mut goto_slot = 0u32;
-        // Constants known at decode time, to fold `add x, const` into one op.
+        // Constants known at decode time (masked to their type), to fold `x op const`.
         let mut consts: Vec<Option<u64>> = vec![None; block.values.len()];
         for op in &block.ops {
             let d = match *op {
@@ -464,6 +746,12 @@ impl InterpBlock {
                 Op::InsnStart { pc, .. } => {
                     pcs.push(pc);
                     at += 1;
+                    continue;
+                }
+                Op::Label(l) => {
+                    if let Some(p) = label_pos.get_mut(l.0 as usize) {
+                        *p = ops.len() as u32;
+                    }
                     continue;
                 }
                 Op::Const { dst, ty, imm } => {
@@ -477,201 +765,6 @@ impl InterpBlock {
                         D::Const { d: s(dst), imm }
                     }
                 }
-                Op::Mov { dst, ty, src } => D::Mov {
-                    d: s(dst),
-                    s: s(src),
-                    wide: ty == Type::I128,
-                },
-                Op::LoadGlobal { dst, ty, offset } if ty.bytes() == 8 => D::LoadGlobal64 {
-                    d: s(dst),
-                    off: offset,
-                },
-                Op::StoreGlobal { src, ty, offset } if ty.bytes() == 8 => D::StoreGlobal64 {
-                    s: s(src),
-                    off: offset,
-                },
-                Op::LoadGlobal { dst, ty, offset } => D::LoadGlobal {
-                    d: s(dst),
-                    off: offset,
-                    ty,
-                },
-                Op::StoreGlobal { src, ty, offset } => D::StoreGlobal {
-                    s: s(src),
-                    off: offset,
-                    ty,
-                },
-                Op::Binary { op, ty, dst, a, b } if ty.bits() <= 64 => {
-                    let (d, sa, sb) = (s(dst), s(a), s(b));
-                    let mask = ty.mask() as u64;
-                    let cb = consts.get(b.0 as usize).copied().flatten();
-                    match (op, cb) {
-                        (BinOp::Add, Some(imm)) => D::AddI {
-                            d,
-                            a: sa,
-                            imm,
-                            mask,
-                        },
-                        (BinOp::Add, None) => D::Add {
-                            d,
-                            a: sa,
-                            b: sb,
-                            mask,
-                        },
-                        (BinOp::Sub, _) => D::Sub {
-                            d,
-                            a: sa,
-                            b: sb,
-                            mask,
-                        },
-                        (BinOp::And, Some(imm)) => D::AndI { d, a: sa, imm },
-                        (BinOp::Or, _) => D::Or { d, a: sa, b: sb },
-                        (BinOp::Xor, _) => D::Xor { d, a: sa, b: sb },
-                        (BinOp::And, _) => D::And { d, a: sa, b: sb },
-                        (BinOp::Shl, _) => D::Shl {
-                            d,
-                            a: sa,
-                            b: sb,
-                            bits: ty.bits() as u8,
-                        },
-                        (BinOp::Shr, _) => D::Shr {
-                            d,
-                            a: sa,
-                            b: sb,
-                            bits: ty.bits() as u8,
-                        },
-                        (BinOp::Sar, _) => D::Sar {
-                            d,
-                            a: sa,
-                            b: sb,
-                            bits: ty.bits() as u8,
-                        },
-                        _ => D::Bin {
-                            op,
-                            ty,
-                            d,
-                            a: sa,
-                            b: sb,
-                        },
-                    }
-                }
-                Op::Binary { op, ty, dst, a, b } => D::Bin {
-                    op,
-                    ty,
-                    d: s(dst),
-                    a: s(a),
-                    b: s(b),
-                },
-                Op::Unary { op, ty, dst, src } => D::Un {
-                    op,
-                    ty,
-                    d: s(dst),
-                    s: s(src),
-                },
-                // Slots hold values masked to their type, so a narrow zero extension is a
-                // copy and a truncation a mask.
-                Op::Ext {
-                    kind,
-                    from,
-                    to,
-                    dst,
-                    src,
-                } if from.bits() <= 64 && to.bits() <= 64 => match kind {
-                    ExtKind::Zext => D::Mov {
-                        d: s(dst),
-                        s: s(src),
-                        wide: false,
-                    },
-                    ExtKind::Trunc => D::AndI {
-                        d: s(dst),
-                        a: s(src),
-                        imm: to.mask() as u64,
-                    },
-                    ExtKind::Sext => D::Sext {
-                        d: s(dst),
-                        s: s(src),
-                        shift: (64 - from.bits()) as u8,
-                        mask: to.mask() as u64,
-                    },
-                },
-                Op::Ext {
-                    kind,
-                    from,
-                    to,
-                    dst,
-                    src,
-                } => D::Ext {
-                    kind,
-                    from,
-                    to,
-                    d: s(dst),
-                    s: s(src),
-                },
-                Op::SetCond {
-                    cond,
-                    ty,
-                    dst,
-                    a,
-                    b,
-                } if ty.bits() <= 64 => D::SetCond64 {
-                    cond,
-                    shift: (64 - ty.bits()) as u8,
-                    d: s(dst),
-                    a: s(a),
-                    b: s(b),
-                },
-                Op::SetCond {
-                    cond,
-                    ty,
-                    dst,
-                    a,
-                    b,
-                } => D::SetCond {
-                    cond,
-                    ty,
-                    d: s(dst),
-                    a: s(a),
-                    b: s(b),
-                },
-                Op::Select {
-                    ty,
-                    dst,
-                    cond_val,
-                    a,
-                    b,
-                } => D::Select {
-                    d: s(dst),
-                    c: s(cond_val),
-                    a: s(a),
-                    b: s(b),
-                    wide: ty == Type::I128,
-                },
-                Op::Load {
-                    ty,
-                    mem,
-                    mmu_idx,
-                    dst,
-                    addr,
-                } => D::Load {
-                    d: s(dst),
-                    a: s(addr),
-                    mem,
-                    mmu: mmu_idx,
-                    ty,
-                    at,
-                },
-                Op::Store {
-                    mem,
-                    mmu_idx,
-                    src,
-                    addr,
-                    ..
-                } => D::Store {
-                    s: s(src),
-                    a: s(addr),
-                    mem,
-                    mmu: mmu_idx,
-                    at,
-                },
                 Op::Call {
                     helper,
                     ref args,
@@ -696,39 +789,6 @@ impl InterpBlock {
                         at,
                     }
                 }
-                Op::Label(l) => {
-                    if let Some(p) = label_pos.get_mut(l.0 as usize) {
-                        *p = ops.len() as u32;
-                    }
-                    continue;
-                }
-                Op::Br(l) => D::Br { target: target(l) },
-                Op::BrCond {
-                    cond,
-                    ty,
-                    a,
-                    b,
-                    label,
-                } if ty.bits() <= 64 => D::BrCond64 {
-                    cond,
-                    shift: (64 - ty.bits()) as u8,
-                    a: s(a),
-                    b: s(b),
-                    target: target(label),
-                },
-                Op::BrCond {
-                    cond,
-                    ty,
-                    a,
-                    b,
-                    label,
-                } => D::BrCond {
-                    cond,
-                    ty,
-                    a: s(a),
-                    b: s(b),
-                    target: target(label),
-                },
                 Op::Exit(t) => match t {
                     Terminal::Goto { pc } => {
                         goto_slot += 1;
@@ -746,13 +806,34 @@ impl InterpBlock {
                         at,
                     },
                 },
+                ref op => {
+                    let cst = |v: Value| consts.get(v.0 as usize).copied().flatten();
+                    decode_op(op, &s, &cst, at)
+                }
             };
             ops.push(d);
         }
+        let (mut ops, remap) = drop_unread_consts(ops, &calls);
+        // A verified block ends in an exit or a branch and only branches to labels that are
+        // followed by an op; anything else gets an `End` to land on, so the executor never
+        // runs past the last op nor branches outside the list.
+        let end = ops.len() as u32;
+        let mut needs_end = ops.last().is_none_or(|o| !o.is_terminal());
+        for l in label_pos.iter_mut() {
+            *l = remap.get(*l as usize).copied().unwrap_or(end);
+        }
         for op in ops.iter_mut() {
-            if let D::Br { target } | D::BrCond { target, .. } | D::BrCond64 { target, .. } = op {
-                *target = label_pos.get(*target as usize).copied().unwrap_or(0);
+            if let Some(t) = op.target_mut() {
+                *t = label_pos.get(*t as usize).copied().unwrap_or(end);
+                needs_end |= *t >= end;
             }
+        }
+        if needs_end {
+            ops.push(D::End);
+        }
+        let mut slots = 1usize;
+        for op in &ops {
+            op.slots(&calls, |s, _| slots = slots.max(s as usize + 1));
         }
         InterpBlock {
             ops,
@@ -770,52 +851,38 @@ impl InterpBlock {
     /// [`crate::helper::GuestState`] contract), exclusively borrowed for the call, and every
     /// global offset of the block lies inside that state.
     pub unsafe fn run(&self, state: *mut CpuCommon) -> BlockExit {
-        if self.slots <= SMALL_SLOTS {
-            let mut regs = [0u64; SMALL_SLOTS];
-            // SAFETY: forwarded caller contract.
-            unsafe { self.exec(state, &mut regs) }
-        } else if self.slots <= STACK_SLOTS {
-            let mut regs = [0u64; STACK_SLOTS];
-            // SAFETY: forwarded caller contract.
-            unsafe { self.exec(state, &mut regs) }
-        } else {
-            let mut regs = vec![0u64; self.slots + 1];
-            // SAFETY: forwarded caller contract.
-            unsafe { self.exec(state, &mut regs) }
+        // SAFETY: forwarded caller contract (every arm).
+        unsafe {
+            if self.slots <= SLOTS_S {
+                self.exec(state, &mut [0u64; SLOTS_S])
+            } else if self.slots <= SLOTS_M {
+                self.exec(state, &mut [0u64; SLOTS_M])
+            } else if self.slots <= SLOTS_L {
+                self.exec(state, &mut [0u64; SLOTS_L])
+            } else if self.slots <= SLOTS_XL {
+                self.exec(state, &mut [0u64; SLOTS_XL])
+            } else {
+                self.exec(state, &mut vec![0u64; self.slots])
+            }
         }
     }
 
     /// # Safety
     /// As [`InterpBlock::run`].
+    #[inline(never)]
     unsafe fn exec(&self, st: *mut CpuCommon, r: &mut [u64]) -> BlockExit {
         // SAFETY: (whole function) `st` is valid and exclusively ours (caller contract); fields
         // are accessed through the raw pointer, never through a long-lived reference, so
         // helpers and the slow path may use the same pointer (with the whole state's
         // provenance) in between.
+        //
+        // Unchecked indexing: `self.slots` is one more than the highest slot any op names
+        // (computed from the ops in `new`) and `r` is at least that long (checked below), so
+        // every `get!`/`set!` is in bounds; `ip` stays in `0..ops.len()` because the last op
+        // never falls through and every branch target is an index of `ops` (both ensured in
+        // `new`).
         unsafe {
-            if (*st).insn_count >= (*st).insn_limit {
-                (*st).pc = self.start_pc;
-                return BlockExit::Budget;
-            }
             let base = (*st).insn_count;
-            let mut ip = 0usize;
-            macro_rules! get {
-                ($s:expr) => {
-                    r[$s as usize]
-                };
-            }
-            macro_rules! get128 {
-                ($s:expr) => {
-                    u128::from(r[$s as usize]) | (u128::from(r[$s as usize + 1]) << 64)
-                };
-            }
-            macro_rules! set128 {
-                ($s:expr, $v:expr) => {{
-                    let v: u128 = $v;
-                    r[$s as usize] = v as u64;
-                    r[$s as usize + 1] = (v >> 64) as u64;
-                }};
-            }
             // Instructions retired before the one at `at` (which is the 1-based count of
             // instructions started), and that instruction's pc.
             let before = |at: u32| u64::from(at.saturating_sub(1));
@@ -827,36 +894,80 @@ impl InterpBlock {
                     return BlockExit::Fault;
                 }};
             }
-            // Reads a value of type `ty` as u128.
-            let read = |r: &[u64], s: Slot, ty: Type| -> u128 {
-                let i = s as usize;
-                if ty == Type::I128 {
-                    u128::from(r[i]) | (u128::from(r[i + 1]) << 64)
-                } else {
-                    u128::from(r[i])
-                }
-            };
-            let write = |r: &mut [u64], s: Slot, ty: Type, v: u128| {
-                let i = s as usize;
-                r[i] = v as u64;
-                if ty == Type::I128 {
-                    r[i + 1] = (v >> 64) as u64;
-                }
-            };
-            loop {
-                let Some(op) = self.ops.get(ip) else {
-                    // Unreachable for a verified block (its last op is an exit or a branch).
-                    fault!(0);
+            if base >= (*st).insn_limit {
+                (*st).pc = self.start_pc;
+                return BlockExit::Budget;
+            }
+            if r.len() < self.slots || self.ops.is_empty() {
+                fault!(0);
+            }
+            macro_rules! get {
+                ($s:expr) => {
+                    *r.get_unchecked($s as usize)
                 };
+            }
+            macro_rules! set {
+                ($s:expr, $v:expr) => {{
+                    let v: u64 = $v;
+                    *r.get_unchecked_mut($s as usize) = v;
+                }};
+            }
+            macro_rules! get128 {
+                ($s:expr) => {
+                    u128::from(get!($s)) | (u128::from(get!($s + 1)) << 64)
+                };
+            }
+            macro_rules! set128 {
+                ($s:expr, $v:expr) => {{
+                    let v: u128 = $v;
+                    set!($s, v as u64);
+                    set!($s + 1, (v >> 64) as u64);
+                }};
+            }
+            // Reads a value of type `ty` as u128.
+            macro_rules! read {
+                ($s:expr, $ty:expr) => {
+                    if $ty == Type::I128 {
+                        get128!($s)
+                    } else {
+                        u128::from(get!($s))
+                    }
+                };
+            }
+            macro_rules! write {
+                ($s:expr, $ty:expr, $v:expr) => {{
+                    let v: u128 = $v;
+                    if $ty == Type::I128 {
+                        set128!($s, v);
+                    } else {
+                        set!($s, v as u64);
+                    }
+                }};
+            }
+            let mut ip = 0usize;
+            macro_rules! branch {
+                ($c:expr, $target:expr) => {
+                    if $c {
+                        ip = $target as usize;
+                    }
+                };
+            }
+            loop {
+                let op = *self.ops.get_unchecked(ip);
                 ip += 1;
-                match *op {
-                    D::Const { d, imm } => r[d as usize] = imm,
+                match op {
+                    D::Const { d, imm } => set!(d, imm),
                     D::Const128 { d, imm } => set128!(d, u128::from(imm)),
-                    D::Mov { d, s, wide } => {
-                        r[d as usize] = get!(s);
-                        if wide {
-                            r[d as usize + 1] = get!(s + 1);
-                        }
+                    D::Mov { d, s } => set!(d, get!(s)),
+                    D::Mov128 { d, s } => set128!(d, get128!(s)),
+                    D::LoadGlobal64 { d, off } => {
+                        set!(
+                            d,
+                            ((st as *const u8).add(off as usize) as *const u64).read_unaligned()
+                        );
+                    }
+                    D::StoreGlobal64 { s, off } => {
+                        ((st as *mut u8).add(off as usize) as *mut u64).write_unaligned(get!(s));
                     }
                     D::LoadGlobal { d, off, ty } => {
                         let p = (st as *const u8).add(off as usize);
@@ -867,18 +978,11 @@ impl InterpBlock {
                             8 => u128::from((p as *const u64).read_unaligned()),
                             _ => (p as *const u128).read_unaligned(),
                         };
-                        write(r, d, ty, v);
-                    }
-                    D::LoadGlobal64 { d, off } => {
-                        r[d as usize] =
-                            ((st as *const u8).add(off as usize) as *const u64).read_unaligned();
-                    }
-                    D::StoreGlobal64 { s, off } => {
-                        ((st as *mut u8).add(off as usize) as *mut u64).write_unaligned(get!(s));
+                        write!(d, ty, v);
                     }
                     D::StoreGlobal { s, off, ty } => {
                         let p = (st as *mut u8).add(off as usize);
-                        let v = read(r, s, ty);
+                        let v = read!(s, ty);
                         match ty.bytes() {
                             1 => p.write(v as u8),
                             2 => (p as *mut u16).write_unaligned(v as u16),
@@ -887,61 +991,82 @@ impl InterpBlock {
                             _ => (p as *mut u128).write_unaligned(v),
                         }
                     }
+                    D::Add64 { d, a, b } => set!(d, get!(a).wrapping_add(get!(b))),
+                    D::AddI64 { d, a, imm } => set!(d, get!(a).wrapping_add(imm)),
+                    D::Sub64 { d, a, b } => set!(d, get!(a).wrapping_sub(get!(b))),
                     D::Add { d, a, b, mask } => {
-                        r[d as usize] = get!(a).wrapping_add(get!(b)) & mask
+                        set!(d, get!(a).wrapping_add(get!(b)) & u64::from(mask))
                     }
-                    D::AddI { d, a, imm, mask } => r[d as usize] = get!(a).wrapping_add(imm) & mask,
+                    D::AddI { d, a, imm, mask } => {
+                        set!(d, get!(a).wrapping_add(u64::from(imm)) & u64::from(mask))
+                    }
                     D::Sub { d, a, b, mask } => {
-                        r[d as usize] = get!(a).wrapping_sub(get!(b)) & mask
+                        set!(d, get!(a).wrapping_sub(get!(b)) & u64::from(mask))
                     }
-                    D::And { d, a, b } => r[d as usize] = get!(a) & get!(b),
-                    D::Or { d, a, b } => r[d as usize] = get!(a) | get!(b),
-                    D::Xor { d, a, b } => r[d as usize] = get!(a) ^ get!(b),
-                    D::AndI { d, a, imm } => r[d as usize] = get!(a) & imm,
+                    D::And { d, a, b } => set!(d, get!(a) & get!(b)),
+                    D::Or { d, a, b } => set!(d, get!(a) | get!(b)),
+                    D::Xor { d, a, b } => set!(d, get!(a) ^ get!(b)),
+                    D::AndI { d, a, imm } => set!(d, get!(a) & imm),
+                    D::OrI { d, a, imm } => set!(d, get!(a) | imm),
+                    D::XorI { d, a, imm } => set!(d, get!(a) ^ imm),
+                    D::Shl64 { d, a, b } => set!(d, get!(a) << (get!(b) & 63)),
+                    D::Shr64 { d, a, b } => set!(d, get!(a) >> (get!(b) & 63)),
+                    D::Sar64 { d, a, b } => set!(d, ((get!(a) as i64) >> (get!(b) & 63)) as u64),
+                    D::ShlI64 { d, a, sh } => set!(d, get!(a) << (sh & 63)),
+                    D::ShrI64 { d, a, sh } => set!(d, get!(a) >> (sh & 63)),
+                    D::SarI64 { d, a, sh } => set!(d, ((get!(a) as i64) >> (sh & 63)) as u64),
                     D::Shl { d, a, b, bits } => {
                         let sh = get!(b) as u32 & (u32::from(bits) - 1);
-                        r[d as usize] = (get!(a) << sh) & mask_of(bits);
+                        set!(d, (get!(a) << sh) & mask_of(bits));
                     }
                     D::Shr { d, a, b, bits } => {
                         let sh = get!(b) as u32 & (u32::from(bits) - 1);
-                        r[d as usize] = get!(a) >> sh;
+                        set!(d, get!(a) >> sh);
                     }
                     D::Sar { d, a, b, bits } => {
                         let sh = get!(b) as u32 & (u32::from(bits) - 1);
                         let up = 64 - u32::from(bits);
-                        r[d as usize] =
-                            ((((get!(a) << up) as i64) >> (up + sh)) as u64) & mask_of(bits);
+                        set!(
+                            d,
+                            ((((get!(a) << up) as i64) >> (up + sh)) as u64) & mask_of(bits)
+                        );
                     }
+                    D::Mul64 { d, a, b } => set!(d, get!(a).wrapping_mul(get!(b))),
                     D::Sext { d, s, shift, mask } => {
-                        r[d as usize] = ((((get!(s) << shift) as i64) >> shift) as u64) & mask;
+                        set!(d, ((((get!(s) << shift) as i64) >> shift) as u64) & mask);
                     }
+                    D::Sext32To64 { d, s } => set!(d, get!(s) as u32 as i32 as i64 as u64),
                     D::SetCond64 {
                         cond,
                         shift,
                         d,
                         a,
                         b,
-                    } => {
-                        r[d as usize] = u64::from(cond64(cond, shift, get!(a), get!(b)));
-                    }
+                    } => set!(d, u64::from(cond64(cond, shift, get!(a), get!(b)))),
                     D::BrCond64 {
                         cond,
                         shift,
                         a,
                         b,
                         target,
-                    } => {
-                        if cond64(cond, shift, get!(a), get!(b)) {
-                            ip = target as usize;
-                        }
+                    } => branch!(cond64(cond, shift, get!(a), get!(b)), target),
+                    D::BrEq64 { a, b, target } => branch!(get!(a) == get!(b), target),
+                    D::BrNe64 { a, b, target } => branch!(get!(a) != get!(b), target),
+                    D::BrLt64 { a, b, target } => {
+                        branch!((get!(a) as i64) < (get!(b) as i64), target)
                     }
+                    D::BrGe64 { a, b, target } => {
+                        branch!((get!(a) as i64) >= (get!(b) as i64), target)
+                    }
+                    D::BrLtu64 { a, b, target } => branch!(get!(a) < get!(b), target),
+                    D::BrGeu64 { a, b, target } => branch!(get!(a) >= get!(b), target),
                     D::Bin { op, ty, d, a, b } => {
-                        let v = eval_binary(op, ty, read(r, a, ty), read(r, b, ty));
-                        write(r, d, ty, v);
+                        let v = eval_binary(op, ty, read!(a, ty), read!(b, ty));
+                        write!(d, ty, v);
                     }
                     D::Un { op, ty, d, s } => {
-                        let v = eval_unary(op, ty, read(r, s, ty));
-                        write(r, d, ty, v);
+                        let v = eval_unary(op, ty, read!(s, ty));
+                        write!(d, ty, v);
                     }
                     D::Ext {
                         kind,
@@ -950,20 +1075,34 @@ impl InterpBlock {
                         d,
                         s,
                     } => {
-                        let v = eval_ext(kind, from, to, read(r, s, from));
-                        write(r, d, to, v);
+                        let v = eval_ext(kind, from, to, read!(s, from));
+                        write!(d, to, v);
                     }
                     D::SetCond { cond, ty, d, a, b } => {
-                        r[d as usize] =
-                            u64::from(eval_cond(cond, ty, read(r, a, ty), read(r, b, ty)));
+                        set!(
+                            d,
+                            u64::from(eval_cond(cond, ty, read!(a, ty), read!(b, ty)))
+                        );
                     }
-                    D::Select { d, c, a, b, wide } => {
+                    D::Select { d, c, a, b } => {
+                        set!(
+                            d,
+                            if get!(c) & 0xff != 0 {
+                                get!(a)
+                            } else {
+                                get!(b)
+                            }
+                        );
+                    }
+                    D::Select128 { d, c, a, b } => {
                         let src = if get!(c) & 0xff != 0 { a } else { b };
-                        if wide {
-                            set128!(d, get128!(src));
-                        } else {
-                            r[d as usize] = get!(src);
-                        }
+                        set128!(d, get128!(src));
+                    }
+                    D::Load64 { d, a, mem, mmu, at } => {
+                        let Some(v) = mem_load(st, get!(a), mem, mmu) else {
+                            fault!(at);
+                        };
+                        set!(d, v);
                     }
                     D::Load {
                         d,
@@ -973,20 +1112,18 @@ impl InterpBlock {
                         ty,
                         at,
                     } => {
-                        let v = mem_load(st, get!(a), mem, mmu);
-                        if (*st).exception_pending != 0 {
+                        let Some(v) = mem_load(st, get!(a), mem, mmu) else {
                             fault!(at);
-                        }
+                        };
                         let v = if ty == Type::I128 && mem.signed {
                             v as i64 as i128 as u128
                         } else {
                             u128::from(v) & ty.mask()
                         };
-                        write(r, d, ty, v);
+                        write!(d, ty, v);
                     }
                     D::Store { s, a, mem, mmu, at } => {
-                        mem_store(st, get!(a), get!(s), mem, mmu);
-                        if (*st).exception_pending != 0 {
+                        if !mem_store(st, get!(a), get!(s), mem, mmu) {
                             fault!(at);
                         }
                     }
@@ -1004,7 +1141,7 @@ impl InterpBlock {
                         }
                         let ret = (c.func)(st, args[0], args[1], args[2], args[3]);
                         if let Some(d) = c.dst {
-                            r[d as usize] = ret;
+                            set!(d, ret);
                         }
                         if c.effects.may_raise && (*st).exception_pending != 0 {
                             fault!(at);
@@ -1017,11 +1154,7 @@ impl InterpBlock {
                         a,
                         b,
                         target,
-                    } => {
-                        if eval_cond(cond, ty, read(r, a, ty), read(r, b, ty)) {
-                            ip = target as usize;
-                        }
-                    }
+                    } => branch!(eval_cond(cond, ty, read!(a, ty), read!(b, ty)), target),
                     D::Goto { pc, slot, at } => {
                         (*st).pc = pc;
                         (*st).insn_count = base + u64::from(at);
@@ -1042,10 +1175,324 @@ impl InterpBlock {
                         (*st).insn_count = base + retired(reason, before(at), at);
                         return BlockExit::Exit(reason);
                     }
+                    D::End => fault!(0),
                 }
             }
         }
     }
+}
+
+/// Decode one value op (not a label, `insn`, call or exit), using operands that are
+/// constants known at decode time (`cst`) for the immediate forms.
+fn decode_op(
+    op: &Op,
+    s: &impl Fn(Value) -> Slot,
+    cst: &impl Fn(Value) -> Option<u64>,
+    at: u32,
+) -> D {
+    match *op {
+        Op::Mov {
+            dst,
+            ty: Type::I128,
+            src,
+        } => D::Mov128 {
+            d: s(dst),
+            s: s(src),
+        },
+        Op::Mov { dst, src, .. } => D::Mov {
+            d: s(dst),
+            s: s(src),
+        },
+        Op::LoadGlobal { dst, ty, offset } if ty.bytes() == 8 => D::LoadGlobal64 {
+            d: s(dst),
+            off: offset,
+        },
+        Op::StoreGlobal { src, ty, offset } if ty.bytes() == 8 => D::StoreGlobal64 {
+            s: s(src),
+            off: offset,
+        },
+        Op::LoadGlobal { dst, ty, offset } => D::LoadGlobal {
+            d: s(dst),
+            off: offset,
+            ty,
+        },
+        Op::StoreGlobal { src, ty, offset } => D::StoreGlobal {
+            s: s(src),
+            off: offset,
+            ty,
+        },
+        Op::Binary { op, ty, dst, a, b } if ty.bits() <= 64 => {
+            decode_binary(op, ty, s(dst), s(a), s(b), cst(b))
+        }
+        Op::Binary { op, ty, dst, a, b } => D::Bin {
+            op,
+            ty,
+            d: s(dst),
+            a: s(a),
+            b: s(b),
+        },
+        Op::Unary { op, ty, dst, src } => D::Un {
+            op,
+            ty,
+            d: s(dst),
+            s: s(src),
+        },
+        // Slots hold values masked to their type, so a narrow zero extension is a copy and a
+        // truncation a mask.
+        Op::Ext {
+            kind,
+            from,
+            to,
+            dst,
+            src,
+        } if from.bits() <= 64 && to.bits() <= 64 => {
+            let (d, s) = (s(dst), s(src));
+            match kind {
+                ExtKind::Zext => D::Mov { d, s },
+                ExtKind::Trunc => D::AndI {
+                    d,
+                    a: s,
+                    imm: to.mask() as u64,
+                },
+                ExtKind::Sext if from == Type::I32 && to.bits() == 64 => D::Sext32To64 { d, s },
+                ExtKind::Sext => D::Sext {
+                    d,
+                    s,
+                    shift: (64 - from.bits()) as u8,
+                    mask: to.mask() as u64,
+                },
+            }
+        }
+        Op::Ext {
+            kind,
+            from,
+            to,
+            dst,
+            src,
+        } => D::Ext {
+            kind,
+            from,
+            to,
+            d: s(dst),
+            s: s(src),
+        },
+        Op::SetCond {
+            cond,
+            ty,
+            dst,
+            a,
+            b,
+        } if ty.bits() <= 64 => D::SetCond64 {
+            cond,
+            shift: (64 - ty.bits()) as u8,
+            d: s(dst),
+            a: s(a),
+            b: s(b),
+        },
+        Op::SetCond {
+            cond,
+            ty,
+            dst,
+            a,
+            b,
+        } => D::SetCond {
+            cond,
+            ty,
+            d: s(dst),
+            a: s(a),
+            b: s(b),
+        },
+        Op::Select {
+            ty,
+            dst,
+            cond_val,
+            a,
+            b,
+        } => {
+            let (d, c, a, b) = (s(dst), s(cond_val), s(a), s(b));
+            if ty == Type::I128 {
+                D::Select128 { d, c, a, b }
+            } else {
+                D::Select { d, c, a, b }
+            }
+        }
+        Op::Load {
+            ty,
+            mem,
+            mmu_idx,
+            dst,
+            addr,
+        } if ty.bits() == 64 => D::Load64 {
+            d: s(dst),
+            a: s(addr),
+            mem,
+            mmu: mmu_idx,
+            at,
+        },
+        Op::Load {
+            ty,
+            mem,
+            mmu_idx,
+            dst,
+            addr,
+        } => D::Load {
+            d: s(dst),
+            a: s(addr),
+            mem,
+            mmu: mmu_idx,
+            ty,
+            at,
+        },
+        Op::Store {
+            mem,
+            mmu_idx,
+            src,
+            addr,
+            ..
+        } => D::Store {
+            s: s(src),
+            a: s(addr),
+            mem,
+            mmu: mmu_idx,
+            at,
+        },
+        Op::Br(l) => D::Br { target: l.0 },
+        Op::BrCond {
+            cond,
+            ty,
+            a,
+            b,
+            label,
+        } if ty.bits() <= 64 => {
+            let (a, b, target) = (s(a), s(b), label.0);
+            match (cond, ty.bits()) {
+                (Cond::Eq, _) => D::BrEq64 { a, b, target },
+                (Cond::Ne, _) => D::BrNe64 { a, b, target },
+                (Cond::Ltu, _) => D::BrLtu64 { a, b, target },
+                (Cond::Geu, _) => D::BrGeu64 { a, b, target },
+                (Cond::Lt, 64) => D::BrLt64 { a, b, target },
+                (Cond::Ge, 64) => D::BrGe64 { a, b, target },
+                _ => D::BrCond64 {
+                    cond,
+                    shift: (64 - ty.bits()) as u8,
+                    a,
+                    b,
+                    target,
+                },
+            }
+        }
+        Op::BrCond {
+            cond,
+            ty,
+            a,
+            b,
+            label,
+        } => D::BrCond {
+            cond,
+            ty,
+            a: s(a),
+            b: s(b),
+            target: label.0,
+        },
+        // Handled by the caller.
+        Op::InsnStart { .. } | Op::Const { .. } | Op::Call { .. } | Op::Label(_) | Op::Exit(_) => {
+            D::End
+        }
+    }
+}
+
+/// A binary op of 64 bits or fewer; `cb` is `b`'s value if it is a constant (masked to `ty`).
+fn decode_binary(op: BinOp, ty: Type, d: Slot, a: Slot, b: Slot, cb: Option<u64>) -> D {
+    // The narrow forms are 32 bits or fewer: their mask and immediates fit in a u32.
+    let mask = ty.mask() as u32;
+    let bits = ty.bits() as u8;
+    let wide = bits == 64;
+    match (op, cb) {
+        (BinOp::Add, Some(imm)) if wide => D::AddI64 { d, a, imm },
+        (BinOp::Add, Some(imm)) => D::AddI {
+            d,
+            a,
+            imm: imm as u32,
+            mask,
+        },
+        // a - c = a + (2^bits - c) modulo 2^bits.
+        (BinOp::Sub, Some(c)) if wide => D::AddI64 {
+            d,
+            a,
+            imm: c.wrapping_neg(),
+        },
+        (BinOp::Sub, Some(c)) => D::AddI {
+            d,
+            a,
+            imm: (c as u32).wrapping_neg() & mask,
+            mask,
+        },
+        (BinOp::Add, None) if wide => D::Add64 { d, a, b },
+        (BinOp::Add, None) => D::Add { d, a, b, mask },
+        (BinOp::Sub, None) if wide => D::Sub64 { d, a, b },
+        (BinOp::Sub, None) => D::Sub { d, a, b, mask },
+        (BinOp::And, Some(imm)) => D::AndI { d, a, imm },
+        (BinOp::Or, Some(imm)) => D::OrI { d, a, imm },
+        (BinOp::Xor, Some(imm)) => D::XorI { d, a, imm },
+        (BinOp::And, None) => D::And { d, a, b },
+        (BinOp::Or, None) => D::Or { d, a, b },
+        (BinOp::Xor, None) => D::Xor { d, a, b },
+        (BinOp::Shl, Some(c)) if wide => D::ShlI64 {
+            d,
+            a,
+            sh: (c & 63) as u8,
+        },
+        (BinOp::Shr, Some(c)) if wide => D::ShrI64 {
+            d,
+            a,
+            sh: (c & 63) as u8,
+        },
+        (BinOp::Sar, Some(c)) if wide => D::SarI64 {
+            d,
+            a,
+            sh: (c & 63) as u8,
+        },
+        (BinOp::Shl, _) if wide => D::Shl64 { d, a, b },
+        (BinOp::Shr, _) if wide => D::Shr64 { d, a, b },
+        (BinOp::Sar, _) if wide => D::Sar64 { d, a, b },
+        (BinOp::Shl, _) => D::Shl { d, a, b, bits },
+        (BinOp::Shr, _) => D::Shr { d, a, b, bits },
+        (BinOp::Sar, _) => D::Sar { d, a, b, bits },
+        (BinOp::Mul, _) if wide => D::Mul64 { d, a, b },
+        _ => D::Bin { op, ty, d, a, b },
+    }
+}
+
+/// Remove `Const` ops whose slot no op reads any more (their value was folded into the
+/// immediate forms). Returns the kept ops and, for each old op index (and the end), its new
+/// index, to move the label positions.
+fn drop_unread_consts(ops: Vec<D>, calls: &[CallInfo]) -> (Vec<D>, Vec<u32>) {
+    let mut read = Vec::new();
+    for op in &ops {
+        op.slots(calls, |s, write| {
+            if !write {
+                let i = s as usize;
+                if read.len() <= i {
+                    read.resize(i + 1, false);
+                }
+                read[i] = true;
+            }
+        });
+    }
+    let mut remap = Vec::with_capacity(ops.len() + 1);
+    let mut kept = Vec::with_capacity(ops.len());
+    for op in ops {
+        remap.push(kept.len() as u32);
+        let unread = match op {
+            D::Const { d, .. } => !read.get(d as usize).copied().unwrap_or(false),
+            _ => false,
+        };
+        if !unread {
+            kept.push(op);
+        }
+    }
+    remap.push(kept.len() as u32);
+    (kept, remap)
 }
 
 /// All-ones mask of a width of 1..=64 bits.
@@ -1082,13 +1529,14 @@ fn retired(reason: ExitReason, before: u64, started: u32) -> u64 {
     }
 }
 
-/// The softmmu load of `env.rs`, through the raw state pointer so the slow path receives the
-/// pointer with the whole guest state's provenance.
+/// The softmmu load of `env.rs` (`CpuCommon::load`), through the raw state pointer so the
+/// slow path receives the pointer with the whole guest state's provenance. The TLB hit test is
+/// inlined here so a hit costs no call; `None` if the slow path recorded a guest fault.
 ///
 /// # Safety
 /// `st` is a live, exclusively borrowed guest state.
-#[inline]
-unsafe fn mem_load(st: *mut CpuCommon, vaddr: u64, mem: MemOp, mmu: u8) -> u64 {
+#[inline(always)]
+unsafe fn mem_load(st: *mut CpuCommon, vaddr: u64, mem: MemOp, mmu: u8) -> Option<u64> {
     // SAFETY: `st` is valid (caller contract); the index is in range by construction.
     unsafe {
         let entry = &(*st).tlb[usize::from(mmu) % NB_MMU_MODES][tlb_index(vaddr)];
@@ -1100,19 +1548,36 @@ unsafe fn mem_load(st: *mut CpuCommon, vaddr: u64, mem: MemOp, mmu: u8) -> u64 {
         if tlb_hit(tag, vaddr, mem) {
             // A hit means the entry was filled for a page wholly inside guest RAM and the
             // access lies inside that page (env.rs module docs).
-            read_host(vaddr.wrapping_add(entry.addend) as usize as *const u8, mem)
+            Some(read_host(
+                vaddr.wrapping_add(entry.addend) as usize as *const u8,
+                mem,
+            ))
         } else {
-            ((*st).slow.load)(st, vaddr, mem.to_bits(), u32::from(mmu))
+            mem_load_slow(st, vaddr, mem, mmu)
         }
     }
 }
 
-/// The softmmu store; see [`mem_load`].
+/// The slow half of [`mem_load`], out of line so the executor's loop stays small.
 ///
 /// # Safety
 /// As [`mem_load`].
-#[inline]
-unsafe fn mem_store(st: *mut CpuCommon, vaddr: u64, val: u64, mem: MemOp, mmu: u8) {
+#[inline(never)]
+#[cold]
+unsafe fn mem_load_slow(st: *mut CpuCommon, vaddr: u64, mem: MemOp, mmu: u8) -> Option<u64> {
+    // SAFETY: `st` is valid (caller contract).
+    unsafe {
+        let v = ((*st).slow.load)(st, vaddr, mem.to_bits(), u32::from(mmu));
+        ((*st).exception_pending == 0).then_some(v)
+    }
+}
+
+/// The softmmu store; see [`mem_load`]. False if the slow path recorded a guest fault.
+///
+/// # Safety
+/// As [`mem_load`].
+#[inline(always)]
+unsafe fn mem_store(st: *mut CpuCommon, vaddr: u64, val: u64, mem: MemOp, mmu: u8) -> bool {
     // SAFETY: as in `mem_load`; write tags are only valid for writable RAM pages.
     unsafe {
         let entry = &(*st).tlb[usize::from(mmu) % NB_MMU_MODES][tlb_index(vaddr)];
@@ -1121,10 +1586,25 @@ unsafe fn mem_store(st: *mut CpuCommon, vaddr: u64, val: u64, mem: MemOp, mmu: u
                 vaddr.wrapping_add(entry.addend) as usize as *mut u8,
                 val,
                 mem,
-            )
+            );
+            true
         } else {
-            ((*st).slow.store)(st, vaddr, val, mem.to_bits(), u32::from(mmu))
+            mem_store_slow(st, vaddr, val, mem, mmu)
         }
+    }
+}
+
+/// The slow half of [`mem_store`].
+///
+/// # Safety
+/// As [`mem_load`].
+#[inline(never)]
+#[cold]
+unsafe fn mem_store_slow(st: *mut CpuCommon, vaddr: u64, val: u64, mem: MemOp, mmu: u8) -> bool {
+    // SAFETY: `st` is valid (caller contract).
+    unsafe {
+        ((*st).slow.store)(st, vaddr, val, mem.to_bits(), u32::from(mmu));
+        (*st).exception_pending == 0
     }
 }
 
@@ -1229,6 +1709,44 @@ mod tests {
         assert_eq!(cpu.regs[2], 0);
     }
 
+    /// Constants folded into immediate forms are dropped from the op list, and branch targets
+    /// still land on the ops after their labels.
+    #[test]
+    fn folded_constants_keep_branch_targets() {
+        let text = format!(
+            "block pc=0x1000\n insn 0x1000 0\n v0:i64 = load_global {r1}\n v1:i64 = const 1\n \
+             v2:i64 = const 7\n brcond.i64 eq v0, v2, L0\n v3:i64 = const 100\n \
+             v4:i64 = add v0, v3\n store_global.i64 {r2}, v4\n goto 0x2000\nL0:\n \
+             v5:i64 = const 5\n v6:i64 = sub v0, v5\n store_global.i64 {r2}, v6\n \
+             goto 0x3000\n",
+            r1 = reg_offset(1),
+            r2 = reg_offset(2),
+        );
+        let b = parse_block(&text, &test_helpers()).unwrap_or_else(|e| panic!("{e}"));
+        let consts = InterpBlock::new(&b)
+            .ops
+            .iter()
+            .filter(|o| matches!(o, D::Const { .. }))
+            .count();
+        assert_eq!(consts, 1, "only the compared constant stays");
+        for (x, want, slot, pc) in [(7, 2, 1, 0x3000), (8, 108, 0, 0x2000)] {
+            let mut cpu = TestCpu::new();
+            cpu.regs[1] = x;
+            assert_eq!(run(&text, &mut cpu), BlockExit::Goto { slot });
+            assert_eq!((cpu.regs[2], cpu.common.pc), (want, pc));
+        }
+    }
+
+    /// A decoded op stays small: the op list is what the executor streams through.
+    #[test]
+    fn decoded_op_size() {
+        assert!(
+            std::mem::size_of::<D>() <= 24,
+            "{}",
+            std::mem::size_of::<D>()
+        );
+    }
+
     /// The decoder's fast paths (narrow shifts, comparisons, extensions, immediates) agree
     /// with the generic semantics on random operands of every width up to 64 bits.
     #[test]
@@ -1245,6 +1763,7 @@ mod tests {
             BinOp::Shl,
             BinOp::Shr,
             BinOp::Sar,
+            BinOp::Mul,
         ];
         let conds = [
             Cond::Eq,
@@ -1258,7 +1777,7 @@ mod tests {
             Cond::Gtu,
             Cond::Leu,
         ];
-        for _ in 0..300 {
+        for _ in 0..2000 {
             let ty = tys[rng.gen_range(0..4)];
             let to = tys[rng.gen_range(0..4)];
             let (x, y): (u64, u64) = (rng.gen(), rng.gen_range(0..80));
@@ -1289,15 +1808,18 @@ mod tests {
                 b.store_global(Type::I64, reg_offset(2 + i as u32), w);
                 expect.push(eval_binary(*op, ty, u128::from(x), u128::from(y)) as u64);
             }
-            let k = b.iconst(ty, y);
-            let v = b.binary(BinOp::Add, ty, a, k);
-            let w = widen(&mut b, v, ty);
-            b.store_global(Type::I64, reg_offset(10), w);
-            expect.push(eval_binary(BinOp::Add, ty, u128::from(x), u128::from(y)) as u64);
+            // The same ops with a constant right operand (the decoder's immediate forms).
+            for (i, op) in ops.iter().enumerate() {
+                let k = b.iconst(ty, y);
+                let v = b.binary(*op, ty, a, k);
+                let w = widen(&mut b, v, ty);
+                b.store_global(Type::I64, reg_offset(2 + (ops.len() + i) as u32), w);
+                expect.push(eval_binary(*op, ty, u128::from(x), u128::from(y)) as u64);
+            }
             let cond = conds[rng.gen_range(0..10)];
             let sc = b.set_cond(cond, ty, a, c);
             let w = widen(&mut b, sc, Type::I8);
-            b.store_global(Type::I64, reg_offset(11), w);
+            b.store_global(Type::I64, reg_offset(20), w);
             let (xm, ym) = (u128::from(x) & ty.mask(), u128::from(y) & ty.mask());
             expect.push(u64::from(eval_cond(cond, ty, xm, ym)));
             if ty != to {
@@ -1310,7 +1832,7 @@ mod tests {
                 };
                 let e = b.ext(kind, ty, to, a);
                 let w = widen(&mut b, e, to);
-                b.store_global(Type::I64, reg_offset(12), w);
+                b.store_global(Type::I64, reg_offset(21), w);
                 expect.push(eval_ext(kind, ty, to, xm) as u64);
             }
             let l = b.new_label();
