@@ -371,6 +371,21 @@ impl Lower<'_, '_> {
         }
     }
 
+    /// Before a branch: store the dirty globals on the path that executes the branch and mark
+    /// them clean, as TCG syncs globals at the end of each basic block. Exits after it store
+    /// only what is written after it, so a block with many exits (a superblock, every memory
+    /// access's fault exit) does not store every global again at each one.
+    ///
+    /// Why clean is right for every path: a path reaches an op either linearly from the last
+    /// label it jumped to, passing every branch in between (each of which flushed), or it
+    /// jumped there from a branch (which flushed everything dirty before it). So what is dirty
+    /// on any path at an op is a subset of what was written since the last branch in linear
+    /// order — which is what `dirty` tracks.
+    fn flush_at_branch(&mut self) {
+        self.flush_dirty();
+        self.dirty.iter_mut().for_each(|d| *d = false);
+    }
+
     /// Store the instruction count as `entry + retired`.
     fn store_count(&mut self, retired: u32) {
         let base = self.b.use_var(self.base);
@@ -632,6 +647,7 @@ impl Lower<'_, '_> {
             }
             Op::Br(l) => {
                 let lb = self.label_block(l)?;
+                self.flush_at_branch();
                 self.b.ins().jump(lb, &[]);
                 self.terminated = true;
             }
@@ -643,6 +659,7 @@ impl Lower<'_, '_> {
                 label,
             } => {
                 let lb = self.label_block(label)?;
+                self.flush_at_branch();
                 let a = self.use_val(a)?;
                 let bv = self.use_val(b)?;
                 let c = self.icmp(cond, ty, a, bv)?;

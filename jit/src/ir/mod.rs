@@ -110,6 +110,24 @@ pub enum Cond {
     Leu,
 }
 
+impl Cond {
+    /// The condition that holds exactly when `self` does not.
+    pub fn inverse(self) -> Cond {
+        match self {
+            Cond::Eq => Cond::Ne,
+            Cond::Ne => Cond::Eq,
+            Cond::Lt => Cond::Ge,
+            Cond::Ge => Cond::Lt,
+            Cond::Ltu => Cond::Geu,
+            Cond::Geu => Cond::Ltu,
+            Cond::Gt => Cond::Le,
+            Cond::Le => Cond::Gt,
+            Cond::Gtu => Cond::Leu,
+            Cond::Leu => Cond::Gtu,
+        }
+    }
+}
+
 /// Two-operand integer operations. Both operands and the result have the op's type, except
 /// shifts and rotates, whose amount operand has the same type and is taken modulo the width.
 ///

@@ -266,16 +266,19 @@ pub fn gen_store(ctx: &mut LiftCtx<'_>, insn: u32, size_log2: u8) -> Lifted {
     Lifted::Continue
 }
 
-/// Conditional branch: two `Goto` exits, taken and not taken. With C, every target is 2-byte
+/// Conditional branch: a side exit when taken, the block goes on when not. With C, every target is 2-byte
 /// aligned (the B immediate is even), so RV64GC never raises instruction-address-misaligned.
 pub fn gen_branch(ctx: &mut LiftCtx<'_>, insn: u32, cond: Cond) -> Lifted {
+    // The taken path leaves through a side exit (a chainable `Goto`) at the branch itself, so
+    // its retired-instruction count and pc are those of the branch; the not-taken path goes on
+    // in the same block (a superblock): guest registers stay in host registers across the
+    // branch, and the block ends where `translate_block` ends any block (length, page end,
+    // an instruction that ends it).
     let a = ctx.get_gpr(rs1(insn));
     let c = ctx.get_gpr(rs2(insn));
-    let taken = ctx.b.new_label();
-    ctx.b.br_cond(cond, Type::I64, a, c, taken);
-    let next = ctx.next_pc();
-    ctx.b.goto(next);
-    ctx.b.label(taken);
+    let not_taken = ctx.b.new_label();
+    ctx.b.br_cond(cond.inverse(), Type::I64, a, c, not_taken);
     ctx.b.goto(ctx.pc.wrapping_add(imm_b(insn) as u64));
-    Lifted::EndBlock
+    ctx.b.label(not_taken);
+    Lifted::Continue
 }

@@ -342,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn branches_end_the_block_with_two_gotos() {
+    fn branches_leave_by_a_side_exit_when_taken_and_go_on_when_not() {
         for (name, a, b, taken) in [
             ("beq", 1, 1, true),
             ("beq", 1, 2, false),
@@ -356,17 +356,36 @@ mod tests {
             load_words(&cpu, RAM_BASE, &[b_type(name, 1, 2, -16)]);
             cpu.x[1] = a;
             cpu.x[2] = b;
-            let exit = step(&mut cpu, 8);
+            // A one-instruction block: the taken side exit is the first Goto, the block's
+            // end (the instruction limit) the second.
+            let exit = step(&mut cpu, 1);
             let (slot, pc) = if taken {
-                (1, RAM_BASE - 16)
+                (0, RAM_BASE - 16)
             } else {
-                (0, RAM_BASE + 4)
+                (1, RAM_BASE + 4)
             };
             assert_eq!(
-                (exit, cpu.common.pc),
-                (BlockExit::Goto { slot }, pc),
+                (exit, cpu.common.pc, cpu.common.insn_count),
+                (BlockExit::Goto { slot }, pc, 1),
                 "{name}"
             );
+            // Not taken, the block goes on with the next instruction (an addi here).
+            let mut cpu = hart();
+            load_words(
+                &cpu,
+                RAM_BASE,
+                &[b_type(name, 1, 2, -16), i_type("addi", 5, 0, 7)],
+            );
+            cpu.x[1] = a;
+            cpu.x[2] = b;
+            let exit = step(&mut cpu, 8);
+            if taken {
+                assert_eq!((exit, cpu.x[5]), (BlockExit::Goto { slot: 0 }, 0), "{name}");
+            } else {
+                assert_eq!(cpu.x[5], 7, "{name}: the fall-through ran in the same block");
+                // Branch and addi retire; the zeros after them (c.unimp) raise.
+                assert_eq!(cpu.common.insn_count, 2, "{name}");
+            }
         }
     }
 
