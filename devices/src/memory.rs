@@ -120,6 +120,20 @@ impl GuestRam {
         self.write(addr, &v.to_le_bytes())
     }
 
+    /// Atomic load of an aligned u64 (page-table walks: another hart may be setting A/D bits
+    /// in the same PTE with [`GuestRam::compare_exchange_u64`]). None if out of range or
+    /// misaligned.
+    pub fn load_u64(&self, addr: u64) -> Option<u64> {
+        if !addr.is_multiple_of(8) {
+            return None;
+        }
+        let p = self.host_ptr(addr, 8)? as *const std::sync::atomic::AtomicU64;
+        // SAFETY: as in `compare_exchange_u64`: in range, 8-byte aligned, AtomicU64 has u64's
+        // layout.
+        let a = unsafe { &*p };
+        Some(u64::from_le(a.load(std::sync::atomic::Ordering::Acquire)))
+    }
+
     /// Atomic compare-and-swap of an aligned u64 (page-table A/D updates, AMOs by helpers).
     /// Returns the old value, or None if out of range or misaligned.
     pub fn compare_exchange_u64(&self, addr: u64, current: u64, new: u64) -> Option<u64> {
@@ -156,5 +170,19 @@ mod tests {
         assert!(ram.host_ptr(u64::MAX, 2).is_none());
         assert_eq!(ram.read_u64(0x8000_1ff8), Some(0x0101_0101_0101_0101));
         assert!(GuestRam::new(0, 0).is_err());
+    }
+
+    #[test]
+    fn atomic_u64_accessors_need_alignment_and_range() {
+        let ram = GuestRam::new(0x8000_0000, 0x2000).unwrap();
+        assert!(ram.write_u64(0x8000_1ff8, 0x1122_3344_5566_7788));
+        assert_eq!(ram.load_u64(0x8000_1ff8), Some(0x1122_3344_5566_7788));
+        assert_eq!(ram.load_u64(0x8000_1ffc), None);
+        assert_eq!(ram.load_u64(0x8000_2000), None);
+        assert_eq!(
+            ram.compare_exchange_u64(0x8000_1ff8, 0x1122_3344_5566_7788, 5),
+            Some(0x1122_3344_5566_7788)
+        );
+        assert_eq!(ram.load_u64(0x8000_1ff8), Some(5));
     }
 }

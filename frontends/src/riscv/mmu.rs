@@ -25,6 +25,7 @@ use emu_jit::ir::MemOp;
 
 use super::cpu::{Privilege, RiscvCpu};
 use super::csr::*;
+use super::pmp::{PMP_R, PMP_W, PMP_X};
 use super::trap::Exception;
 
 pub const MMU_IDX_U: u8 = 0;
@@ -104,6 +105,15 @@ fn page_fault(kind: AccessKind, vaddr: u64) -> Exception {
     }
 }
 
+/// The pmpcfg permission bit an access of `kind` needs (§3.7.1).
+fn pmp_bit(kind: AccessKind) -> u8 {
+    match kind {
+        AccessKind::Load => PMP_R,
+        AccessKind::Store => PMP_W,
+        AccessKind::Fetch => PMP_X,
+    }
+}
+
 fn access_fault(kind: AccessKind, vaddr: u64) -> Exception {
     match kind {
         AccessKind::Load => Exception::LoadAccessFault(vaddr),
@@ -138,7 +148,9 @@ impl RiscvCpu {
         .idx()
     }
 
-    fn read_pte(&self, addr: u64) -> Option<u64> {
+    /// A PTE outside plain RAM (a device window, or nothing): read through the bus as any
+    /// other S-mode load would be.
+    fn read_pte_from_bus(&self, addr: u64) -> Option<u64> {
         let mut b = [0u8; 8];
         self.bus.read(addr, &mut b).ok()?;
         Some(u64::from_le_bytes(b))
@@ -212,7 +224,14 @@ impl RiscvCpu {
                 {
                     return Err(access_fault(kind, vaddr));
                 }
-                let Some(pte) = self.read_pte(pte_addr) else {
+                // PTEs in plain RAM are read (and their A/D bits set) through the region itself:
+                // no bus copy, and one region lookup serves both.
+                let ram = self.bus.plain_ram_at(pte_addr, 8);
+                let pte = match ram.and_then(|r| r.load_u64(pte_addr)) {
+                    Some(pte) => Some(pte),
+                    None => self.read_pte_from_bus(pte_addr),
+                };
+                let Some(pte) = pte else {
                     if set_ad {
                         self.report_guest_error(|| {
                             format!(
@@ -263,7 +282,8 @@ impl RiscvCpu {
                     updated |= PTE_D;
                 }
                 if updated != pte && set_ad {
-                    let Some(ram) = self.bus.ram_at(pte_addr, 8) else {
+                    let Some(ram) = ram.or_else(|| self.bus.ram_at(pte_addr, 8).map(|r| &**r))
+                    else {
                         // A/D bits in ROM or MMIO cannot be set (QEMU: page fault).
                         return Err(fault);
                     };
@@ -320,27 +340,32 @@ impl RiscvCpu {
         }
         let mode = MmuMode::from_idx(idx);
         let t = self.translate(vaddr, kind, mode)?;
-        if !self.csr.pmp.check(t.phys, size, kind, mode.prv) {
+        let pmp = &self.csr.pmp;
+        let Some(perms) = pmp.page_perms(t.phys & PAGE_MASK, PAGE_SIZE, mode.prv) else {
+            // PMP splits the page: check this access alone and leave the page uncached.
+            if !pmp.check(t.phys, size, kind, mode.prv) {
+                return Err(access_fault(kind, vaddr));
+            }
+            return Ok(t.phys);
+        };
+        // A uniform page: the access (inside it) gets the page's decision.
+        if perms & pmp_bit(kind) == 0 {
             return Err(access_fault(kind, vaddr));
         }
-        self.tlb_fill(slot, vaddr, t, mode.prv);
+        self.tlb_fill(slot, vaddr, t, perms);
         Ok(t.phys)
     }
 
     /// Fill the TLB entry for `vaddr`'s page (env.rs rules): RAM pages with no device get a
-    /// host addend; other pages are cached with `TLB_MMIO`. Pages whose PMP permissions are
-    /// not uniform are not cached.
-    fn tlb_fill(&mut self, slot: usize, vaddr: u64, t: Translation, prv: Privilege) {
+    /// host addend; other pages are cached with `TLB_MMIO`. `pmp_perms` is what PMP allows in
+    /// the whole page ([`super::pmp::Pmp::page_perms`]); pages PMP splits are not cached.
+    fn tlb_fill(&mut self, slot: usize, vaddr: u64, t: Translation, pmp_perms: u8) {
         let ppage = t.phys & PAGE_MASK;
         let vpage = vaddr & PAGE_MASK;
-        let pmp = &self.csr.pmp;
-        if !pmp.page_uniform(ppage, PAGE_SIZE) {
-            return;
-        }
         let host = self.bus.ram_page_host_ptr(ppage, PAGE_SIZE);
         let flags = if host.is_some() { 0 } else { TLB_MMIO };
         let tag = |ok: bool, kind: AccessKind| {
-            if ok && pmp.check(ppage, PAGE_SIZE, kind, prv) {
+            if ok && pmp_perms & pmp_bit(kind) != 0 {
                 vpage | flags
             } else {
                 TLB_INVALID
@@ -946,6 +971,63 @@ mod tests {
             cpu.mem_load(0x1000, LOAD, s),
             Err(Exception::LoadAccessFault(0x1000))
         );
+    }
+
+    /// PTEs are read from plain RAM directly; anywhere else the walk goes through the bus: a
+    /// device answers the read, and an unmapped table is an access fault of the original
+    /// access type.
+    #[test]
+    fn page_tables_outside_plain_ram() {
+        const IO_TABLE: u64 = 0x1000_0000;
+        const RAM_IO_TABLE: u64 = TEST_RAM_BASE + 0x3_0000;
+        // A 1 GiB leaf for VA 0 onto RAM's base, dirty and accessed unless masked.
+        let leaf = ((TEST_RAM_BASE >> 12) << PTE_PPN_SHIFT) | LEAF_RWX;
+        let io = Arc::new(Mutex::new(Reg(leaf)));
+        let ram_io = Arc::new(Mutex::new(Reg(leaf)));
+        let mut bus = Bus::new();
+        bus.add_device(IO_TABLE, 0x1000, io.clone()).unwrap();
+        bus.add_device(RAM_IO_TABLE, 0x1000, ram_io.clone())
+            .unwrap();
+        let mut cpu = test_cpu_with(bus);
+        write_u64(&cpu, TEST_RAM_BASE + 0x10, 77);
+        cpu.privilege = Privilege::Supervisor as u64;
+        let s = s_idx();
+        let use_root = |cpu: &mut RiscvCpu, root: u64| {
+            cpu.csr.satp = (SATP_MODE_SV39 << SATP_MODE_SHIFT) | (root >> 12);
+            cpu.tlb_flush_all();
+        };
+        use_root(&mut cpu, 0x2000_0000);
+        assert_eq!(
+            cpu.mem_load(0x10, LOAD, s),
+            Err(Exception::LoadAccessFault(0x10))
+        );
+        assert_eq!(
+            cpu.mem_store(0x10, 1, LOAD, s),
+            Err(Exception::StoreAmoAccessFault(0x10))
+        );
+        assert_eq!(
+            translate_fetch(&mut cpu, 0x10),
+            Err(Exception::InstructionAccessFault(0x10))
+        );
+        for (root, dev) in [(IO_TABLE, &io), (RAM_IO_TABLE, &ram_io)] {
+            use_root(&mut cpu, root);
+            dev.lock().0 = leaf;
+            assert_eq!(cpu.mem_load(0x10, LOAD, s), Ok(77), "root {root:#x}");
+            // The A bit cannot be set in a device's PTE: page fault, as in QEMU.
+            dev.lock().0 = leaf & !PTE_A;
+            cpu.tlb_flush_all();
+            assert_eq!(
+                cpu.mem_load(0x10, LOAD, s),
+                Err(Exception::LoadPageFault(0x10)),
+                "root {root:#x}"
+            );
+        }
+        // The RAM under the in-RAM device was neither the table nor updated.
+        let under = cpu
+            .bus
+            .ram_at(RAM_IO_TABLE, 8)
+            .and_then(|r| r.read_u64(RAM_IO_TABLE));
+        assert_eq!(under, Some(0));
     }
 
     #[test]

@@ -179,6 +179,39 @@ impl Pmp {
             .iter()
             .all(|r| hi <= r.start || lo >= r.end || (r.start <= lo && hi <= r.end))
     }
+
+    /// What privilege `prv` may do anywhere in the page `[page, page + page_size)`: the
+    /// `PMP_R | PMP_W | PMP_X` bits [`Pmp::check`] grants to every access inside it, or None
+    /// when the page is not [`Pmp::page_uniform`]. One pass over the entries replaces
+    /// `page_uniform` plus a `check` per access kind when the TLB is filled.
+    pub fn page_perms(&self, page: u64, page_size: u64, prv: Privilege) -> Option<u8> {
+        const RWX: u8 = PMP_R | PMP_W | PMP_X;
+        let lo = u128::from(page);
+        let hi = lo + u128::from(page_size);
+        let mut first = None;
+        for r in self.active_regions() {
+            if hi <= r.start || lo >= r.end {
+                continue;
+            }
+            if lo < r.start || hi > r.end {
+                return None;
+            }
+            // The lowest-numbered entry covering the page decides every access in it; the
+            // others are only checked for uniformity, as `page_uniform` does.
+            first.get_or_insert(if prv == Privilege::Machine && r.cfg & PMP_L == 0 {
+                RWX
+            } else {
+                r.cfg & RWX
+            });
+        }
+        // No entry matches: as in `check`.
+        let unmatched = if prv == Privilege::Machine || !self.any_active {
+            RWX
+        } else {
+            0
+        };
+        Some(first.unwrap_or(unmatched))
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +290,69 @@ mod tests {
         assert!(p.check(page, 8, AccessKind::Load, Privilege::Machine));
         p.write_cfg(2, 0);
         assert!(p.check(page, 8, AccessKind::Load, Privilege::User));
+    }
+
+    /// `page_perms` must agree with `page_uniform` plus one `check` per access kind, the
+    /// pair it replaces when the TLB is filled.
+    #[test]
+    fn page_perms_matches_uniform_and_check() {
+        let pages = [
+            0u64,
+            0x7fff_f000,
+            0x8000_0000,
+            0x8000_1000,
+            0x8002_0000,
+            0x8040_0000,
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // (split pages, uniform pages with some access denied, uniform pages allowing all)
+        let mut seen = [0u32; 3];
+        for _ in 0..500 {
+            let mut p = Pmp::default();
+            for i in 0..(next() % 5) as usize {
+                // Addresses near the test pages, some page-aligned, some not.
+                let page = pages[(next() % pages.len() as u64) as usize];
+                let addr = page + (next() % 3) * 0x800 + (next() % 2) * 4;
+                let a = match next() % 3 {
+                    0 => addr >> 2,
+                    1 => napot(addr & !0xfff, 0x1000 << (next() % 4)),
+                    _ => u64::MAX,
+                };
+                p.write_addr(i, a);
+                p.write_cfg(i, (next() & 0x9f) as u8);
+            }
+            for page in pages {
+                for prv in [Privilege::User, Privilege::Supervisor, Privilege::Machine] {
+                    let want = p.page_uniform(page, 0x1000).then(|| {
+                        [
+                            (AccessKind::Load, PMP_R),
+                            (AccessKind::Store, PMP_W),
+                            (AccessKind::Fetch, PMP_X),
+                        ]
+                        .into_iter()
+                        .filter(|&(kind, _)| p.check(page, 0x1000, kind, prv))
+                        .fold(0, |bits, (_, bit)| bits | bit)
+                    });
+                    assert_eq!(
+                        p.page_perms(page, 0x1000, prv),
+                        want,
+                        "{p:?} {page:#x} {prv:?}"
+                    );
+                    seen[match want {
+                        None => 0,
+                        Some(b) if b != PMP_R | PMP_W | PMP_X => 1,
+                        Some(_) => 2,
+                    }] += 1;
+                }
+            }
+        }
+        assert!(seen.iter().all(|&n| n > 100), "cases exercised: {seen:?}");
     }
 
     #[test]
