@@ -85,6 +85,7 @@ impl Bus {
     }
 
     /// The RAM region holding `[addr, addr + len)`, if one does.
+    #[inline]
     pub fn ram_at(&self, addr: u64, len: u64) -> Option<&Arc<GuestRam>> {
         self.ram.iter().find(|r| r.contains(addr, len))
     }
@@ -92,6 +93,7 @@ impl Bus {
     /// The RAM region that [`Bus::read`] and [`Bus::write`] reach for `[addr, addr + len)`
     /// when no device window overlaps those bytes: accessors may then use the region directly
     /// (page-table walks read and update PTEs this way, without a bus copy).
+    #[inline]
     pub fn plain_ram_at(&self, addr: u64, len: u64) -> Option<&GuestRam> {
         let ram = self.ram_at(addr, len)?;
         if self.device_in_ram && self.page_has_device(addr, len) {

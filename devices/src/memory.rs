@@ -62,10 +62,12 @@ impl GuestRam {
     }
 
     /// Whether `[addr, addr + len)` lies inside this region.
+    #[inline]
     pub fn contains(&self, addr: u64, len: u64) -> bool {
         addr >= self.base && len <= self.size && addr - self.base <= self.size - len
     }
 
+    #[inline]
     fn host_base(&self) -> *mut u8 {
         // SAFETY: taking the mapping's base pointer creates no reference to its bytes.
         unsafe { (*self.map.get()).as_mut_ptr() }
@@ -73,6 +75,7 @@ impl GuestRam {
 
     /// Host address of guest physical `addr`, if `[addr, addr + len)` is inside this region.
     /// The pointer stays valid as long as this `GuestRam` lives.
+    #[inline]
     pub fn host_ptr(&self, addr: u64, len: u64) -> Option<*mut u8> {
         if !self.contains(addr, len) {
             return None;
@@ -123,6 +126,7 @@ impl GuestRam {
     /// Atomic load of an aligned u64 (page-table walks: another hart may be setting A/D bits
     /// in the same PTE with [`GuestRam::compare_exchange_u64`]). None if out of range or
     /// misaligned.
+    #[inline]
     pub fn load_u64(&self, addr: u64) -> Option<u64> {
         if !addr.is_multiple_of(8) {
             return None;
