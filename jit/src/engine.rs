@@ -150,6 +150,8 @@ pub struct EngineStats {
     pub slow_path_calls: u64,
     /// Most blocks queued for the compile thread at once (at most [`MAX_IN_FLIGHT`]).
     pub peak_in_flight: u64,
+    /// Block lookups that missed the TB cache's direct-mapped front (and probed its map).
+    pub front_misses: u64,
 }
 
 /// Default of [`Engine::set_timing`] for new engines ([`Engine::time_new_engines`]).
@@ -423,6 +425,7 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             slow_path_calls: crate::backend::slow_path_calls(),
+            front_misses: self.cache.front_misses(),
             ..self.stats
         }
     }

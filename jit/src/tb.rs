@@ -129,7 +129,7 @@ impl std::hash::Hasher for KeyHasher {
 type KeyMap = HashMap<BlockKey, TbId, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// Entries of the direct-mapped front of the lookup (a power of two).
-const FRONT_ENTRIES: usize = 4096;
+const FRONT_ENTRIES: usize = 16384;
 
 /// A front entry's empty key. Never a real block's: blocks start in guest RAM, and no RAM
 /// ends at physical address `u64::MAX` (a block needs at least 2 bytes there).
@@ -148,6 +148,8 @@ pub struct TbCache {
     /// plays this role): most lookups hit here and skip hashing and probing a map of tens of
     /// thousands of blocks. Holds only valid blocks: invalidation and flushes clear entries.
     front: Box<[(BlockKey, TbId)]>,
+    /// Lookups that missed the front (statistics).
+    front_misses: u64,
 }
 
 impl Default for TbCache {
@@ -157,6 +159,7 @@ impl Default for TbCache {
             map: KeyMap::default(),
             by_page: HashMap::new(),
             front: vec![(NO_KEY, TbId(u32::MAX)); FRONT_ENTRIES].into_boxed_slice(),
+            front_misses: 0,
         }
     }
 }
@@ -183,11 +186,17 @@ impl TbCache {
                 return Some(*id);
             }
         }
+        self.front_misses += 1;
         let id = self.map.get(key).copied()?;
         if let Some(slot) = self.front.get_mut(i) {
             *slot = (*key, id);
         }
         Some(id)
+    }
+
+    /// Lookups through [`TbCache::lookup_fast`] that missed its front, since the cache was made.
+    pub fn front_misses(&self) -> u64 {
+        self.front_misses
     }
 
     /// Number of blocks ever inserted since the last flush (valid or not).

@@ -29,9 +29,9 @@ impl fmt::Display for EngineStats {
         writeln!(
             f,
             "exits looked up by the dispatch loop: {lookups} ({} goto not chained, {} indirect \
-             missing the jump cache, {} other); chained and jump-cache exits stay in compiled \
-             code (not counted)",
-            self.lookups_goto, self.lookups_indirect, self.lookups_other
+             missing the jump cache, {} other; {} missed the lookup front); chained and \
+             jump-cache exits stay in compiled code (not counted)",
+            self.lookups_goto, self.lookups_indirect, self.lookups_other, self.front_misses
         )?;
         write!(
             f,
@@ -67,12 +67,14 @@ mod tests {
             slow_path_calls: 42,
             interp_ns: 1_000_000,
             peak_in_flight: 9,
+            front_misses: 4,
             ..EngineStats::default()
         };
         let text = s.to_string();
         assert!(text.contains("11 translated, 7 compiled"), "{text}");
         assert!(text.contains("2.5 ms compiling"), "{text}");
         assert!(text.contains("at most 9 queued"), "{text}");
+        assert!(text.contains("4 missed the lookup front"), "{text}");
         assert!(
             text.contains("looked up by the dispatch loop: 6 (1 goto"),
             "{text}"
