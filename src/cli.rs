@@ -35,7 +35,9 @@ options:
   -global DRIVER.PROP=V  accepted and ignored (emu's drivers have no global properties)
   -nodefaults            accepted (no default devices beyond the board's UART0)
   -no-shutdown           accepted; a guest shutdown still ends emu (there is no monitor)
-  -chardev stdio|null|file,id=ID[,path=P][,mux=on]  for -serial chardev:ID
+  -chardev stdio|null|file,id=ID[,path=P][,mux=on]
+                         a host end for -serial chardev:ID or -device virtconsole,chardev=ID
+                         (one chardev on two of them, or stdio on two, needs mux=on)
   --isa ISA              Spike-style ISA string; must be RV64 (e.g. rv64gc)
   -kernel FILE           the ELF program to run (or give it as the last argument)
   -bios none             no firmware: the program starts in M-mode at its entry point
@@ -67,7 +69,9 @@ options:
   -drive file=F[,format=raw][,if=virtio|none][,id=ID][,readonly=on]
                          virt: a raw disk image on virtio-blk (locked: one emu at a time)
   -device virtio-blk-device,drive=ID | virtio-rng-device | virtio-net-device,netdev=ID[,mac=M]
-        | virtio-serial-device   (-device help lists them)
+        | virtconsole[,chardev=ID] (also virtio-serial-device, virtio-console-device)
+                         (-device help lists them); virtconsole's output goes to the chardev
+                         and its input comes from it (stdio), else its output joins UART0's
   -netdev socket,id=ID,listen=[HOST]:PORT | socket,id=ID,connect=[HOST]:PORT
         | stream,id=ID,server=on|off,addr.host=H,addr.port=P | tap,id=ID,ifname=NAME
   -serial mon:stdio|stdio|file:PATH|null|chardev:ID
@@ -185,7 +189,21 @@ pub enum DeviceOpt {
         netdev: String,
         mac: Option<[u8; 6]>,
     },
-    Console,
+    /// A virtio console; `chardev` is its host end (`chardev=ID`), else its output joins
+    /// UART0's.
+    Console {
+        chardev: Option<ChardevOpt>,
+    },
+}
+
+/// A `-chardev` as a device uses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChardevOpt {
+    pub id: String,
+    /// The backend; `MonStdio` is `stdio` with `mux=on` (Ctrl-A keys).
+    pub backend: SerialOpt,
+    /// `mux=on`: the chardev may be shared by several devices.
+    pub mux: bool,
 }
 
 /// Where UART0 goes (`-serial`, `-nographic`).
@@ -219,6 +237,8 @@ pub struct VirtOptions {
     pub netdevs: Vec<NetdevOpt>,
     pub devices: Vec<DeviceOpt>,
     pub serial: SerialOpt,
+    /// The `-chardev` id UART0 uses (`-serial chardev:ID`), if any.
+    pub serial_chardev: Option<String>,
     /// A guest reboot ends emu (status 0) instead of restarting the machine.
     pub no_reboot: bool,
     /// Whether RAM size was given (`-m`): `virt` has a larger default than `spike`.
@@ -238,6 +258,7 @@ impl Default for VirtOptions {
             netdevs: Vec::new(),
             devices: Vec::new(),
             serial: SerialOpt::MonStdio,
+            serial_chardev: None,
             no_reboot: false,
             ram_given: false,
         }
@@ -389,7 +410,15 @@ fn parse_device(option: &str, value: &str) -> Result<DeviceOpt, CliError> {
     let props: Vec<(String, String)> = parts.collect();
     let get = |key: &str| props.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     for (k, _) in &props {
-        if !["drive", "netdev", "mac", "id", "bus"].contains(&k.as_str()) {
+        let console = [
+            "virtio-serial-device",
+            "virtio-console-device",
+            "virtconsole",
+        ]
+        .contains(&name.as_str());
+        let known = ["drive", "netdev", "mac", "id", "bus"].contains(&k.as_str())
+            || (console && k == "chardev");
+        if !known {
             return Err(bad(option, value, format!("unknown device property '{k}'")));
         }
     }
@@ -400,13 +429,18 @@ fn parse_device(option: &str, value: &str) -> Result<DeviceOpt, CliError> {
         "virtio-rng-device" | "virtio-rng" => Ok(DeviceOpt::Rng),
         "virtio-net-device" | "virtio-net" => Ok(DeviceOpt::Net {
             netdev: get("netdev").ok_or_else(|| bad(option, value, "needs netdev=ID"))?,
-            mac: get("mac").map(|m| parse_mac(option, value, &m)).transpose()?,
+            mac: get("mac")
+                .map(|m| parse_mac(option, value, &m))
+                .transpose()?,
         }),
-        "virtio-serial-device" | "virtio-console-device" | "virtconsole" => Ok(DeviceOpt::Console),
+        // The chardev is resolved once every -chardev is known (see `resolve_consoles`).
+        "virtio-serial-device" | "virtio-console-device" | "virtconsole" => {
+            Ok(DeviceOpt::Console { chardev: None })
+        }
         _ => Err(bad(
             option,
             value,
-            "expected virtio-blk-device, virtio-rng-device, virtio-net-device or virtio-serial-device",
+            "expected virtio-blk-device, virtio-rng-device, virtio-net-device or virtconsole",
         )),
     }
 }
@@ -452,7 +486,7 @@ Available devices (virtio-mmio, -M virt):
 name \"virtio-blk-device\", props: drive=ID
 name \"virtio-net-device\", props: netdev=ID, mac=52:54:00:12:34:56
 name \"virtio-rng-device\"
-name \"virtio-serial-device\" (alias virtconsole)";
+name \"virtconsole\", props: chardev=ID (aliases virtio-serial-device, virtio-console-device)";
 
 /// Extensions (and QEMU cpu properties) the emu hart always has.
 const CPU_EXTENSIONS: &[&str] = &[
@@ -532,8 +566,9 @@ fn parse_smp(option: &str, value: &str) -> Result<u32, CliError> {
         .ok_or_else(err)
 }
 
-/// `-chardev stdio|null|file,id=ID[,path=PATH][,mux=on][,signal=off]`, for `-serial chardev:ID`.
-fn parse_chardev(option: &str, value: &str) -> Result<(String, SerialOpt), CliError> {
+/// `-chardev stdio|null|file,id=ID[,path=PATH][,mux=on][,signal=off]`, for `-serial chardev:ID`
+/// and `-device virtconsole,chardev=ID`.
+fn parse_chardev(option: &str, value: &str) -> Result<ChardevOpt, CliError> {
     let mut parts = opt_list(value).into_iter();
     let (backend, _) = parts.next().unwrap_or_default();
     let (mut id, mut path, mut mux) = (None, None, false);
@@ -553,14 +588,84 @@ fn parse_chardev(option: &str, value: &str) -> Result<(String, SerialOpt), CliEr
         }
     }
     let id = id.ok_or_else(|| bad(option, value, "needs id=NAME"))?;
-    let serial = match backend.as_str() {
+    let backend = match backend.as_str() {
         "stdio" if mux => SerialOpt::MonStdio,
         "stdio" => SerialOpt::Stdio,
         "null" => SerialOpt::Null,
         "file" => SerialOpt::File(path.ok_or_else(|| bad(option, value, "file needs path=PATH"))?),
         _ => return Err(bad(option, value, "expected stdio, null or file")),
     };
-    Ok((id, serial))
+    Ok(ChardevOpt { id, backend, mux })
+}
+
+/// A `-device virtconsole,chardev=ID` waiting for its chardev: the index of the device in
+/// `VirtOptions::devices`, the id, and the option's value (for messages).
+struct PendingConsole {
+    device: usize,
+    id: String,
+    value: String,
+}
+
+/// Give each virtio console its `-chardev` (QEMU creates every chardev before any device, so
+/// the order of the options does not matter), and check the sharing rules QEMU applies: a
+/// chardev serves one device unless it has `mux=on`, and stdio serves one chardev.
+fn resolve_consoles(
+    virt: &mut VirtOptions,
+    chardevs: &[ChardevOpt],
+    pending: Vec<PendingConsole>,
+) -> Result<(), CliError> {
+    const OPTION: &str = "-device";
+    // Who uses each chardev id so far, and which chardev holds stdio (UART0 first).
+    let mut users: Vec<String> = virt.serial_chardev.iter().cloned().collect();
+    let is_stdio = |s: &SerialOpt| matches!(s, SerialOpt::MonStdio | SerialOpt::Stdio);
+    let mut stdio_holder: Option<Option<String>> =
+        is_stdio(&virt.serial).then(|| virt.serial_chardev.clone());
+    for p in pending {
+        let c = chardevs
+            .iter()
+            .find(|c| c.id == p.id)
+            .ok_or_else(|| bad(OPTION, &p.value, format!("no -chardev with id '{}'", p.id)))?;
+        if users.contains(&c.id) && !c.mux {
+            return Err(bad(
+                OPTION,
+                &p.value,
+                format!(
+                    "chardev '{}' is already in use (give it mux=on to share it)",
+                    c.id
+                ),
+            ));
+        }
+        users.push(c.id.clone());
+        if is_stdio(&c.backend) {
+            match &stdio_holder {
+                Some(Some(holder)) if *holder == c.id => {}
+                Some(holder) => {
+                    let by = match holder {
+                        Some(h) => format!("chardev '{h}'"),
+                        None if virt.serial == SerialOpt::MonStdio => {
+                            "UART0 (-serial mon:stdio, the default)".to_string()
+                        }
+                        None => "UART0 (-serial stdio)".to_string(),
+                    };
+                    return Err(bad(
+                        OPTION,
+                        &p.value,
+                        format!(
+                            "stdio is already used by {by}; share it through one chardev \
+                             (-chardev stdio,id={id},mux=on -serial chardev:{id}) or give \
+                             UART0 -serial null",
+                            id = c.id
+                        ),
+                    ));
+                }
+                None => stdio_holder = Some(Some(c.id.clone())),
+            }
+        }
+        if let Some(DeviceOpt::Console { chardev }) = virt.devices.get_mut(p.device) {
+            *chardev = Some(c.clone());
+        }
+    }
+    Ok(())
 }
 
 /// What the command line asks for.
@@ -675,7 +780,8 @@ where
     let mut bios_given: Option<String> = None;
     let mut smp_given: Option<String> = None;
     let mut debug = crate::gdb::DebugOptions::default();
-    let mut chardevs: Vec<(String, SerialOpt)> = Vec::new();
+    let mut chardevs: Vec<ChardevOpt> = Vec::new();
+    let mut pending_consoles: Vec<PendingConsole> = Vec::new();
 
     while let Some(arg) = args.next() {
         // Spike's plusargs (`+signature=FILE`) are long options here.
@@ -789,6 +895,9 @@ where
             "-chardev" | "--chardev" => {
                 let v = value(&mut args)?;
                 let c = parse_chardev(&name, &v)?;
+                if chardevs.iter().any(|o| o.id == c.id) {
+                    return Err(bad(&name, &v, format!("chardev id '{}' used twice", c.id)));
+                }
                 chardevs.push(c);
             }
             "--isa" | "-isa" => {
@@ -832,16 +941,17 @@ where
             "-nographic" | "--nographic" => {
                 takes_no_value(&inline)?;
                 virt.serial = SerialOpt::MonStdio;
+                virt.serial_chardev = None;
             }
             "-serial" | "--serial" => {
                 let v = value(&mut args)?;
-                virt.serial = match v.strip_prefix("chardev:") {
+                (virt.serial, virt.serial_chardev) = match v.strip_prefix("chardev:") {
                     Some(id) => chardevs
                         .iter()
-                        .find(|(i, _)| i == id)
-                        .map(|(_, s)| s.clone())
+                        .find(|c| c.id == id)
+                        .map(|c| (c.backend.clone(), Some(c.id.clone())))
                         .ok_or_else(|| bad(&name, &v, format!("no -chardev with id '{id}'")))?,
-                    None => parse_serial(&name, &v)?,
+                    None => (parse_serial(&name, &v)?, None),
                 };
             }
             "-display" | "-monitor" => {
@@ -879,7 +989,20 @@ where
                 if is_help(&v) {
                     return Ok(Command::DeviceHelp);
                 }
-                virt.devices.push(parse_device(&name, &v)?);
+                let dev = parse_device(&name, &v)?;
+                if let DeviceOpt::Console { .. } = dev {
+                    let id = opt_list(&v)
+                        .into_iter()
+                        .find_map(|(k, id)| (k == "chardev").then_some(id));
+                    if let Some(id) = id {
+                        pending_consoles.push(PendingConsole {
+                            device: virt.devices.len(),
+                            id,
+                            value: v.clone(),
+                        });
+                    }
+                }
+                virt.devices.push(dev);
             }
             "-m" | "--memory" => {
                 let v = value(&mut args)?;
@@ -980,7 +1103,7 @@ where
                         DeviceOpt::Blk { .. } => "virtio-blk-device",
                         DeviceOpt::Rng => "virtio-rng-device",
                         DeviceOpt::Net { .. } => "virtio-net-device",
-                        DeviceOpt::Console => "virtio-serial-device",
+                        DeviceOpt::Console { .. } => "virtconsole",
                     }
                     .to_string()
                 }),
@@ -996,6 +1119,7 @@ where
         }
         virt.bios = Bios::None;
     }
+    resolve_consoles(&mut virt, &chardevs, pending_consoles)?;
     if machine == MachineKind::Virt && !virt.ram_given {
         ram_size = DEFAULT_VIRT_RAM_SIZE;
     }
@@ -1239,6 +1363,74 @@ mod tests {
             "socket,id=a,listen=:2"
         ])
         .contains("used twice"));
+    }
+
+    #[test]
+    fn virtconsole_takes_a_chardev_in_any_order() {
+        let c = run(&[
+            "-M",
+            "virt",
+            "-device",
+            "virtconsole,chardev=con0",
+            "-chardev",
+            "file,id=con0,path=/tmp/hvc0.log",
+            "-serial",
+            "null",
+            "-device",
+            "virtio-serial-device",
+            "k",
+        ]);
+        assert_eq!(
+            c.virt.devices,
+            vec![
+                DeviceOpt::Console {
+                    chardev: Some(ChardevOpt {
+                        id: "con0".into(),
+                        backend: SerialOpt::File(PathBuf::from("/tmp/hvc0.log")),
+                        mux: false,
+                    })
+                },
+                DeviceOpt::Console { chardev: None },
+            ]
+        );
+        // One muxed stdio chardev for UART0 and the console.
+        let c = run(&[
+            "-M",
+            "virt",
+            "-chardev",
+            "stdio,id=s,mux=on",
+            "-serial",
+            "chardev:s",
+            "-device",
+            "virtconsole,chardev=s",
+            "k",
+        ]);
+        assert_eq!(c.virt.serial, SerialOpt::MonStdio);
+        assert_eq!(c.virt.serial_chardev.as_deref(), Some("s"));
+        assert!(matches!(
+            &c.virt.devices[..],
+            [DeviceOpt::Console {
+                chardev: Some(ChardevOpt { mux: true, .. })
+            }]
+        ));
+        // A stdio console with UART0 elsewhere; -nographic forgets the chardev UART0 had.
+        let c = run(&[
+            "-M",
+            "virt",
+            "-chardev",
+            "stdio,id=s",
+            "-chardev",
+            "null,id=n",
+            "-serial",
+            "chardev:n",
+            "-nographic",
+            "-serial",
+            "file:/tmp/u",
+            "-device",
+            "virtconsole,chardev=s",
+            "k",
+        ]);
+        assert_eq!(c.virt.serial_chardev, None);
     }
 
     #[test]

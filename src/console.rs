@@ -4,7 +4,9 @@
 //!   (normal return and errors), and SIGINT/SIGTERM/SIGHUP/SIGQUIT (the handler restores the saved
 //!   settings, then re-raises the signal with its default action).
 //! - [`ConsoleInput`] reads host input without blocking, only when the run loop asks (at slice
-//!   boundaries, DESIGN.md §5), and applies QEMU's Ctrl-A keys in `mon:stdio` mode.
+//!   boundaries, DESIGN.md §5), and applies QEMU's Ctrl-A keys in `mon:stdio` mode. When one
+//!   stdio chardev (`mux=on`) serves several devices (UART0 and virtio consoles), its input
+//!   goes to the one that has the focus, and Ctrl-A c moves the focus, as QEMU's mux does.
 //! - [`ConsoleOutput`] collects the UART's bytes; the run loop flushes them to the host at slice
 //!   boundaries, so a prompt without a newline still appears.
 
@@ -18,6 +20,7 @@ pub const ESCAPE: u8 = 0x01;
 
 /// Help printed by Ctrl-A h (the keys emu implements from QEMU's list).
 pub const ESCAPE_HELP: &str = "\r\nC-a h    print this help\r\nC-a x    exit emu\r\n\
+C-a c    switch input between the devices sharing the terminal\r\n\
 C-a C-a  send C-a to the guest\r\n";
 
 /// What the console asks of the machine besides guest input.
@@ -31,34 +34,55 @@ pub enum ConsoleEvent {
 #[derive(Debug, Default)]
 pub struct EscapeFilter {
     pending_escape: bool,
+    /// The device that receives input (an index into the `guest` buffers of `feed`).
+    focus: usize,
 }
 
 impl EscapeFilter {
-    /// Filter host bytes: guest bytes go to `guest`, help text to `echo`; returns Quit on
-    /// Ctrl-A x (later bytes are dropped).
+    /// Filter host bytes: guest bytes go to `guest[focus]`, help text to `echo`; Ctrl-A c
+    /// moves the focus to the next of `guest`. Returns Quit on Ctrl-A x (later bytes are
+    /// dropped).
     pub fn feed(
         &mut self,
         bytes: &[u8],
-        guest: &mut Vec<u8>,
+        guest: &mut [Vec<u8>],
         echo: &mut Vec<u8>,
     ) -> Option<ConsoleEvent> {
         for &b in bytes {
+            let n = guest.len().max(1);
+            self.focus %= n;
             if self.pending_escape {
                 self.pending_escape = false;
                 match b {
                     b'x' | b'X' => return Some(ConsoleEvent::Quit),
                     b'h' | b'H' | b'?' => echo.extend_from_slice(ESCAPE_HELP.as_bytes()),
-                    ESCAPE => guest.push(ESCAPE),
+                    b'c' | b'C' => self.focus = (self.focus + 1) % n,
+                    ESCAPE => push(guest, self.focus, ESCAPE),
                     // Unknown keys are dropped, as QEMU does.
                     _ => {}
                 }
             } else if b == ESCAPE {
                 self.pending_escape = true;
             } else {
-                guest.push(b);
+                push(guest, self.focus, b);
             }
         }
         None
+    }
+
+    /// The device that receives input.
+    pub fn focus(&self) -> usize {
+        self.focus
+    }
+
+    pub fn set_focus(&mut self, focus: usize) {
+        self.focus = focus;
+    }
+}
+
+fn push(guest: &mut [Vec<u8>], i: usize, b: u8) {
+    if let Some(g) = guest.get_mut(i) {
+        g.push(b);
     }
 }
 
@@ -201,12 +225,25 @@ impl ConsoleInput {
         n > 0 && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
     }
 
-    /// Read what is available now, at most `max` bytes for the guest. Help text for the user
-    /// goes to `echo`.
+    /// The device that receives input (always 0 without the Ctrl-A keys).
+    pub fn focus(&self) -> usize {
+        self.escape.as_ref().map_or(0, EscapeFilter::focus)
+    }
+
+    /// Give the input to device `focus` (with the Ctrl-A keys; without them, input goes to
+    /// device 0).
+    pub fn set_focus(&mut self, focus: usize) {
+        if let Some(f) = &mut self.escape {
+            f.set_focus(focus);
+        }
+    }
+
+    /// Read what is available now, at most `max` bytes for the guest. Input goes to
+    /// `guest[focus]`; help text for the user goes to `echo`.
     pub fn poll(
         &mut self,
         max: usize,
-        guest: &mut Vec<u8>,
+        guest: &mut [Vec<u8>],
         echo: &mut Vec<u8>,
     ) -> Option<ConsoleEvent> {
         let fd = self.fd?;
@@ -234,14 +271,16 @@ impl ConsoleInput {
         match &mut self.escape {
             Some(f) => f.feed(bytes, guest, echo),
             None => {
-                guest.extend_from_slice(bytes);
+                if let Some(g) = guest.first_mut() {
+                    g.extend_from_slice(bytes);
+                }
                 None
             }
         }
     }
 }
 
-/// The UART's output: a buffer the device writes into and the run loop drains.
+/// A device's output: a buffer the device writes into and the run loop drains.
 #[derive(Clone, Default)]
 pub struct ConsoleOutput(Arc<Mutex<Vec<u8>>>);
 
@@ -273,19 +312,32 @@ mod tests {
     #[test]
     fn ctrl_a_keys() {
         let mut f = EscapeFilter::default();
-        let (mut g, mut e) = (Vec::new(), Vec::new());
+        let (mut g, mut e) = ([Vec::new()], Vec::new());
         assert_eq!(f.feed(b"ls\x01\x01a\x01h", &mut g, &mut e), None);
-        assert_eq!(g, b"ls\x01a");
+        assert_eq!(g[0], b"ls\x01a");
         assert_eq!(e, ESCAPE_HELP.as_bytes());
         // The escape may arrive split across reads.
-        let mut g = Vec::new();
+        let mut g = [Vec::new()];
         assert_eq!(f.feed(b"q\x01", &mut g, &mut e), None);
         assert_eq!(f.feed(b"xzz", &mut g, &mut e), Some(ConsoleEvent::Quit));
-        assert_eq!(g, b"q");
-        // An unknown key after Ctrl-A is dropped.
-        let mut g = Vec::new();
-        assert_eq!(f.feed(b"\x01zk", &mut g, &mut e), None);
-        assert_eq!(g, b"k");
+        assert_eq!(g[0], b"q");
+        // An unknown key after Ctrl-A is dropped; with one device, Ctrl-A c changes nothing.
+        let mut g = [Vec::new()];
+        assert_eq!(f.feed(b"\x01zk\x01cl", &mut g, &mut e), None);
+        assert_eq!(g[0], b"kl");
+    }
+
+    #[test]
+    fn ctrl_a_c_moves_the_focus_between_devices() {
+        let mut f = EscapeFilter::default();
+        f.set_focus(1);
+        let (mut g, mut e) = ([Vec::new(), Vec::new()], Vec::new());
+        assert_eq!(f.feed(b"ab\x01cde\x01", &mut g, &mut e), None);
+        assert_eq!(f.feed(b"cf", &mut g, &mut e), None);
+        assert_eq!(g[1], b"abf");
+        assert_eq!(g[0], b"de");
+        assert_eq!(f.focus(), 1);
+        assert!(e.is_empty());
     }
 
     #[test]

@@ -20,11 +20,17 @@
 //! started hart runs until its own clock reaches the target, a hart in WFI or stopped by HSM
 //! just has its clock moved there. When every hart sleeps, time jumps to the next deadline —
 //! or, while host input may still arrive (terminal, open pipe, network peer), moves with the
-//! host clock. Host input (UART0, network backends) enters only between rounds, so with none,
-//! runs are identical.
+//! host clock. Host input (UART0, virtio consoles, network backends) enters only between
+//! rounds, so with none, runs are identical.
+//!
+//! Virtio consoles (`-device virtconsole,chardev=ID`): output goes to the chardev — a file
+//! written through at every transmit as QEMU's file chardev does, nothing for `null`, stdout for
+//! `stdio` (buffered until the round ends, as UART0's). A console sharing UART0's chardev
+//! (`mux=on`) writes into UART0's buffer, so their bytes keep their order; stdin then feeds
+//! the device with the focus (Ctrl-A c). Without `chardev=`, the output joins UART0's.
 
-use crate::cli::{Bios, DeviceOpt, EngineChoice, NetdevKind, SerialOpt, VirtOptions};
-use crate::console::{ConsoleEvent, ConsoleInput, ConsoleOutput};
+use crate::cli::{Bios, ChardevOpt, DeviceOpt, EngineChoice, NetdevKind, SerialOpt, VirtOptions};
+use crate::console::{ConsoleEvent, ConsoleInput, ConsoleOutput, TerminalGuard};
 use emu_devices::clint::Clint;
 use emu_devices::clock::VirtualTime;
 use emu_devices::goldfish_rtc::{GoldfishRtc, DEFAULT_RTC_BASE_NS};
@@ -132,6 +138,12 @@ pub enum VirtError {
         path: String,
         source: std::io::Error,
     },
+    #[error("-chardev {id}: could not open '{path}': {source}")]
+    Chardev {
+        id: String,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("no kernel given (use -kernel FILE)")]
     NoKernel,
     #[error(
@@ -235,8 +247,97 @@ impl BusDevice for EmptyTransport {
 enum Want {
     Blk(usize),
     Rng,
-    Console,
+    Console(Option<ChardevOpt>),
     Net(usize, Option<[u8; 6]>),
+}
+
+/// A device that takes host input from stdin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Frontend {
+    Uart,
+    /// An index into `Virt::consoles`.
+    Console(usize),
+}
+
+/// Where the host side of the virtio consoles goes, built while the devices are created.
+struct ConsoleHosts<'a> {
+    opts: &'a VirtOptions,
+    /// UART0's output buffer.
+    uart_out: ConsoleOutput,
+    /// stdout of consoles on a stdio chardev UART0 does not use (flushed at round ends).
+    stdout: Option<ConsoleOutput>,
+    /// Files already opened, by chardev id (a `mux=on` chardev shared by two consoles).
+    files: Vec<(String, std::fs::File)>,
+    /// Whether a console on stdio needs its own stdin reader (UART0 is not on stdio).
+    own_stdin: Option<bool>,
+    frontends: Vec<Frontend>,
+}
+
+impl ConsoleHosts<'_> {
+    /// The writer for console `k` on `chardev`; notes which consoles read stdin.
+    fn open(
+        &mut self,
+        k: usize,
+        chardev: Option<&ChardevOpt>,
+    ) -> Result<Box<dyn Write + Send>, VirtError> {
+        let Some(c) = chardev else {
+            return Ok(Box::new(self.uart_out.clone()));
+        };
+        let stdio = matches!(c.backend, SerialOpt::MonStdio | SerialOpt::Stdio);
+        if self.opts.serial_chardev.as_deref() == Some(c.id.as_str()) {
+            // UART0's own chardev (mux=on, checked by the command line): one stream.
+            if stdio {
+                self.frontends.push(Frontend::Console(k));
+            }
+            return Ok(Box::new(self.uart_out.clone()));
+        }
+        Ok(match &c.backend {
+            SerialOpt::Null => Box::new(std::io::sink()),
+            SerialOpt::MonStdio | SerialOpt::Stdio => {
+                self.own_stdin = Some(c.mux);
+                self.frontends.push(Frontend::Console(k));
+                Box::new(self.stdout.get_or_insert_with(ConsoleOutput::new).clone())
+            }
+            SerialOpt::File(p) => {
+                if let Some((_, f)) = self.files.iter().find(|(id, _)| *id == c.id) {
+                    let f = f.try_clone().map_err(|source| VirtError::Chardev {
+                        id: c.id.clone(),
+                        path: p.display().to_string(),
+                        source,
+                    })?;
+                    return Ok(Box::new(f));
+                }
+                // Truncated and written through (no buffer), as QEMU's file chardev.
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .open(p)
+                    .map_err(|source| VirtError::Chardev {
+                        id: c.id.clone(),
+                        path: p.display().to_string(),
+                        source,
+                    })?;
+                let w = f.try_clone().map_err(|source| VirtError::Chardev {
+                    id: c.id.clone(),
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                self.files.push((c.id.clone(), f));
+                Box::new(w)
+            }
+        })
+    }
+}
+
+/// A virtio console and its host side.
+struct ConsoleDev {
+    dev: Arc<Mutex<VirtioMmio<VirtioConsole>>>,
+}
+
+/// Host input not yet taken by its device, per stdin frontend.
+struct StdinState {
+    pending: Vec<Vec<u8>>,
 }
 
 /// The running board.
@@ -252,6 +353,19 @@ pub struct Virt {
     /// Devices with host backends to poll at slice boundaries.
     polled: Vec<Arc<Mutex<dyn HostPoll>>>,
     console_out: ConsoleOutput,
+    /// The virtio consoles, polled for host input at round boundaries.
+    consoles: Vec<ConsoleDev>,
+    /// The devices stdin feeds, in the order Ctrl-A c visits them.
+    frontends: Vec<Frontend>,
+    /// Output of consoles on a stdio chardev of their own, for stdout.
+    console_stdout: Option<ConsoleOutput>,
+    /// stdin for those consoles (UART0 is not on stdio); `Some(mux)` until `run` opens it.
+    own_stdin: Option<bool>,
+    /// Whether stdin belongs to the consoles (then Ctrl-A h's help goes to stdout too).
+    consoles_own_stdin: bool,
+    own_input: Option<ConsoleInput>,
+    /// Raw terminal for a `mux=on` stdio chardev of the consoles' own.
+    raw: Option<TerminalGuard>,
     ram: Arc<GuestRam>,
     builtin_sbi: bool,
     strict: bool,
@@ -450,7 +564,7 @@ impl Virt {
                     Want::Blk(idx)
                 }
                 DeviceOpt::Rng => Want::Rng,
-                DeviceOpt::Console => Want::Console,
+                DeviceOpt::Console { chardev } => Want::Console(chardev.clone()),
                 DeviceOpt::Net { netdev, mac } => {
                     let nd = o
                         .netdevs
@@ -466,6 +580,19 @@ impl Virt {
         }
         let n_virtio = wanted.len();
         let mut polled: Vec<Arc<Mutex<dyn HostPoll>>> = Vec::new();
+        let mut hosts = ConsoleHosts {
+            opts: o,
+            uart_out: console_out.clone(),
+            stdout: None,
+            files: Vec::new(),
+            own_stdin: None,
+            frontends: if is_stdio(&o.serial) {
+                vec![Frontend::Uart]
+            } else {
+                Vec::new()
+            },
+        };
+        let mut consoles = Vec::new();
         let mut nics = 0u8;
         for (k, w) in wanted.into_iter().enumerate() {
             let slot = fdt::virt::VIRTIO_COUNT - 1 - k as u32;
@@ -484,9 +611,12 @@ impl Virt {
                     let dev = VirtioRng::new(Box::new(src));
                     Arc::new(Mutex::new(VirtioMmio::new(dev, mem, irq)))
                 }
-                Want::Console => {
-                    let dev = VirtioConsole::new(Box::new(console_out.clone()));
-                    Arc::new(Mutex::new(VirtioMmio::new(dev, mem, irq)))
+                Want::Console(chardev) => {
+                    let out = hosts.open(consoles.len(), chardev.as_ref())?;
+                    let dev = VirtioConsole::new(out);
+                    let m = Arc::new(Mutex::new(VirtioMmio::new(dev, mem, irq)));
+                    consoles.push(ConsoleDev { dev: m.clone() });
+                    m
                 }
                 Want::Net(nd, mac) => {
                     let nd = &o.netdevs[nd];
@@ -662,6 +792,13 @@ impl Virt {
             finisher,
             polled,
             console_out,
+            consoles,
+            frontends: hosts.frontends,
+            console_stdout: hosts.stdout,
+            own_stdin: hosts.own_stdin,
+            consoles_own_stdin: hosts.own_stdin.is_some(),
+            own_input: None,
+            raw: None,
             ram,
             builtin_sbi,
             strict: config.strict,
@@ -760,33 +897,110 @@ impl Virt {
         d
     }
 
-    /// Run until the guest powers off or reboots, or the user quits. `input` is polled at
-    /// round boundaries; UART0's output goes to `out` at the same points. `interactive`: a
-    /// person is typing, so idle virtual time follows the host clock.
+    /// Run until the guest powers off or reboots, or the user quits. `input` (UART0's stdin,
+    /// shared with the consoles on its chardev) is polled at round boundaries; UART0's output
+    /// goes to `out` at the same points. `interactive`: a person is typing, so idle virtual
+    /// time follows the host clock. Consoles on a stdio chardev UART0 does not use read stdin
+    /// themselves.
     pub fn run(
         &mut self,
         input: &mut ConsoleInput,
         out: &mut dyn Write,
         interactive: bool,
     ) -> Result<VirtExit, VirtError> {
-        let mut pending_input: Vec<u8> = Vec::new();
+        if let Some(mux) = self.own_stdin.take() {
+            // Raw mode only for the Ctrl-A keys, as for UART0 (`mon:stdio` vs `stdio`).
+            if mux {
+                self.raw = Some(TerminalGuard::raw_stdin());
+            }
+            self.own_input = Some(ConsoleInput::stdin(mux));
+        }
+        let mut own = self.own_input.take();
+        let r = match own.as_mut() {
+            Some(i) => {
+                let tty = crate::console::stdin_is_tty();
+                self.run_with(i, out, interactive || tty)
+            }
+            None => self.run_with(input, out, interactive),
+        };
+        self.own_input = own;
+        r
+    }
+
+    /// Move host input to the devices, only between rounds (DESIGN.md §5): read stdin when
+    /// every device has taken what was read before. Returns Quit on Ctrl-A x.
+    fn take_input(
+        &mut self,
+        input: &mut ConsoleInput,
+        stdin: &mut StdinState,
+        echo: &mut Vec<u8>,
+    ) -> Option<ConsoleEvent> {
+        if stdin.pending.iter().all(Vec::is_empty) {
+            let focus = self.frontends.get(input.focus()).copied();
+            let space = match focus {
+                Some(f) => self.input_space(f),
+                None => self.uart.lock().input_space(),
+            };
+            if let Some(ConsoleEvent::Quit) = input.poll(space, &mut stdin.pending, echo) {
+                return Some(ConsoleEvent::Quit);
+            }
+        }
+        for (k, f) in self.frontends.iter().enumerate() {
+            let Some(p) = stdin.pending.get_mut(k).filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            let n = match *f {
+                Frontend::Uart => self.uart.lock().enqueue_input(p),
+                Frontend::Console(c) => match self.consoles.get(c) {
+                    Some(d) => {
+                        let mut d = d.dev.lock();
+                        let n = p.len().min(d.device().input_space());
+                        d.device_mut().push_input(&p[..n]);
+                        n
+                    }
+                    None => p.len(),
+                },
+            };
+            p.drain(..n.min(p.len()));
+        }
+        // Deliver to receive buffers the guest made available since the last round.
+        for c in &self.consoles {
+            c.dev.lock().poll();
+        }
+        None
+    }
+
+    /// Bytes device `f` can take now.
+    fn input_space(&self, f: Frontend) -> usize {
+        match f {
+            Frontend::Uart => self.uart.lock().input_space(),
+            Frontend::Console(c) => self
+                .consoles
+                .get(c)
+                .map_or(0, |d| d.dev.lock().device().input_space()),
+        }
+    }
+
+    fn run_with(
+        &mut self,
+        input: &mut ConsoleInput,
+        out: &mut dyn Write,
+        interactive: bool,
+    ) -> Result<VirtExit, VirtError> {
+        let mut stdin = StdinState {
+            pending: vec![Vec::new(); self.frontends.len().max(1)],
+        };
+        // QEMU's mux gives the input to the device attached last.
+        input.set_focus(self.frontends.len().saturating_sub(1));
         let mut echo = Vec::new();
         loop {
             let now = self.time.now_ns();
             self.fire_events(now);
             self.clint.lock().update();
 
-            // Host input, only here (DESIGN.md §5).
-            if pending_input.is_empty() {
-                let space = self.uart.lock().input_space();
-                if let Some(ConsoleEvent::Quit) = input.poll(space, &mut pending_input, &mut echo) {
-                    self.flush(out, &mut echo);
-                    return Ok(VirtExit::Quit);
-                }
-            }
-            if !pending_input.is_empty() {
-                let n = self.uart.lock().enqueue_input(&pending_input);
-                pending_input.drain(..n.min(pending_input.len()));
+            if let Some(ConsoleEvent::Quit) = self.take_input(input, &mut stdin, &mut echo) {
+                self.flush(out, &mut echo);
+                return Ok(VirtExit::Quit);
             }
             for p in &self.polled {
                 p.lock().poll_host();
@@ -831,7 +1045,7 @@ impl Virt {
                         // jumps straight to `d` (deterministic runs finish fast).
                         let mut to = d;
                         if (interactive || !input.at_eof() || !self.polled.is_empty())
-                            && pending_input.is_empty()
+                            && stdin.pending.iter().all(Vec::is_empty)
                         {
                             let max_ns = (d - now).min(IDLE_POLL_MS as u64 * 1_000_000);
                             let started = std::time::Instant::now();
@@ -848,7 +1062,7 @@ impl Virt {
                     }
                     None => {
                         let backends = !self.polled.is_empty();
-                        if input.at_eof() && pending_input.is_empty() && !backends {
+                        if input.at_eof() && stdin.pending.iter().all(Vec::is_empty) && !backends {
                             return Err(VirtError::WaitForever);
                         }
                         idle_wait(input, IDLE_POLL_MS);
@@ -860,22 +1074,42 @@ impl Virt {
 
     fn flush(&self, out: &mut dyn Write, echo: &mut Vec<u8>) {
         let bytes = self.console_out.take();
-        if !bytes.is_empty() || !echo.is_empty() {
+        // Ctrl-A h help goes to the terminal that was typed on.
+        let (uart_echo, own_echo) = match self.consoles_own_stdin {
+            true => (&[][..], &echo[..]),
+            false => (&echo[..], &[][..]),
+        };
+        if !bytes.is_empty() || !uart_echo.is_empty() {
             let _ = out.write_all(&bytes);
-            let _ = out.write_all(echo);
-            echo.clear();
+            let _ = out.write_all(uart_echo);
             let _ = out.flush();
         }
+        let own = self.console_stdout.as_ref().map(ConsoleOutput::take);
+        if let Some(b) = own.filter(|b| !b.is_empty() || !own_echo.is_empty()) {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(&b);
+            let _ = o.write_all(own_echo);
+            let _ = o.flush();
+        }
+        echo.clear();
     }
 
     /// Run hart `i` until its clock reaches `target`. Returns whether it ran (was awake).
     fn run_hart(&mut self, i: usize, target: u64) -> Result<bool, VirtError> {
+        // GDB holds this hart while another is stepped (or under scheduler locking): it
+        // neither runs nor moves its clock, so a step retires exactly one instruction in all.
+        if self.debug.as_ref().is_some_and(|d| d.holds(i)) {
+            return Ok(false);
+        }
         let Some(h) = self.harts.get_mut(i) else {
             return Ok(false);
         };
         if h.state == HartState::Stopped {
             if h.now_ns() < target {
                 h.skip_to(target);
+            }
+            if let Some(d) = self.debug.as_mut() {
+                d.hart_stopped(i, &mut self.harts, &mut self.engine);
             }
             return Ok(false);
         }
@@ -894,6 +1128,10 @@ impl Virt {
         // e.g. Ctrl-A x, is then still read).
         let mut slice_traps = 0u32;
         loop {
+            // GDB may have stepped another hart, or locked this one out, at a stop in this turn.
+            if self.debug.as_ref().is_some_and(|d| d.holds(i)) {
+                return Ok(true);
+            }
             let h = &mut self.harts[i];
             let now = h.cpu.publish_time();
             if now >= target || h.state != HartState::Started {
@@ -1003,6 +1241,10 @@ impl Virt {
         }
         Ok(())
     }
+}
+
+fn is_stdio(s: &SerialOpt) -> bool {
+    matches!(s, SerialOpt::MonStdio | SerialOpt::Stdio)
 }
 
 /// Pause the host for up to `ms` milliseconds, or until console input arrives.

@@ -3,8 +3,10 @@
 //! No feature bits are offered, so the configuration space (cols, rows, max_nr_ports,
 //! emerg_wr) is not used by the driver and reads as zero.
 //!
-//! Transmitted bytes go to an injected writer. Received bytes are pushed by the host side
-//! ([`VirtioConsole::push_input`]) into a bounded buffer and delivered at the next poll.
+//! Transmitted bytes go to an injected writer (the `-chardev` the console is given), written
+//! and flushed per transmit buffer. Received bytes are pushed by the host side
+//! ([`VirtioConsole::push_input`], only between slices of guest time) into a bounded buffer
+//! and delivered into the guest's receive buffers at the next poll.
 
 use super::{
     Completion, GuestMemory, LogLimit, Queue, QueueError, VirtioDevice, VIRTIO_ID_CONSOLE,
@@ -44,6 +46,11 @@ impl VirtioConsole {
         let take = bytes.len().min(room);
         self.input.extend(bytes.iter().take(take));
         self.dropped_input += (bytes.len() - take) as u64;
+    }
+
+    /// Bytes [`VirtioConsole::push_input`] takes now without dropping any.
+    pub fn input_space(&self) -> usize {
+        CONSOLE_INPUT_LIMIT.saturating_sub(self.input.len())
     }
 
     /// Input bytes dropped because the buffer was full.
@@ -135,5 +142,21 @@ impl VirtioDevice for VirtioConsole {
         Ok(Completion {
             notify: used && q.wants_interrupt(mem),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_space_shrinks_and_overflow_is_dropped() {
+        let mut c = VirtioConsole::new(Box::new(std::io::sink()));
+        assert_eq!(c.input_space(), CONSOLE_INPUT_LIMIT);
+        c.push_input(b"abc");
+        assert_eq!(c.input_space(), CONSOLE_INPUT_LIMIT - 3);
+        c.push_input(&vec![b'x'; CONSOLE_INPUT_LIMIT]);
+        assert_eq!(c.input_space(), 0);
+        assert_eq!(c.dropped_input(), 3);
     }
 }

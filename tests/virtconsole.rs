@@ -1,0 +1,301 @@
+//! `-device virtconsole,chardev=ID`: the virtio console's host end is a `-chardev`.
+//!
+//! The command-line rules as QEMU has them (one-line errors naming `-device` and the id), and
+//! Debian's kernel on the `virt` board with `console=hvc0`: its console output lands in a
+//! `file` chardev, and a shell on `/dev/hvc0` is driven through a `stdio` chardev while UART0
+//! goes to a file.
+//!
+//! The guest files come from `scripts/debian-guest.sh riscv64`, found as tests/linux_boot.rs
+//! finds them; without them the boot tests are skipped with a message, except in CI (`CI`
+//! set), where they fail.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest a boot may take on a loaded 2-core CI machine.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn emu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("could not start the emu binary")
+}
+
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("virtconsole")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn assert_one_line_error(args: &[&str], needles: &[&str]) {
+    let o = emu(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err:?}");
+    assert!(err.starts_with("emu: "), "{args:?}: {err:?}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {err:?} does not mention {n:?}");
+    }
+}
+
+#[test]
+fn chardev_errors_name_the_option_and_the_id() {
+    fn virt<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["-M", "virt", "-kernel", "Image"];
+        v.extend_from_slice(extra);
+        v
+    }
+    // No such chardev, before or after the -device.
+    assert_one_line_error(
+        &virt(&["-device", "virtconsole,chardev=nope"]),
+        &[
+            "'-device'",
+            "virtconsole,chardev=nope",
+            "no -chardev with id 'nope'",
+        ],
+    );
+    assert_one_line_error(
+        &virt(&[
+            "-device",
+            "virtio-serial-device,chardev=c1",
+            "-chardev",
+            "null,id=c0",
+        ]),
+        &["'-device'", "'c1'"],
+    );
+    // stdio twice: UART0's default mon:stdio and a stdio chardev, or two stdio chardevs.
+    assert_one_line_error(
+        &virt(&[
+            "-chardev",
+            "stdio,id=c0",
+            "-device",
+            "virtconsole,chardev=c0",
+        ]),
+        &["'-device'", "stdio", "-serial mon:stdio", "mux=on"],
+    );
+    assert_one_line_error(
+        &virt(&[
+            "-chardev",
+            "stdio,id=a,mux=on",
+            "-chardev",
+            "stdio,id=b,mux=on",
+            "-serial",
+            "chardev:a",
+            "-device",
+            "virtconsole,chardev=b",
+        ]),
+        &["'-device'", "stdio is already used by chardev 'a'"],
+    );
+    // One chardev on two devices needs mux=on.
+    assert_one_line_error(
+        &virt(&[
+            "-chardev",
+            "stdio,id=c0",
+            "-serial",
+            "chardev:c0",
+            "-device",
+            "virtconsole,chardev=c0",
+        ]),
+        &["'-device'", "chardev 'c0' is already in use", "mux=on"],
+    );
+    assert_one_line_error(
+        &virt(&[
+            "-serial",
+            "null",
+            "-chardev",
+            "null,id=n",
+            "-device",
+            "virtconsole,chardev=n",
+            "-device",
+            "virtio-console-device,chardev=n",
+        ]),
+        &["'-device'", "'n' is already in use"],
+    );
+    // chardev= belongs to the console only; chardev ids are unique.
+    assert_one_line_error(
+        &virt(&[
+            "-chardev",
+            "null,id=n",
+            "-device",
+            "virtio-rng-device,chardev=n",
+        ]),
+        &["'-device'", "unknown device property 'chardev'"],
+    );
+    assert_one_line_error(
+        &virt(&["-chardev", "null,id=n", "-chardev", "null,id=n"]),
+        &["'-chardev'", "'n' used twice"],
+    );
+}
+
+#[test]
+fn help_lists_the_chardev_property() {
+    let o = emu(&["-device", "help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("name \"virtconsole\", props: chardev=ID"),
+        "{out}"
+    );
+    let o = emu(&["--help"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("virtconsole[,chardev=ID]"), "{out}");
+    assert!(out.contains("-device virtconsole,chardev=ID"), "{out}");
+}
+
+/// The Debian guest's kernel and initramfs, or None (skipped, except in CI) when absent.
+fn guest_files() -> Option<(String, String)> {
+    let dir = std::env::var_os("EMU_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("EMU_GUEST_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    Path::new(&std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/emu-guest")
+                });
+            cache.join("riscv64/current")
+        });
+    let (kernel, initrd) = (dir.join("Image"), dir.join("initrd.gz"));
+    if !kernel.is_file() || !initrd.is_file() {
+        let msg = format!(
+            "the Debian guest files are missing ({} not found): run `scripts/debian-guest.sh \
+             riscv64` first",
+            kernel.display()
+        );
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("skipped: {msg}");
+        return None;
+    }
+    Some((kernel.to_str()?.to_string(), initrd.to_str()?.to_string()))
+}
+
+/// The kernel's console on hvc0 goes to a file chardev; UART0 gets none of it.
+#[test]
+fn kernel_console_on_hvc0_lands_in_a_file_chardev() {
+    let Some((kernel, initrd)) = guest_files() else {
+        return;
+    };
+    let dir = temp_dir("file");
+    let hvc = dir.join("hvc0.txt");
+    let uart = dir.join("uart.txt");
+    let chardev = format!("file,id=con0,path={}", hvc.display());
+    let serial = format!("file:{}", uart.display());
+    let o = emu(&[
+        "-M",
+        "virt",
+        "-kernel",
+        &kernel,
+        "-initrd",
+        &initrd,
+        "-serial",
+        &serial,
+        "-chardev",
+        &chardev,
+        "-device",
+        "virtconsole,chardev=con0",
+        "-append",
+        "console=hvc0 emu.test=poweroff",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&std::fs::read(&hvc).unwrap()).into_owned();
+    // Debian's kernel has virtio_mmio as a module, loaded by /init: hvc0 appears after that,
+    // and the kernel's last words reach it.
+    assert!(text.contains("reboot: Power down"), "hvc0: {text:?}");
+    let uart = String::from_utf8_lossy(&std::fs::read(&uart).unwrap()).into_owned();
+    assert!(!uart.contains("reboot: Power down"), "uart: {uart:?}");
+}
+
+/// A shell on hvc0 (busybox's cttyhack follows the active console), typed into through a
+/// stdio chardev while UART0 goes to a file.
+#[test]
+fn shell_on_hvc0_through_a_stdio_chardev() {
+    let Some((kernel, initrd)) = guest_files() else {
+        return;
+    };
+    let dir = temp_dir("stdio");
+    let uart = dir.join("uart.txt");
+    let serial = format!("file:{}", uart.display());
+    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "-M",
+            "virt",
+            "-kernel",
+            &kernel,
+            "-initrd",
+            &initrd,
+            "-serial",
+            &serial,
+            "-chardev",
+            "stdio,id=con0",
+            "-device",
+            "virtconsole,chardev=con0",
+            "-append",
+            "console=hvc0",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+    let expect = |needle: &str, child: &mut Child| {
+        let start = Instant::now();
+        while !text().contains(needle) {
+            if start.elapsed() > BOOT_TIMEOUT || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                panic!("no {needle:?} on hvc0; got:\n{}", text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // busybox ash's prompt.
+    expect("# ", &mut child);
+    // The arithmetic happens in the guest, so the answer cannot be the echo of the input.
+    stdin
+        .write_all(b"echo EMU-HVC-$((6*7)) $(cat /sys/class/tty/console/active)\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    expect("EMU-HVC-42 hvc0", &mut child);
+    stdin.write_all(b"poweroff -f\n").unwrap();
+    stdin.flush().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > BOOT_TIMEOUT {
+            let _ = child.kill();
+            panic!("emu did not exit; hvc0:\n{}", text());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, Some(0), "{}", text());
+    let uart = String::from_utf8_lossy(&std::fs::read(&uart).unwrap()).into_owned();
+    assert!(!uart.contains("EMU-HVC-42"), "uart: {uart:?}");
+}
