@@ -581,3 +581,296 @@ fn virt_harts_are_gdb_threads() {
     assert!(out.contains("exited normally"), "{out}");
     assert_eq!(status, Some(0), "{out}");
 }
+
+/// Two harts that count in registers: hart 0 in `s0` up to a limit (then parks at
+/// `hart0_done`), hart 1 in `s1` four times, then in `s2` forever.
+const STEP_ROM: &str = r#"
+        .section .text.init, "ax", @progbits
+        .globl _start
+_start:
+        csrr a0, mhartid
+        bnez a0, hart1_code
+        li t0, 200000
+        .globl hart0_loop
+hart0_loop:
+        addi s0, s0, 1
+        bltu s0, t0, hart0_loop
+        .globl hart0_done
+hart0_done:
+        j hart0_done
+        .globl hart1_code
+hart1_code:
+        addi s1, s1, 1
+        addi s1, s1, 1
+        addi s1, s1, 1
+        addi s1, s1, 1
+        .globl loop1
+loop1:
+        addi s2, s2, 1
+        j loop1
+"#;
+
+/// GDB steps RISC-V in software (a temporary breakpoint at the next PC, then a continue), so
+/// `set scheduler-locking step` is what makes its `stepi` resume one thread (`vCont;c:p1.2`);
+/// then a continue with `scheduler-locking on`, then a plain continue (`vCont;c:p1.-1`).
+const STEP_SCRIPT: &str = r#"set pagination off
+set confirm off
+target remote 127.0.0.1:PORT
+break *hart1_code
+continue
+delete
+thread 1
+printf "A1 pc=%#lx s0=%lu\n", $pc, $s0
+set scheduler-locking step
+thread 2
+stepi
+stepi
+printf "B2 pc=%#lx s1=%lu\n", $pc, $s1
+thread 1
+printf "B1 pc=%#lx s0=%lu\n", $pc, $s0
+stepi
+stepi
+printf "S1 pc=%#lx s0=%lu\n", $pc, $s0
+thread 2
+printf "S2 pc=%#lx s1=%lu\n", $pc, $s1
+stepi
+printf "C2 s1=%lu\n", $s1
+thread 1
+printf "C1 pc=%#lx s0=%lu\n", $pc, $s0
+set scheduler-locking on
+thread 2
+break *loop1
+continue
+printf "D2 s1=%lu s2=%lu\n", $s1, $s2
+thread 1
+printf "D1 pc=%#lx s0=%lu\n", $pc, $s0
+delete
+set scheduler-locking off
+thread 2
+break *hart0_done
+continue
+thread 1
+printf "E1 pc=%#lx s0=%lu done=%#lx\n", $pc, $s0, &hart0_done
+thread 2
+printf "E2 s2=%lu\n", $s2
+kill
+"#;
+
+/// The value of `key=` on the script's line starting with `tag `.
+fn field(out: &str, tag: &str, key: &str) -> Option<String> {
+    let line = out.lines().find(|l| l.starts_with(&format!("{tag} ")))?;
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .map(str::to_string)
+}
+
+/// With GDB's scheduler locking, a step of one hart retires one instruction there and none on
+/// the other hart, whichever hart's turn it was; `scheduler-locking on` continues only the
+/// current thread; a plain continue resumes both.
+#[test]
+fn stepping_one_hart_holds_the_other() {
+    if !require("gdb-multiarch", "gdb-multiarch")
+        || !require("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf")
+    {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gdb-step-smp");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("step.S");
+    std::fs::write(&src, STEP_ROM).unwrap();
+    let elf = dir.join("step.elf");
+    let o = Command::new("riscv64-unknown-elf-gcc")
+        .args([
+            "-march=rv64gc",
+            "-mabi=lp64d",
+            "-nostdlib",
+            "-nostartfiles",
+            "-T",
+        ])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms/riscv64/link.ld"))
+        .arg("-o")
+        .arg(&elf)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let port = free_port();
+    let mut emu = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "-M", "virt", "-bios", "none", "-smp", "2", "-serial", "null", "-S", "-gdb",
+        ])
+        .arg(format!("tcp:127.0.0.1:{port}"))
+        .arg("-kernel")
+        .arg(&elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !listening(port) {
+        if let Ok(Some(s)) = emu.try_wait() {
+            panic!("emu exited with {s} before listening");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "emu never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let script = dir.join("step.gdb");
+    std::fs::write(&script, STEP_SCRIPT.replace("PORT", &port.to_string())).unwrap();
+    let gdb = Command::new("gdb-multiarch")
+        .args(["-batch", "-nx", "-x"])
+        .arg(&script)
+        .arg(&elf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out =
+        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
+    let start = Instant::now();
+    while emu.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = emu.kill();
+            let _ = emu.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let f = |tag: &str, key: &str| {
+        field(&out, tag, key).unwrap_or_else(|| panic!("no {tag} {key}= in:\n{out}"))
+    };
+    let num = |tag: &str, key: &str| -> u64 {
+        let v = f(tag, key);
+        v.parse()
+            .unwrap_or_else(|_| panic!("{tag} {key}={v}:\n{out}"))
+    };
+    // Hart 0 ran while hart 1 went to its breakpoint, but not to its end.
+    let s0 = num("A1", "s0");
+    assert!(s0 > 0 && s0 < 200_000, "{out}");
+    // Two steps of thread 2: two instructions there, none on thread 1.
+    assert_eq!(num("B2", "s1"), 2, "{out}");
+    assert_eq!(f("B1", "pc"), f("A1", "pc"), "thread 1 moved: {out}");
+    assert_eq!(num("B1", "s0"), s0, "{out}");
+    // Two steps of thread 1 (the hart whose turn it is not): one pass of its two-instruction
+    // loop there, nothing on thread 2.
+    assert_eq!(num("S1", "s0"), s0 + 1, "{out}");
+    assert_eq!(f("S1", "pc"), f("A1", "pc"), "{out}");
+    assert_eq!(f("S2", "pc"), f("B2", "pc"), "thread 2 moved: {out}");
+    assert_eq!(num("S2", "s1"), 2, "{out}");
+    // One more step of thread 2.
+    assert_eq!(num("C2", "s1"), 3, "{out}");
+    assert_eq!(f("C1", "pc"), f("S1", "pc"), "thread 1 moved: {out}");
+    assert_eq!(num("C1", "s0"), s0 + 1, "{out}");
+    // scheduler-locking on: continue runs thread 2 alone, to loop1.
+    assert_eq!(num("D2", "s1"), 4, "{out}");
+    assert_eq!(num("D2", "s2"), 0, "{out}");
+    assert_eq!(f("D1", "pc"), f("S1", "pc"), "thread 1 moved: {out}");
+    assert_eq!(num("D1", "s0"), s0 + 1, "{out}");
+    // A plain continue resumes both: hart 0 counts to its end, hart 1 loops meanwhile.
+    assert_eq!(num("E1", "s0"), 200_000, "{out}");
+    assert_eq!(f("E1", "pc"), f("E1", "done"), "{out}");
+    assert!(num("E2", "s2") > 0, "{out}");
+}
+
+/// hart `h`'s pc through the remote protocol (`Hg`, then `p20`), little-endian hex.
+fn raw_pc(c: &mut Raw, h: usize) -> String {
+    c.send(&format!("Hg{h:x}"));
+    assert_eq!(c.reply().as_deref(), Some("OK"));
+    c.send("p20");
+    c.reply().unwrap_or_default()
+}
+
+/// A stop reply (`S05` for a finished step, `T..` with the thread otherwise).
+fn assert_stopped(c: &mut Raw) {
+    let r = c.reply();
+    assert!(
+        r.as_deref()
+            .is_some_and(|r| r.starts_with('T') || r == "S05"),
+        "{r:?}"
+    );
+}
+
+/// The remote protocol's own step actions, as QEMU's gdbstub takes them: `vCont;s:2` and
+/// `vCont;s:2;c` both retire one instruction on hart 1 and none on hart 0 (all-stop: the
+/// others' continue ends with the step's stop, and emu runs them for none of it).
+#[test]
+fn raw_vcont_step_runs_only_the_stepped_hart() {
+    if !require("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf") {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gdb-raw-step");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("step.S");
+    std::fs::write(&src, STEP_ROM).unwrap();
+    let elf = dir.join("step.elf");
+    let o = Command::new("riscv64-unknown-elf-gcc")
+        .args([
+            "-march=rv64gc",
+            "-mabi=lp64d",
+            "-nostdlib",
+            "-nostartfiles",
+            "-T",
+        ])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms/riscv64/link.ld"))
+        .arg("-o")
+        .arg(&elf)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let port = free_port();
+    let mut emu = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "-M", "virt", "-bios", "none", "-smp", "2", "-serial", "null", "-S", "-gdb",
+        ])
+        .arg(format!("tcp:127.0.0.1:{port}"))
+        .arg("-kernel")
+        .arg(&elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !listening(port) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "emu never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = Raw::connect(port);
+    c.send("?");
+    assert!(c.reply().is_some_and(|r| r.starts_with('T')));
+    // -S: both harts at _start (0x80000000), before `csrr a0, mhartid`.
+    let start_pc = "0000008000000000";
+    assert_eq!(raw_pc(&mut c, 1), start_pc);
+    assert_eq!(raw_pc(&mut c, 2), start_pc);
+    // Step hart 1 (thread 2): its csrr retires; hart 0 stays.
+    c.send("vCont;s:2");
+    assert_stopped(&mut c);
+    assert_eq!(raw_pc(&mut c, 2), "0400008000000000");
+    assert_eq!(raw_pc(&mut c, 1), start_pc, "hart 0 ran during the step");
+    // With a default continue for the others: hart 1's bnez jumps to hart1_code, hart 0 stays.
+    c.send("vCont;s:2;c");
+    assert_stopped(&mut c);
+    let hart1_code = raw_pc(&mut c, 2);
+    assert_ne!(hart1_code, "0400008000000000");
+    assert_eq!(raw_pc(&mut c, 1), start_pc, "hart 0 ran during the step");
+    // And the other way round.
+    c.send("vCont;s:1;c");
+    assert_stopped(&mut c);
+    assert_eq!(raw_pc(&mut c, 1), "0400008000000000");
+    assert_eq!(raw_pc(&mut c, 2), hart1_code, "hart 1 ran during the step");
+    c.send("k");
+    let start = Instant::now();
+    while emu.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = emu.kill();
+            panic!("emu did not end after k");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

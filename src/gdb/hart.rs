@@ -3,8 +3,9 @@
 //! the machine.
 //!
 //! All-stop: the harts of a board run on one host thread, so while one hart is stopped and
-//! serving, none runs. A step applies to the hart GDB names; the others keep their usual
-//! turns (GDB's scheduler locking is accepted but not enforced across harts).
+//! serving, none runs. A step runs the hart GDB names for one instruction and holds the others
+//! (the machine asks [`HartDebug::holds`] before each hart's turn), as QEMU's gdbstub does for
+//! `vCont;s:N`; a continue resumes every hart, or under scheduler locking only the named ones.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -39,8 +40,9 @@ impl HartSet for RiscvCpu {
 enum Mode {
     /// No GDB: run freely.
     Free,
-    /// Run until a breakpoint, watchpoint or Ctrl-C.
-    Continue,
+    /// Run until a breakpoint, watchpoint or Ctrl-C: every hart, or only those in the mask
+    /// (bit i = hart i; scheduler locking).
+    Continue(Option<u64>),
     /// Run one instruction of this hart.
     Step(usize),
 }
@@ -52,6 +54,8 @@ pub struct HartDebug {
     /// A stop to report before running again (a step that ended in a trap is reported once
     /// the machine has entered the handler).
     pending: Option<(usize, StopKind)>,
+    /// The hart of the last stop reported (whose breakpoint a continue steps over).
+    stopped_hart: usize,
 }
 
 impl HartDebug {
@@ -60,6 +64,30 @@ impl HartDebug {
             link,
             mode: Mode::Free,
             pending: start_halted.then_some((0, StopKind::Attach)),
+            stopped_hart: 0,
+        }
+    }
+
+    /// Whether hart `i` must not run now: another hart is being stepped, or scheduler locking
+    /// resumed only other harts. A step or mask naming no existing hart holds nobody, so a
+    /// bogus `vCont` cannot freeze the machine.
+    pub fn holds(&self, i: usize) -> bool {
+        let harts = self.link.harts.load(Ordering::Acquire);
+        let exists = |mask: u64| mask & 1u64.checked_shl(harts as u32).map_or(u64::MAX, |b| b - 1);
+        match self.mode {
+            Mode::Step(s) => s != i && s < harts,
+            Mode::Continue(Some(mask)) => {
+                exists(mask) != 0 && mask & 1u64.checked_shl(i as u32).unwrap_or(0) == 0
+            }
+            _ => false,
+        }
+    }
+
+    /// Hart `i` cannot run (stopped through SBI HSM): a step of it ends at once, with nothing
+    /// retired, instead of holding every hart forever.
+    pub fn hart_stopped(&mut self, i: usize, harts: &mut dyn HartSet, engine: &mut Engine) {
+        if self.mode == Mode::Step(i) {
+            self.stop(i, StopKind::Step, harts, engine);
         }
     }
 
@@ -78,6 +106,11 @@ impl HartDebug {
                 StopKind::Interrupt
             };
             self.stop(i, kind, harts, engine);
+        }
+        // GDB resumed with this hart held (a step of another hart): the machine asks
+        // `holds` before running it again.
+        if self.holds(i) {
+            return RunExit::Yield;
         }
         let stepping = self.mode == Mode::Step(i);
         let Some(cpu) = harts.hart(i) else {
@@ -121,6 +154,7 @@ impl HartDebug {
     fn stop(&mut self, i: usize, kind: StopKind, harts: &mut dyn HartSet, engine: &mut Engine) {
         // Debug mode while GDB looks: breakpoints and steps need instruction-sized blocks.
         engine.set_debug_mode(true);
+        self.stopped_hart = i;
         self.link.stopped.store(true, Ordering::Release);
         let _ = self.link.events.0.send(Event::Stopped { hart: i, kind });
         self.serve(harts, engine);
@@ -183,25 +217,12 @@ impl HartDebug {
                     }
                     Reply::Done(any)
                 }
-                Request::Continue | Request::Step(_) => {
-                    self.mode = match req {
-                        Request::Step(h) => Mode::Step(h),
-                        _ => Mode::Continue,
-                    };
-                    // Leaving a breakpoint: don't stop at it again before moving. (Other
-                    // harts at the same PC pass it once too; an accepted imprecision.)
-                    let h = match self.mode {
-                        Mode::Step(h) => h,
-                        _ => 0,
-                    };
-                    if let Some(cpu) = harts.hart(h) {
-                        engine.skip_breakpoint_once(cpu.common.pc);
-                    }
-                    for h in 0..harts.hart_count() {
-                        if let Some(cpu) = harts.hart(h) {
-                            cpu.watch_hit = None;
-                        }
-                    }
+                Request::Continue(only) => {
+                    self.resume(Mode::Continue(only), harts, engine);
+                    return;
+                }
+                Request::Step(h) => {
+                    self.resume(Mode::Step(h), harts, engine);
                     return;
                 }
                 Request::Detach => {
@@ -212,6 +233,24 @@ impl HartDebug {
             if self.link.events.0.send(Event::Reply(reply)).is_err() {
                 self.detach(harts, engine);
                 return;
+            }
+        }
+    }
+
+    fn resume(&mut self, mode: Mode, harts: &mut dyn HartSet, engine: &mut Engine) {
+        self.mode = mode;
+        // Leaving a breakpoint: don't stop at it again before moving. (Other harts at the
+        // same PC pass it once too; an accepted imprecision.)
+        let h = match mode {
+            Mode::Step(h) => h,
+            _ => self.stopped_hart,
+        };
+        if let Some(cpu) = harts.hart(h) {
+            engine.skip_breakpoint_once(cpu.common.pc);
+        }
+        for h in 0..harts.hart_count() {
+            if let Some(cpu) = harts.hart(h) {
+                cpu.watch_hit = None;
             }
         }
     }

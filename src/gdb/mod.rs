@@ -12,7 +12,8 @@
 //! While a GDB is attached, the engine runs in debug mode (one-instruction blocks, no
 //! chaining), under any `--engine`: breakpoints are checked before each instruction, a step
 //! is a budget of one instruction, and watchpoints report right after the accessing
-//! instruction. GDB threads are harts (thread id = hart index + 1).
+//! instruction. GDB threads are harts (thread id = hart index + 1). A step runs the stepped
+//! hart alone; a continue runs every hart, or with scheduler locking only the harts GDB names.
 
 pub mod hart;
 pub mod target;
@@ -131,9 +132,10 @@ pub enum Request {
     RemoveBreakpoint(u64),
     AddWatchpoint(Watchpoint),
     RemoveWatchpoint(Watchpoint),
-    /// Run until the next stop (no reply).
-    Continue,
-    /// Run one instruction on this hart (no reply; a stop follows).
+    /// Run until the next stop (no reply): every hart, or with scheduler locking (`vCont;c:2`
+    /// without a default action) only the harts in this mask (bit i = hart i).
+    Continue(Option<u64>),
+    /// Run one instruction on this hart, the others held (no reply; a stop follows).
     Step(usize),
     /// GDB went away: drop breakpoints and watchpoints and run freely (no reply).
     Detach,

@@ -99,6 +99,10 @@ pub struct GdbTarget {
     link: Arc<Link>,
     /// Whether the next resume is a step.
     step: Option<usize>,
+    /// Harts GDB named with a continue action (bit i = hart i).
+    continue_mask: u64,
+    /// Scheduler locking: only the harts GDB named run (no default continue in the vCont).
+    locked: bool,
     /// Exit status, once the machine has finished.
     exited: Option<u8>,
     xml: String,
@@ -109,6 +113,8 @@ impl GdbTarget {
         GdbTarget {
             link,
             step: None,
+            continue_mask: 0,
+            locked: false,
             exited: None,
             xml: super::xml::target_xml(),
         }
@@ -281,23 +287,30 @@ impl SingleRegisterAccess<Tid> for GdbTarget {
 
 impl MultiThreadResume for GdbTarget {
     fn resume(&mut self) -> Result<(), HartGone> {
+        // A step always runs the stepped hart alone, with or without scheduler locking: in
+        // all-stop mode the others' continue (`vCont;s:2;c`) lasts only until the step's stop,
+        // and running them for none of it keeps steps exact and deterministic.
         let req = match self.step {
             Some(h) => Request::Step(h),
-            None => Request::Continue,
+            None if self.locked => Request::Continue(Some(self.continue_mask)),
+            None => Request::Continue(None),
         };
         self.link.requests.0.send(req).map_err(|_| HartGone)
     }
 
     fn clear_resume_actions(&mut self) -> Result<(), HartGone> {
         self.step = None;
+        self.continue_mask = 0;
+        self.locked = false;
         Ok(())
     }
 
     fn set_resume_action_continue(
         &mut self,
-        _tid: Tid,
+        tid: Tid,
         _signal: Option<Signal>,
     ) -> Result<(), HartGone> {
+        self.continue_mask |= 1u64.checked_shl(hart_of(tid) as u32).unwrap_or(0);
         Ok(())
     }
 
@@ -310,10 +323,11 @@ impl MultiThreadResume for GdbTarget {
     }
 }
 
-// GDB steps one thread with the others held (`vCont;s:1`). There is one hart per stub today,
-// so holding the others is trivially true.
+// `set scheduler-locking on|step`: GDB resumes only the threads it names (`vCont;s:2`,
+// `vCont;c:2`); the others stay stopped (src/gdb/hart.rs `HartDebug::holds`).
 impl MultiThreadSchedulerLocking for GdbTarget {
     fn set_resume_action_scheduler_lock(&mut self) -> Result<(), HartGone> {
+        self.locked = true;
         Ok(())
     }
 }
