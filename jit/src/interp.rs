@@ -5,6 +5,13 @@
 //! slots, low half first), helper calls carry their function pointer and effects, and `Goto`
 //! exits carry their chain-slot number. Running it is then one `match` per op.
 //!
+//! The executor's time goes to op dispatch and to cache misses on cold blocks, so the decoder
+//! keeps ops few and small: I64 and immediate forms (constants folded into the op that uses
+//! them), compare-and-branch forms, 8-byte global stores deferred and performed together where
+//! the state can be observed ([`D::Flush`]), and 16-bit indices so an op is 16 bytes (32-bit
+//! indices only for blocks too large for them). Indices are checked once, at decode time;
+//! the executor then indexes the op list and the register file unchecked.
+//!
 //! `insn` ops cost nothing at run time: every op that can exit or that exposes the instruction
 //! count (loads, stores, calls, terminals) carries the position of its instruction, i.e. the
 //! number of `insn` ops up to and including its own *in block order*. "Instructions before the
@@ -196,7 +203,36 @@ pub fn eval_cond(cond: Cond, ty: Type, a: u128, b: u128) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Pre-decoded form.
 
-type Slot = u32;
+/// The index type of a decoded block (register-file slots, instruction numbers, op indices,
+/// side-table indices): `u16` for every block a frontend makes, so an op is 16 bytes (fewer
+/// cache lines per block run), `u32` for blocks too large for that.
+trait Idx: Copy + std::fmt::Debug + Send + Sync + 'static {
+    const ZERO: Self;
+    fn new(i: usize) -> Option<Self>;
+    fn ix(self) -> usize;
+}
+
+impl Idx for u16 {
+    const ZERO: u16 = 0;
+    fn new(i: usize) -> Option<u16> {
+        u16::try_from(i).ok()
+    }
+    #[inline(always)]
+    fn ix(self) -> usize {
+        usize::from(self)
+    }
+}
+
+impl Idx for u32 {
+    const ZERO: u32 = 0;
+    fn new(i: usize) -> Option<u32> {
+        u32::try_from(i).ok()
+    }
+    #[inline(always)]
+    fn ix(self) -> usize {
+        self as usize
+    }
+}
 
 /// One pre-decoded op. Every op works on slots of the register file; the `64` forms are I64
 /// (no masking needed: `u64` wrapping arithmetic *is* I64 arithmetic), the narrow forms mask
@@ -204,338 +240,365 @@ type Slot = u32;
 /// handle every type through the value semantics above. `I` forms take an immediate that
 /// the decoder saw as a `Const` operand (already masked to the type).
 #[derive(Clone, Copy, Debug)]
-enum D {
+enum D<I> {
     Const {
-        d: Slot,
+        d: I,
         imm: u64,
     },
     Const128 {
-        d: Slot,
+        d: I,
         imm: u64,
     },
     Mov {
-        d: Slot,
-        s: Slot,
+        d: I,
+        s: I,
     },
     Mov128 {
-        d: Slot,
-        s: Slot,
+        d: I,
+        s: I,
     },
     /// The common 8-byte global access.
     LoadGlobal64 {
-        d: Slot,
+        d: I,
         off: u32,
     },
     StoreGlobal64 {
-        s: Slot,
+        s: I,
         off: u32,
     },
     LoadGlobal {
-        d: Slot,
+        d: I,
         off: u32,
         ty: Type,
     },
     StoreGlobal {
-        s: Slot,
+        s: I,
         off: u32,
         ty: Type,
     },
     Add64 {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     AddI64 {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         imm: u64,
     },
     Sub64 {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     /// Narrow (8..=32-bit) add and subtract: `mask` of the type.
     Add {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
         mask: u32,
     },
     AddI {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         imm: u32,
         mask: u32,
     },
     Sub {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
         mask: u32,
     },
     /// Bitwise ops of any width up to 64 bits (masked operands give a masked result).
     And {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     Or {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     Xor {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     AndI {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         imm: u64,
     },
     OrI {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         imm: u64,
     },
     XorI {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         imm: u64,
     },
     Shl64 {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     Shr64 {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     Sar64 {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     /// I64 shifts by an immediate amount, already reduced modulo 64.
     ShlI64 {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         sh: u8,
     },
     ShrI64 {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         sh: u8,
     },
     SarI64 {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         sh: u8,
     },
     /// Narrow shifts; `bits` is the width.
     Shl {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
         bits: u8,
     },
     Shr {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
         bits: u8,
     },
     Sar {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
         bits: u8,
     },
     Mul64 {
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     /// Sign extension between widths of 64 bits or fewer: `shift` = 64 - from bits, `mask` of
     /// the result type.
     Sext {
-        d: Slot,
-        s: Slot,
+        d: I,
+        s: I,
         shift: u8,
         mask: u64,
     },
     /// I32 to I64 sign extension (every RV64 `*w` instruction ends with one).
     Sext32To64 {
-        d: Slot,
-        s: Slot,
+        d: I,
+        s: I,
     },
     /// Comparisons of 64 bits or fewer: `shift` = 64 - width, to sign-extend for signed
     /// conditions (operands are kept masked, so unsigned ones compare directly).
     SetCond64 {
         cond: Cond,
         shift: u8,
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     BrCond64 {
         cond: Cond,
         shift: u8,
-        a: Slot,
-        b: Slot,
-        target: u32,
+        a: I,
+        b: I,
+        target: I,
     },
     /// I64 conditional branches on the conditions RISC-V branches use.
     BrEq64 {
-        a: Slot,
-        b: Slot,
-        target: u32,
+        a: I,
+        b: I,
+        target: I,
     },
     BrNe64 {
-        a: Slot,
-        b: Slot,
-        target: u32,
+        a: I,
+        b: I,
+        target: I,
     },
     BrLt64 {
-        a: Slot,
-        b: Slot,
-        target: u32,
+        a: I,
+        b: I,
+        target: I,
     },
     BrGe64 {
-        a: Slot,
-        b: Slot,
-        target: u32,
+        a: I,
+        b: I,
+        target: I,
     },
     BrLtu64 {
-        a: Slot,
-        b: Slot,
-        target: u32,
+        a: I,
+        b: I,
+        target: I,
     },
     BrGeu64 {
-        a: Slot,
-        b: Slot,
-        target: u32,
+        a: I,
+        b: I,
+        target: I,
     },
     /// Any binary op (any width), through [`eval_binary`].
     Bin {
         op: BinOp,
         ty: Type,
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     Un {
         op: UnOp,
         ty: Type,
-        d: Slot,
-        s: Slot,
+        d: I,
+        s: I,
     },
     Ext {
         kind: ExtKind,
         from: Type,
         to: Type,
-        d: Slot,
-        s: Slot,
+        d: I,
+        s: I,
     },
     SetCond {
         cond: Cond,
         ty: Type,
-        d: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        a: I,
+        b: I,
     },
     Select {
-        d: Slot,
-        c: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        c: I,
+        a: I,
+        b: I,
     },
     Select128 {
-        d: Slot,
-        c: Slot,
-        a: Slot,
-        b: Slot,
+        d: I,
+        c: I,
+        a: I,
+        b: I,
     },
     // Ops that may exit or expose the instruction count carry `at`: the number of `insn`
     // ops up to and including the current instruction's (0 before the first), which is the
     // index of its pc in `InterpBlock::pcs`.
     /// A load into an I64 (the value from the TLB fast path or the slow path is already
     /// extended to 64 bits).
+    /// Memory ops carry `flush`, the deferred global stores to perform before their slow
+    /// path (see [`D::Flush`]).
     Load64 {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         mem: MemOp,
         mmu: u8,
-        at: u32,
+        at: I,
+        flush: I,
     },
     Load {
-        d: Slot,
-        a: Slot,
+        d: I,
+        a: I,
         mem: MemOp,
         mmu: u8,
         ty: Type,
-        at: u32,
+        at: I,
+        flush: I,
     },
     Store {
-        s: Slot,
-        a: Slot,
+        s: I,
+        a: I,
         mem: MemOp,
         mmu: u8,
-        at: u32,
+        at: I,
+        flush: I,
+    },
+    /// Perform the deferred 8-byte global stores held by the `n` [`D::Pending`] entries that
+    /// follow, and continue after them.
+    ///
+    /// RISC-V code stores a guest register after nearly every instruction; one store op per
+    /// instruction was the most frequent op. The decoder keeps 8-byte `store_global`s pending
+    /// and emits them as one `Flush` where something may look at the state: before a
+    /// branch, a label, a call, an exit, and a global access overlapping a pending store. A
+    /// memory op's slow path (which may read the state, or fault) performs its own snapshot
+    /// of the pending stores first. Each store has a sequence number; the executor remembers
+    /// the highest one performed by a slow path and skips those in later flushes, so every
+    /// store reaches the state once, in program order relative to everything that can see it.
+    /// The entries sit in the op list itself, so a flush touches no other memory.
+    Flush {
+        n: I,
+    },
+    /// One deferred store, `*(state + off) = slot s`, the `seq`-th of its block (from 1); data
+    /// of the `Flush` before it, never executed itself.
+    Pending {
+        off: u32,
+        s: I,
+        seq: u32,
     },
     Call {
-        call: u32,
-        at: u32,
+        call: I,
+        at: I,
     },
     Br {
-        target: u32,
+        target: I,
     },
     BrCond {
         cond: Cond,
         ty: Type,
-        a: Slot,
-        b: Slot,
-        target: u32,
+        a: I,
+        b: I,
+        target: I,
     },
     Goto {
         pc: u64,
-        slot: u32,
-        at: u32,
+        slot: I,
+        at: I,
     },
     Indirect {
-        s: Slot,
-        at: u32,
+        s: I,
+        at: I,
     },
     Exit {
         reason: ExitReason,
         pc: u64,
-        at: u32,
+        at: I,
     },
     ExitDyn {
         reason: ExitReason,
-        s: Slot,
-        at: u32,
+        s: I,
+        at: I,
     },
     /// Appended after a block that could run off its end (unverified input): leaves as a
     /// fault at the block start, as running past the last op always did.
     End,
 }
 
-impl D {
+impl<I: Idx> D<I> {
     /// Calls `f` with every register-file slot the op reads and, with `true`, every slot it
     /// writes (both halves of an I128). The decoder sizes the register file from this, so it
     /// must name every slot the executor touches.
-    fn slots(&self, calls: &[CallInfo], mut f: impl FnMut(Slot, bool)) {
-        let wide = |s: Slot, w: bool, f: &mut dyn FnMut(Slot, bool)| {
-            f(s, w);
-            f(s.saturating_add(1), w);
+    fn slots(&self, calls: &[CallInfo<I>], mut f: impl FnMut(usize, bool)) {
+        let wide = |s: I, w: bool, f: &mut dyn FnMut(usize, bool)| {
+            f(s.ix(), w);
+            f(s.ix() + 1, w);
         };
         match *self {
-            D::Const { d, .. } | D::LoadGlobal64 { d, .. } => f(d, true),
+            D::Const { d, .. } | D::LoadGlobal64 { d, .. } => f(d.ix(), true),
             D::Const128 { d, .. } => wide(d, true, &mut f),
             D::Mov { d, s }
             | D::Sext { d, s, .. }
@@ -549,15 +612,15 @@ impl D {
             | D::ShrI64 { d, a: s, .. }
             | D::SarI64 { d, a: s, .. }
             | D::Load64 { d, a: s, .. } => {
-                f(s, false);
-                f(d, true);
+                f(s.ix(), false);
+                f(d.ix(), true);
             }
             D::Mov128 { d, s } => {
                 wide(s, false, &mut f);
                 wide(d, true, &mut f);
             }
             D::StoreGlobal64 { s, .. } | D::Indirect { s, .. } | D::ExitDyn { s, .. } => {
-                f(s, false)
+                f(s.ix(), false)
             }
             D::LoadGlobal { d, ty, .. } => one_or_two(d, ty, true, &mut f),
             D::StoreGlobal { s, ty, .. } => one_or_two(s, ty, false, &mut f),
@@ -576,9 +639,9 @@ impl D {
             | D::Sar { d, a, b, .. }
             | D::Mul64 { d, a, b }
             | D::SetCond64 { d, a, b, .. } => {
-                f(a, false);
-                f(b, false);
-                f(d, true);
+                f(a.ix(), false);
+                f(b.ix(), false);
+                f(d.ix(), true);
             }
             D::BrCond64 { a, b, .. }
             | D::BrEq64 { a, b, .. }
@@ -587,8 +650,8 @@ impl D {
             | D::BrGe64 { a, b, .. }
             | D::BrLtu64 { a, b, .. }
             | D::BrGeu64 { a, b, .. } => {
-                f(a, false);
-                f(b, false);
+                f(a.ix(), false);
+                f(b.ix(), false);
             }
             D::Bin { ty, d, a, b, .. } => {
                 one_or_two(a, ty, false, &mut f);
@@ -606,43 +669,44 @@ impl D {
             D::SetCond { ty, d, a, b, .. } => {
                 one_or_two(a, ty, false, &mut f);
                 one_or_two(b, ty, false, &mut f);
-                f(d, true);
+                f(d.ix(), true);
             }
             D::BrCond { ty, a, b, .. } => {
                 one_or_two(a, ty, false, &mut f);
                 one_or_two(b, ty, false, &mut f);
             }
             D::Select { d, c, a, b } => {
-                f(c, false);
-                f(a, false);
-                f(b, false);
-                f(d, true);
+                f(c.ix(), false);
+                f(a.ix(), false);
+                f(b.ix(), false);
+                f(d.ix(), true);
             }
             D::Select128 { d, c, a, b } => {
-                f(c, false);
+                f(c.ix(), false);
                 wide(a, false, &mut f);
                 wide(b, false, &mut f);
                 wide(d, true, &mut f);
             }
             D::Load { d, a, ty, .. } => {
-                f(a, false);
+                f(a.ix(), false);
                 one_or_two(d, ty, true, &mut f);
             }
             D::Store { s, a, .. } => {
-                f(s, false);
-                f(a, false);
+                f(s.ix(), false);
+                f(a.ix(), false);
             }
             D::Call { call, .. } => {
-                if let Some(c) = calls.get(call as usize) {
+                if let Some(c) = calls.get(call.ix()) {
                     for s in c.args.iter().take(usize::from(c.nargs)) {
-                        f(*s, false);
+                        f(s.ix(), false);
                     }
                     if let Some(d) = c.dst {
-                        f(d, true);
+                        f(d.ix(), true);
                     }
                 }
             }
-            D::Br { .. } | D::Goto { .. } | D::Exit { .. } | D::End => {}
+            D::Pending { s, .. } => f(s.ix(), false),
+            D::Br { .. } | D::Goto { .. } | D::Exit { .. } | D::Flush { .. } | D::End => {}
         }
     }
 
@@ -659,7 +723,7 @@ impl D {
         )
     }
 
-    fn target_mut(&mut self) -> Option<&mut u32> {
+    fn target_mut(&mut self) -> Option<&mut I> {
         match self {
             D::Br { target }
             | D::BrCond { target, .. }
@@ -676,34 +740,133 @@ impl D {
 }
 
 /// A value of type `ty` takes one slot, or two for I128.
-fn one_or_two(s: Slot, ty: Type, write: bool, f: &mut impl FnMut(Slot, bool)) {
-    f(s, write);
+fn one_or_two<I: Idx>(s: I, ty: Type, write: bool, f: &mut impl FnMut(usize, bool)) {
+    f(s.ix(), write);
     if ty == Type::I128 {
-        f(s.saturating_add(1), write);
+        f(s.ix() + 1, write);
+    }
+}
+
+/// One deferred 8-byte global store: `*(state + off) = slot s`, the `seq`-th of its block
+/// (from 1).
+#[derive(Clone, Copy, Debug)]
+struct GStore<I> {
+    off: u32,
+    s: I,
+    seq: u32,
+}
+
+/// A list of deferred stores (`InterpBlock::gstores[start..start + len]`), in program order;
+/// `seq_end` is the highest sequence number stored before the list was taken.
+#[derive(Clone, Copy, Debug)]
+struct FlushList {
+    start: u32,
+    len: u32,
+    seq_end: u32,
+}
+
+/// The decoder's pending global stores (see [`D::Flush`]).
+struct Deferred<I> {
+    pending: Vec<GStore<I>>,
+    seq: u32,
+    gstores: Vec<GStore<I>>,
+    lists: Vec<FlushList>,
+}
+
+impl<I: Idx> Deferred<I> {
+    fn new() -> Self {
+        Deferred {
+            pending: Vec::new(),
+            seq: 0,
+            gstores: Vec::new(),
+            lists: Vec::new(),
+        }
+    }
+
+    fn store(&mut self, off: u32, s: I) {
+        self.pending.retain(|g| g.off != off);
+        self.seq += 1;
+        self.pending.push(GStore {
+            off,
+            s,
+            seq: self.seq,
+        });
+    }
+
+    /// Some pending store other than one of the same 8 bytes at `off` overlaps
+    /// `off..off + len` (`same_ok`), or any pending store does (`!same_ok`).
+    fn overlaps(&self, off: u32, len: u32, same_ok: bool) -> bool {
+        let (off, len) = (u64::from(off), u64::from(len));
+        self.pending.iter().any(|g| {
+            let g_off = u64::from(g.off);
+            g_off < off + len && off < g_off + 8 && !(same_ok && g_off == off && len == 8)
+        })
+    }
+
+    /// Record the pending stores as a list; its index.
+    fn snapshot(&mut self) -> usize {
+        self.lists.push(FlushList {
+            start: self.gstores.len() as u32,
+            len: self.pending.len() as u32,
+            seq_end: self.seq,
+        });
+        self.gstores.extend_from_slice(&self.pending);
+        self.lists.len() - 1
+    }
+
+    /// A `Flush` of every pending store (which are then no longer pending) onto `ops`.
+    fn take(&mut self, ops: &mut Vec<D<I>>) -> Option<()> {
+        if !self.pending.is_empty() {
+            ops.push(D::Flush {
+                n: I::new(self.pending.len())?,
+            });
+            ops.extend(self.pending.drain(..).map(|g| D::Pending {
+                off: g.off,
+                s: g.s,
+                seq: g.seq,
+            }));
+        }
+        Some(())
     }
 }
 
 #[derive(Clone, Copy, Debug)]
-struct CallInfo {
+struct CallInfo<I> {
     func: HelperFn,
-    args: [Slot; 4],
+    args: [I; 4],
     nargs: u8,
-    dst: Option<Slot>,
+    dst: Option<I>,
     effects: HelperEffects,
 }
 
 /// A pre-decoded block, ready to run any number of times.
 #[derive(Clone, Debug)]
 pub struct InterpBlock {
-    ops: Vec<D>,
-    calls: Vec<CallInfo>,
-    /// Size of the register file: one more than the highest slot any op touches (so the
-    /// executor may index it unchecked), at least 1.
-    slots: usize,
     start_pc: u64,
     /// `pcs[at]`: the pc of the instruction an op with that `at` belongs to (`pcs[0]` is the
     /// block start, for ops before the first `insn`).
     pcs: Vec<u64>,
+    code: Code,
+}
+
+#[derive(Clone, Debug)]
+enum Code {
+    Small(Decoded<u16>),
+    Large(Decoded<u32>),
+}
+
+/// The ops of a block and their side tables.
+#[derive(Clone, Debug)]
+struct Decoded<I> {
+    ops: Vec<D<I>>,
+    calls: Vec<CallInfo<I>>,
+    /// The memory ops' snapshots of the deferred global stores, for their slow paths, by list
+    /// ([`D::Load64`]'s `flush`).
+    gstores: Vec<GStore<I>>,
+    flushes: Vec<FlushList>,
+    /// Size of the register file: one more than the highest slot any op touches (so the
+    /// executor may index it unchecked), at least 1.
+    slots: usize,
 }
 
 // The engine shares pre-decoded blocks between threads (the TB cache).
@@ -722,128 +885,209 @@ const SLOTS_XL: usize = 128;
 impl InterpBlock {
     /// Pre-decode `block`, which must be verified ([`crate::ir::verify::verify`]).
     pub fn new(block: &IrBlock) -> InterpBlock {
-        let mut slot_of = Vec::with_capacity(block.values.len());
-        let mut slots = 0usize;
-        for ty in &block.values {
-            slot_of.push(Slot::try_from(slots).unwrap_or(Slot::MAX));
-            slots += if *ty == Type::I128 { 2 } else { 1 };
-        }
-        let s = |v: Value| slot_of.get(v.0 as usize).copied().unwrap_or(0);
-        // Label positions (the index of the decoded op after the label); branches hold the
-        // label number until the fix-up after decoding.
-        let mut label_pos = vec![u32::MAX; block.labels as usize];
-        let mut ops = Vec::with_capacity(block.ops.len());
-        let mut calls = Vec::new();
-        let mut pcs = vec![block.start_pc];
-        let mut at = 0u32;
-        let mut goto_slot = 0u32;
-        // Constants known at decode time (masked to their type), to fold `x op const`.
-        let mut consts: Vec<Option<u64>> = vec![None; block.values.len()];
-        for op in &block.ops {
-            let d = match *op {
-                // Instruction boundaries cost nothing at run time: the ops that need the
-                // current instruction carry it (`at`).
-                Op::InsnStart { pc, .. } => {
-                    pcs.push(pc);
-                    at += 1;
-                    continue;
-                }
-                Op::Label(l) => {
-                    if let Some(p) = label_pos.get_mut(l.0 as usize) {
-                        *p = ops.len() as u32;
-                    }
-                    continue;
-                }
-                Op::Const { dst, ty, imm } => {
-                    if ty == Type::I128 {
-                        D::Const128 { d: s(dst), imm }
-                    } else {
-                        let imm = imm & ty.mask() as u64;
-                        if let Some(c) = consts.get_mut(dst.0 as usize) {
-                            *c = Some(imm);
-                        }
-                        D::Const { d: s(dst), imm }
-                    }
-                }
-                Op::Call {
-                    helper,
-                    ref args,
-                    dst,
-                } => {
-                    let Some(def) = block.helper(helper) else {
-                        continue;
-                    };
-                    let mut a = [0; 4];
-                    for (slot, v) in a.iter_mut().zip(args) {
-                        *slot = s(*v);
-                    }
-                    calls.push(CallInfo {
-                        func: def.func,
-                        args: a,
-                        nargs: args.len().min(4) as u8,
-                        dst: dst.map(s),
-                        effects: def.effects,
-                    });
-                    D::Call {
-                        call: calls.len() as u32 - 1,
-                        at,
-                    }
-                }
-                Op::Exit(t) => match t {
-                    Terminal::Goto { pc } => {
-                        goto_slot += 1;
-                        D::Goto {
-                            pc,
-                            slot: goto_slot - 1,
-                            at,
-                        }
-                    }
-                    Terminal::Indirect { pc } => D::Indirect { s: s(pc), at },
-                    Terminal::Exit { reason, pc } => D::Exit { reason, pc, at },
-                    Terminal::ExitDynamic { reason, pc } => D::ExitDyn {
-                        reason,
-                        s: s(pc),
-                        at,
-                    },
-                },
-                ref op => {
-                    let cst = |v: Value| consts.get(v.0 as usize).copied().flatten();
-                    decode_op(op, &s, &cst, at)
-                }
-            };
-            ops.push(d);
-        }
-        let (mut ops, remap) = drop_unread_consts(ops, &calls);
-        // A verified block ends in an exit or a branch and only branches to labels that are
-        // followed by an op; anything else gets an `End` to land on, so the executor never
-        // runs past the last op nor branches outside the list.
-        let end = ops.len() as u32;
-        let mut needs_end = ops.last().is_none_or(|o| !o.is_terminal());
-        for l in label_pos.iter_mut() {
-            *l = remap.get(*l as usize).copied().unwrap_or(end);
-        }
-        for op in ops.iter_mut() {
-            if let Some(t) = op.target_mut() {
-                *t = label_pos.get(*t as usize).copied().unwrap_or(end);
-                needs_end |= *t >= end;
-            }
-        }
-        if needs_end {
-            ops.push(D::End);
-        }
-        let mut slots = 1usize;
-        for op in &ops {
-            op.slots(&calls, |s, _| slots = slots.max(s as usize + 1));
-        }
-        InterpBlock {
-            ops,
-            calls,
-            slots,
-            start_pc: block.start_pc,
-            pcs,
+        match decode::<u16>(block) {
+            Some((code, pcs)) => InterpBlock {
+                start_pc: block.start_pc,
+                pcs,
+                code: Code::Small(code),
+            },
+            None => InterpBlock::new_large(block),
         }
     }
 
+    /// Pre-decode `block` with 32-bit indices (blocks too large for 16-bit ones).
+    fn new_large(block: &IrBlock) -> InterpBlock {
+        let (code, pcs) = decode::<u32>(block).unwrap_or_else(|| {
+            // Over 2^32 values or ops cannot be held in memory; keep the type total.
+            let code = Decoded {
+                ops: vec![D::End],
+                calls: Vec::new(),
+                gstores: Vec::new(),
+                flushes: Vec::new(),
+                slots: 1,
+            };
+            (code, vec![block.start_pc])
+        });
+        InterpBlock {
+            start_pc: block.start_pc,
+            pcs,
+            code: Code::Large(code),
+        }
+    }
+}
+
+/// Decode `block` with index type `I`; `None` if some index does not fit. Also returns the
+/// instruction pcs (`InterpBlock::pcs`).
+fn decode<I: Idx>(block: &IrBlock) -> Option<(Decoded<I>, Vec<u64>)> {
+    let mut slot_of = Vec::with_capacity(block.values.len());
+    let mut slots = 0usize;
+    for ty in &block.values {
+        slot_of.push(I::new(slots)?);
+        slots += if *ty == Type::I128 { 2 } else { 1 };
+    }
+    // Every slot index, including an I128's second half, fits `I`.
+    I::new(slots)?;
+    let s = |v: Value| slot_of.get(v.0 as usize).copied().unwrap_or(I::ZERO);
+    // Label positions (the index of the decoded op after the label); branches hold the
+    // label number until the fix-up after decoding.
+    let mut label_pos = vec![u32::MAX; block.labels as usize];
+    let mut ops = Vec::with_capacity(block.ops.len());
+    let mut calls = Vec::new();
+    let mut pcs = vec![block.start_pc];
+    let mut at = 0usize;
+    // `at` as an index.
+    let mut at_i = I::ZERO;
+    let mut goto_slot = 0usize;
+    // Constants known at decode time (masked to their type), to fold `x op const`.
+    let mut consts: Vec<Option<u64>> = vec![None; block.values.len()];
+    let mut defer = Deferred::new();
+    for op in &block.ops {
+        // Where the state may be looked at, the pending global stores go first.
+        let flush_first = match *op {
+            Op::Label(_) | Op::Br(_) | Op::BrCond { .. } | Op::Call { .. } | Op::Exit(_) => true,
+            Op::StoreGlobal { ty, offset, .. } => {
+                defer.overlaps(offset, ty.bytes(), ty.bytes() == 8)
+            }
+            Op::LoadGlobal { ty, offset, .. } => defer.overlaps(offset, ty.bytes(), false),
+            _ => false,
+        };
+        if flush_first {
+            defer.take(&mut ops)?;
+        }
+        let d = match *op {
+            // Instruction boundaries cost nothing at run time: the ops that need the
+            // current instruction carry it (`at`).
+            Op::InsnStart { pc, .. } => {
+                pcs.push(pc);
+                at += 1;
+                at_i = I::new(at)?;
+                continue;
+            }
+            Op::Label(l) => {
+                if let Some(p) = label_pos.get_mut(l.0 as usize) {
+                    *p = ops.len() as u32;
+                }
+                continue;
+            }
+            Op::Const { dst, ty, imm } => {
+                if ty == Type::I128 {
+                    D::Const128 { d: s(dst), imm }
+                } else {
+                    let imm = imm & ty.mask() as u64;
+                    if let Some(c) = consts.get_mut(dst.0 as usize) {
+                        *c = Some(imm);
+                    }
+                    D::Const { d: s(dst), imm }
+                }
+            }
+            Op::Call {
+                helper,
+                ref args,
+                dst,
+            } => {
+                let Some(def) = block.helper(helper) else {
+                    continue;
+                };
+                let mut a = [I::ZERO; 4];
+                for (slot, v) in a.iter_mut().zip(args) {
+                    *slot = s(*v);
+                }
+                calls.push(CallInfo {
+                    func: def.func,
+                    args: a,
+                    nargs: args.len().min(4) as u8,
+                    dst: dst.map(s),
+                    effects: def.effects,
+                });
+                D::Call {
+                    call: I::new(calls.len() - 1)?,
+                    at: at_i,
+                }
+            }
+            Op::Exit(t) => match t {
+                Terminal::Goto { pc } => {
+                    goto_slot += 1;
+                    D::Goto {
+                        pc,
+                        slot: I::new(goto_slot - 1)?,
+                        at: at_i,
+                    }
+                }
+                Terminal::Indirect { pc } => D::Indirect { s: s(pc), at: at_i },
+                Terminal::Exit { reason, pc } => D::Exit {
+                    reason,
+                    pc,
+                    at: at_i,
+                },
+                Terminal::ExitDynamic { reason, pc } => D::ExitDyn {
+                    reason,
+                    s: s(pc),
+                    at: at_i,
+                },
+            },
+            Op::StoreGlobal { src, ty, offset } if ty.bytes() == 8 => {
+                defer.store(offset, s(src));
+                continue;
+            }
+            ref op => {
+                let cst = |v: Value| consts.get(v.0 as usize).copied().flatten();
+                let mut d = decode_op(op, &s, &cst, at_i)?;
+                if let D::Load64 { flush, .. } | D::Load { flush, .. } | D::Store { flush, .. } =
+                    &mut d
+                {
+                    *flush = I::new(defer.snapshot())?;
+                }
+                d
+            }
+        };
+        ops.push(d);
+    }
+    // Only an unverified block can end with stores pending (it does not end in an exit).
+    defer.take(&mut ops)?;
+    let Deferred {
+        gstores,
+        lists: flushes,
+        ..
+    } = defer;
+    let (mut ops, remap) = drop_unread_consts(ops, &calls, &gstores);
+    // A verified block ends in an exit or a branch and only branches to labels that are
+    // followed by an op; anything else gets an `End` to land on, so the executor never
+    // runs past the last op nor branches outside the list.
+    let end = ops.len() as u32;
+    // The `End` op's index must fit too.
+    I::new(ops.len())?;
+    let mut needs_end = ops.last().is_none_or(|o| !o.is_terminal());
+    for l in label_pos.iter_mut() {
+        *l = remap.get(*l as usize).copied().unwrap_or(end);
+    }
+    for op in ops.iter_mut() {
+        if let Some(t) = op.target_mut() {
+            let pos = label_pos.get(t.ix()).copied().unwrap_or(end);
+            *t = I::new(pos as usize)?;
+            needs_end |= pos >= end;
+        }
+    }
+    if needs_end {
+        ops.push(D::End);
+    }
+    let mut slots = 1usize;
+    for op in &ops {
+        op.slots(&calls, |s, _| slots = slots.max(s + 1));
+    }
+    for g in &gstores {
+        slots = slots.max(g.s.ix() + 1);
+    }
+    let code = Decoded {
+        ops,
+        calls,
+        gstores,
+        flushes,
+        slots,
+    };
+    Some((code, pcs))
+}
+
+impl InterpBlock {
     /// Run the block once.
     ///
     /// # Safety
@@ -851,18 +1095,31 @@ impl InterpBlock {
     /// [`crate::helper::GuestState`] contract), exclusively borrowed for the call, and every
     /// global offset of the block lies inside that state.
     pub unsafe fn run(&self, state: *mut CpuCommon) -> BlockExit {
+        // SAFETY: forwarded caller contract (both arms).
+        unsafe {
+            match &self.code {
+                Code::Small(c) => self.run_code(c, state),
+                Code::Large(c) => self.run_code(c, state),
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`InterpBlock::run`].
+    #[inline(always)]
+    unsafe fn run_code<I: Idx>(&self, c: &Decoded<I>, state: *mut CpuCommon) -> BlockExit {
         // SAFETY: forwarded caller contract (every arm).
         unsafe {
-            if self.slots <= SLOTS_S {
-                self.exec(state, &mut [0u64; SLOTS_S])
-            } else if self.slots <= SLOTS_M {
-                self.exec(state, &mut [0u64; SLOTS_M])
-            } else if self.slots <= SLOTS_L {
-                self.exec(state, &mut [0u64; SLOTS_L])
-            } else if self.slots <= SLOTS_XL {
-                self.exec(state, &mut [0u64; SLOTS_XL])
+            if c.slots <= SLOTS_S {
+                self.exec(c, state, &mut [0u64; SLOTS_S])
+            } else if c.slots <= SLOTS_M {
+                self.exec(c, state, &mut [0u64; SLOTS_M])
+            } else if c.slots <= SLOTS_L {
+                self.exec(c, state, &mut [0u64; SLOTS_L])
+            } else if c.slots <= SLOTS_XL {
+                self.exec(c, state, &mut [0u64; SLOTS_XL])
             } else {
-                self.exec(state, &mut vec![0u64; self.slots])
+                self.exec(c, state, &mut vec![0u64; c.slots])
             }
         }
     }
@@ -870,23 +1127,23 @@ impl InterpBlock {
     /// # Safety
     /// As [`InterpBlock::run`].
     #[inline(never)]
-    unsafe fn exec(&self, st: *mut CpuCommon, r: &mut [u64]) -> BlockExit {
+    unsafe fn exec<I: Idx>(&self, c: &Decoded<I>, st: *mut CpuCommon, r: &mut [u64]) -> BlockExit {
         // SAFETY: (whole function) `st` is valid and exclusively ours (caller contract); fields
         // are accessed through the raw pointer, never through a long-lived reference, so
         // helpers and the slow path may use the same pointer (with the whole state's
         // provenance) in between.
         //
-        // Unchecked indexing: `self.slots` is one more than the highest slot any op names
-        // (computed from the ops in `new`) and `r` is at least that long (checked below), so
-        // every `get!`/`set!` is in bounds; `ip` stays in `0..ops.len()` because the last op
-        // never falls through and every branch target is an index of `ops` (both ensured in
-        // `new`).
+        // Unchecked indexing: `c.slots` is one more than the highest slot any op names
+        // (computed from the ops in `decode`) and `r` is at least that long (checked below),
+        // so every `get!`/`set!` is in bounds; `ip` stays in `0..ops.len()` because the last
+        // op never falls through and every branch target is an index of `ops` (both ensured
+        // in `decode`).
         unsafe {
             let base = (*st).insn_count;
             // Instructions retired before the one at `at` (which is the 1-based count of
             // instructions started), and that instruction's pc.
-            let before = |at: u32| u64::from(at.saturating_sub(1));
-            let pc_of = |at: u32| self.pcs.get(at as usize).copied().unwrap_or(self.start_pc);
+            let before = |at: I| (at.ix() as u64).saturating_sub(1);
+            let pc_of = |at: I| self.pcs.get(at.ix()).copied().unwrap_or(self.start_pc);
             macro_rules! fault {
                 ($at:expr) => {{
                     (*st).pc = pc_of($at);
@@ -898,30 +1155,32 @@ impl InterpBlock {
                 (*st).pc = self.start_pc;
                 return BlockExit::Budget;
             }
-            if r.len() < self.slots || self.ops.is_empty() {
-                fault!(0);
+            if r.len() < c.slots || c.ops.is_empty() {
+                fault!(I::ZERO);
             }
             macro_rules! get {
                 ($s:expr) => {
-                    *r.get_unchecked($s as usize)
+                    *r.get_unchecked(Idx::ix($s))
                 };
             }
             macro_rules! set {
                 ($s:expr, $v:expr) => {{
                     let v: u64 = $v;
-                    *r.get_unchecked_mut($s as usize) = v;
+                    *r.get_unchecked_mut(Idx::ix($s)) = v;
                 }};
             }
             macro_rules! get128 {
-                ($s:expr) => {
-                    u128::from(get!($s)) | (u128::from(get!($s + 1)) << 64)
-                };
+                ($s:expr) => {{
+                    let i = Idx::ix($s);
+                    u128::from(*r.get_unchecked(i)) | (u128::from(*r.get_unchecked(i + 1)) << 64)
+                }};
             }
             macro_rules! set128 {
                 ($s:expr, $v:expr) => {{
                     let v: u128 = $v;
-                    set!($s, v as u64);
-                    set!($s + 1, (v >> 64) as u64);
+                    let i = Idx::ix($s);
+                    *r.get_unchecked_mut(i) = v as u64;
+                    *r.get_unchecked_mut(i + 1) = (v >> 64) as u64;
                 }};
             }
             // Reads a value of type `ty` as u128.
@@ -945,15 +1204,18 @@ impl InterpBlock {
                 }};
             }
             let mut ip = 0usize;
+            // Deferred global stores with a sequence number up to this one are in the state
+            // already (a slow path performed them).
+            let mut flushed = 0u32;
             macro_rules! branch {
                 ($c:expr, $target:expr) => {
                     if $c {
-                        ip = $target as usize;
+                        ip = Idx::ix($target);
                     }
                 };
             }
             loop {
-                let op = *self.ops.get_unchecked(ip);
+                let op = *c.ops.get_unchecked(ip);
                 ip += 1;
                 match op {
                     D::Const { d, imm } => set!(d, imm),
@@ -1098,9 +1360,24 @@ impl InterpBlock {
                         let src = if get!(c) & 0xff != 0 { a } else { b };
                         set128!(d, get128!(src));
                     }
-                    D::Load64 { d, a, mem, mmu, at } => {
-                        let Some(v) = mem_load(st, get!(a), mem, mmu) else {
-                            fault!(at);
+                    D::Load64 {
+                        d,
+                        a,
+                        mem,
+                        mmu,
+                        at,
+                        flush,
+                    } => {
+                        let vaddr = get!(a);
+                        let v = match tlb_load(st, vaddr, mem, mmu) {
+                            Some(v) => v,
+                            None => {
+                                flushed = flushed.max(c.flush(st, r, flush.ix(), flushed));
+                                let Some(v) = mem_load_slow(st, vaddr, mem, mmu) else {
+                                    fault!(at);
+                                };
+                                v
+                            }
                         };
                         set!(d, v);
                     }
@@ -1111,9 +1388,18 @@ impl InterpBlock {
                         mmu,
                         ty,
                         at,
+                        flush,
                     } => {
-                        let Some(v) = mem_load(st, get!(a), mem, mmu) else {
-                            fault!(at);
+                        let vaddr = get!(a);
+                        let v = match tlb_load(st, vaddr, mem, mmu) {
+                            Some(v) => v,
+                            None => {
+                                flushed = flushed.max(c.flush(st, r, flush.ix(), flushed));
+                                let Some(v) = mem_load_slow(st, vaddr, mem, mmu) else {
+                                    fault!(at);
+                                };
+                                v
+                            }
                         };
                         let v = if ty == Type::I128 && mem.signed {
                             v as i64 as i128 as u128
@@ -1122,32 +1408,62 @@ impl InterpBlock {
                         };
                         write!(d, ty, v);
                     }
-                    D::Store { s, a, mem, mmu, at } => {
-                        if !mem_store(st, get!(a), get!(s), mem, mmu) {
-                            fault!(at);
+                    D::Store {
+                        s,
+                        a,
+                        mem,
+                        mmu,
+                        at,
+                        flush,
+                    } => {
+                        let (vaddr, val) = (get!(a), get!(s));
+                        if !tlb_store(st, vaddr, val, mem, mmu) {
+                            flushed = flushed.max(c.flush(st, r, flush.ix(), flushed));
+                            if !mem_store_slow(st, vaddr, val, mem, mmu) {
+                                fault!(at);
+                            }
                         }
                     }
+                    D::Flush { n } => {
+                        // The entries lie before the block's last op (`decode` appends
+                        // the flush and its entries together, and they never end a block).
+                        let n = n.ix();
+                        for k in ip..ip + n {
+                            if let D::Pending { off, s, seq } = *c.ops.get_unchecked(k) {
+                                if seq > flushed {
+                                    ((st as *mut u8).add(off as usize) as *mut u64)
+                                        .write_unaligned(get!(s));
+                                }
+                            }
+                        }
+                        ip += n;
+                    }
+                    D::Pending { .. } => {}
                     D::Call { call, at } => {
-                        let Some(c) = self.calls.get(call as usize) else {
+                        let Some(call) = c.calls.get(call.ix()) else {
                             fault!(at);
                         };
-                        if c.effects.reads_state {
+                        if call.effects.reads_state {
                             (*st).pc = pc_of(at);
                             (*st).insn_count = base + before(at);
                         }
                         let mut args = [0u64; 4];
-                        for (v, s) in args.iter_mut().zip(&c.args).take(usize::from(c.nargs)) {
+                        for (v, s) in args
+                            .iter_mut()
+                            .zip(&call.args)
+                            .take(usize::from(call.nargs))
+                        {
                             *v = get!(*s);
                         }
-                        let ret = (c.func)(st, args[0], args[1], args[2], args[3]);
-                        if let Some(d) = c.dst {
+                        let ret = (call.func)(st, args[0], args[1], args[2], args[3]);
+                        if let Some(d) = call.dst {
                             set!(d, ret);
                         }
-                        if c.effects.may_raise && (*st).exception_pending != 0 {
+                        if call.effects.may_raise && (*st).exception_pending != 0 {
                             fault!(at);
                         }
                     }
-                    D::Br { target } => ip = target as usize,
+                    D::Br { target } => ip = target.ix(),
                     D::BrCond {
                         cond,
                         ty,
@@ -1157,40 +1473,68 @@ impl InterpBlock {
                     } => branch!(eval_cond(cond, ty, read!(a, ty), read!(b, ty)), target),
                     D::Goto { pc, slot, at } => {
                         (*st).pc = pc;
-                        (*st).insn_count = base + u64::from(at);
-                        return BlockExit::Goto { slot };
+                        (*st).insn_count = base + at.ix() as u64;
+                        return BlockExit::Goto {
+                            slot: slot.ix() as u32,
+                        };
                     }
                     D::Indirect { s, at } => {
                         (*st).pc = get!(s);
-                        (*st).insn_count = base + u64::from(at);
+                        (*st).insn_count = base + at.ix() as u64;
                         return BlockExit::Indirect;
                     }
                     D::Exit { reason, pc, at } => {
                         (*st).pc = pc;
-                        (*st).insn_count = base + retired(reason, before(at), at);
+                        (*st).insn_count = base + retired(reason, before(at), at.ix() as u64);
                         return BlockExit::Exit(reason);
                     }
                     D::ExitDyn { reason, s, at } => {
                         (*st).pc = get!(s);
-                        (*st).insn_count = base + retired(reason, before(at), at);
+                        (*st).insn_count = base + retired(reason, before(at), at.ix() as u64);
                         return BlockExit::Exit(reason);
                     }
-                    D::End => fault!(0),
+                    D::End => fault!(I::ZERO),
                 }
             }
         }
     }
 }
 
+impl<I: Idx> Decoded<I> {
+    /// Perform the stores of flush list `list` numbered above `done`; the list's `seq_end`.
+    ///
+    /// # Safety
+    /// As [`InterpBlock::run`], and `r` is at least `self.slots` long.
+    #[inline(always)]
+    unsafe fn flush(&self, st: *mut CpuCommon, r: &[u64], list: usize, done: u32) -> u32 {
+        let Some(l) = self.flushes.get(list) else {
+            return done;
+        };
+        let (start, len) = (l.start as usize, l.len as usize);
+        for g in self.gstores.get(start..start + len).unwrap_or(&[]) {
+            if g.seq > done {
+                // SAFETY: `g.off` is a global offset of the block (inside the state by the
+                // caller contract); `g.s < self.slots <= r.len()` (`new` counts these
+                // slots).
+                unsafe {
+                    ((st as *mut u8).add(g.off as usize) as *mut u64)
+                        .write_unaligned(*r.get_unchecked(g.s.ix()));
+                }
+            }
+        }
+        l.seq_end
+    }
+}
+
 /// Decode one value op (not a label, `insn`, call or exit), using operands that are
 /// constants known at decode time (`cst`) for the immediate forms.
-fn decode_op(
+fn decode_op<I: Idx>(
     op: &Op,
-    s: &impl Fn(Value) -> Slot,
+    s: &impl Fn(Value) -> I,
     cst: &impl Fn(Value) -> Option<u64>,
-    at: u32,
-) -> D {
-    match *op {
+    at: I,
+) -> Option<D<I>> {
+    Some(match *op {
         Op::Mov {
             dst,
             ty: Type::I128,
@@ -1328,6 +1672,7 @@ fn decode_op(
             mem,
             mmu: mmu_idx,
             at,
+            flush: I::ZERO,
         },
         Op::Load {
             ty,
@@ -1342,6 +1687,7 @@ fn decode_op(
             mmu: mmu_idx,
             ty,
             at,
+            flush: I::ZERO,
         },
         Op::Store {
             mem,
@@ -1355,8 +1701,11 @@ fn decode_op(
             mem,
             mmu: mmu_idx,
             at,
+            flush: I::ZERO,
         },
-        Op::Br(l) => D::Br { target: l.0 },
+        Op::Br(l) => D::Br {
+            target: I::new(l.0 as usize)?,
+        },
         Op::BrCond {
             cond,
             ty,
@@ -1364,7 +1713,7 @@ fn decode_op(
             b,
             label,
         } if ty.bits() <= 64 => {
-            let (a, b, target) = (s(a), s(b), label.0);
+            let (a, b, target) = (s(a), s(b), I::new(label.0 as usize)?);
             match (cond, ty.bits()) {
                 (Cond::Eq, _) => D::BrEq64 { a, b, target },
                 (Cond::Ne, _) => D::BrNe64 { a, b, target },
@@ -1392,17 +1741,17 @@ fn decode_op(
             ty,
             a: s(a),
             b: s(b),
-            target: label.0,
+            target: I::new(label.0 as usize)?,
         },
         // Handled by the caller.
         Op::InsnStart { .. } | Op::Const { .. } | Op::Call { .. } | Op::Label(_) | Op::Exit(_) => {
             D::End
         }
-    }
+    })
 }
 
 /// A binary op of 64 bits or fewer; `cb` is `b`'s value if it is a constant (masked to `ty`).
-fn decode_binary(op: BinOp, ty: Type, d: Slot, a: Slot, b: Slot, cb: Option<u64>) -> D {
+fn decode_binary<I: Idx>(op: BinOp, ty: Type, d: I, a: I, b: I, cb: Option<u64>) -> D<I> {
     // The narrow forms are 32 bits or fewer: their mask and immediates fit in a u32.
     let mask = ty.mask() as u32;
     let bits = ty.bits() as u8;
@@ -1466,25 +1815,34 @@ fn decode_binary(op: BinOp, ty: Type, d: Slot, a: Slot, b: Slot, cb: Option<u64>
 /// Remove `Const` ops whose slot no op reads any more (their value was folded into the
 /// immediate forms). Returns the kept ops and, for each old op index (and the end), its new
 /// index, to move the label positions.
-fn drop_unread_consts(ops: Vec<D>, calls: &[CallInfo]) -> (Vec<D>, Vec<u32>) {
+fn drop_unread_consts<I: Idx>(
+    ops: Vec<D<I>>,
+    calls: &[CallInfo<I>],
+    gstores: &[GStore<I>],
+) -> (Vec<D<I>>, Vec<u32>) {
     let mut read = Vec::new();
+    let mut mark = |i: usize| {
+        if read.len() <= i {
+            read.resize(i + 1, false);
+        }
+        read[i] = true;
+    };
     for op in &ops {
         op.slots(calls, |s, write| {
             if !write {
-                let i = s as usize;
-                if read.len() <= i {
-                    read.resize(i + 1, false);
-                }
-                read[i] = true;
+                mark(s);
             }
         });
+    }
+    for g in gstores {
+        mark(g.s.ix());
     }
     let mut remap = Vec::with_capacity(ops.len() + 1);
     let mut kept = Vec::with_capacity(ops.len());
     for op in ops {
         remap.push(kept.len() as u32);
         let unread = match op {
-            D::Const { d, .. } => !read.get(d as usize).copied().unwrap_or(false),
+            D::Const { d, .. } => !read.get(d.ix()).copied().unwrap_or(false),
             _ => false,
         };
         if !unread {
@@ -1521,22 +1879,22 @@ fn cond64(cond: Cond, shift: u8, a: u64, b: u64) -> bool {
 
 /// Instructions retired by an `Exit`: an instruction that raises does not retire.
 #[inline]
-fn retired(reason: ExitReason, before: u64, started: u32) -> u64 {
+fn retired(reason: ExitReason, before: u64, started: u64) -> u64 {
     if reason == ExitReason::Exception {
         before
     } else {
-        u64::from(started)
+        started
     }
 }
 
-/// The softmmu load of `env.rs` (`CpuCommon::load`), through the raw state pointer so the
-/// slow path receives the pointer with the whole guest state's provenance. The TLB hit test is
-/// inlined here so a hit costs no call; `None` if the slow path recorded a guest fault.
+/// The TLB fast path of a load (`CpuCommon::try_load_fast`), inline so a hit costs no call;
+/// `None` on a miss. Through the raw state pointer, so the slow path later receives the pointer
+/// with the whole guest state's provenance.
 ///
 /// # Safety
 /// `st` is a live, exclusively borrowed guest state.
 #[inline(always)]
-unsafe fn mem_load(st: *mut CpuCommon, vaddr: u64, mem: MemOp, mmu: u8) -> Option<u64> {
+unsafe fn tlb_load(st: *mut CpuCommon, vaddr: u64, mem: MemOp, mmu: u8) -> Option<u64> {
     // SAFETY: `st` is valid (caller contract); the index is in range by construction.
     unsafe {
         let entry = &(*st).tlb[usize::from(mmu) % NB_MMU_MODES][tlb_index(vaddr)];
@@ -1545,23 +1903,18 @@ unsafe fn mem_load(st: *mut CpuCommon, vaddr: u64, mem: MemOp, mmu: u8) -> Optio
         } else {
             entry.addr_read
         };
-        if tlb_hit(tag, vaddr, mem) {
-            // A hit means the entry was filled for a page wholly inside guest RAM and the
-            // access lies inside that page (env.rs module docs).
-            Some(read_host(
-                vaddr.wrapping_add(entry.addend) as usize as *const u8,
-                mem,
-            ))
-        } else {
-            mem_load_slow(st, vaddr, mem, mmu)
-        }
+        // A hit means the entry was filled for a page wholly inside guest RAM and the access
+        // lies inside that page (env.rs module docs).
+        tlb_hit(tag, vaddr, mem)
+            .then(|| read_host(vaddr.wrapping_add(entry.addend) as usize as *const u8, mem))
     }
 }
 
-/// The slow half of [`mem_load`], out of line so the executor's loop stays small.
+/// The slow path of a load, out of line so the executor's loop stays small; `None` if it
+/// recorded a guest fault.
 ///
 /// # Safety
-/// As [`mem_load`].
+/// As [`tlb_load`].
 #[inline(never)]
 #[cold]
 unsafe fn mem_load_slow(st: *mut CpuCommon, vaddr: u64, mem: MemOp, mmu: u8) -> Option<u64> {
@@ -1572,32 +1925,31 @@ unsafe fn mem_load_slow(st: *mut CpuCommon, vaddr: u64, mem: MemOp, mmu: u8) -> 
     }
 }
 
-/// The softmmu store; see [`mem_load`]. False if the slow path recorded a guest fault.
+/// The TLB fast path of a store; false on a miss. See [`tlb_load`].
 ///
 /// # Safety
-/// As [`mem_load`].
+/// As [`tlb_load`].
 #[inline(always)]
-unsafe fn mem_store(st: *mut CpuCommon, vaddr: u64, val: u64, mem: MemOp, mmu: u8) -> bool {
-    // SAFETY: as in `mem_load`; write tags are only valid for writable RAM pages.
+unsafe fn tlb_store(st: *mut CpuCommon, vaddr: u64, val: u64, mem: MemOp, mmu: u8) -> bool {
+    // SAFETY: as in `tlb_load`; write tags are only valid for writable RAM pages.
     unsafe {
         let entry = &(*st).tlb[usize::from(mmu) % NB_MMU_MODES][tlb_index(vaddr)];
-        if tlb_hit(entry.addr_write, vaddr, mem) {
+        let hit = tlb_hit(entry.addr_write, vaddr, mem);
+        if hit {
             write_host(
                 vaddr.wrapping_add(entry.addend) as usize as *mut u8,
                 val,
                 mem,
             );
-            true
-        } else {
-            mem_store_slow(st, vaddr, val, mem, mmu)
         }
+        hit
     }
 }
 
-/// The slow half of [`mem_store`].
+/// The slow path of a store; false if it recorded a guest fault.
 ///
 /// # Safety
-/// As [`mem_load`].
+/// As [`tlb_load`].
 #[inline(never)]
 #[cold]
 unsafe fn mem_store_slow(st: *mut CpuCommon, vaddr: u64, val: u64, mem: MemOp, mmu: u8) -> bool {
@@ -1626,8 +1978,48 @@ mod tests {
     fn run(text: &str, cpu: &mut TestCpu) -> BlockExit {
         let b = parse_block(text, &test_helpers()).unwrap_or_else(|e| panic!("{e}"));
         crate::ir::verify::verify(&b).unwrap_or_else(|e| panic!("{e}"));
-        // SAFETY: `cpu` is a live TestCpu borrowed for the call; offsets are its registers.
-        unsafe { run_block(&b, cpu.state_ptr()) }
+        run_both(&b, cpu)
+    }
+
+    /// Run `b` from `cpu` in its 16-bit-index form, and in the 32-bit-index form (larger
+    /// blocks) from a copy of `cpu`: both must end in the same state.
+    fn run_both(b: &IrBlock, cpu: &mut TestCpu) -> BlockExit {
+        let small = InterpBlock::new(b);
+        assert!(matches!(small.code, Code::Small(_)));
+        let large = InterpBlock::new_large(b);
+        let mut copy = TestCpu::new();
+        copy.regs = cpu.regs;
+        copy.fault_addr = cpu.fault_addr;
+        copy.slow_calls = cpu.slow_calls;
+        copy.ram.copy_from_slice(&cpu.ram);
+        copy.common.pc = cpu.common.pc;
+        copy.common.insn_count = cpu.common.insn_count;
+        copy.common.insn_limit = cpu.common.insn_limit;
+        copy.common.exception_pending = cpu.common.exception_pending;
+        copy.common.slow = cpu.common.slow;
+        // SAFETY: live TestCpus borrowed for the calls; the blocks' globals are registers.
+        let (exit, exit_large) =
+            unsafe { (small.run(cpu.state_ptr()), large.run(copy.state_ptr())) };
+        assert_eq!(exit, exit_large);
+        assert_eq!(cpu.regs, copy.regs);
+        assert_eq!(
+            (
+                cpu.common.pc,
+                cpu.common.insn_count,
+                cpu.common.exception_pending
+            ),
+            (
+                copy.common.pc,
+                copy.common.insn_count,
+                copy.common.exception_pending
+            )
+        );
+        assert_eq!(
+            (cpu.fault_addr, cpu.slow_calls),
+            (copy.fault_addr, copy.slow_calls)
+        );
+        assert!(cpu.ram == copy.ram);
+        exit
     }
 
     #[test]
@@ -1723,7 +2115,10 @@ mod tests {
             r2 = reg_offset(2),
         );
         let b = parse_block(&text, &test_helpers()).unwrap_or_else(|e| panic!("{e}"));
-        let consts = InterpBlock::new(&b)
+        let Code::Small(code) = InterpBlock::new(&b).code else {
+            panic!("a small block takes 16-bit indices");
+        };
+        let consts = code
             .ops
             .iter()
             .filter(|o| matches!(o, D::Const { .. }))
@@ -1737,13 +2132,105 @@ mod tests {
         }
     }
 
+    /// A slow path that observes and changes the state: it records register 2 into
+    /// register 30, sets register 3 to 0xdead, and loads 42.
+    extern "C" fn observing_slow_load(common: *mut CpuCommon, _: u64, _: u32, _: u32) -> u64 {
+        // SAFETY: the tests below install this slow path in a `TestCpu` (`#[repr(C)]`, with
+        // `CpuCommon` first), and the executor passes the only borrow of it.
+        let cpu = unsafe { &mut *(common as *mut TestCpu) };
+        cpu.regs[30] = cpu.regs[2];
+        cpu.regs[3] = 0xdead;
+        42
+    }
+
+    /// Deferred global stores: a slow path sees every store made before it, a store it
+    /// overwrote is not performed again at the block end, later stores are, and a faulting
+    /// access leaves the earlier stores in the state.
+    #[test]
+    fn deferred_global_stores_are_seen_by_slow_paths_and_exits() {
+        let text = format!(
+            "block pc=0x1000\n insn 0x1000 0\n v0:i64 = const 5\n store_global.i64 {r2}, v0\n \
+             v1:i64 = const 9\n store_global.i64 {r3}, v1\n insn 0x1004 0\n \
+             v2:i64 = const {RAM_BASE:#x}\n v3:i64 = load u64 mmu=1 v2\n \
+             insn 0x1008 0\n store_global.i64 {r4}, v3\n store_global.i64 {r2}, v1\n \
+             goto 0x2000\n",
+            r2 = reg_offset(2),
+            r3 = reg_offset(3),
+            r4 = reg_offset(4),
+        );
+        let mut cpu = TestCpu::new();
+        cpu.common.slow.load = observing_slow_load;
+        assert_eq!(run(&text, &mut cpu), BlockExit::Goto { slot: 0 });
+        assert_eq!(cpu.regs[30], 5, "the slow path saw the earlier store");
+        assert_eq!(cpu.regs[3], 0xdead, "the slow path's write stays");
+        assert_eq!((cpu.regs[2], cpu.regs[4]), (9, 42));
+
+        // The same block with a faulting access (MMU 0 misses outside RAM).
+        let faulting = text
+            .replace("mmu=1 v2", "v2")
+            .replace(&format!("{RAM_BASE:#x}"), "0x20");
+        let mut cpu = TestCpu::new();
+        assert_eq!(run(&faulting, &mut cpu), BlockExit::Fault);
+        assert_eq!((cpu.common.pc, cpu.common.insn_count), (0x1004, 1));
+        assert_eq!((cpu.regs[2], cpu.regs[3], cpu.regs[4]), (5, 9, 0));
+    }
+
+    /// A global load overlapping a pending store, and a narrower store into one, see the
+    /// stores in program order.
+    #[test]
+    fn deferred_global_stores_and_overlapping_accesses() {
+        let text = format!(
+            "block pc=0x1000\n insn 0x1000 0\n v0:i64 = const 0x1122334455667788\n \
+             store_global.i64 {r2}, v0\n v1:i32 = load_global {r2h}\n \
+             v2:i8 = const 0xaa\n store_global.i8 {r2}, v2\n v3:i64 = zext.i32.i64 v1\n \
+             store_global.i64 {r3}, v3\n goto 0x2000\n",
+            r2 = reg_offset(2),
+            r2h = reg_offset(2) + 4,
+            r3 = reg_offset(3),
+        );
+        let mut cpu = TestCpu::new();
+        assert_eq!(run(&text, &mut cpu), BlockExit::Goto { slot: 0 });
+        assert_eq!(cpu.regs[2], 0x1122_3344_5566_77aa);
+        assert_eq!(cpu.regs[3], 0x1122_3344);
+    }
+
+    /// A block with more values than 16-bit indices reach runs in the 32-bit form.
+    #[test]
+    fn blocks_too_large_for_16_bit_indices_run() {
+        let mut b = Builder::new(0x1000);
+        b.insn_start(0x1000, 0);
+        let x = b.load_global(Type::I64, reg_offset(1));
+        let mut acc = x;
+        for i in 0..40_000u64 {
+            let k = b.iconst(Type::I64, i);
+            let t = b.binary(BinOp::Add, Type::I64, acc, k);
+            acc = b.binary(BinOp::Xor, Type::I64, t, x);
+        }
+        b.store_global(Type::I64, reg_offset(2), acc);
+        b.goto(0x2000);
+        let blk = b.finish();
+        crate::ir::verify::verify(&blk).unwrap();
+        let ib = InterpBlock::new(&blk);
+        assert!(matches!(ib.code, Code::Large(_)));
+        let mut want = 5u64;
+        for i in 0..40_000u64 {
+            want = want.wrapping_add(i) ^ 5;
+        }
+        let mut cpu = TestCpu::new();
+        cpu.regs[1] = 5;
+        // SAFETY: a live TestCpu borrowed for the call; globals are its registers.
+        let exit = unsafe { ib.run(cpu.state_ptr()) };
+        assert_eq!(exit, BlockExit::Goto { slot: 0 });
+        assert_eq!(cpu.regs[2], want);
+    }
+
     /// A decoded op stays small: the op list is what the executor streams through.
     #[test]
     fn decoded_op_size() {
         assert!(
-            std::mem::size_of::<D>() <= 24,
+            std::mem::size_of::<D<u16>>() <= 16,
             "{}",
-            std::mem::size_of::<D>()
+            std::mem::size_of::<D<u16>>()
         );
     }
 
@@ -1845,8 +2332,7 @@ mod tests {
             let mut cpu = TestCpu::new();
             cpu.regs[0] = x;
             cpu.regs[1] = y;
-            // SAFETY: a live TestCpu borrowed for the call; globals are its registers.
-            let exit = unsafe { run_block(&blk, cpu.state_ptr()) };
+            let exit = run_both(&blk, &mut cpu);
             let got: Vec<u64> = (0..expect.len()).map(|i| cpu.regs[2 + i]).collect();
             assert_eq!(got, expect, "{ty} {x:#x} {y:#x} {cond:?}\n{blk}");
             let taken = eval_cond(cond, ty, xm, ym);
