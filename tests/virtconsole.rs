@@ -299,3 +299,129 @@ fn shell_on_hvc0_through_a_stdio_chardev() {
     let uart = String::from_utf8_lossy(&std::fs::read(&uart).unwrap()).into_owned();
     assert!(!uart.contains("EMU-HVC-42"), "uart: {uart:?}");
 }
+
+/// Two boots with the console on a file chardev and no input retire the same instructions
+/// and write the same bytes (the console is polled at every round, input or not).
+#[test]
+fn two_boots_on_a_file_chardev_are_identical() {
+    let Some((kernel, initrd)) = guest_files() else {
+        return;
+    };
+    let dir = temp_dir("determinism");
+    let run = |n: u32| {
+        let hvc = dir.join(format!("hvc0-{n}.txt"));
+        let chardev = format!("file,id=con0,path={}", hvc.display());
+        let o = emu(&[
+            "-M",
+            "virt",
+            "-kernel",
+            &kernel,
+            "-initrd",
+            &initrd,
+            "-serial",
+            "null",
+            "-chardev",
+            &chardev,
+            "-device",
+            "virtconsole,chardev=con0",
+            "-append",
+            "console=hvc0 emu.test=poweroff",
+            "--stats",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        let insns = err
+            .lines()
+            .find(|l| l.contains("instructions retired"))
+            .and_then(|l| l.split(';').next())
+            .map(str::to_string)
+            .expect("--stats prints the instruction count");
+        (std::fs::read(&hvc).unwrap(), insns)
+    };
+    let (out1, n1) = run(1);
+    let (out2, n2) = run(2);
+    assert!(!out1.is_empty());
+    assert_eq!(n1, n2, "same instruction count");
+    assert!(out1 == out2, "hvc0 output differs between two boots");
+}
+
+/// UART0 and the console share one stdio chardev (`mux=on`): input goes to the console first
+/// (QEMU's mux focuses the device attached last), Ctrl-A c hands it to UART0's shell.
+#[test]
+fn muxed_stdio_moves_input_with_ctrl_a_c() {
+    let Some((kernel, initrd)) = guest_files() else {
+        return;
+    };
+    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "-M",
+            "virt",
+            "-kernel",
+            &kernel,
+            "-initrd",
+            &initrd,
+            "-chardev",
+            "stdio,id=s,mux=on",
+            "-serial",
+            "chardev:s",
+            "-device",
+            "virtconsole,chardev=s",
+            "-append",
+            "console=ttyS0 quiet",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+    let expect = |needle: &str, child: &mut Child| {
+        let start = Instant::now();
+        while !text().contains(needle) {
+            if start.elapsed() > BOOT_TIMEOUT || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                panic!("no {needle:?}; got:\n{}", text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The shell runs on ttyS0 (console=ttyS0).
+    expect("EMU-SHELL", &mut child);
+    expect("# ", &mut child);
+    // Typed with the focus on the console: nobody reads hvc0, so nothing comes back.
+    stdin.write_all(b"echo EMU-A-$((1+1))\n").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Ctrl-A c: the focus moves to UART0, where the shell is.
+    stdin.write_all(b"\x01cecho EMU-B-$((2+2))\n").unwrap();
+    stdin.flush().unwrap();
+    expect("EMU-B-4", &mut child);
+    assert!(!text().contains("EMU-A-"), "{}", text());
+    stdin.write_all(b"poweroff -f\n").unwrap();
+    stdin.flush().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > BOOT_TIMEOUT {
+            let _ = child.kill();
+            panic!("emu did not exit:\n{}", text());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, Some(0), "{}", text());
+}
