@@ -440,7 +440,7 @@ fn parse_device(option: &str, value: &str) -> Result<DeviceOpt, CliError> {
         _ => Err(bad(
             option,
             value,
-            "expected virtio-blk-device, virtio-rng-device, virtio-net-device or virtconsole",
+            "expected virtio-blk-device, virtio-rng-device, virtio-net-device or virtio-serial-device",
         )),
     }
 }

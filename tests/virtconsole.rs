@@ -425,3 +425,90 @@ fn muxed_stdio_moves_input_with_ctrl_a_c() {
     };
     assert_eq!(status, Some(0), "{}", text());
 }
+
+/// A chardev outlives a guest reboot, as in QEMU: the board is built afresh, but the console's
+/// file goes on where the first boot left it instead of being truncated again.
+#[test]
+fn a_file_chardev_survives_a_guest_reboot() {
+    let Some((kernel, initrd)) = guest_files() else {
+        return;
+    };
+    let dir = temp_dir("reboot");
+    let hvc = dir.join("hvc0.txt");
+    let chardev = format!("file,id=con0,path={}", hvc.display());
+    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "-M",
+            "virt",
+            "-kernel",
+            &kernel,
+            "-initrd",
+            &initrd,
+            "-serial",
+            "stdio",
+            "-chardev",
+            &chardev,
+            "-device",
+            "virtconsole,chardev=con0",
+            // The shell runs on ttyS0 (the only console when /init starts); the kernel's
+            // messages go to both.
+            "-append",
+            "console=hvc0 console=ttyS0 quiet",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+    let expect_n = |needle: &str, n: usize, child: &mut Child| {
+        let start = Instant::now();
+        while text().matches(needle).count() < n {
+            if start.elapsed() > BOOT_TIMEOUT || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                panic!("no {n}x {needle:?} on UART0; got:\n{}", text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    expect_n("EMU-SHELL", 1, &mut child);
+    expect_n("# ", 1, &mut child);
+    stdin.write_all(b"reboot -f\n").unwrap();
+    stdin.flush().unwrap();
+    expect_n("EMU-SHELL", 2, &mut child);
+    expect_n("# ", 2, &mut child);
+    stdin.write_all(b"poweroff -f\n").unwrap();
+    stdin.flush().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > BOOT_TIMEOUT {
+            let _ = child.kill();
+            panic!("emu did not exit:\n{}", text());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, Some(0), "{}", text());
+    let log = String::from_utf8_lossy(&std::fs::read(&hvc).unwrap()).into_owned();
+    let restart = log.find("reboot: Restarting system");
+    let power_down = log.find("reboot: Power down");
+    assert!(
+        restart.is_some() && power_down.is_some() && restart < power_down,
+        "both boots in order: {log:?}"
+    );
+}

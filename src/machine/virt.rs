@@ -266,8 +266,6 @@ struct ConsoleHosts<'a> {
     uart_out: ConsoleOutput,
     /// stdout of consoles on a stdio chardev UART0 does not use (flushed at round ends).
     stdout: Option<ConsoleOutput>,
-    /// Files already opened, by chardev id (a `mux=on` chardev shared by two consoles).
-    files: Vec<(String, std::fs::File)>,
     /// Whether a console on stdio needs its own stdin reader (UART0 is not on stdio).
     own_stdin: Option<bool>,
     frontends: Vec<Frontend>,
@@ -298,34 +296,7 @@ impl ConsoleHosts<'_> {
                 self.frontends.push(Frontend::Console(k));
                 Box::new(self.stdout.get_or_insert_with(ConsoleOutput::new).clone())
             }
-            SerialOpt::File(p) => {
-                if let Some((_, f)) = self.files.iter().find(|(id, _)| *id == c.id) {
-                    let f = f.try_clone().map_err(|source| VirtError::Chardev {
-                        id: c.id.clone(),
-                        path: p.display().to_string(),
-                        source,
-                    })?;
-                    return Ok(Box::new(f));
-                }
-                // Truncated and written through (no buffer), as QEMU's file chardev.
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(true)
-                    .open(p)
-                    .map_err(|source| VirtError::Chardev {
-                        id: c.id.clone(),
-                        path: p.display().to_string(),
-                        source,
-                    })?;
-                let w = f.try_clone().map_err(|source| VirtError::Chardev {
-                    id: c.id.clone(),
-                    path: p.display().to_string(),
-                    source,
-                })?;
-                self.files.push((c.id.clone(), f));
-                Box::new(w)
-            }
+            SerialOpt::File(p) => Box::new(open_chardev_file(&c.id, p)?),
         })
     }
 }
@@ -584,7 +555,6 @@ impl Virt {
             opts: o,
             uart_out: console_out.clone(),
             stdout: None,
-            files: Vec::new(),
             own_stdin: None,
             frontends: if is_stdio(&o.serial) {
                 vec![Frontend::Uart]
@@ -1241,6 +1211,34 @@ impl Virt {
         }
         Ok(())
     }
+}
+
+/// File chardevs opened so far, by id and path. A chardev lives as long as the process, as in
+/// QEMU: a guest reboot (which builds the board afresh) and a second console on a `mux=on`
+/// chardev write on where the first left off instead of truncating the file again.
+static CHARDEV_FILES: Mutex<Vec<(String, PathBuf, std::fs::File)>> = Mutex::new(Vec::new());
+
+/// The file of chardev `id`: truncated when first opened, written through (no buffer) as
+/// QEMU's file chardev.
+fn open_chardev_file(id: &str, path: &Path) -> Result<std::fs::File, VirtError> {
+    let fail = |source| VirtError::Chardev {
+        id: id.to_string(),
+        path: path.display().to_string(),
+        source,
+    };
+    let mut open = CHARDEV_FILES.lock();
+    if let Some((_, _, f)) = open.iter().find(|(i, p, _)| i == id && p == path) {
+        return f.try_clone().map_err(fail);
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(fail)?;
+    let w = f.try_clone().map_err(fail)?;
+    open.push((id.to_string(), path.to_path_buf(), f));
+    Ok(w)
 }
 
 fn is_stdio(s: &SerialOpt) -> bool {
