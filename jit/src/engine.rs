@@ -152,6 +152,9 @@ pub struct EngineStats {
     pub peak_in_flight: u64,
     /// Block lookups that missed the TB cache's direct-mapped front (and probed its map).
     pub front_misses: u64,
+    /// Times the jump cache was emptied because the guest flushed its TLB or another vCPU
+    /// ran (invalidations and flushes not counted).
+    pub jump_cache_clears: u64,
 }
 
 /// Default of [`Engine::set_timing`] for new engines ([`Engine::time_new_engines`]).
@@ -489,6 +492,9 @@ impl Engine {
             (c as *const CpuCommon as usize, c.tlb_generation)
         };
         if regime != self.jump_regime {
+            if !self.jump_cache.is_empty() {
+                self.stats.jump_cache_clears += 1;
+            }
             self.jump_cache.clear();
             self.jump_regime = regime;
         }

@@ -30,8 +30,13 @@ impl fmt::Display for EngineStats {
             f,
             "exits looked up by the dispatch loop: {lookups} ({} goto not chained, {} indirect \
              missing the jump cache, {} other; {} missed the lookup front); chained and \
-             jump-cache exits stay in compiled code (not counted)",
-            self.lookups_goto, self.lookups_indirect, self.lookups_other, self.front_misses
+             jump-cache exits stay in compiled code (not counted); jump cache emptied {} times \
+             after TLB flushes",
+            self.lookups_goto,
+            self.lookups_indirect,
+            self.lookups_other,
+            self.front_misses,
+            self.jump_cache_clears
         )?;
         write!(
             f,
@@ -68,6 +73,7 @@ mod tests {
             interp_ns: 1_000_000,
             peak_in_flight: 9,
             front_misses: 4,
+            jump_cache_clears: 5,
             ..EngineStats::default()
         };
         let text = s.to_string();
@@ -75,6 +81,7 @@ mod tests {
         assert!(text.contains("2.5 ms compiling"), "{text}");
         assert!(text.contains("at most 9 queued"), "{text}");
         assert!(text.contains("4 missed the lookup front"), "{text}");
+        assert!(text.contains("emptied 5 times"), "{text}");
         assert!(
             text.contains("looked up by the dispatch loop: 6 (1 goto"),
             "{text}"
