@@ -503,9 +503,11 @@ enum D<I> {
     /// extended to 64 bits).
     /// Memory ops carry `flush`, the deferred global stores to perform before their slow
     /// path (see [`D::Flush`]).
+    /// The address is `a + off` (an `addi` fused into the access).
     Load64 {
         d: I,
         a: I,
+        off: i16,
         mem: MemOp,
         mmu: u8,
         at: I,
@@ -520,9 +522,11 @@ enum D<I> {
         at: I,
         flush: I,
     },
+    /// The address is `a + off`, as for [`D::Load64`].
     Store {
         s: I,
         a: I,
+        off: i16,
         mem: MemOp,
         mmu: u8,
         at: I,
@@ -548,7 +552,14 @@ enum D<I> {
     Pending {
         off: u32,
         s: I,
-        seq: u32,
+        seq: I,
+    },
+    /// A deferred store of a constant (`li`, `lui`, `auipc`, a link address), so the constant
+    /// needs no op of its own.
+    PendingImm {
+        off: u32,
+        seq: I,
+        imm: u64,
     },
     Call {
         call: I,
@@ -706,7 +717,12 @@ impl<I: Idx> D<I> {
                 }
             }
             D::Pending { s, .. } => f(s.ix(), false),
-            D::Br { .. } | D::Goto { .. } | D::Exit { .. } | D::Flush { .. } | D::End => {}
+            D::Br { .. }
+            | D::Goto { .. }
+            | D::Exit { .. }
+            | D::Flush { .. }
+            | D::PendingImm { .. }
+            | D::End => {}
         }
     }
 
@@ -747,13 +763,20 @@ fn one_or_two<I: Idx>(s: I, ty: Type, write: bool, f: &mut impl FnMut(usize, boo
     }
 }
 
-/// One deferred 8-byte global store: `*(state + off) = slot s`, the `seq`-th of its block
+/// One deferred 8-byte global store: `*(state + off) = val`, the `seq`-th of its block
 /// (from 1).
 #[derive(Clone, Copy, Debug)]
 struct GStore<I> {
     off: u32,
-    s: I,
+    val: GVal<I>,
     seq: u32,
+}
+
+/// The value of a deferred store: a slot, or a constant known at decode time.
+#[derive(Clone, Copy, Debug)]
+enum GVal<I> {
+    Slot(I),
+    Imm(u64),
 }
 
 /// A list of deferred stores (`InterpBlock::gstores[start..start + len]`), in program order;
@@ -783,12 +806,12 @@ impl<I: Idx> Deferred<I> {
         }
     }
 
-    fn store(&mut self, off: u32, s: I) {
+    fn store(&mut self, off: u32, val: GVal<I>) {
         self.pending.retain(|g| g.off != off);
         self.seq += 1;
         self.pending.push(GStore {
             off,
-            s,
+            val,
             seq: self.seq,
         });
     }
@@ -820,11 +843,17 @@ impl<I: Idx> Deferred<I> {
             ops.push(D::Flush {
                 n: I::new(self.pending.len())?,
             });
-            ops.extend(self.pending.drain(..).map(|g| D::Pending {
-                off: g.off,
-                s: g.s,
-                seq: g.seq,
-            }));
+            for g in self.pending.drain(..) {
+                let seq = I::new(g.seq as usize)?;
+                ops.push(match g.val {
+                    GVal::Slot(s) => D::Pending { off: g.off, s, seq },
+                    GVal::Imm(imm) => D::PendingImm {
+                        off: g.off,
+                        seq,
+                        imm,
+                    },
+                });
+            }
         }
         Some(())
     }
@@ -1026,7 +1055,11 @@ fn decode<I: Idx>(block: &IrBlock) -> Option<(Decoded<I>, Vec<u64>)> {
                 },
             },
             Op::StoreGlobal { src, ty, offset } if ty.bytes() == 8 => {
-                defer.store(offset, s(src));
+                let val = match consts.get(src.0 as usize) {
+                    Some(Some(imm)) => GVal::Imm(*imm),
+                    _ => GVal::Slot(s(src)),
+                };
+                defer.store(offset, val);
                 continue;
             }
             ref op => {
@@ -1049,7 +1082,13 @@ fn decode<I: Idx>(block: &IrBlock) -> Option<(Decoded<I>, Vec<u64>)> {
         lists: flushes,
         ..
     } = defer;
-    let (mut ops, remap) = drop_unread_consts(ops, &calls, &gstores);
+    let mut targets = vec![false; ops.len() + 1];
+    for &p in &label_pos {
+        if let Some(t) = targets.get_mut(p as usize) {
+            *t = true;
+        }
+    }
+    let (mut ops, remap) = peephole(ops, &calls, &gstores, &targets);
     // A verified block ends in an exit or a branch and only branches to labels that are
     // followed by an op; anything else gets an `End` to land on, so the executor never
     // runs past the last op nor branches outside the list.
@@ -1075,7 +1114,9 @@ fn decode<I: Idx>(block: &IrBlock) -> Option<(Decoded<I>, Vec<u64>)> {
         op.slots(&calls, |s, _| slots = slots.max(s + 1));
     }
     for g in &gstores {
-        slots = slots.max(g.s.ix() + 1);
+        if let GVal::Slot(s) = g.val {
+            slots = slots.max(s.ix() + 1);
+        }
     }
     let code = Decoded {
         ops,
@@ -1363,12 +1404,13 @@ impl InterpBlock {
                     D::Load64 {
                         d,
                         a,
+                        off,
                         mem,
                         mmu,
                         at,
                         flush,
                     } => {
-                        let vaddr = get!(a);
+                        let vaddr = get!(a).wrapping_add(off as i64 as u64);
                         let v = match tlb_load(st, vaddr, mem, mmu) {
                             Some(v) => v,
                             None => {
@@ -1411,12 +1453,13 @@ impl InterpBlock {
                     D::Store {
                         s,
                         a,
+                        off,
                         mem,
                         mmu,
                         at,
                         flush,
                     } => {
-                        let (vaddr, val) = (get!(a), get!(s));
+                        let (vaddr, val) = (get!(a).wrapping_add(off as i64 as u64), get!(s));
                         if !tlb_store(st, vaddr, val, mem, mmu) {
                             flushed = flushed.max(c.flush(st, r, flush.ix(), flushed));
                             if !mem_store_slow(st, vaddr, val, mem, mmu) {
@@ -1429,16 +1472,18 @@ impl InterpBlock {
                         // the flush and its entries together, and they never end a block).
                         let n = n.ix();
                         for k in ip..ip + n {
-                            if let D::Pending { off, s, seq } = *c.ops.get_unchecked(k) {
-                                if seq > flushed {
-                                    ((st as *mut u8).add(off as usize) as *mut u64)
-                                        .write_unaligned(get!(s));
-                                }
+                            let (off, v, seq) = match *c.ops.get_unchecked(k) {
+                                D::Pending { off, s, seq } => (off, get!(s), seq),
+                                D::PendingImm { off, seq, imm } => (off, imm, seq),
+                                _ => continue,
+                            };
+                            if seq.ix() as u32 > flushed {
+                                ((st as *mut u8).add(off as usize) as *mut u64).write_unaligned(v);
                             }
                         }
                         ip += n;
                     }
-                    D::Pending { .. } => {}
+                    D::Pending { .. } | D::PendingImm { .. } => {}
                     D::Call { call, at } => {
                         let Some(call) = c.calls.get(call.ix()) else {
                             fault!(at);
@@ -1514,11 +1559,14 @@ impl<I: Idx> Decoded<I> {
         for g in self.gstores.get(start..start + len).unwrap_or(&[]) {
             if g.seq > done {
                 // SAFETY: `g.off` is a global offset of the block (inside the state by the
-                // caller contract); `g.s < self.slots <= r.len()` (`new` counts these
-                // slots).
+                // caller contract); a slot is below `self.slots <= r.len()` (`decode` counts
+                // these slots).
                 unsafe {
-                    ((st as *mut u8).add(g.off as usize) as *mut u64)
-                        .write_unaligned(*r.get_unchecked(g.s.ix()));
+                    let v = match g.val {
+                        GVal::Slot(s) => *r.get_unchecked(s.ix()),
+                        GVal::Imm(imm) => imm,
+                    };
+                    ((st as *mut u8).add(g.off as usize) as *mut u64).write_unaligned(v);
                 }
             }
         }
@@ -1669,6 +1717,7 @@ fn decode_op<I: Idx>(
         } if ty.bits() == 64 => D::Load64 {
             d: s(dst),
             a: s(addr),
+            off: 0,
             mem,
             mmu: mmu_idx,
             at,
@@ -1698,6 +1747,7 @@ fn decode_op<I: Idx>(
         } => D::Store {
             s: s(src),
             a: s(addr),
+            off: 0,
             mem,
             mmu: mmu_idx,
             at,
@@ -1812,20 +1862,24 @@ fn decode_binary<I: Idx>(op: BinOp, ty: Type, d: I, a: I, b: I, cb: Option<u64>)
     }
 }
 
-/// Remove `Const` ops whose slot no op reads any more (their value was folded into the
-/// immediate forms). Returns the kept ops and, for each old op index (and the end), its new
-/// index, to move the label positions.
-fn drop_unread_consts<I: Idx>(
+/// The last decoding steps, on the whole op list: fuse an `addi` that computes an address
+/// into the load or store right after it (when nothing else reads the sum and no branch lands
+/// on the memory op), and remove `Const` ops whose slot no op reads any more (their value was
+/// folded into immediate forms or deferred stores). `targets[i]`: some label is at op `i`.
+/// Returns the new ops and, for each old op index (and the end), its new index, to move the
+/// label positions.
+fn peephole<I: Idx>(
     ops: Vec<D<I>>,
     calls: &[CallInfo<I>],
     gstores: &[GStore<I>],
+    targets: &[bool],
 ) -> (Vec<D<I>>, Vec<u32>) {
-    let mut read = Vec::new();
+    let mut reads: Vec<u32> = Vec::new();
     let mut mark = |i: usize| {
-        if read.len() <= i {
-            read.resize(i + 1, false);
+        if reads.len() <= i {
+            reads.resize(i + 1, 0);
         }
-        read[i] = true;
+        reads[i] += 1;
     };
     for op in &ops {
         op.slots(calls, |s, write| {
@@ -1835,14 +1889,82 @@ fn drop_unread_consts<I: Idx>(
         });
     }
     for g in gstores {
-        mark(g.s.ix());
+        if let GVal::Slot(s) = g.val {
+            mark(s.ix());
+        }
     }
+    let reads_of = |s: I| reads.get(s.ix()).copied().unwrap_or(0);
     let mut remap = Vec::with_capacity(ops.len() + 1);
     let mut kept = Vec::with_capacity(ops.len());
-    for op in ops {
+    let mut i = 0;
+    while let Some(&op) = ops.get(i) {
         remap.push(kept.len() as u32);
+        i += 1;
+        if let (
+            D::AddI64 {
+                d: sum,
+                a: base,
+                imm,
+            },
+            Some(&next),
+        ) = (op, ops.get(i))
+        {
+            let off = i16::try_from(imm as i64).ok();
+            let alone = reads_of(sum) == 1 && !targets.get(i).copied().unwrap_or(false);
+            match (next, off) {
+                (D::Load64 { a, off: 0, .. }, Some(off)) if alone && Idx::ix(a) == sum.ix() => {
+                    if let D::Load64 {
+                        d,
+                        mem,
+                        mmu,
+                        at,
+                        flush,
+                        ..
+                    } = next
+                    {
+                        remap.push(kept.len() as u32);
+                        kept.push(D::Load64 {
+                            d,
+                            a: base,
+                            off,
+                            mem,
+                            mmu,
+                            at,
+                            flush,
+                        });
+                        i += 1;
+                        continue;
+                    }
+                }
+                (D::Store { a, off: 0, .. }, Some(off)) if alone && Idx::ix(a) == sum.ix() => {
+                    if let D::Store {
+                        s,
+                        mem,
+                        mmu,
+                        at,
+                        flush,
+                        ..
+                    } = next
+                    {
+                        remap.push(kept.len() as u32);
+                        kept.push(D::Store {
+                            s,
+                            a: base,
+                            off,
+                            mem,
+                            mmu,
+                            at,
+                            flush,
+                        });
+                        i += 1;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
         let unread = match op {
-            D::Const { d, .. } => !read.get(d.ix()).copied().unwrap_or(false),
+            D::Const { d, .. } => reads_of(d) == 0,
             _ => false,
         };
         if !unread {
@@ -2222,6 +2344,59 @@ mod tests {
         let exit = unsafe { ib.run(cpu.state_ptr()) };
         assert_eq!(exit, BlockExit::Goto { slot: 0 });
         assert_eq!(cpu.regs[2], want);
+    }
+
+    /// An `addi` computing an address is fused into the load or store after it, unless the
+    /// sum is read elsewhere or a branch lands on the access; a fused access faults at the
+    /// same address and instruction.
+    #[test]
+    fn address_adds_fuse_into_accesses() {
+        let text = format!(
+            "block pc=0x1000\n insn 0x1000 0\n v0:i64 = load_global {r1}\n \
+             v1:i64 = const 8\n v2:i64 = add v0, v1\n v3:i64 = load u64 v2\n \
+             store_global.i64 {r2}, v3\n insn 0x1004 0\n v4:i64 = const 0xfffffffffffffffc\n \
+             v5:i64 = add v0, v4\n store.i64 u32 v3, v5\n insn 0x1008 0\n \
+             v6:i64 = const 16\n v7:i64 = add v0, v6\n v8:i64 = load s32 v7\n \
+             store_global.i64 {r3}, v7\n store_global.i64 {r4}, v8\n \
+             brcond.i64 eq v0, v1, L0\n v9:i64 = add v0, v1\nL0:\n v10:i64 = load u8 v9\n \
+             store_global.i64 {r5}, v10\n goto 0x2000\n",
+            r1 = reg_offset(1),
+            r2 = reg_offset(2),
+            r3 = reg_offset(3),
+            r4 = reg_offset(4),
+            r5 = reg_offset(5),
+        );
+        let b = parse_block(&text, &test_helpers()).unwrap_or_else(|e| panic!("{e}"));
+        let Code::Small(code) = InterpBlock::new(&b).code else {
+            panic!("a small block takes 16-bit indices");
+        };
+        let fused = code
+            .ops
+            .iter()
+            .filter(|o| matches!(o, D::Load64 { off, .. } | D::Store { off, .. } if *off != 0))
+            .count();
+        assert_eq!(fused, 2, "the load at +8 and the store at -4 only");
+        let base = RAM_BASE + 0x100;
+        let mut cpu = TestCpu::new();
+        cpu.regs[1] = base;
+        assert!(cpu.write_mem(base + 8, 8, 0x8000_0000_1234_5678));
+        assert!(cpu.write_mem(base + 16, 4, 0x8765_4321));
+        assert_eq!(run(&text, &mut cpu), BlockExit::Goto { slot: 0 });
+        assert_eq!(cpu.regs[2], 0x8000_0000_1234_5678);
+        assert_eq!(cpu.read_mem(base - 4, 4), Some(0x1234_5678));
+        assert_eq!(
+            (cpu.regs[3], cpu.regs[4]),
+            (base + 16, 0xffff_ffff_8765_4321)
+        );
+        assert_eq!(cpu.regs[5], 0x78);
+        // The fused load faults with the computed address, at its own instruction.
+        let mut cpu = TestCpu::new();
+        cpu.regs[1] = 0x18;
+        assert_eq!(run(&text, &mut cpu), BlockExit::Fault);
+        assert_eq!(
+            (cpu.fault_addr, cpu.common.pc, cpu.common.insn_count),
+            (0x20, 0x1000, 0)
+        );
     }
 
     /// A decoded op stays small: the op list is what the executor streams through.
