@@ -664,6 +664,16 @@ fn field(out: &str, tag: &str, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Kills emu when a test ends early (a failed assertion), so no stub is left listening.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// With GDB's scheduler locking, a step of one hart retires one instruction there and none on
 /// the other hart, whichever hart's turn it was; `scheduler-locking on` continues only the
 /// current thread; a plain continue resumes both.
@@ -706,10 +716,11 @@ fn stepping_one_hart_holds_the_other() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(Reaped)
         .unwrap();
     let start = Instant::now();
     while !listening(port) {
-        if let Ok(Some(s)) = emu.try_wait() {
+        if let Ok(Some(s)) = emu.0.try_wait() {
             panic!("emu exited with {s} before listening");
         }
         assert!(
@@ -730,10 +741,10 @@ fn stepping_one_hart_holds_the_other() {
     let out =
         String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
     let start = Instant::now();
-    while emu.try_wait().unwrap().is_none() {
+    while emu.0.try_wait().unwrap().is_none() {
         if start.elapsed() > Duration::from_secs(30) {
-            let _ = emu.kill();
-            let _ = emu.wait();
+            let _ = emu.0.kill();
+            let _ = emu.0.wait();
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -832,6 +843,7 @@ fn raw_vcont_step_runs_only_the_stepped_hart() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(Reaped)
         .unwrap();
     let start = Instant::now();
     while !listening(port) {
@@ -866,9 +878,9 @@ fn raw_vcont_step_runs_only_the_stepped_hart() {
     assert_eq!(raw_pc(&mut c, 2), hart1_code, "hart 1 ran during the step");
     c.send("k");
     let start = Instant::now();
-    while emu.try_wait().unwrap().is_none() {
+    while emu.0.try_wait().unwrap().is_none() {
         if start.elapsed() > Duration::from_secs(20) {
-            let _ = emu.kill();
+            let _ = emu.0.kill();
             panic!("emu did not end after k");
         }
         std::thread::sleep(Duration::from_millis(10));
