@@ -416,7 +416,11 @@ mod tests {
         assert_eq!(c.lookup_fast(&key(0x1100)), Some(b));
         assert_eq!(c.invalidate_page(0x8000_1000), 2);
         assert_eq!(c.lookup(&key(0x1100)), None);
-        assert_eq!(c.lookup_fast(&key(0x1100)), None, "invalidation clears the front");
+        assert_eq!(
+            c.lookup_fast(&key(0x1100)),
+            None,
+            "invalidation clears the front"
+        );
         assert_eq!(c.lookup_fast(&key(0x2000)), Some(far));
         assert_eq!(c.lookup(&key(0x2000)), Some(far));
         let slot0 = c.get(a).map(|e| e.slots[0].load(Ordering::Acquire));

@@ -398,9 +398,16 @@ fn the_compile_queue_stays_short_and_every_hot_block_still_tiers_up() {
         toy.cpu.common.insn_limit = toy.cpu.common.insn_count + u64::from(N);
         assert_eq!(e.run(&mut *toy), RunExit::Budget);
         slices += 1;
-        assert!(slices < 100_000, "blocks never all compiled: {:?}", e.stats());
+        assert!(
+            slices < 100_000,
+            "blocks never all compiled: {:?}",
+            e.stats()
+        );
     }
     let s = e.stats();
-    assert!(s.peak_in_flight >= 1 && s.peak_in_flight <= MAX_IN_FLIGHT as u64, "{s:?}");
+    assert!(
+        s.peak_in_flight >= 1 && s.peak_in_flight <= MAX_IN_FLIGHT as u64,
+        "{s:?}"
+    );
     assert_eq!(toy.cpu.regs[1], toy.cpu.common.insn_count);
 }

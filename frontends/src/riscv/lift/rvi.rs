@@ -382,7 +382,10 @@ mod tests {
             if taken {
                 assert_eq!((exit, cpu.x[5]), (BlockExit::Goto { slot: 0 }, 0), "{name}");
             } else {
-                assert_eq!(cpu.x[5], 7, "{name}: the fall-through ran in the same block");
+                assert_eq!(
+                    cpu.x[5], 7,
+                    "{name}: the fall-through ran in the same block"
+                );
                 // Branch and addi retire; the zeros after them (c.unimp) raise.
                 assert_eq!(cpu.common.insn_count, 2, "{name}");
             }
