@@ -30,7 +30,7 @@ pub const PAGE_SIZE: u64 = 1 << PAGE_BITS;
 pub const PAGE_MASK: u64 = !(PAGE_SIZE - 1);
 
 /// Entries per TLB (per MMU mode); a power of two.
-pub const TLB_ENTRIES: usize = 2048;
+pub const TLB_ENTRIES: usize = 8192;
 /// Words of the per-mode bitmap of filled TLB entries ([`CpuCommon::tlb_filled`]).
 pub const TLB_FILLED_WORDS: usize = TLB_ENTRIES / 64;
 const _: () = assert!(TLB_ENTRIES.is_power_of_two() && TLB_ENTRIES.is_multiple_of(64));
@@ -108,6 +108,18 @@ pub struct ExitInfo {
     pub _pad: u32,
 }
 
+/// The TLBs of all MMU modes.
+pub type TlbTables = [[TlbEntry; TLB_ENTRIES]; NB_MMU_MODES];
+
+/// Empty TLB tables, allocated directly on the heap (2 MiB never passes through the stack).
+fn empty_tlb_tables() -> Box<TlbTables> {
+    let flat: Box<[TlbEntry]> = vec![TlbEntry::EMPTY; TLB_ENTRIES * NB_MMU_MODES].into();
+    // SAFETY: `[[T; N]; M]` is laid out as `N * M` consecutive `T`s with `T`'s alignment, so
+    // the allocation of `N * M` entries made by the boxed slice is exactly one `TlbTables`,
+    // and ownership moves from one box to the other.
+    unsafe { Box::from_raw(Box::into_raw(flat) as *mut TlbTables) }
+}
+
 /// The header of every guest CPU state. `#[repr(C)]`: generated code reads its fields at fixed
 /// offsets (see the `OFFSET_*` constants).
 #[repr(C)]
@@ -124,8 +136,10 @@ pub struct CpuCommon {
     pub exception_pending: u64,
     /// Memory slow path of this guest.
     pub slow: MemSlowPath,
-    /// One TLB per MMU mode.
-    pub tlb: [[TlbEntry; TLB_ENTRIES]; NB_MMU_MODES],
+    /// One TLB per MMU mode, on the heap (8 MMU modes × 8192 entries are 2 MiB: kept out of
+    /// the state so a state can be built on a thread's stack); generated code loads the
+    /// pointer ([`OFFSET_TLB_PTR`]) once per block.
+    pub tlb: Box<TlbTables>,
     /// Per MMU mode, one bit per TLB entry possibly filled since the last full flush, so a
     /// flush costs what was filled rather than the whole table. Only meaningful when
     /// `tlb_fill_tracked` is set: a frontend that sets it promises to fill entries only through
@@ -147,7 +161,7 @@ impl CpuCommon {
             insn_limit: u64::MAX,
             exception_pending: 0,
             slow,
-            tlb: [[TlbEntry::EMPTY; TLB_ENTRIES]; NB_MMU_MODES],
+            tlb: empty_tlb_tables(),
             tlb_filled: [[0; TLB_FILLED_WORDS]; NB_MMU_MODES],
             tlb_fill_tracked: false,
             tlb_generation: 0,
@@ -338,16 +352,18 @@ pub const OFFSET_INSN_LIMIT: u32 = std::mem::offset_of!(CpuCommon, insn_limit) a
 pub const OFFSET_EXCEPTION_PENDING: u32 = std::mem::offset_of!(CpuCommon, exception_pending) as u32;
 pub const OFFSET_SLOW_LOAD: u32 = std::mem::offset_of!(CpuCommon, slow) as u32;
 pub const OFFSET_SLOW_STORE: u32 = OFFSET_SLOW_LOAD + 8;
-pub const OFFSET_TLB: u32 = std::mem::offset_of!(CpuCommon, tlb) as u32;
+/// Offset of the pointer to the TLB tables (`Box<TlbTables>` is one thin pointer).
+pub const OFFSET_TLB_PTR: u32 = std::mem::offset_of!(CpuCommon, tlb) as u32;
+const _: () = assert!(std::mem::size_of::<Box<TlbTables>>() == 8);
 pub const TLB_ENTRY_SIZE: u32 = std::mem::size_of::<TlbEntry>() as u32;
 pub const OFFSET_TLB_ADDR_READ: u32 = std::mem::offset_of!(TlbEntry, addr_read) as u32;
 pub const OFFSET_TLB_ADDR_WRITE: u32 = std::mem::offset_of!(TlbEntry, addr_write) as u32;
 pub const OFFSET_TLB_ADDR_CODE: u32 = std::mem::offset_of!(TlbEntry, addr_code) as u32;
 pub const OFFSET_TLB_ADDEND: u32 = std::mem::offset_of!(TlbEntry, addend) as u32;
 
-/// Byte offset of `tlb[mmu_idx][0]` from the start of the CPU state.
+/// Byte offset of `tlb[mmu_idx][0]` from the start of the TLB tables.
 pub const fn tlb_table_offset(mmu_idx: u32) -> u32 {
-    OFFSET_TLB + mmu_idx * (TLB_ENTRIES as u32) * TLB_ENTRY_SIZE
+    mmu_idx * (TLB_ENTRIES as u32) * TLB_ENTRY_SIZE
 }
 
 #[cfg(test)]

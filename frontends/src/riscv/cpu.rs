@@ -69,7 +69,7 @@ pub struct RiscvCpu {
     /// Encodings already logged as unimplemented (log once each).
     pub unimplemented_logged: HashSet<u32>,
     /// Guest physical page of each TLB entry (QEMU's `CPUTLBEntryFull`), for fetch keys.
-    pub tlb_phys: [[u64; TLB_ENTRIES]; NB_MMU_MODES],
+    pub tlb_phys: Box<[[u64; TLB_ENTRIES]; NB_MMU_MODES]>,
     /// Virtual range `[lo, hi]` covering every superpage with entries in the TLB since the
     /// last full flush (page-selective sfence.vma flushes everything inside it).
     pub large_pages: Option<(u64, u64)>,
@@ -142,7 +142,10 @@ impl RiscvCpu {
             strict: false,
             unimplemented: None,
             unimplemented_logged: HashSet::new(),
-            tlb_phys: [[0; TLB_ENTRIES]; NB_MMU_MODES],
+            tlb_phys: vec![[0; TLB_ENTRIES]; NB_MMU_MODES]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("NB_MMU_MODES rows")),
             large_pages: None,
             code_generation_seen: 0,
             observer: None,

@@ -31,7 +31,8 @@ use super::{block_signature, encode_exit, BackendError, ChainSlots};
 use crate::env::{
     tlb_table_offset, CpuCommon, NB_MMU_MODES, OFFSET_EXCEPTION_PENDING, OFFSET_INSN_COUNT,
     OFFSET_INSN_LIMIT, OFFSET_PC, OFFSET_SLOW_LOAD, OFFSET_SLOW_STORE, OFFSET_TLB_ADDEND,
-    OFFSET_TLB_ADDR_READ, OFFSET_TLB_ADDR_WRITE, PAGE_BITS, PAGE_MASK, TLB_ENTRIES, TLB_ENTRY_SIZE,
+    OFFSET_TLB_ADDR_READ, OFFSET_TLB_ADDR_WRITE, OFFSET_TLB_PTR, PAGE_BITS, PAGE_MASK, TLB_ENTRIES,
+    TLB_ENTRY_SIZE,
 };
 use crate::exec::BlockExit;
 use crate::ir::{
@@ -173,6 +174,8 @@ struct Lower<'a, 'f> {
     block_id: u32,
     slots: Option<ChainSlots>,
     state: ClValue,
+    /// Address of the guest's TLB tables (`CpuCommon::tlb`), loaded on entry.
+    tlb_base: ClValue,
     /// Instruction count on entry minus the instructions "already accounted" (see module docs).
     base: Variable,
     values: Vec<Option<Variable>>,
@@ -210,6 +213,7 @@ pub(super) fn lower_block(
         block_id,
         slots,
         state: ClValue::from_u32(0),
+        tlb_base: ClValue::from_u32(0),
         base: Variable::from_u32(0),
         values: vec![None; block.values.len()],
         labels: Vec::new(),
@@ -235,6 +239,9 @@ impl Lower<'_, '_> {
         self.b.append_block_params_for_function_params(entry);
         self.switch_seal(entry);
         self.state = self.b.block_params(entry)[0];
+        // The TLB tables live on the heap (env.rs): their address, once per block, in the entry
+        // block, which dominates every access.
+        self.tlb_base = self.load_state(types::I64, OFFSET_TLB_PTR);
         self.labels = (0..self.block.labels)
             .map(|_| self.b.create_block())
             .collect();
@@ -1095,7 +1102,7 @@ impl Lower<'_, '_> {
         // off = tlb_index(addr) * TLB_ENTRY_SIZE, as one shift and one mask (both powers of 2).
         let off = self.b.ins().ushr_imm_s(addr, i64::from(TLB_INDEX_SHIFT));
         let off = self.b.ins().band_imm_s(off, TLB_OFFSET_MASK as i64);
-        let entry = self.b.ins().iadd(self.state, off);
+        let entry = self.b.ins().iadd(self.tlb_base, off);
         let tag_off = if store.is_some() || mem.store_intent {
             OFFSET_TLB_ADDR_WRITE
         } else {
