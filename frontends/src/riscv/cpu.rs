@@ -69,7 +69,8 @@ pub struct RiscvCpu {
     /// Encodings already logged as unimplemented (log once each).
     pub unimplemented_logged: HashSet<u32>,
     /// Guest physical page of each TLB entry (QEMU's `CPUTLBEntryFull`), for fetch keys.
-    pub tlb_phys: Box<[[u64; TLB_ENTRIES]; NB_MMU_MODES]>,
+    /// One row per MMU mode (`NB_MMU_MODES` rows), on the heap like the TLB itself.
+    pub tlb_phys: Box<[[u64; TLB_ENTRIES]]>,
     /// Virtual range `[lo, hi]` covering every superpage with entries in the TLB since the
     /// last full flush (page-selective sfence.vma flushes everything inside it).
     pub large_pages: Option<(u64, u64)>,
@@ -142,10 +143,7 @@ impl RiscvCpu {
             strict: false,
             unimplemented: None,
             unimplemented_logged: HashSet::new(),
-            tlb_phys: vec![[0; TLB_ENTRIES]; NB_MMU_MODES]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("NB_MMU_MODES rows")),
+            tlb_phys: vec![[0; TLB_ENTRIES]; NB_MMU_MODES].into_boxed_slice(),
             large_pages: None,
             code_generation_seen: 0,
             observer: None,
