@@ -1912,53 +1912,55 @@ fn peephole<I: Idx>(
             let off = i16::try_from(imm as i64).ok();
             let alone = reads_of(sum) == 1 && !targets.get(i).copied().unwrap_or(false);
             match (next, off) {
-                (D::Load64 { a, off: 0, .. }, Some(off)) if alone && Idx::ix(a) == sum.ix() => {
-                    if let D::Load64 {
+                (
+                    D::Load64 {
                         d,
+                        a,
+                        off: 0,
                         mem,
                         mmu,
                         at,
                         flush,
-                        ..
-                    } = next
-                    {
-                        remap.push(kept.len() as u32);
-                        kept.push(D::Load64 {
-                            d,
-                            a: base,
-                            off,
-                            mem,
-                            mmu,
-                            at,
-                            flush,
-                        });
-                        i += 1;
-                        continue;
-                    }
+                    },
+                    Some(off),
+                ) if alone && Idx::ix(a) == sum.ix() => {
+                    remap.push(kept.len() as u32);
+                    kept.push(D::Load64 {
+                        d,
+                        a: base,
+                        off,
+                        mem,
+                        mmu,
+                        at,
+                        flush,
+                    });
+                    i += 1;
+                    continue;
                 }
-                (D::Store { a, off: 0, .. }, Some(off)) if alone && Idx::ix(a) == sum.ix() => {
-                    if let D::Store {
+                (
+                    D::Store {
                         s,
+                        a,
+                        off: 0,
                         mem,
                         mmu,
                         at,
                         flush,
-                        ..
-                    } = next
-                    {
-                        remap.push(kept.len() as u32);
-                        kept.push(D::Store {
-                            s,
-                            a: base,
-                            off,
-                            mem,
-                            mmu,
-                            at,
-                            flush,
-                        });
-                        i += 1;
-                        continue;
-                    }
+                    },
+                    Some(off),
+                ) if alone && Idx::ix(a) == sum.ix() => {
+                    remap.push(kept.len() as u32);
+                    kept.push(D::Store {
+                        s,
+                        a: base,
+                        off,
+                        mem,
+                        mmu,
+                        at,
+                        flush,
+                    });
+                    i += 1;
+                    continue;
                 }
                 _ => {}
             }
