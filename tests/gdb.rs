@@ -92,10 +92,15 @@ fn require(tool: &str, package: &str) -> bool {
 }
 
 fn build_rom(dir: &Path) -> PathBuf {
+    assemble(dir, "gdb_rom", ROM)
+}
+
+/// Assemble and link `source` with the test ROMs' linker script into `dir/<stem>.elf`.
+fn assemble(dir: &Path, stem: &str, source: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    let src = dir.join("gdb_rom.S");
-    let elf = dir.join("gdb_rom.elf");
-    std::fs::write(&src, ROM).unwrap();
+    let src = dir.join(format!("{stem}.S"));
+    let elf = dir.join(format!("{stem}.elf"));
+    std::fs::write(&src, source).unwrap();
     let o = Command::new("riscv64-unknown-elf-gcc")
         .args([
             "-march=rv64gc",
@@ -113,6 +118,37 @@ fn build_rom(dir: &Path) -> PathBuf {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     elf
+}
+
+/// emu running `elf` on a two-hart `virt` board, stopped at reset (`-S`) with its GDB stub on
+/// the returned port, once the stub listens.
+fn start_two_harts_stopped(elf: &Path) -> (Reaped, u16) {
+    let port = free_port();
+    let mut emu = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args([
+            "-M", "virt", "-bios", "none", "-smp", "2", "-serial", "null", "-S", "-gdb",
+        ])
+        .arg(format!("tcp:127.0.0.1:{port}"))
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    let start = Instant::now();
+    while !listening(port) {
+        if let Ok(Some(s)) = emu.0.try_wait() {
+            panic!("emu exited with {s} before listening");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "emu never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (emu, port)
 }
 
 /// Whether a socket listens on 127.0.0.1:`port` (Linux: /proc/net/tcp, state 0A = LISTEN).
@@ -507,49 +543,8 @@ fn virt_harts_are_gdb_threads() {
         return;
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gdb-virt");
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("virt.S");
-    std::fs::write(&src, VIRT_ROM).unwrap();
-    let elf = dir.join("virt.elf");
-    let o = Command::new("riscv64-unknown-elf-gcc")
-        .args([
-            "-march=rv64gc",
-            "-mabi=lp64d",
-            "-nostdlib",
-            "-nostartfiles",
-            "-T",
-        ])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms/riscv64/link.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let port = free_port();
-    let mut emu = Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args([
-            "-M", "virt", "-bios", "none", "-smp", "2", "-serial", "null", "-S", "-gdb",
-        ])
-        .arg(format!("tcp:127.0.0.1:{port}"))
-        .arg("-kernel")
-        .arg(&elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !listening(port) {
-        if let Ok(Some(s)) = emu.try_wait() {
-            panic!("emu exited with {s} before listening");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "emu never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let elf = assemble(&dir, "virt", VIRT_ROM);
+    let (mut emu, port) = start_two_harts_stopped(&elf);
     let script = dir.join("virt.gdb");
     std::fs::write(&script, VIRT_SCRIPT.replace("PORT", &port.to_string())).unwrap();
     let gdb = Command::new("gdb-multiarch")
@@ -563,12 +558,12 @@ fn virt_harts_are_gdb_threads() {
         String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
     let start = Instant::now();
     let status = loop {
-        if let Some(s) = emu.try_wait().unwrap() {
+        if let Some(s) = emu.0.try_wait().unwrap() {
             break s.code();
         }
         if start.elapsed() > Duration::from_secs(30) {
-            let _ = emu.kill();
-            let _ = emu.wait();
+            let _ = emu.0.kill();
+            let _ = emu.0.wait();
             break None;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -685,50 +680,8 @@ fn stepping_one_hart_holds_the_other() {
         return;
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gdb-step-smp");
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("step.S");
-    std::fs::write(&src, STEP_ROM).unwrap();
-    let elf = dir.join("step.elf");
-    let o = Command::new("riscv64-unknown-elf-gcc")
-        .args([
-            "-march=rv64gc",
-            "-mabi=lp64d",
-            "-nostdlib",
-            "-nostartfiles",
-            "-T",
-        ])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms/riscv64/link.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let port = free_port();
-    let mut emu = Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args([
-            "-M", "virt", "-bios", "none", "-smp", "2", "-serial", "null", "-S", "-gdb",
-        ])
-        .arg(format!("tcp:127.0.0.1:{port}"))
-        .arg("-kernel")
-        .arg(&elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(Reaped)
-        .unwrap();
-    let start = Instant::now();
-    while !listening(port) {
-        if let Ok(Some(s)) = emu.0.try_wait() {
-            panic!("emu exited with {s} before listening");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "emu never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let elf = assemble(&dir, "step", STEP_ROM);
+    let (mut emu, port) = start_two_harts_stopped(&elf);
     let script = dir.join("step.gdb");
     std::fs::write(&script, STEP_SCRIPT.replace("PORT", &port.to_string())).unwrap();
     let gdb = Command::new("gdb-multiarch")
@@ -812,47 +765,8 @@ fn raw_vcont_step_runs_only_the_stepped_hart() {
         return;
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gdb-raw-step");
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("step.S");
-    std::fs::write(&src, STEP_ROM).unwrap();
-    let elf = dir.join("step.elf");
-    let o = Command::new("riscv64-unknown-elf-gcc")
-        .args([
-            "-march=rv64gc",
-            "-mabi=lp64d",
-            "-nostdlib",
-            "-nostartfiles",
-            "-T",
-        ])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-roms/riscv64/link.ld"))
-        .arg("-o")
-        .arg(&elf)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let port = free_port();
-    let mut emu = Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args([
-            "-M", "virt", "-bios", "none", "-smp", "2", "-serial", "null", "-S", "-gdb",
-        ])
-        .arg(format!("tcp:127.0.0.1:{port}"))
-        .arg("-kernel")
-        .arg(&elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(Reaped)
-        .unwrap();
-    let start = Instant::now();
-    while !listening(port) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "emu never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let elf = assemble(&dir, "step", STEP_ROM);
+    let (mut emu, port) = start_two_harts_stopped(&elf);
     let mut c = Raw::connect(port);
     c.send("?");
     assert!(c.reply().is_some_and(|r| r.starts_with('T')));
