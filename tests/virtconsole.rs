@@ -35,6 +35,83 @@ fn temp_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// emu with piped stdin and stdout: what it prints is collected by a reader thread, so a test
+/// can wait for a line while the guest runs.
+struct Session {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    out: Arc<Mutex<Vec<u8>>>,
+    /// Where the output comes from, for failure messages.
+    what: &'static str,
+}
+
+impl Session {
+    fn start(args: &[&str], what: &'static str) -> Session {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_emu"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Session {
+            child,
+            stdin,
+            out,
+            what,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    /// Wait until the output contains `needle` (fail if emu exits or the boot timeout passes).
+    fn expect(&mut self, needle: &str) {
+        let start = Instant::now();
+        while !self.text().contains(needle) {
+            if start.elapsed() > BOOT_TIMEOUT || self.child.try_wait().unwrap().is_some() {
+                let _ = self.child.kill();
+                panic!("no {needle:?}{}; got:\n{}", self.what, self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// emu's exit status once it ends (fail after the boot timeout).
+    fn exit_code(&mut self) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            if start.elapsed() > BOOT_TIMEOUT {
+                let _ = self.child.kill();
+                panic!("emu did not exit{}:\n{}", self.what, self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 fn assert_one_line_error(args: &[&str], needles: &[&str]) {
     let o = emu(args);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -228,8 +305,8 @@ fn shell_on_hvc0_through_a_stdio_chardev() {
     let dir = temp_dir("stdio");
     let uart = dir.join("uart.txt");
     let serial = format!("file:{}", uart.display());
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args([
+    let mut emu = Session::start(
+        &[
             "-M",
             "virt",
             "-kernel",
@@ -244,58 +321,17 @@ fn shell_on_hvc0_through_a_stdio_chardev() {
             "virtconsole,chardev=con0",
             "-append",
             "console=hvc0",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let sink = out.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
-    let expect = |needle: &str, child: &mut Child| {
-        let start = Instant::now();
-        while !text().contains(needle) {
-            if start.elapsed() > BOOT_TIMEOUT || child.try_wait().unwrap().is_some() {
-                let _ = child.kill();
-                panic!("no {needle:?} on hvc0; got:\n{}", text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+        ],
+        " on hvc0",
+    );
     // busybox ash's prompt.
-    expect("# ", &mut child);
+    emu.expect("# ");
     // The arithmetic happens in the guest, so the answer cannot be the echo of the input.
-    stdin
-        .write_all(b"echo EMU-HVC-$((6*7)) $(cat /sys/class/tty/console/active)\n")
-        .unwrap();
-    stdin.flush().unwrap();
-    expect("EMU-HVC-42 hvc0", &mut child);
-    stdin.write_all(b"poweroff -f\n").unwrap();
-    stdin.flush().unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        if start.elapsed() > BOOT_TIMEOUT {
-            let _ = child.kill();
-            panic!("emu did not exit; hvc0:\n{}", text());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status, Some(0), "{}", text());
+    emu.send(b"echo EMU-HVC-$((6*7)) $(cat /sys/class/tty/console/active)\n");
+    emu.expect("EMU-HVC-42 hvc0");
+    emu.send(b"poweroff -f\n");
+    let status = emu.exit_code();
+    assert_eq!(status, Some(0), "{}", emu.text());
     let uart = String::from_utf8_lossy(&std::fs::read(&uart).unwrap()).into_owned();
     assert!(!uart.contains("EMU-HVC-42"), "uart: {uart:?}");
 }
@@ -352,8 +388,8 @@ fn muxed_stdio_moves_input_with_ctrl_a_c() {
     let Some((kernel, initrd)) = guest_files() else {
         return;
     };
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args([
+    let mut emu = Session::start(
+        &[
             "-M",
             "virt",
             "-kernel",
@@ -368,62 +404,22 @@ fn muxed_stdio_moves_input_with_ctrl_a_c() {
             "virtconsole,chardev=s",
             "-append",
             "console=ttyS0 quiet",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let sink = out.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
-    let expect = |needle: &str, child: &mut Child| {
-        let start = Instant::now();
-        while !text().contains(needle) {
-            if start.elapsed() > BOOT_TIMEOUT || child.try_wait().unwrap().is_some() {
-                let _ = child.kill();
-                panic!("no {needle:?}; got:\n{}", text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+        ],
+        "",
+    );
     // The shell runs on ttyS0 (console=ttyS0).
-    expect("EMU-SHELL", &mut child);
-    expect("# ", &mut child);
+    emu.expect("EMU-SHELL");
+    emu.expect("# ");
     // Typed with the focus on the console: nobody reads hvc0, so nothing comes back.
-    stdin.write_all(b"echo EMU-A-$((1+1))\n").unwrap();
-    stdin.flush().unwrap();
+    emu.send(b"echo EMU-A-$((1+1))\n");
     std::thread::sleep(Duration::from_millis(500));
     // Ctrl-A c: the focus moves to UART0, where the shell is.
-    stdin.write_all(b"\x01cecho EMU-B-$((2+2))\n").unwrap();
-    stdin.flush().unwrap();
-    expect("EMU-B-4", &mut child);
-    assert!(!text().contains("EMU-A-"), "{}", text());
-    stdin.write_all(b"poweroff -f\n").unwrap();
-    stdin.flush().unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        if start.elapsed() > BOOT_TIMEOUT {
-            let _ = child.kill();
-            panic!("emu did not exit:\n{}", text());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status, Some(0), "{}", text());
+    emu.send(b"\x01cecho EMU-B-$((2+2))\n");
+    emu.expect("EMU-B-4");
+    assert!(!emu.text().contains("EMU-A-"), "{}", emu.text());
+    emu.send(b"poweroff -f\n");
+    let status = emu.exit_code();
+    assert_eq!(status, Some(0), "{}", emu.text());
 }
 
 /// A chardev outlives a guest reboot, as in QEMU: the board is built afresh, but the console's
