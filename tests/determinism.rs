@@ -8,6 +8,8 @@
 //! Boots run two at a time. `EMU_DETERMINISM_BOOTS` changes the number of tiered boots. The
 //! guest files come from `scripts/debian-guest.sh riscv64` (see tests/linux_boot.rs).
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,17 +25,7 @@ const OVERHEAD: u64 = 160 * MIB;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(400);
 
 fn guest_dir() -> PathBuf {
-    let dir = std::env::var_os("EMU_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("EMU_GUEST_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(&std::env::var_os("HOME").unwrap_or_default())
-                        .join(".cache/emu-guest")
-                });
-            cache.join("riscv64/current")
-        });
+    let dir = common::guest_dir();
     for f in ["Image", "initrd.gz"] {
         assert!(
             dir.join(f).is_file(),

@@ -5,25 +5,16 @@
 //! the test's `EXIT: STATUS=N` line gives the result; a missing kernel is `could not load kernel
 //! '<path>'`.
 
+mod common;
+
 use emu_firmware::testing::rv;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-fn emu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("could not start the emu binary")
-}
+use common::emu;
 
 fn temp_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("kvm_unit_tests_contract")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("kvm_unit_tests_contract", test)
 }
 
 const A0: u32 = 10;

@@ -6,6 +6,8 @@
 //! The guest files come from `scripts/debian-guest.sh riscv64` (run first by `.ci/run`); they
 //! are found in `$EMU_GUEST_DIR`, else `${EMU_GUEST_CACHE:-~/.cache/emu-guest}/riscv64/current`.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -24,17 +26,7 @@ struct GuestFiles {
 }
 
 fn guest_files() -> GuestFiles {
-    let dir = std::env::var_os("EMU_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("EMU_GUEST_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(&std::env::var_os("HOME").unwrap_or_default())
-                        .join(".cache/emu-guest")
-                });
-            cache.join("riscv64/current")
-        });
+    let dir = common::guest_dir();
     let file = |n: &str| {
         let p = dir.join(n);
         assert!(

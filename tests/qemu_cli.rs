@@ -2,25 +2,16 @@
 //! spells them (with what they do), one-line errors naming the option for the rest, and the
 //! riscv-tests contract (`RISCV_SIM="emu --arch riscv64"`, `+signature-granularity=N`).
 
-use emu_firmware::testing::{build_elf, htif_exit_program, rv, Segment, EM_RISCV};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn emu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("could not start the emu binary")
-}
+use emu_firmware::testing::{build_elf, htif_exit_program, rv, Segment, EM_RISCV};
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::emu;
 
 fn temp_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("qemu_cli")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("qemu_cli", test)
 }
 
 fn stdout(o: &Output) -> String {

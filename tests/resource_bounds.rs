@@ -4,6 +4,8 @@
 //! (test-roms/riscv64-virt/hammer.c, ~16 million device accesses) uses little more memory than
 //! one that does nothing, and no more than a tenth of the hammering (hammer-short.c). Peak RSS is the kernel's `ru_maxrss` of the emu process (wait4).
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -100,17 +102,7 @@ fn run_measured(args: &[&str], timeout: Duration) -> Run {
 }
 
 fn guest_dir() -> PathBuf {
-    let dir = std::env::var_os("EMU_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("EMU_GUEST_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(&std::env::var_os("HOME").unwrap_or_default())
-                        .join(".cache/emu-guest")
-                });
-            cache.join("riscv64/current")
-        });
+    let dir = common::guest_dir();
     assert!(
         dir.join("Image").is_file() && dir.join("initrd.gz").is_file(),
         "the Debian guest files are missing in {}: run `scripts/debian-guest.sh riscv64` first",

@@ -2,26 +2,17 @@
 //! file and exit status 1, a disk image in use by another emu is refused, the sifive_test
 //! finisher sets emu's exit status, and `-machine dumpdtb` writes QEMU's device-tree layout.
 
+mod common;
+
 use emu_firmware::testing::{build_elf, rv, Segment, EM_RISCV};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn emu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("could not start the emu binary")
-}
+use common::emu;
 
 fn temp_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("virt_cli")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("virt_cli", test)
 }
 
 fn path(dir: &Path, name: &str) -> String {

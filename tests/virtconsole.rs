@@ -9,30 +9,21 @@
 //! finds them; without them the boot tests are skipped with a message, except in CI (`CI`
 //! set), where they fail.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Longest a boot may take on a loaded 2-core CI machine.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn emu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("could not start the emu binary")
-}
+use common::emu;
 
 fn temp_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("virtconsole")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("virtconsole", test)
 }
 
 /// emu with piped stdin and stdout: what it prints is collected by a reader thread, so a test
@@ -229,17 +220,7 @@ fn help_lists_the_chardev_property() {
 
 /// The Debian guest's kernel and initramfs, or None (skipped, except in CI) when absent.
 fn guest_files() -> Option<(String, String)> {
-    let dir = std::env::var_os("EMU_GUEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("EMU_GUEST_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(&std::env::var_os("HOME").unwrap_or_default())
-                        .join(".cache/emu-guest")
-                });
-            cache.join("riscv64/current")
-        });
+    let dir = common::guest_dir();
     let (kernel, initrd) = (dir.join("Image"), dir.join("initrd.gz"));
     if !kernel.is_file() || !initrd.is_file() {
         let msg = format!(

@@ -1,0 +1,42 @@
+//! Helpers shared by the integration tests; a test file includes them with `mod common;`.
+// Each test crate uses a subset.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Run the emu binary to completion with no input.
+pub fn emu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("could not start the emu binary")
+}
+
+/// A fresh, empty scratch directory for one test of a test file (`group`).
+pub fn temp_dir(group: &str, test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(group)
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Where `scripts/debian-guest.sh riscv64` puts the Debian guest: `$EMU_GUEST_DIR`, else
+/// `riscv64/current` under `$EMU_GUEST_CACHE` (default `~/.cache/emu-guest`). The caller
+/// decides what a missing file means (skip or fail).
+pub fn guest_dir() -> PathBuf {
+    std::env::var_os("EMU_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("EMU_GUEST_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    Path::new(&std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/emu-guest")
+                });
+            cache.join("riscv64/current")
+        })
+}
