@@ -39,17 +39,9 @@ if [ -z "${EMU_GUEST_REFRESH:-}" ] && [ -f "$root/current/complete" ]; then
   exit 0
 fi
 
-# The Debian mirror this machine already uses (deb822 .sources first, then sources.list).
-mirror=""
-for f in /etc/apt/sources.list.d/*.sources; do
-  [ -f "$f" ] || continue
-  mirror=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
-  [ -n "$mirror" ] && break
-done
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-  mirror=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\// && $i !~ /security/) { print $i; exit } }' /etc/apt/sources.list)
-fi
-if [ -z "$mirror" ]; then
+# The Debian mirror this machine already uses.
+. "$(dirname "$0")/debian-mirror.sh"
+if ! mirror=$(debian_mirror); then
   echo "debian-guest.sh: no Debian mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list" >&2
   exit 1
 fi
