@@ -1185,10 +1185,18 @@ impl InterpBlock {
             // instructions started), and that instruction's pc.
             let before = |at: I| (at.ix() as u64).saturating_sub(1);
             let pc_of = |at: I| self.pcs.get(at.ix()).copied().unwrap_or(self.start_pc);
-            macro_rules! fault {
+            // The memory slow path sees the pc and instruction count of the accessing
+            // instruction (MMIO reads the exact guest time; a fault needs nothing more),
+            // as in compiled code (backend/lower.rs).
+            macro_rules! at_insn {
                 ($at:expr) => {{
                     (*st).pc = pc_of($at);
                     (*st).insn_count = base + before($at);
+                }};
+            }
+            macro_rules! fault {
+                ($at:expr) => {{
+                    at_insn!($at);
                     return BlockExit::Fault;
                 }};
             }
@@ -1415,6 +1423,7 @@ impl InterpBlock {
                             Some(v) => v,
                             None => {
                                 flushed = flushed.max(c.flush(st, r, flush.ix(), flushed));
+                                at_insn!(at);
                                 let Some(v) = mem_load_slow(st, vaddr, mem, mmu) else {
                                     fault!(at);
                                 };
@@ -1437,6 +1446,7 @@ impl InterpBlock {
                             Some(v) => v,
                             None => {
                                 flushed = flushed.max(c.flush(st, r, flush.ix(), flushed));
+                                at_insn!(at);
                                 let Some(v) = mem_load_slow(st, vaddr, mem, mmu) else {
                                     fault!(at);
                                 };
@@ -1462,6 +1472,7 @@ impl InterpBlock {
                         let (vaddr, val) = (get!(a).wrapping_add(off as i64 as u64), get!(s));
                         if !tlb_store(st, vaddr, val, mem, mmu) {
                             flushed = flushed.max(c.flush(st, r, flush.ix(), flushed));
+                            at_insn!(at);
                             if !mem_store_slow(st, vaddr, val, mem, mmu) {
                                 fault!(at);
                             }

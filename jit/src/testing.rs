@@ -27,6 +27,9 @@ pub struct TestCpu {
     pub fault_addr: u64,
     /// Number of slow-path calls (loads and stores), to check the fast path is taken.
     pub slow_calls: u64,
+    /// The pc and instruction count each slow-path call saw, folded together: both tiers
+    /// must show the slow path the accessing instruction's (MMIO reads the guest time).
+    pub slow_seen: u64,
     /// The guest RAM, `RAM_SIZE` bytes at `RAM_BASE`.
     pub ram: Box<[u8]>,
 }
@@ -57,6 +60,7 @@ impl TestCpu {
             regs: [0; 32],
             fault_addr: 0,
             slow_calls: 0,
+            slow_seen: 0,
             ram: vec![0u8; RAM_SIZE as usize].into_boxed_slice(),
         });
         cpu.map_ram();
@@ -132,6 +136,13 @@ impl TestCpu {
         true
     }
 
+    fn note_slow_call(&mut self) {
+        self.slow_calls += 1;
+        self.slow_seen = self.slow_seen.rotate_left(7)
+            ^ self.common.pc
+            ^ self.common.insn_count.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
     fn fault(&mut self, vaddr: u64) {
         self.common.exception_pending = 1;
         self.fault_addr = vaddr;
@@ -161,7 +172,7 @@ fn extend(raw: u64, mem: MemOp) -> u64 {
 extern "C" fn slow_load(common: *mut CpuCommon, vaddr: u64, bits: u32, _mmu_idx: u32) -> u64 {
     let cpu: &mut TestCpu = state_of(common);
     let mem = MemOp::from_bits(bits);
-    cpu.slow_calls += 1;
+    cpu.note_slow_call();
     if !cpu.check(vaddr, mem) {
         cpu.fault(vaddr);
         return 0;
@@ -178,7 +189,7 @@ extern "C" fn slow_load(common: *mut CpuCommon, vaddr: u64, bits: u32, _mmu_idx:
 extern "C" fn slow_store(common: *mut CpuCommon, vaddr: u64, val: u64, bits: u32, _mmu: u32) {
     let cpu: &mut TestCpu = state_of(common);
     let mem = MemOp::from_bits(bits);
-    cpu.slow_calls += 1;
+    cpu.note_slow_call();
     if !cpu.check(vaddr, mem) || !cpu.write_mem(vaddr, mem.size(), val) {
         cpu.fault(vaddr);
     }

@@ -484,6 +484,7 @@ struct Outcome {
     regs: [u64; 32],
     fault_addr: u64,
     slow_calls: u64,
+    slow_seen: u64,
     ram_hash: u64,
 }
 
@@ -501,6 +502,7 @@ fn outcome(exit: BlockExit, cpu: &TestCpu) -> Outcome {
         regs: cpu.regs,
         fault_addr: cpu.fault_addr,
         slow_calls: cpu.slow_calls,
+        slow_seen: cpu.slow_seen,
         ram_hash: h,
     }
 }

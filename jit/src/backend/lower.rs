@@ -192,6 +192,9 @@ struct Lower<'a, 'f> {
     helper_sig: Option<cranelift_codegen::ir::SigRef>,
     /// The loop head of a block that jumps to its own start (see `run`).
     loop_head: Option<Block>,
+    /// The cold block every memory slow path branches to when it recorded a fault: the slow
+    /// path already has the globals, pc and instruction count, so it only returns `Fault`.
+    mem_fault: Option<Block>,
     /// The engine's jump cache ([`super::JumpCache`]) and this block's flags, if `Indirect`
     /// exits probe it.
     jump_cache: Option<super::JumpProbe>,
@@ -227,6 +230,7 @@ pub(super) fn lower_block(
         terminated: false,
         helper_sig: None,
         loop_head: None,
+        mem_fault: None,
         jump_cache,
         frontend,
     };
@@ -319,6 +323,10 @@ impl Lower<'_, '_> {
             self.flush_dirty();
             self.store_pc_const(self.insn_pc);
             self.store_count(self.before());
+            self.ret(BlockExit::Fault);
+        }
+        if let Some(fb) = self.mem_fault {
+            self.switch_seal(fb);
             self.ret(BlockExit::Fault);
         }
         // Unused label blocks are empty: give them a terminator so the function is valid.
@@ -418,6 +426,18 @@ impl Lower<'_, '_> {
         self.store_pc_const(self.insn_pc);
         self.store_count(self.before());
         self.ret(BlockExit::Fault);
+    }
+
+    /// The shared memory-fault exit ([`Lower::mem_fault`]), created on first use and filled
+    /// at the end of the function (it is sealed once all its predecessors exist).
+    fn mem_fault_block(&mut self) -> Block {
+        if let Some(b) = self.mem_fault {
+            return b;
+        }
+        let b = self.b.create_block();
+        self.b.set_cold_block(b);
+        self.mem_fault = Some(b);
+        b
     }
 
     /// Branch to a cold fault exit if `exception_pending` is set; continue in a fresh block.
@@ -1153,11 +1173,14 @@ impl Lower<'_, '_> {
         self.b.ins().jump(join, &[result.into()]);
 
         // Miss: the guest's slow path, in cold code. Globals are written back first, as the
-        // interpreter keeps them in the state; like the interpreter, pc and the instruction
-        // count are not (they keep their block-entry values until an exit).
+        // interpreter keeps them in the state, and, as for the interpreter, pc and the
+        // instruction count are those of this instruction: MMIO sees the exact guest time,
+        // and a fault leaves nothing more to store.
         self.b.set_cold_block(slow);
         self.switch_seal(slow);
         self.flush_dirty();
+        self.store_pc_const(self.insn_pc);
+        self.store_count(self.before());
         let bits = self.b.ins().iconst(types::I32, i64::from(mem.to_bits()));
         let mmu = self.b.ins().iconst(types::I32, i64::from(mmu_idx));
         let thunks = super::slow_thunks();
@@ -1210,9 +1233,8 @@ impl Lower<'_, '_> {
             }
         };
         let pending = self.load_state(types::I64, OFFSET_EXCEPTION_PENDING);
-        let fb = self.b.create_block();
+        let fb = self.mem_fault_block();
         self.b.ins().brif(pending, fb, &[], join, &[result.into()]);
-        self.fill_fault_block(fb);
 
         self.switch_seal(join);
         self.terminated = false;
