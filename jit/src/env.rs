@@ -276,6 +276,63 @@ impl CpuCommon {
         true
     }
 
+    /// The host address of `len` bytes at `vaddr` when `mmu_idx`'s entry maps the page with
+    /// no flag (the write tag if `store`, else the read tag) and the bytes stay in the page.
+    /// Unlike [`tlb_hit`] it ignores alignment: the slow paths use it to finish, through the
+    /// entry they just filled, the accesses the fast path refuses — misaligned ones inside a
+    /// page and each half of a page-crossing one.
+    #[inline]
+    fn host_in_page(&self, vaddr: u64, len: usize, store: bool, mmu_idx: u32) -> Option<u64> {
+        let entry = &self.tlb[mmu_idx as usize % NB_MMU_MODES][tlb_index(vaddr)];
+        let tag = if store {
+            entry.addr_write
+        } else {
+            entry.addr_read
+        };
+        // A flagged or empty tag has a bit of the page offset set, so it never equals a page.
+        let in_page = (vaddr & !PAGE_MASK).checked_add(len as u64)? <= PAGE_SIZE;
+        (tag == vaddr & PAGE_MASK && in_page).then(|| vaddr.wrapping_add(entry.addend))
+    }
+
+    /// Read `buf.len()` bytes at `vaddr` (inside one page) through the TLB entry, whatever
+    /// their alignment; `store_intent` probes the write tag (AMOs). False if the entry does not
+    /// map the page for that access, or maps it with a flag (MMIO, watched, not dirty).
+    #[inline]
+    pub fn try_read_in_page(
+        &self,
+        vaddr: u64,
+        buf: &mut [u8],
+        store_intent: bool,
+        mmu_idx: u32,
+    ) -> bool {
+        let Some(host) = self.host_in_page(vaddr, buf.len(), store_intent, mmu_idx) else {
+            return false;
+        };
+        // SAFETY: an unflagged tag equal to the page was filled by the frontend's page walker
+        // for a guest page wholly inside one live guest-RAM mapping (module docs), and
+        // `host_in_page` checked the bytes stay inside that page; `buf` is a distinct
+        // host buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(host as usize as *const u8, buf.as_mut_ptr(), buf.len())
+        };
+        true
+    }
+
+    /// Write `data` at `vaddr` (inside one page) through the TLB entry, whatever its alignment.
+    /// False, writing nothing, unless the write tag maps the page with no flag.
+    #[inline]
+    pub fn try_write_in_page(&mut self, vaddr: u64, data: &[u8], mmu_idx: u32) -> bool {
+        let Some(host) = self.host_in_page(vaddr, data.len(), true, mmu_idx) else {
+            return false;
+        };
+        // SAFETY: as in `try_read_in_page`; an unflagged write tag is only set for a writable
+        // RAM page that holds no translated code (TLB_NOTDIRTY otherwise).
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), host as usize as *mut u8, data.len())
+        };
+        true
+    }
+
     /// Perform a load through the TLB fast path if it hits, else the slow path.
     /// Used by the interpreter and by helpers; generated code inlines the same test.
     #[inline]
@@ -458,6 +515,58 @@ mod tests {
         assert_eq!(c.tlb_filled_indices(0).count(), TLB_ENTRIES);
         c.tlb_flush();
         assert!(c.tlb.iter().flatten().all(|e| *e == TlbEntry::EMPTY));
+    }
+
+    #[test]
+    fn in_page_accesses_ignore_alignment_but_not_flags_or_page_ends() {
+        let mut c = common();
+        let mut host = vec![0u8; PAGE_SIZE as usize];
+        let page = 0x4000_3000u64;
+        let idx = tlb_index(page);
+        let addend = (host.as_mut_ptr() as u64).wrapping_sub(page);
+        let set = |c: &mut CpuCommon, read: u64, write: u64| {
+            c.tlb_set(
+                1,
+                idx,
+                TlbEntry {
+                    addr_read: read,
+                    addr_write: write,
+                    addr_code: TLB_INVALID,
+                    addend,
+                },
+            )
+        };
+        set(&mut c, page, page);
+        // Misaligned, inside the page: done through the entry.
+        assert!(c.try_write_in_page(page + 3, &[1, 2, 3, 4], 1));
+        assert!(c.try_write_in_page(page + PAGE_SIZE - 2, &[5, 6], 1));
+        let mut buf = [0u8; 4];
+        assert!(c.try_read_in_page(page + 3, &mut buf, false, 1));
+        assert_eq!(buf, [1, 2, 3, 4]);
+        assert!(c.try_read_in_page(page + 2, &mut buf, true, 1));
+        assert_eq!(buf, [0, 1, 2, 3]);
+        // Past the page end, another page or another MMU mode: refused.
+        assert!(!c.try_write_in_page(page + PAGE_SIZE - 2, &[0; 4], 1));
+        assert!(!c.try_read_in_page(page + PAGE_SIZE - 1, &mut buf, false, 1));
+        assert!(!c.try_write_in_page(page + PAGE_SIZE, &[0], 1));
+        assert!(!c.try_write_in_page(page, &[0], 2));
+        // Any flag on the tag that the access uses: refused, nothing written.
+        for flag in [TLB_INVALID, TLB_MMIO, TLB_NOTDIRTY] {
+            set(&mut c, page, page | flag);
+            assert!(!c.try_write_in_page(page + 3, &[9; 4], 1), "{flag:#x}");
+            assert!(
+                !c.try_read_in_page(page + 3, &mut buf, true, 1),
+                "{flag:#x}"
+            );
+            assert!(c.try_read_in_page(page + 3, &mut buf, false, 1));
+            assert_eq!(buf, [1, 2, 3, 4]);
+            set(&mut c, page | flag, page);
+            assert!(
+                !c.try_read_in_page(page + 3, &mut buf, false, 1),
+                "{flag:#x}"
+            );
+        }
+        assert_eq!(host[PAGE_SIZE as usize - 2..], [5, 6]);
     }
 
     #[test]

@@ -409,15 +409,24 @@ impl RiscvCpu {
         self.tlb_phys[slot][ti] = ppage;
     }
 
-    /// Read `buf.len()` bytes (inside one page) at `vaddr`.
+    /// Read `buf.len()` bytes (inside one page) at `vaddr`, which `translate_access` turned
+    /// into `phys` (filling the TLB entry when the page allows it): through the entry when it
+    /// maps RAM, whatever the alignment (QEMU's `load_helper` does the same), else from the bus
+    /// (MMIO, watched and PMP-split pages).
     fn load_bytes(
         &mut self,
         vaddr: u64,
+        phys: u64,
         buf: &mut [u8],
         kind: AccessKind,
         idx: u32,
     ) -> Result<(), Exception> {
-        let phys = self.translate_access(vaddr, buf.len() as u64, kind, idx)?;
+        if self
+            .common
+            .try_read_in_page(vaddr, buf, kind == AccessKind::Store, idx)
+        {
+            return Ok(());
+        }
         self.publish_time();
         let r = self.bus.read(phys, buf);
         if r.is_err() {
@@ -428,11 +437,27 @@ impl RiscvCpu {
         r.map_err(|_| access_fault(kind, vaddr))
     }
 
-    /// Write `data` (inside one page) at `vaddr`, telling the code map (self-modifying code).
-    fn store_bytes(&mut self, vaddr: u64, data: &[u8], idx: u32) -> Result<(), Exception> {
-        let phys = self.translate_access(vaddr, data.len() as u64, AccessKind::Store, idx)?;
+    /// Write `data` (inside one page) at `vaddr`, translated to `phys` as for `load_bytes`:
+    /// through the TLB entry when its write tag is clean RAM, else telling the code map
+    /// (self-modifying code) and going to the bus.
+    fn store_bytes(
+        &mut self,
+        vaddr: u64,
+        phys: u64,
+        data: &[u8],
+        idx: u32,
+    ) -> Result<(), Exception> {
+        if self.common.try_write_in_page(vaddr, data, idx) {
+            return Ok(());
+        }
         if self.code_map.note_write(phys) {
             self.common.insn_limit = 0;
+            // The page holds no code any more: its blocks go before the next lookup, and this
+            // store and the later ones take the TLB (QEMU's `notdirty_write`).
+            self.tlb_set_dirty(vaddr, phys);
+            if self.common.try_write_in_page(vaddr, data, idx) {
+                return Ok(());
+            }
         }
         self.publish_time();
         if self.bus.write(phys, data).is_err() {
@@ -452,6 +477,24 @@ impl RiscvCpu {
             self.common.insn_limit = 0;
         }
         Ok(())
+    }
+
+    /// Clear `TLB_NOTDIRTY` from the write entries for `vaddr`'s page, in every MMU index,
+    /// that map physical page `phys` (which no longer holds code), as QEMU's `tlb_set_dirty`
+    /// does. Entries for other virtual aliases of the page keep the flag until their next
+    /// store refills them (`translate_access` re-evaluates it), which costs one walk each.
+    fn tlb_set_dirty(&mut self, vaddr: u64, phys: u64) {
+        let ti = tlb_index(vaddr);
+        let (vpage, ppage) = (vaddr & PAGE_MASK, phys & PAGE_MASK);
+        for (table, phys_pages) in self.common.tlb.iter_mut().zip(self.tlb_phys.iter()) {
+            let (Some(e), Some(&p)) = (table.get_mut(ti), phys_pages.get(ti)) else {
+                continue;
+            };
+            let tag = e.addr_write;
+            if p == ppage && tag & TLB_INVALID == 0 && tag & PAGE_MASK == vpage {
+                e.addr_write = tag & !TLB_NOTDIRTY;
+            }
+        }
     }
 
     /// The slow-path load: alignment, page crossing, translation, MMIO.
@@ -477,21 +520,20 @@ impl RiscvCpu {
         let first = (PAGE_SIZE - (vaddr & !PAGE_MASK)).min(size) as usize;
         let (a, b) = bytes.split_at_mut(first);
         if b.is_empty() {
-            // Fill the TLB, then finish a RAM access through the new entry's host address
-            // instead of a second translation and a bus copy (QEMU's `load_helper` does the
-            // same); MMIO, watched and PMP-split pages do not hit and go to the bus.
-            self.translate_access(vaddr, size, kind, idx)?;
+            // Fill the TLB, then finish through the new entry (an aligned RAM access hits the
+            // ordinary fast path).
+            let phys = self.translate_access(vaddr, size, kind, idx)?;
             if let Some(v) = self.common.try_load_fast(vaddr, mem, idx) {
                 return Ok(v);
             }
-            self.load_bytes(vaddr, a, kind, idx)?;
+            self.load_bytes(vaddr, phys, a, kind, idx)?;
         } else {
             // Page-crossing: translate both halves before touching either (QEMU).
             let second = vaddr.wrapping_add(first as u64);
-            self.translate_access(vaddr, a.len() as u64, kind, idx)?;
-            self.translate_access(second, b.len() as u64, kind, idx)?;
-            self.load_bytes(vaddr, a, kind, idx)?;
-            self.load_bytes(second, b, kind, idx)?;
+            let phys_a = self.translate_access(vaddr, a.len() as u64, kind, idx)?;
+            let phys_b = self.translate_access(second, b.len() as u64, kind, idx)?;
+            self.load_bytes(vaddr, phys_a, a, kind, idx)?;
+            self.load_bytes(second, phys_b, b, kind, idx)?;
         }
         let raw = u64::from_le_bytes(buf);
         Ok(match (mem.size_log2, mem.signed) {
@@ -502,7 +544,7 @@ impl RiscvCpu {
         })
     }
 
-    /// The slow-path store.
+    /// The slow-path store: alignment, page crossing, translation, self-modifying code, MMIO.
     pub fn mem_store(
         &mut self,
         vaddr: u64,
@@ -522,18 +564,16 @@ impl RiscvCpu {
         let first = (PAGE_SIZE - (vaddr & !PAGE_MASK)).min(size) as usize;
         let (a, b) = bytes.split_at(first);
         if b.is_empty() {
-            // As in `mem_load`: a write tag that hits is a RAM page without translated code.
-            self.translate_access(vaddr, size, AccessKind::Store, idx)?;
-            if self.common.try_store_fast(vaddr, val, mem, idx) {
-                return Ok(());
-            }
-            self.store_bytes(vaddr, a, idx)
+            // As in `mem_load`: fill the entry, then write through it when it is clean RAM.
+            let phys = self.translate_access(vaddr, size, AccessKind::Store, idx)?;
+            self.store_bytes(vaddr, phys, a, idx)
         } else {
+            // Both halves are translated (and may fault) before either is written.
             let second = vaddr.wrapping_add(first as u64);
-            self.translate_access(vaddr, a.len() as u64, AccessKind::Store, idx)?;
-            self.translate_access(second, b.len() as u64, AccessKind::Store, idx)?;
-            self.store_bytes(vaddr, a, idx)?;
-            self.store_bytes(second, b, idx)
+            let phys_a = self.translate_access(vaddr, a.len() as u64, AccessKind::Store, idx)?;
+            let phys_b = self.translate_access(second, b.len() as u64, AccessKind::Store, idx)?;
+            self.store_bytes(vaddr, phys_a, a, idx)?;
+            self.store_bytes(second, phys_b, b, idx)
         }
     }
 }
@@ -909,6 +949,83 @@ mod tests {
         // Refilled clean once the page holds no code.
         cpu.common.store(page + 16, 3, LOAD, MMU_IDX_M);
         assert_eq!(cpu.common.tlb[3][tlb_index(page)].addr_write, page);
+    }
+
+    /// The store that finds a page's code gone clears NOTDIRTY from every MMU index's entry
+    /// for that page at once (QEMU's `tlb_set_dirty`): the next store hits the fast path, with
+    /// no refill walk.
+    #[test]
+    fn notdirty_goes_from_every_mode_once_the_page_loses_its_code() {
+        let mut cpu = test_cpu();
+        let page = TEST_RAM_BASE + 0x4000;
+        let other = TEST_RAM_BASE + 0x5000;
+        let m_mxr = MMU_IDX_M + MMU_IDX_MXR;
+        for idx in [MMU_IDX_M, m_mxr] {
+            for p in [page, other] {
+                cpu.mem_store(p, 1, LOAD, u32::from(idx)).unwrap();
+            }
+        }
+        for p in [page, other] {
+            cpu.code_map.add_page(p);
+            cpu.code_page_added(p);
+        }
+        let tag = |cpu: &RiscvCpu, idx: u8, p: u64| {
+            cpu.common.tlb[usize::from(idx)][tlb_index(p)].addr_write
+        };
+        assert_eq!(tag(&cpu, m_mxr, page), page | TLB_NOTDIRTY);
+        // A misaligned store inside the page is self-modifying code too.
+        cpu.common
+            .store(page + 9, 0xaabb, MemOp::new(1, false, false), MMU_IDX_M);
+        assert_eq!(cpu.common.insn_limit, 0);
+        assert_eq!(cpu.code_map.take_dirty(), vec![page]);
+        assert_eq!(read_u64(&cpu, page + 8), 0xaa_bb00);
+        assert_eq!(
+            (tag(&cpu, MMU_IDX_M, page), tag(&cpu, m_mxr, page)),
+            (page, page)
+        );
+        assert_eq!(tag(&cpu, m_mxr, other), other | TLB_NOTDIRTY, "still code");
+        // The other mode now stores on the fast path (no slow-path call would be needed).
+        assert!(cpu
+            .common
+            .try_store_fast(page + 16, 7, LOAD, u32::from(m_mxr)));
+        assert_eq!(read_u64(&cpu, page + 16), 7);
+        // A page-crossing store whose second half is code writes both halves and reports it.
+        cpu.common.insn_limit = u64::MAX;
+        cpu.mem_store(other - 4, u64::MAX, LOAD, u32::from(MMU_IDX_M))
+            .unwrap();
+        assert_eq!(cpu.common.insn_limit, 0);
+        assert_eq!(cpu.code_map.take_dirty(), vec![other]);
+        assert_eq!(read_u64(&cpu, other - 8), 0xffff_ffff_0000_0000);
+        assert_eq!(read_u64(&cpu, other) & 0xffff_ffff, 0xffff_ffff);
+        assert_eq!(tag(&cpu, MMU_IDX_M, other), other);
+    }
+
+    /// Misaligned accesses inside a page finish through the TLB entry on RAM, and still reach
+    /// the device on an MMIO page.
+    #[test]
+    fn misaligned_in_page_accesses_on_ram_and_mmio() {
+        let mut bus = Bus::new();
+        bus.add_device(0x1000_0000, 16, Arc::new(Mutex::new(Reg(0))))
+            .unwrap();
+        let mut cpu = test_cpu_with(bus);
+        let m = u32::from(MMU_IDX_M);
+        let half = MemOp::new(1, true, false);
+        let ram = TEST_RAM_BASE + 0x6000;
+        cpu.mem_store(ram + 0x11, 0x8081, half, m).unwrap();
+        assert_eq!(cpu.mem_load(ram + 0x11, half, m), Ok(0xffff_ffff_ffff_8081));
+        assert_eq!(read_u64(&cpu, ram + 0x10), 0x80_8100);
+        assert_eq!(
+            cpu.common.insn_limit,
+            u64::MAX,
+            "RAM: no exit from generated code"
+        );
+        cpu.mem_store(0x1000_0001, 0x1234, half, m).unwrap();
+        assert_eq!(
+            cpu.common.insn_limit, 0,
+            "a device store leaves generated code"
+        );
+        // The test device keeps the low bytes of the last write, whatever its offset.
+        assert_eq!(cpu.mem_load(0x1000_0003, half, m), Ok(0x1234));
     }
 
     struct Reg(u64);
