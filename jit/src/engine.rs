@@ -31,6 +31,7 @@
 use std::any::Any;
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -199,6 +200,9 @@ struct Done {
 struct Worker {
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
+    /// Results sent so far: the dispatch loop compares it with what it has received (one
+    /// load) instead of polling the channel before every block.
+    sent: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -209,6 +213,8 @@ impl Worker {
         drop(Compiler::new()?);
         let (jobs_tx, jobs_rx) = unbounded::<Job>();
         let (done_tx, done_rx) = unbounded::<Done>();
+        let sent = Arc::new(AtomicU64::new(0));
+        let sent_by_thread = Arc::clone(&sent);
         let thread = std::thread::Builder::new()
             .name("emu-jit-compile".into())
             .spawn(move || {
@@ -236,11 +242,13 @@ impl Worker {
                     if done_tx.send(done).is_err() {
                         return;
                     }
+                    sent_by_thread.fetch_add(1, Ordering::Release);
                 }
             })?;
         Ok(Worker {
             jobs: Some(jobs_tx),
             done: done_rx,
+            sent,
             thread: Some(thread),
         })
     }
@@ -264,6 +272,8 @@ pub struct Engine {
     /// Jobs sent to the compile thread whose result has not been received yet: the dispatch
     /// loop only polls the channel while this is non-zero.
     in_flight: usize,
+    /// Results taken from the compile thread's channel (see `Worker::sent`).
+    received: u64,
     /// Synchronous compiler (Jit mode).
     compiler: Option<Compiler>,
     arena: Option<CodeArena>,
@@ -314,6 +324,7 @@ impl Engine {
             timing: TIME_NEW_ENGINES.load(std::sync::atomic::Ordering::Relaxed),
             worker,
             in_flight: 0,
+            received: 0,
             jump_cache,
             jump_regime: (0, 0),
             generation: 0,
@@ -515,19 +526,36 @@ impl Engine {
                     return RunExit::Budget;
                 }
             }
-            let Some(key) = guest.block_key() else {
-                return RunExit::Exception;
-            };
-            if self.hooks && !self.breakpoints.is_empty() {
-                let skip = self.skip_breakpoint.take();
-                if self.breakpoints.contains(&key.pc) && skip != Some(key.pc) {
-                    self.breakpoint_hit = Some(key.pc);
-                    return RunExit::Yield;
+            // After a `Goto`, the block it led to last time, if the chaining rule lets us skip
+            // computing the key and looking it up (tb.rs); hooks want every lookup.
+            let known = match from {
+                Some((src, slot, generation)) if generation == self.generation && !self.hooks => {
+                    self.cache.successor(src, slot).and_then(|id| {
+                        let key = self.cache.get(id)?.key;
+                        (key.pc == guest.common().pc).then_some((key, id))
+                    })
                 }
-            }
-            let id = match self.cache.lookup_fast(&key) {
-                Some(id) => id,
-                None => self.translate(guest, key),
+                _ => None,
+            };
+            let (key, id) = match known {
+                Some(k) => k,
+                None => {
+                    let Some(key) = guest.block_key() else {
+                        return RunExit::Exception;
+                    };
+                    if self.hooks && !self.breakpoints.is_empty() {
+                        let skip = self.skip_breakpoint.take();
+                        if self.breakpoints.contains(&key.pc) && skip != Some(key.pc) {
+                            self.breakpoint_hit = Some(key.pc);
+                            return RunExit::Yield;
+                        }
+                    }
+                    let id = match self.cache.lookup_fast(&key) {
+                        Some(id) => id,
+                        None => self.translate(guest, key),
+                    };
+                    (key, id)
+                }
             };
             if self.hooks {
                 if self.trace_wants.exec {
@@ -547,6 +575,7 @@ impl Engine {
             }
             if let Some((src, slot, generation)) = from.take() {
                 if generation == self.generation {
+                    self.cache.set_successor(src, slot, id);
                     if self.cache.link(src, slot, id) {
                         self.stats.chain_links += 1;
                     } else if let Some(code) = self.cache.get(id).and_then(|e| e.code) {
@@ -713,7 +742,10 @@ impl Engine {
         if self.in_flight == 0 {
             return;
         }
-        loop {
+        let Some(sent) = self.worker.as_ref().map(|w| w.sent.load(Ordering::Acquire)) else {
+            return;
+        };
+        while self.received < sent {
             let Some(done) = self.worker.as_ref().and_then(|w| w.done.try_recv().ok()) else {
                 return;
             };
@@ -723,6 +755,7 @@ impl Engine {
 
     fn install_done(&mut self, done: Done) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        self.received += 1;
         if done.generation != self.generation {
             return;
         }

@@ -54,6 +54,9 @@ pub struct TbEntry {
     slot_targets: Vec<Option<TbId>>,
     /// Slots of other blocks linked to this one: (source block, slot).
     incoming: Vec<(TbId, u32)>,
+    /// The block each `Goto` exit went to last time, under the chaining rule (any tier):
+    /// the dispatch loop continues there without computing the key and looking it up.
+    successors: Box<[Option<TbId>]>,
     /// Guest physical pages the block's code lies in.
     pages: Vec<u64>,
     valid: bool,
@@ -244,6 +247,7 @@ impl TbCache {
             slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
             slot_targets: vec![None; n],
             incoming: Vec::new(),
+            successors: vec![None; n].into_boxed_slice(),
             pages: pages.clone(),
             valid: true,
         });
@@ -266,11 +270,8 @@ impl TbCache {
         let Some(dst_code) = d.code else {
             return false;
         };
-        let ok = s.valid
-            && d.valid
+        let ok = Self::chainable(s, d)
             && s.code.is_some()
-            && s.key.flags == d.key.flags
-            && s.key.pc & PAGE_MASK == d.key.pc & PAGE_MASK
             && (slot as usize) < s.slots.len()
             && s.slot_target(slot).is_none();
         if !ok {
@@ -289,6 +290,39 @@ impl TbCache {
             d.incoming.push((src, slot));
         }
         true
+    }
+
+    /// Whether a `Goto` from `s` may continue in `d` without `d`'s lookup: the same
+    /// translation flags, and `d` starts in the virtual page `s` starts in, so the mapping
+    /// that gave `s`'s physical page gives `d`'s (the module docs' chaining rule).
+    fn chainable(s: &TbEntry, d: &TbEntry) -> bool {
+        s.valid
+            && d.valid
+            && s.key.flags == d.key.flags
+            && s.key.pc & PAGE_MASK == d.key.pc & PAGE_MASK
+    }
+
+    /// Remember that `src`'s `Goto` exit `slot` led to `dst` (see [`TbCache::successor`]), if
+    /// the chaining rule allows skipping `dst`'s lookup.
+    pub fn set_successor(&mut self, src: TbId, slot: u32, dst: TbId) {
+        let ok = match (self.get(src), self.get(dst)) {
+            (Some(s), Some(d)) => Self::chainable(s, d),
+            _ => false,
+        };
+        if let Some(t) = ok
+            .then(|| self.get_mut(src))
+            .flatten()
+            .and_then(|s| s.successors.get_mut(slot as usize))
+        {
+            *t = Some(dst);
+        }
+    }
+
+    /// The block `src`'s `Goto` exit `slot` continues in, if it was recorded and is still valid.
+    #[inline]
+    pub fn successor(&self, src: TbId, slot: u32) -> Option<TbId> {
+        let dst = (*self.get(src)?.successors.get(slot as usize)?)?;
+        self.get(dst)?.valid.then_some(dst)
     }
 
     /// Remove a block from lookup and unlink every slot pointing to it (and its own links).
@@ -391,6 +425,32 @@ mod tests {
             phys_pc: pc + 0x8000_0000,
             flags: 1,
         }
+    }
+
+    #[test]
+    fn successors_follow_the_chaining_rule_and_die_with_their_block() {
+        let mut c = TbCache::new();
+        let a = c.insert(key(0x1000), block(0x1000, &[0x1100]));
+        let b = c.insert(key(0x1100), block(0x1100, &[]));
+        let far = c.insert(key(0x2000), block(0x2000, &[]));
+        let other_flags = c.insert(
+            BlockKey {
+                flags: 2,
+                ..key(0x1200)
+            },
+            block(0x1200, &[]),
+        );
+        // Any tier: neither block is compiled.
+        c.set_successor(a, 0, b);
+        assert_eq!(c.successor(a, 0), Some(b));
+        c.set_successor(a, 1, far);
+        assert_eq!(c.successor(a, 1), None, "other virtual page");
+        c.set_successor(a, 1, other_flags);
+        assert_eq!(c.successor(a, 1), None, "other translation flags");
+        c.set_successor(a, 7, b);
+        assert_eq!(c.successor(a, 7), None, "no such exit");
+        c.invalidate(b);
+        assert_eq!(c.successor(a, 0), None, "an invalidated block is not continued in");
     }
 
     #[test]
