@@ -21,7 +21,9 @@
 //!
 //! Misaligned accesses: the fast path only handles an access whose bytes lie in one page; the
 //! hit test `vaddr & (PAGE_MASK | (size-1))` sends every misaligned access to the slow path,
-//! which performs it byte-wise (or raises the misaligned fault for `MemOp::aligned`).
+//! which raises the misaligned fault for `MemOp::aligned`, else performs the access (each half
+//! of a page-crossing one) through the TLB entry it fills when the page is plain RAM
+//! ([`CpuCommon::try_read_in_page`]), or on the bus.
 
 use crate::ir::MemOp;
 
