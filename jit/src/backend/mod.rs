@@ -20,6 +20,7 @@
 //! engine's [`JumpCache`] and tail-calls on a hit. Every block checks the budget on entry, so a
 //! chain of any length stops at the exact instruction count.
 
+mod arena;
 mod lower;
 pub mod perfmap;
 mod stats;
@@ -31,8 +32,8 @@ use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_jit::{ArenaMemoryProvider, JITBuilder, JITModule};
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module};
 
 use crate::env::CpuCommon;
 use crate::exec::BlockExit;
@@ -355,29 +356,34 @@ impl Compiler {
 /// Default size of the executable arena; when it fills, the engine flushes all translations.
 pub const CODE_ARENA_BYTES: usize = 256 << 20;
 
-/// Executable memory for compiled blocks (a `cranelift-jit` module over a reserved arena), plus
-/// the trampoline that enters them. Dropping it frees all code: only do so when no code runs
-/// and no pointer into it (chain slots) remains.
+/// Executable memory for compiled blocks, plus the trampoline that enters them (installed
+/// first). Installing copies the bytes into one reservation ([`arena::CodeMemory`]: a bump
+/// allocator over pages mapped writable and, separately, executable), so it costs a copy, not
+/// a system call. Dropping it frees all code: only do so when no code runs and no pointer into
+/// it (chain slots) remains.
 pub struct CodeArena {
-    module: Option<JITModule>,
+    memory: arena::CodeMemory,
     trampoline: extern "C" fn(*mut CpuCommon, *const u8) -> u64,
-    block_sig: Signature,
     installed: usize,
 }
 
 impl CodeArena {
+    /// Reserve `reserve_bytes` of code memory (committed as it fills).
     pub fn new(reserve_bytes: usize) -> Result<CodeArena, BackendError> {
-        let isa = make_isa()?;
-        let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
-        let mem = ArenaMemoryProvider::new_with_size(reserve_bytes)
-            .map_err(|e| BackendError::CodeFull(e.to_string()))?;
-        jb.memory_provider(Box::new(mem));
-        let mut module = JITModule::new(jb);
-        let trampoline = build_trampoline(&mut module)?;
+        let mut memory = arena::CodeMemory::new(reserve_bytes)
+            .map_err(|e| BackendError::CodeFull(format!("reserving code memory: {e}")))?;
+        let tramp = build_trampoline()?;
+        let entry = install_bytes(&mut memory, &tramp)?;
+        perfmap::record(entry as usize, tramp.bytes.len(), &"emu_trampoline");
+        // SAFETY: `entry` is the executable copy of position-independent code compiled with the
+        // platform's C calling convention and the signature (i64, i64) -> i64; it lives as long
+        // as `memory`, which the arena owns together with the pointer.
+        let trampoline = unsafe {
+            std::mem::transmute::<*const u8, extern "C" fn(*mut CpuCommon, *const u8) -> u64>(entry)
+        };
         Ok(CodeArena {
-            module: Some(module),
+            memory,
             trampoline,
-            block_sig: block_signature(),
             installed: 0,
         })
     }
@@ -402,31 +408,14 @@ impl CodeArena {
         code: &CompiledBlock,
         pc: Option<u64>,
     ) -> Result<*const u8, BackendError> {
-        let module = self
-            .module
-            .as_mut()
-            .ok_or_else(|| BackendError::CodeFull("arena freed".into()))?;
-        let name = format!("b{}", self.installed);
+        let ptr = install_bytes(&mut self.memory, code)?;
+        let n = self.installed;
         self.installed += 1;
-        let id: FuncId = module
-            .declare_function(&name, Linkage::Local, &self.block_sig)
-            .map_err(|e| BackendError::Codegen(e.to_string()))?;
-        module
-            .define_function_bytes(id, code.alignment, &code.bytes, &[])
-            .map_err(|e| BackendError::CodeFull(e.to_string()))?;
-        module
-            .finalize_definitions()
-            .map_err(|e| BackendError::CodeFull(e.to_string()))?;
-        let ptr = module.get_finalized_function(id);
         if perfmap::enabled() {
-            let n = self.installed - 1;
+            let len = code.bytes.len();
             match pc {
-                Some(pc) => perfmap::record(
-                    ptr as usize,
-                    code.bytes.len(),
-                    &format_args!("guest_{pc:#x}_b{n}"),
-                ),
-                None => perfmap::record(ptr as usize, code.bytes.len(), &format_args!("emu_b{n}")),
+                Some(pc) => perfmap::record(ptr as usize, len, &format_args!("guest_{pc:#x}_b{n}")),
+                None => perfmap::record(ptr as usize, len, &format_args!("emu_b{n}")),
             }
         }
         Ok(ptr)
@@ -435,6 +424,12 @@ impl CodeArena {
     /// Number of blocks installed.
     pub fn installed(&self) -> usize {
         self.installed
+    }
+
+    /// Bytes of code memory used so far (trampoline and alignment padding included), and the
+    /// size of the reservation.
+    pub fn usage(&self) -> (usize, usize) {
+        (self.memory.used(), self.memory.capacity())
     }
 
     /// Run compiled code starting at `entry` (and whatever it chains to).
@@ -449,35 +444,40 @@ impl CodeArena {
     }
 }
 
-impl Drop for CodeArena {
-    fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
-            // SAFETY: the arena is being dropped, which its owner only does when no compiled
-            // code runs and no chain slot or entry pointer into it will be used again.
-            unsafe { m.free_memory() };
-        }
-    }
+/// Copy `code` into `memory`: its executable address, or `CodeFull`.
+fn install_bytes(
+    memory: &mut arena::CodeMemory,
+    code: &CompiledBlock,
+) -> Result<*const u8, BackendError> {
+    let align = usize::try_from(code.alignment)
+        .ok()
+        .filter(|a| a.is_power_of_two() && *a <= memory.max_align())
+        .ok_or_else(|| BackendError::Codegen(format!("code alignment {}", code.alignment)))?;
+    memory.install(&code.bytes, align).ok_or_else(|| {
+        BackendError::CodeFull(format!(
+            "{} bytes of code do not fit ({} of {} bytes used)",
+            code.bytes.len(),
+            memory.used(),
+            memory.capacity()
+        ))
+    })
 }
 
-/// `extern "C" fn(state, entry) -> u64 { tail_call_indirect entry(state) }` (as a normal call).
 /// Bytes of the function `ctx` just compiled (for the perf map).
 fn code_size(ctx: &Context) -> usize {
     ctx.compiled_code().map_or(0, |c| c.code_buffer().len())
 }
 
-fn build_trampoline(
-    module: &mut JITModule,
-) -> Result<extern "C" fn(*mut CpuCommon, *const u8) -> u64, BackendError> {
-    let call_conv = module.isa().default_call_conv();
-    let mut sig = Signature::new(call_conv);
+/// `extern "C" fn(state, entry) -> u64 { entry(state) }` (a `tail` call from the C ABI), as
+/// position-independent bytes.
+fn build_trampoline() -> Result<CompiledBlock, BackendError> {
+    let isa = make_isa()?;
+    let mut sig = Signature::new(isa.default_call_conv());
     sig.params.push(AbiParam::new(types::I64));
     sig.params.push(AbiParam::new(types::I64));
     sig.returns.push(AbiParam::new(types::I64));
-    let id = module
-        .declare_function("emu_enter", Linkage::Local, &sig)
-        .map_err(|e| BackendError::Codegen(e.to_string()))?;
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
+    let mut ctx = Context::new();
+    ctx.func = Function::with_name_signature(UserFuncName::user(0, 0), sig);
     let mut fctx = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
@@ -490,21 +490,19 @@ fn build_trampoline(
         let call = b.ins().call_indirect(sig_ref, params[1], &[params[0]]);
         let r = b.inst_results(call)[0];
         b.ins().return_(&[r]);
-        b.finalize(module.isa().frontend_config());
+        b.finalize(isa.frontend_config());
     }
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
-    let size = code_size(&ctx);
-    module
-        .finalize_definitions()
-        .map_err(|e| BackendError::CodeFull(e.to_string()))?;
-    let ptr = module.get_finalized_function(id);
-    perfmap::record(ptr as usize, size, &"emu_trampoline");
-    // SAFETY: `ptr` is the finalized, executable code of the function just defined with the
-    // platform's C calling convention and the signature (i64, i64) -> i64.
-    Ok(unsafe {
-        std::mem::transmute::<*const u8, extern "C" fn(*mut CpuCommon, *const u8) -> u64>(ptr)
+    let code = ctx
+        .compile(&*isa, &mut Default::default())
+        .map_err(|e| BackendError::Codegen(format!("trampoline: {:?}", e.inner)))?;
+    if !code.buffer.relocs().is_empty() {
+        return Err(BackendError::Codegen(
+            "the trampoline needs relocations".into(),
+        ));
+    }
+    Ok(CompiledBlock {
+        bytes: code.code_buffer().to_vec(),
+        alignment: u64::from(code.buffer.alignment),
     })
 }
 
@@ -839,6 +837,69 @@ mod tests {
         b.insn_start(0, 0);
         b.goto(4);
         assert!(compiler.compile(&b.finish(), 0, None).is_ok());
+    }
+
+    /// A block that adds `k` to reg 1 and exits with `Goto` slot 0.
+    fn add_block(k: u64) -> IrBlock {
+        let mut b = Builder::new(0x100);
+        b.insn_start(0x100, 0);
+        let r1 = b.load_global(Type::I64, reg_offset(1));
+        let r2 = b.binary_imm(BinOp::Add, Type::I64, r1, k);
+        b.store_global(Type::I64, reg_offset(1), r2);
+        b.goto(0x104);
+        b.finish()
+    }
+
+    #[test]
+    fn blocks_share_an_arena_until_it_is_full() {
+        let mut compiler = Compiler::new().expect("host ISA");
+        let mut arena = CodeArena::new(1).expect("code arena");
+        let (used, capacity) = arena.usage();
+        assert!(used > 0, "the trampoline comes first");
+        let mut entries = Vec::new();
+        let err = loop {
+            let k = entries.len() as u64 + 1;
+            let code = compiler.compile(&add_block(k), 0, None).expect("compiles");
+            assert!(
+                code.bytes.len() < capacity / 4,
+                "a page holds several blocks"
+            );
+            match arena.install(&code) {
+                Ok(entry) => {
+                    assert_eq!(entry as u64 % code.alignment, 0);
+                    entries.push((k, entry));
+                }
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, BackendError::CodeFull(_)), "{err}");
+        assert!(entries.len() >= 4, "{} blocks in a page", entries.len());
+        assert_eq!(arena.installed(), entries.len());
+        assert!(arena.usage().0 <= capacity);
+        // Every block, the first and the last included, still runs what it was compiled from.
+        for (k, entry) in entries {
+            let mut cpu = TestCpu::new();
+            cpu.regs[1] = 1000;
+            // SAFETY: `cpu` is borrowed only here; `entry` was installed in `arena` and compiled
+            // without chain slots or helpers.
+            let (exit, _) = unsafe { arena.enter(cpu.state_ptr(), entry) };
+            assert_eq!(exit, BlockExit::Goto { slot: 0 });
+            assert_eq!(cpu.regs[1], 1000 + k);
+        }
+    }
+
+    #[test]
+    fn an_alignment_beyond_a_page_is_refused() {
+        let mut arena = CodeArena::new(1 << 16).expect("code arena");
+        let code = CompiledBlock {
+            bytes: vec![0xcc; 4],
+            alignment: 1 << 20,
+        };
+        assert!(matches!(
+            arena.install(&code),
+            Err(BackendError::Codegen(_))
+        ));
+        assert_eq!(arena.installed(), 0);
     }
 
     #[test]
