@@ -1138,8 +1138,16 @@ impl Lower<'_, '_> {
 
         let fast = self.b.create_block();
         let slow = self.b.create_block();
+        // The slow path reaches `join` through a block of its own, cold like it: a direct
+        // branch would be a critical edge, whose split block Cranelift lays out among the hot
+        // code (a taken jump over it on every hit).
+        let slow_done = self.b.create_block();
         let join = self.b.create_block();
-        self.b.append_block_param(join, types::I64);
+        let loads = store.is_none();
+        if loads {
+            self.b.append_block_param(join, types::I64);
+            self.b.append_block_param(slow_done, types::I64);
+        }
         self.b.ins().brif(hit, fast, &[], slow, &[]);
 
         // Hit: the entry was filled for a page wholly inside checked guest RAM (env.rs).
@@ -1158,9 +1166,9 @@ impl Lower<'_, '_> {
                     2 => self.b.ins().istore32(hf, v, host, 0),
                     _ => self.b.ins().store(hf, v, host, 0),
                 };
-                self.b.ins().iconst(types::I64, 0)
+                None
             }
-            None => match (mem.size_log2, mem.signed) {
+            None => Some(match (mem.size_log2, mem.signed) {
                 (0, false) => self.b.ins().uload8(types::I64, hf, host, 0),
                 (0, true) => self.b.ins().sload8(types::I64, hf, host, 0),
                 (1, false) => self.b.ins().uload16(types::I64, hf, host, 0),
@@ -1168,9 +1176,10 @@ impl Lower<'_, '_> {
                 (2, false) => self.b.ins().uload32(hf, host, 0),
                 (2, true) => self.b.ins().sload32(hf, host, 0),
                 _ => self.b.ins().load(types::I64, hf, host, 0),
-            },
+            }),
         };
-        self.b.ins().jump(join, &[result.into()]);
+        let args: Vec<_> = result.into_iter().map(Into::into).collect();
+        self.b.ins().jump(join, &args);
 
         // Miss: the guest's slow path, in cold code. Globals are written back first, as the
         // interpreter keeps them in the state, and, as for the interpreter, pc and the
@@ -1209,7 +1218,7 @@ impl Lower<'_, '_> {
                 self.b
                     .ins()
                     .call_indirect(sig, f, &[self.state, addr, v, bits, mmu]);
-                self.b.ins().iconst(types::I64, 0)
+                None
             }
             None if thunks.is_some() => {
                 // The thunk stores the value into a stack slot (preserve_all returns nothing).
@@ -1222,22 +1231,36 @@ impl Lower<'_, '_> {
                 self.b
                     .ins()
                     .call_indirect(sig, f, &[self.state, addr, bits, mmu, out]);
-                self.b.ins().load(types::I64, flags(), out, 0)
+                Some(self.b.ins().load(types::I64, flags(), out, 0))
             }
             None => {
                 let call = self
                     .b
                     .ins()
                     .call_indirect(sig, f, &[self.state, addr, bits, mmu]);
-                self.b.inst_results(call)[0]
+                Some(self.b.inst_results(call)[0])
             }
         };
         let pending = self.load_state(types::I64, OFFSET_EXCEPTION_PENDING);
         let fb = self.mem_fault_block();
-        self.b.ins().brif(pending, fb, &[], join, &[result.into()]);
+        let args: Vec<_> = result.into_iter().map(Into::into).collect();
+        self.b.ins().brif(pending, fb, &[], slow_done, &args);
+        self.b.set_cold_block(slow_done);
+        self.switch_seal(slow_done);
+        let passed: Vec<_> = self
+            .b
+            .block_params(slow_done)
+            .iter()
+            .map(|&v| v.into())
+            .collect();
+        self.b.ins().jump(join, &passed);
 
         self.switch_seal(join);
         self.terminated = false;
-        self.b.block_params(join)[0]
+        if loads {
+            self.b.block_params(join)[0]
+        } else {
+            self.b.ins().iconst(types::I64, 0)
+        }
     }
 }
