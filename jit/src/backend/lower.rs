@@ -1132,8 +1132,17 @@ impl Lower<'_, '_> {
             .b
             .ins()
             .load(types::I64, flags(), entry, table + tag_off as i32);
-        let mask = PAGE_MASK | (u64::from(mem.size()) - 1);
-        let masked = self.b.ins().band_imm_s(addr, mask as i64);
+        // env::tlb_compare_addr: the page of the last byte, or for aligned-only accesses the
+        // address with its misaligned bits kept.
+        let size_mask = u64::from(mem.size()) - 1;
+        let masked = if mem.aligned || size_mask == 0 {
+            self.b
+                .ins()
+                .band_imm_s(addr, (PAGE_MASK | size_mask) as i64)
+        } else {
+            let last = self.b.ins().iadd_imm_s(addr, size_mask as i64);
+            self.b.ins().band_imm_s(last, PAGE_MASK as i64)
+        };
         let hit = self.b.ins().icmp(IntCC::Equal, masked, tag);
 
         let fast = self.b.create_block();
