@@ -2,12 +2,12 @@
 //! allocator, written and executed without a system call per block.
 //!
 //! W^X without `mprotect`: the same pages are mapped twice, a read-write view that installing
-//! writes through and a read-execute view that runs (as QEMU's `--enable-split-wx` does with a
-//! memfd). The pages are a shared anonymous mapping aliased with `mremap(old_size = 0)`, not a
-//! memfd: Linux names such a mapping `/dev/zero (deleted)`, which `perf` treats as anonymous
-//! memory and symbolizes with the perf map, where a `/memfd:` mapping would be taken for a
-//! file without symbols. Pages are committed on first touch (`MAP_NORESERVE`), so the
-//! reservation costs address space only.
+//! writes through and a read-execute view that runs (as QEMU's `-accel tcg,split-wx=on` does
+//! with a memfd). The pages are a shared anonymous mapping aliased with
+//! `mremap(old_size = 0)`, not a memfd: Linux names such a mapping `/dev/zero (deleted)`,
+//! which `perf` treats as anonymous memory and symbolizes with the perf map, where a
+//! `/memfd:` mapping would be taken for a file without symbols. Pages are committed on first
+//! touch (`MAP_NORESERVE`), so the reservation costs address space only.
 //!
 //! Why not `cranelift-jit`: its `finalize_definitions` makes each block's pages executable
 //! with an `mprotect` (a TLB-shootdown IPI to the compile thread, which shares the address
@@ -160,7 +160,7 @@ fn map_twice(_len: usize) -> io::Result<(*mut u8, *mut u8)> {
 #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
 fn sync_icache(_rw: *const u8, _rx: *const u8, _len: usize) {}
 
-/// AArch64 (Arm ARM B2.4.4, "Concurrent modification and execution of instructions"): clean
+/// AArch64 (Arm ARM, "Concurrent modification and execution of instructions"): clean
 /// the data cache to the point of unification by the address written, invalidate the
 /// instruction cache by the address executed, each completed by `dsb ish` (broadcast to the
 /// inner-shareable domain, so a migration to another core sees it too), then `isb`. CTR_EL0
