@@ -11,8 +11,9 @@
 //! is filled when both blocks are compiled, tb.rs); a `Goto` to another page and an `Indirect`
 //! go through the per-vCPU jump cache (backend `JumpCache`, tagged with pc and translation
 //! flags), which is filled here after such an exit and cleared when `run` starts on another
-//! vCPU state or after the guest flushed its TLB (`CpuCommon::tlb_generation`: the
-//! virtual-to-physical mapping may have changed), on invalidation and on flush. A block that
+//! vCPU state or after the guest flushed its whole TLB (the virtual-to-physical mapping may
+//! have changed), on invalidation and on flush; after single-page TLB flushes
+//! (`CpuCommon::take_tlb_flushes`) only those pages' entries are dropped. A block that
 //! jumps to its own start loops inside its compiled function.
 //!
 //! Debugging and tracing (gdb stub, `-d`): breakpoints are checked at block entry, before the
@@ -42,7 +43,7 @@ use crate::backend::{
     BackendError, ChainSlots, CodeArena, CompiledBlock, Compiler, JumpCache, JumpProbe,
 };
 use crate::codemap::CodeMap;
-use crate::env::{CpuCommon, PAGE_MASK};
+use crate::env::{CpuCommon, TlbFlushes, PAGE_MASK};
 use crate::exec::BlockExit;
 use crate::guest::{BlockKey, Guest};
 use crate::helper::GuestState;
@@ -156,6 +157,8 @@ pub struct EngineStats {
     /// Times the jump cache was emptied because the guest flushed its TLB or another vCPU
     /// ran (invalidations and flushes not counted).
     pub jump_cache_clears: u64,
+    /// Pages whose jump-cache entries were dropped after the guest flushed them from its TLB.
+    pub jump_cache_page_clears: u64,
 }
 
 /// Default of [`Engine::set_timing`] for new engines ([`Engine::time_new_engines`]).
@@ -282,8 +285,8 @@ pub struct Engine {
     worker: Option<Worker>,
     /// Targets of `Indirect` exits for compiled code.
     jump_cache: JumpCache,
-    /// The vCPU state and its `tlb_generation` the jump cache was filled under.
-    jump_regime: (usize, u64),
+    /// The vCPU state the jump cache was filled under.
+    jump_regime: usize,
     /// Bumped by every flush, so late results of the compile thread are dropped.
     generation: u64,
     builder: Builder,
@@ -326,7 +329,7 @@ impl Engine {
             in_flight: 0,
             received: 0,
             jump_cache,
-            jump_regime: (0, 0),
+            jump_regime: 0,
             generation: 0,
             builder: Builder::new(0),
             stats: EngineStats::default(),
@@ -497,17 +500,25 @@ impl Engine {
     pub fn run<G: Guest + GuestState + 'static>(&mut self, guest: &mut G) -> RunExit {
         // The exit of the previous block, to fill its chain slot: (block, slot).
         let mut from: Option<(TbId, u32, u64)> = None;
-        // The jump cache holds what this vCPU state's mapping gave (see `JumpCache`).
-        let regime = {
+        // The jump cache holds what this vCPU state's mapping gave (see `JumpCache`): another
+        // state empties it, TLB flushes drop what they may have remapped.
+        {
             let c = guest.common();
-            (c as *const CpuCommon as usize, c.tlb_generation)
-        };
-        if regime != self.jump_regime {
-            if !self.jump_cache.is_empty() {
-                self.stats.jump_cache_clears += 1;
+            let state = c as *const CpuCommon as usize;
+            let flushes = c.take_tlb_flushes();
+            let all = state != self.jump_regime || flushes == TlbFlushes::All;
+            if all {
+                if !self.jump_cache.is_empty() {
+                    self.stats.jump_cache_clears += 1;
+                }
+                self.jump_cache.clear();
+                self.jump_regime = state;
+            } else if let TlbFlushes::Pages(pages) = flushes {
+                for &page in pages {
+                    self.jump_cache.clear_page(page);
+                }
+                self.stats.jump_cache_page_clears += pages.len() as u64;
             }
-            self.jump_cache.clear();
-            self.jump_regime = regime;
         }
         // Another vCPU sharing this engine may have turned pages into code since this one ran.
         guest.sync_code_pages();

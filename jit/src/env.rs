@@ -158,6 +158,26 @@ pub struct CpuCommon {
     /// may have changed, so the engine drops what it cached by virtual address (its jump
     /// cache).
     pub tlb_generation: u64,
+    /// The virtual pages flushed one by one since the engine last looked
+    /// ([`CpuCommon::take_tlb_flushes`]), so it can drop only what it cached for them (Linux
+    /// flushes one page after every page-table update, e.g. each page fault on RISC-V).
+    tlb_flushed: [u64; TLB_FLUSH_LOG],
+    /// Entries of `tlb_flushed` in use; `TLB_FLUSHED_ALL` after a whole flush or an overflow.
+    tlb_flushed_len: usize,
+}
+
+/// Page flushes [`CpuCommon`] remembers between two looks of the engine; more count as a
+/// whole flush.
+pub const TLB_FLUSH_LOG: usize = 8;
+const TLB_FLUSHED_ALL: usize = usize::MAX;
+
+/// What the TLB flushes since the engine last looked amount to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlbFlushes<'a> {
+    None,
+    /// These virtual pages (page-aligned addresses).
+    Pages(&'a [u64]),
+    All,
 }
 
 impl CpuCommon {
@@ -172,6 +192,18 @@ impl CpuCommon {
             tlb_filled: [[0; TLB_FILLED_WORDS]; NB_MMU_MODES],
             tlb_fill_tracked: false,
             tlb_generation: 0,
+            tlb_flushed: [0; TLB_FLUSH_LOG],
+            tlb_flushed_len: 0,
+        }
+    }
+
+    /// The TLB flushes since the last call (the engine's jump cache follows them); forgets them.
+    pub fn take_tlb_flushes(&mut self) -> TlbFlushes<'_> {
+        let len = std::mem::take(&mut self.tlb_flushed_len);
+        match len {
+            0 => TlbFlushes::None,
+            TLB_FLUSHED_ALL => TlbFlushes::All,
+            n => TlbFlushes::Pages(self.tlb_flushed.get(..n).unwrap_or(&[])),
         }
     }
 
@@ -213,6 +245,7 @@ impl CpuCommon {
     /// written, so the cost follows what was filled, not the table size.
     pub fn tlb_flush(&mut self) {
         self.tlb_generation = self.tlb_generation.wrapping_add(1);
+        self.tlb_flushed_len = TLB_FLUSHED_ALL;
         if !self.tlb_fill_tracked {
             for t in self.tlb.iter_mut() {
                 t.fill(TlbEntry::EMPTY);
@@ -240,6 +273,13 @@ impl CpuCommon {
         self.tlb_generation = self.tlb_generation.wrapping_add(1);
         let idx = tlb_index(vaddr);
         let page = vaddr & PAGE_MASK;
+        match self.tlb_flushed.get_mut(self.tlb_flushed_len) {
+            Some(slot) => {
+                *slot = page;
+                self.tlb_flushed_len += 1;
+            }
+            None => self.tlb_flushed_len = TLB_FLUSHED_ALL,
+        }
         for t in self.tlb.iter_mut() {
             let e = &mut t[idx];
             let tags = [e.addr_read, e.addr_write, e.addr_code];
@@ -492,6 +532,24 @@ mod tests {
             !tlb_hit(page | TLB_MMIO, page + 2, w),
             "the fuzzer's case: offset 2, size 4"
         );
+    }
+
+    #[test]
+    fn tlb_flushes_are_logged_per_page_until_a_whole_flush_or_overflow() {
+        let mut c = common();
+        assert_eq!(c.take_tlb_flushes(), TlbFlushes::None);
+        c.tlb_flush_page(0x1234);
+        c.tlb_flush_page(0x5000);
+        assert_eq!(c.take_tlb_flushes(), TlbFlushes::Pages(&[0x1000, 0x5000]));
+        assert_eq!(c.take_tlb_flushes(), TlbFlushes::None, "taking forgets");
+        for i in 0..=TLB_FLUSH_LOG as u64 {
+            c.tlb_flush_page(i << PAGE_BITS);
+        }
+        assert_eq!(c.take_tlb_flushes(), TlbFlushes::All, "overflow");
+        c.tlb_flush_page(0x1000);
+        c.tlb_flush();
+        c.tlb_flush_page(0x2000);
+        assert_eq!(c.take_tlb_flushes(), TlbFlushes::All);
     }
 
     extern "C" fn dummy_load(_: *mut CpuCommon, _: u64, _: u32, _: u32) -> u64 {

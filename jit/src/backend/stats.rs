@@ -31,12 +31,13 @@ impl fmt::Display for EngineStats {
             "exits looked up by the dispatch loop: {lookups} ({} goto not chained, {} indirect \
              missing the jump cache, {} other; {} missed the lookup front); chained and \
              jump-cache exits stay in compiled code (not counted); jump cache emptied {} times \
-             after TLB flushes",
+             after whole TLB flushes, {} pages dropped after page flushes",
             self.lookups_goto,
             self.lookups_indirect,
             self.lookups_other,
             self.front_misses,
-            self.jump_cache_clears
+            self.jump_cache_clears,
+            self.jump_cache_page_clears
         )?;
         write!(
             f,
@@ -74,6 +75,7 @@ mod tests {
             peak_in_flight: 9,
             front_misses: 4,
             jump_cache_clears: 5,
+            jump_cache_page_clears: 8,
             ..EngineStats::default()
         };
         let text = s.to_string();
@@ -82,6 +84,7 @@ mod tests {
         assert!(text.contains("at most 9 queued"), "{text}");
         assert!(text.contains("4 missed the lookup front"), "{text}");
         assert!(text.contains("emptied 5 times"), "{text}");
+        assert!(text.contains("8 pages dropped"), "{text}");
         assert!(
             text.contains("looked up by the dispatch loop: 6 (1 goto"),
             "{text}"
