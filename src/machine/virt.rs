@@ -498,18 +498,8 @@ impl Virt {
             "the test finisher",
         )?;
 
-        // virtio-mmio: DMA writes go through the code map (a disk read over code is
-        // self-modifying code too, DESIGN.md §4).
         let code_map = Arc::new(CodeMap::new());
-        let hook_map = code_map.clone();
-        let hook: virtio::DmaWriteHook = Arc::new(move |addr: u64, len: u64| {
-            let mut page = addr & !0xfff;
-            let end = addr.saturating_add(len);
-            while page < end {
-                hook_map.note_write(page);
-                page = page.saturating_add(0x1000);
-            }
-        });
+        let hook = dma_write_hook(code_map.clone());
         // QEMU gives the first virtio device the transport at the highest address (its buses
         // are prepended), which the kernel probes first. `-drive if=virtio` come first.
         let mut wanted: Vec<Want> = Vec::new();
@@ -1213,6 +1203,23 @@ impl Virt {
     }
 }
 
+/// virtio-mmio DMA writes go through the code map: a disk read over code is self-modifying
+/// code too (DESIGN.md §4). The hook need not make a hart leave generated code itself: devices
+/// write guest memory either while the hart's store to their registers is being performed
+/// (QueueNotify), and a store that reaches a device always ends the hart's run
+/// (`insn_limit = 0`, mmu.rs `store_bytes`), or between runs (host input, scheduled
+/// completions). Either way the engine drops the pages' blocks before its next lookup.
+fn dma_write_hook(code_map: Arc<CodeMap>) -> virtio::DmaWriteHook {
+    Arc::new(move |addr: u64, len: u64| {
+        let mut page = addr & !0xfff;
+        let end = addr.saturating_add(len);
+        while page < end {
+            code_map.note_write(page);
+            page = page.saturating_add(0x1000);
+        }
+    })
+}
+
 /// File chardevs opened so far, by id and path. A chardev lives as long as the process, as in
 /// QEMU: a guest reboot (which builds the board afresh) and a second console on a `mux=on`
 /// chardev write on where the first left off instead of truncating the file again.
@@ -1430,5 +1437,119 @@ impl SbiHost for SbiCtx<'_> {
     fn read_virt_u64(&mut self, _hart: usize, _vaddr: u64) -> Option<u64> {
         // Only the legacy extensions pass pointers; Linux 6.x does not use them.
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emu_devices::virtio::GuestMemory;
+
+    const RAM_BASE: u64 = 0x8000_0000;
+    const DEV_BASE: u64 = 0x1000_0000;
+    /// A routine in the page of the loop calling it (so the call can be chained in generated
+    /// code): `addi x7, x0, N; ret`.
+    const TARGET: u64 = RAM_BASE + 0x200;
+
+    fn i_type(opcode: u32, funct3: u32, rd: u32, rs1: u32, imm: i32) -> u32 {
+        ((imm as u32) & 0xfff) << 20 | rs1 << 15 | funct3 << 12 | rd << 7 | opcode
+    }
+    fn addi(rd: u32, rs1: u32, imm: i32) -> u32 {
+        i_type(0x13, 0, rd, rs1, imm)
+    }
+    fn jal(rd: u32, off: i32) -> u32 {
+        let o = off as u32;
+        (o >> 20 & 1) << 31
+            | (o >> 1 & 0x3ff) << 21
+            | (o >> 11 & 1) << 20
+            | (o >> 12 & 0xff) << 12
+            | rd << 7
+            | 0x6f
+    }
+    fn bne(rs1: u32, rs2: u32, off: i32) -> u32 {
+        let o = off as u32;
+        (o >> 12 & 1) << 31
+            | (o >> 5 & 0x3f) << 25
+            | rs2 << 20
+            | rs1 << 15
+            | 1 << 12
+            | (o >> 1 & 0xf) << 8
+            | (o >> 11 & 1) << 7
+            | 0x63
+    }
+
+    /// A device that, when its register is written with 1, writes `addi x7, x0, 1` over the
+    /// first instruction of [`TARGET`] by DMA, as a virtio device completes a request
+    /// synchronously inside the QueueNotify store. Other values do nothing, so the calls
+    /// before have linked the caller's block to the routine's in generated code.
+    struct Patcher(GuestMemory);
+    impl BusDevice for Patcher {
+        fn read(&mut self, _offset: u64, data: &mut [u8]) {
+            data.fill(0);
+        }
+        fn write(&mut self, _offset: u64, data: &[u8]) {
+            if data.first() == Some(&1) {
+                self.0.write(TARGET, &addi(7, 0, 1).to_le_bytes());
+            }
+        }
+    }
+
+    /// A DMA write into a page of translated code that the hart runs right after the device
+    /// store which caused it: the hart must run the new code, on every engine, also when the
+    /// block issuing the store is chained to the patched one in generated code (the store
+    /// makes the hart leave it, and the engine drops the page's blocks before the next lookup).
+    #[test]
+    fn dma_into_translated_code_is_seen_by_the_hart() {
+        for kind in [EngineKind::Interp, EngineKind::Jit, EngineKind::Tiered] {
+            let code_map = Arc::new(CodeMap::new());
+            let ram = Arc::new(GuestRam::new(RAM_BASE, 0x10_0000).expect("test RAM"));
+            let mut bus = Bus::new();
+            bus.add_ram(ram.clone());
+            let mem = GuestMemory::new(vec![ram.clone()], Some(dma_write_hook(code_map.clone())));
+            bus.add_device(DEV_BASE, 0x1000, Arc::new(Mutex::new(Patcher(mem))))
+                .expect("device window");
+            let words = [
+                0x1000_02b7,        // lui x5, 0x10000 (the device)
+                addi(6, 0, 3),      // x6 = 3
+                0x0062_a023,        // loop: sw x6, 0(x5): at x6 = 1 the device patches TARGET
+                jal(1, 0x200 - 12), // call TARGET: x7 = 0, or 1 once patched
+                0x0074_0433,        // add x8, x8, x7
+                addi(6, 6, -1),     // x6 -= 1
+                bne(6, 0, -16),     // back to loop while x6 != 0
+                0x0000_006f,        // j .
+            ];
+            let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            assert!(ram.write(RAM_BASE, &code));
+            let routine = [addi(7, 0, 0), 0x0000_8067]; // addi x7, x0, 0; ret
+            let code: Vec<u8> = routine.iter().flat_map(|w| w.to_le_bytes()).collect();
+            assert!(ram.write(TARGET, &code));
+            let end = RAM_BASE + 4 * (words.len() as u64 - 1);
+
+            let mut cpu = RiscvCpu::new(
+                0,
+                Arc::new(bus),
+                code_map.clone(),
+                Arc::new(VirtualTime::new()),
+            );
+            cpu.common.pc = RAM_BASE;
+            let mut engine = Engine::new(kind, code_map).expect("engine");
+            engine.set_tier_up_threshold(1);
+            for _ in 0..1000 {
+                if cpu.common.pc == end {
+                    break;
+                }
+                cpu.common.insn_limit = cpu.common.insn_count + 1000;
+                let exit = engine.run(&mut *cpu);
+                assert!(
+                    matches!(exit, RunExit::Budget | RunExit::Yield),
+                    "{kind:?}: {exit:?}"
+                );
+            }
+            assert_eq!(cpu.common.pc, end, "{kind:?}");
+            assert_eq!(
+                cpu.x[8], 1,
+                "{kind:?}: the last call ran the code just written"
+            );
+        }
     }
 }
