@@ -289,6 +289,35 @@ mod decode_lift {
                 block
             });
     }
+    /// One iteration: `InterpBlock::new` (the interpreter's pre-decode) of the optimized
+    /// 32-instruction block, as the TB cache does on insert. Counter: guest instructions.
+    #[divan::bench(sample_size = 64)]
+    fn interp_new(bencher: Bencher) {
+        let mut cpu = hart(&[BLOCK]);
+        let block = lift_optimized(&mut cpu, BLOCK);
+        bencher
+            .counter(ItemsCount::new(BLOCK))
+            .bench_local(|| InterpBlock::new(black_box(&block)));
+    }
+
+    /// One iteration: the whole translation of the 32-instruction block as the engine does
+    /// it per new block: lift into a reused `Builder`, take the block, optimize, pre-decode.
+    /// Counter: guest instructions.
+    #[divan::bench(sample_size = 32)]
+    fn translate(bencher: Bencher) {
+        let mut cpu = hart(&[BLOCK]);
+        let key = key_of(&mut cpu, BLOCK);
+        super::lift(&mut cpu, BLOCK);
+        let mut b = Builder::new(key.pc);
+        bencher.counter(ItemsCount::new(BLOCK)).bench_local(|| {
+            b.reset(key.pc);
+            translate_block(&mut cpu, black_box(&key), BLOCK, &mut b);
+            let mut block = b.take();
+            emu_jit::opt::optimize(&mut block);
+            let ib = InterpBlock::new(&block);
+            (block, ib)
+        });
+    }
 }
 
 mod interp {

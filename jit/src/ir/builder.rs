@@ -38,9 +38,23 @@ impl Builder {
         &self.block
     }
 
-    /// Take the built block, leaving an empty one behind.
+    /// Take the built block, leaving an empty one behind that keeps the allocations: the
+    /// block is copied out at its exact size (one allocation per table), so a builder reused
+    /// across translations stops growing its tables op by op.
     pub fn take(&mut self) -> IrBlock {
-        std::mem::take(&mut self.block)
+        let b = &mut self.block;
+        let out = IrBlock {
+            values: b.values.clone(),
+            labels: b.labels,
+            ops: b.ops.clone(),
+            start_pc: b.start_pc,
+            insn_count: b.insn_count,
+            guest_size: b.guest_size,
+            helpers: b.helpers.clone(),
+        };
+        let start_pc = b.start_pc;
+        self.reset(start_pc);
+        out
     }
 
     /// Number of ops emitted so far.
@@ -213,13 +227,12 @@ impl Builder {
     /// Call a helper with up to four I64 arguments; returns its I64 result if it has one.
     pub fn call(&mut self, def: &'static HelperDef, args: &[Value]) -> Option<Value> {
         debug_assert_eq!(args.len(), usize::from(def.args), "helper {}", def.name);
+        // A frontend never passes more (the helper ABI has four argument registers); the
+        // verifier reports a count that does not match the helper's.
+        let args = CallArgs::new(args.get(..CallArgs::MAX).unwrap_or(args)).unwrap_or_default();
         let helper = self.helper_id(def);
         let dst = def.ret.then(|| self.new_value(Type::I64));
-        self.push(Op::Call {
-            helper,
-            args: args.to_vec(),
-            dst,
-        });
+        self.push(Op::Call { helper, args, dst });
         dst
     }
 

@@ -18,6 +18,7 @@ pub use builder::Builder;
 
 use crate::helper::HelperDef;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 
 /// The type of a temporary. Integers are plain bit patterns (no signedness); floats are IEEE-754
 /// binary32/binary64 bit patterns moved with [`UnOp::Bitcast`].
@@ -301,8 +302,78 @@ pub struct HelperEffects {
     pub may_raise: bool,
 }
 
-/// One IR operation. `dst` values are defined by the op; everything else is used.
-#[derive(Clone, Debug, PartialEq)]
+/// The arguments of a helper call: up to [`CallArgs::MAX`] values held inline, so an [`Op`]
+/// owns no heap memory (translation copies and rewrites ops freely; a `Vec` per call was a
+/// `malloc` per call and made every op move drop-checked). Reads as a slice.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallArgs {
+    len: u8,
+    vals: [Value; CallArgs::MAX],
+}
+
+impl CallArgs {
+    /// Helpers take at most four arguments besides the CPU state (the helper ABI).
+    pub const MAX: usize = 4;
+
+    /// The arguments `args`; `None` if there are more than [`CallArgs::MAX`].
+    pub fn new(args: &[Value]) -> Option<CallArgs> {
+        let mut vals = [Value(0); CallArgs::MAX];
+        vals.get_mut(..args.len())?.copy_from_slice(args);
+        Some(CallArgs {
+            len: args.len() as u8,
+            vals,
+        })
+    }
+
+    pub fn as_slice(&self) -> &[Value] {
+        self.vals.get(..usize::from(self.len)).unwrap_or(&self.vals)
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [Value] {
+        let len = usize::from(self.len).min(CallArgs::MAX);
+        &mut self.vals[..len]
+    }
+}
+
+impl Default for CallArgs {
+    fn default() -> Self {
+        CallArgs {
+            len: 0,
+            vals: [Value(0); CallArgs::MAX],
+        }
+    }
+}
+
+impl Deref for CallArgs {
+    type Target = [Value];
+    fn deref(&self) -> &[Value] {
+        self.as_slice()
+    }
+}
+
+impl DerefMut for CallArgs {
+    fn deref_mut(&mut self) -> &mut [Value] {
+        self.as_mut_slice()
+    }
+}
+
+impl<'a> IntoIterator for &'a CallArgs {
+    type Item = &'a Value;
+    type IntoIter = std::slice::Iter<'a, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl fmt::Debug for CallArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+/// One IR operation. `dst` values are defined by the op; everything else is used. Ops are
+/// plain data (`Copy`, no heap memory), 32 bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
     /// Marks the start of a guest instruction at virtual address `pc` (and its encoding, for
     /// tracing). Ops until the next `InsnStart` belong to that instruction.
@@ -373,7 +444,7 @@ pub enum Op {
     /// `dst`, if any, receives its I64 result.
     Call {
         helper: HelperId,
-        args: Vec<Value>,
+        args: CallArgs,
         dst: Option<Value>,
     },
     /// Define a label at this point.
@@ -425,5 +496,35 @@ impl IrBlock {
 impl fmt::Display for IrBlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         print::write_block(f, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Translation streams ops through every pass: keep them small and heap-free.
+    #[test]
+    fn op_is_small_plain_data() {
+        assert!(
+            std::mem::size_of::<Op>() <= 32,
+            "{}",
+            std::mem::size_of::<Op>()
+        );
+        assert!(!std::mem::needs_drop::<Op>());
+    }
+
+    #[test]
+    fn call_args_hold_up_to_four_values() {
+        let v: Vec<Value> = (0..5).map(Value).collect();
+        assert!(CallArgs::new(&v).is_none());
+        let mut a = CallArgs::new(&v[..3]).unwrap();
+        assert_eq!(a.as_slice(), &v[..3]);
+        for x in a.iter_mut() {
+            x.0 += 10;
+        }
+        assert_eq!(a.iter().map(|x| x.0).collect::<Vec<_>>(), [10, 11, 12]);
+        assert!(CallArgs::new(&[]).unwrap().is_empty());
+        assert_eq!(format!("{a:?}"), "[Value(10), Value(11), Value(12)]");
     }
 }

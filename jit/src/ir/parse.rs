@@ -409,6 +409,7 @@ impl Parser<'_> {
             }
             args.push(self.use_value(c)?);
         }
+        let args = CallArgs::new(&args).unwrap_or_default();
         Ok(Op::Call { helper, args, dst })
     }
 

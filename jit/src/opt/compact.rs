@@ -4,48 +4,77 @@
 
 use super::map_uses;
 use crate::ir::print::op_dst;
-use crate::ir::{IrBlock, Op, Value};
+use crate::ir::{IrBlock, Op, Type, Value};
 
 /// Renumber `block`'s values densely in definition order (a verified block defines every value
 /// it uses).
 pub fn compact_values(block: &mut IrBlock) {
-    const NONE: u32 = u32::MAX;
-    let mut new_of = vec![NONE; block.values.len()];
-    let mut values = Vec::new();
+    let mut defined = vec![false; block.values.len()];
+    let mut defs = 0;
     for op in &block.ops {
-        if let Some(d) = op_dst(op) {
-            if let (Some(slot), Some(ty)) = (new_of.get_mut(d.0 as usize), block.value_type(d)) {
-                if *slot == NONE {
-                    *slot = values.len() as u32;
-                    values.push(ty);
-                }
-            }
+        if let Some(d) = op_dst(op).and_then(|d| defined.get_mut(d.0 as usize)) {
+            defs += usize::from(!*d);
+            *d = true;
         }
     }
-    if values.len() == block.values.len() {
+    if defs == block.values.len() {
         return;
     }
-    // A used value without a definition (not in a verified block) keeps a slot of its own.
-    for op in &block.ops {
-        super::for_each_use(op, |v| {
-            if let (Some(slot), Some(ty)) = (new_of.get_mut(v.0 as usize), block.value_type(v)) {
-                if *slot == NONE {
-                    *slot = values.len() as u32;
-                    values.push(ty);
-                }
-            }
-        });
-    }
-    let map = |v: Value| Value(new_of.get(v.0 as usize).copied().unwrap_or(v.0));
+    let mut r = Renumber::default();
+    r.reset(block.values.len());
     for op in block.ops.iter_mut() {
-        map_uses(op, map);
+        r.op(op, &block.values);
+    }
+    r.finish(&mut block.values);
+}
+
+/// The renumbering, one op at a time in block order: a value gets the next number where it is
+/// first seen, which in a verified block is its definition. (A used value without a definition,
+/// not in a verified block, gets a number of its own where it is first used.)
+#[derive(Default)]
+pub(crate) struct Renumber {
+    new_of: Vec<u32>,
+    values: Vec<Type>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Renumber {
+    /// Start a block of `values` values.
+    pub(crate) fn reset(&mut self, values: usize) {
+        self.new_of.clear();
+        self.new_of.resize(values, NONE);
+        self.values.clear();
+    }
+
+    /// Renumber the values `op` uses and defines; `types` is the block's value table.
+    #[inline]
+    pub(crate) fn op(&mut self, op: &mut Op, types: &[Type]) {
+        let Renumber { new_of, values } = self;
+        let mut map = |v: Value| {
+            let (Some(slot), Some(&ty)) = (new_of.get_mut(v.0 as usize), types.get(v.0 as usize))
+            else {
+                return v;
+            };
+            if *slot == NONE {
+                *slot = values.len() as u32;
+                values.push(ty);
+            }
+            Value(*slot)
+        };
+        map_uses(op, &mut map);
         set_dst(op, map);
     }
-    block.values = values;
+
+    /// Replace the block's value table `types` by the renumbered one.
+    pub(crate) fn finish(&self, types: &mut Vec<Type>) {
+        types.clear();
+        types.extend_from_slice(&self.values);
+    }
 }
 
 /// Rewrite the value `op` defines, if any.
-fn set_dst(op: &mut Op, f: impl Fn(Value) -> Value) {
+fn set_dst(op: &mut Op, mut f: impl FnMut(Value) -> Value) {
     match op {
         Op::Const { dst, .. }
         | Op::Mov { dst, .. }
@@ -64,7 +93,6 @@ fn set_dst(op: &mut Op, f: impl Fn(Value) -> Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::Type;
     use crate::opt::test_util::{block, ops_text};
 
     #[test]

@@ -5,28 +5,69 @@
 
 use super::map_uses;
 use crate::interp::{eval_binary, eval_cond, eval_ext, eval_unary};
-use crate::ir::{BinOp, Cond, IrBlock, Label, Op, Type, UnOp, Value};
+use crate::ir::{BinOp, Cond, IrBlock, Op, Type, UnOp, Value};
 
 /// Fold constants in `block` in place. Moves it creates (and finds) are propagated to later
 /// uses as it goes, so one run folds through them.
 pub fn const_fold(block: &mut IrBlock) {
-    // Values are defined once, before use in linear order, so a constant stays one.
-    let mut known: Vec<Option<u128>> = vec![None; block.values.len()];
+    let mut folder = Folder::default();
+    folder.reset(block.values.len());
     let mut alias: Vec<Value> = (0..block.values.len() as u32).map(Value).collect();
-    let get = |known: &[Option<u128>], v: Value| known.get(v.0 as usize).copied().flatten();
     // Branches that are never taken, removed at the end.
     let mut dead: Vec<usize> = Vec::new();
-    for (i, slot) in block.ops.iter_mut().enumerate() {
-        map_uses(slot, |v| alias.get(v.0 as usize).copied().unwrap_or(v));
-        let op = std::mem::replace(slot, Op::Br(Label(0)));
-        let new = match op {
-            Op::Const { dst, ty, imm } => {
-                set(&mut known, dst, u128::from(imm) & ty.mask());
-                op
+    for (i, op) in block.ops.iter_mut().enumerate() {
+        map_uses(op, |v| alias.get(v.0 as usize).copied().unwrap_or(v));
+        if !folder.fold(op) {
+            dead.push(i);
+        } else if let Op::Mov { dst, src, .. } = *op {
+            if let Some(a) = alias.get_mut(dst.0 as usize) {
+                *a = src;
             }
-            Op::Mov { dst, ty, src } => match get(&known, src) {
-                Some(c) => constant(&mut known, dst, ty, c).unwrap_or(op),
-                None => op,
+        }
+    }
+    if !dead.is_empty() {
+        let mut i = 0;
+        block.ops.retain(|_| {
+            let keep = dead.binary_search(&i).is_err();
+            i += 1;
+            keep
+        });
+    }
+}
+
+/// The folding state of one block: the constants known so far (values are defined once,
+/// before use in linear order, so a constant stays one). [`super::optimize`] drives it op by
+/// op together with the other forward passes.
+#[derive(Default)]
+pub(crate) struct Folder {
+    known: Vec<Option<u128>>,
+}
+
+impl Folder {
+    /// Start a block of `values` values.
+    pub(crate) fn reset(&mut self, values: usize) {
+        self.known.clear();
+        self.known.resize(values, None);
+    }
+
+    /// Fold `op` in place, whose uses are already rewritten through earlier moves; `false`
+    /// for a conditional branch that is never taken (to be removed).
+    ///
+    /// Ops are rewritten in place, field by field, and only when they change: copying a whole
+    /// op just after writing some of its fields stalls on store forwarding, which was most of
+    /// the optimizer's time.
+    #[inline]
+    pub(crate) fn fold(&mut self, slot: &mut Op) -> bool {
+        let known = &mut self.known;
+        let get = |known: &[Option<u128>], v: Value| known.get(v.0 as usize).copied().flatten();
+        let new = match *slot {
+            Op::Const { dst, ty, imm } => {
+                set(known, dst, u128::from(imm) & ty.mask());
+                None
+            }
+            Op::Mov { dst, ty, src } => match get(known, src) {
+                Some(c) => constant(known, dst, ty, c),
+                None => None,
             },
             Op::Binary {
                 op: bop,
@@ -34,11 +75,9 @@ pub fn const_fold(block: &mut IrBlock) {
                 dst,
                 a,
                 b,
-            } => match (get(&known, a), get(&known, b)) {
-                (Some(x), Some(y)) => {
-                    constant(&mut known, dst, ty, eval_binary(bop, ty, x, y)).unwrap_or(op)
-                }
-                (ca, cb) => identity(&mut known, bop, ty, dst, a, b, ca, cb).unwrap_or(op),
+            } => match (get(known, a), get(known, b)) {
+                (Some(x), Some(y)) => constant(known, dst, ty, eval_binary(bop, ty, x, y)),
+                (ca, cb) => identity(known, bop, ty, dst, a, b, ca, cb),
             },
             // A bitcast result may be a float; keep it an op (backends may not take float
             // constants).
@@ -47,9 +86,9 @@ pub fn const_fold(block: &mut IrBlock) {
                 ty,
                 dst,
                 src,
-            } if uop != UnOp::Bitcast => match get(&known, src) {
-                Some(x) => constant(&mut known, dst, ty, eval_unary(uop, ty, x)).unwrap_or(op),
-                None => op,
+            } if uop != UnOp::Bitcast => match get(known, src) {
+                Some(x) => constant(known, dst, ty, eval_unary(uop, ty, x)),
+                None => None,
             },
             Op::Ext {
                 kind,
@@ -57,9 +96,9 @@ pub fn const_fold(block: &mut IrBlock) {
                 to,
                 dst,
                 src,
-            } => match get(&known, src) {
-                Some(x) => constant(&mut known, dst, to, eval_ext(kind, from, to, x)).unwrap_or(op),
-                None => op,
+            } => match get(known, src) {
+                Some(x) => constant(known, dst, to, eval_ext(kind, from, to, x)),
+                None => None,
             },
             Op::SetCond {
                 cond,
@@ -67,9 +106,9 @@ pub fn const_fold(block: &mut IrBlock) {
                 dst,
                 a,
                 b,
-            } => match decide(&known, cond, ty, a, b) {
-                Some(t) => constant(&mut known, dst, Type::I8, u128::from(t)).unwrap_or(op),
-                None => op,
+            } => match decide(known, cond, ty, a, b) {
+                Some(t) => constant(known, dst, Type::I8, u128::from(t)),
+                None => None,
             },
             Op::Select {
                 ty,
@@ -81,16 +120,16 @@ pub fn const_fold(block: &mut IrBlock) {
                 let pick = if a == b {
                     Some(a)
                 } else {
-                    get(&known, cond_val).map(|c| if c & 0xff != 0 { a } else { b })
+                    get(known, cond_val).map(|c| if c & 0xff != 0 { a } else { b })
                 };
                 match pick {
-                    Some(src) => match get(&known, src) {
+                    Some(src) => match get(known, src) {
                         Some(c) => {
-                            constant(&mut known, dst, ty, c).unwrap_or(Op::Mov { dst, ty, src })
+                            Some(constant(known, dst, ty, c).unwrap_or(Op::Mov { dst, ty, src }))
                         }
-                        None => Op::Mov { dst, ty, src },
+                        None => Some(Op::Mov { dst, ty, src }),
                     },
-                    None => op,
+                    None => None,
                 }
             }
             Op::BrCond {
@@ -99,30 +138,17 @@ pub fn const_fold(block: &mut IrBlock) {
                 a,
                 b,
                 label,
-            } => match decide(&known, cond, ty, a, b) {
-                Some(true) => Op::Br(label),
-                Some(false) => {
-                    dead.push(i);
-                    op
-                }
-                None => op,
+            } => match decide(known, cond, ty, a, b) {
+                Some(true) => Some(Op::Br(label)),
+                Some(false) => return false,
+                None => None,
             },
-            other => other,
+            _ => None,
         };
-        if let Op::Mov { dst, src, .. } = new {
-            if let Some(a) = alias.get_mut(dst.0 as usize) {
-                *a = src;
-            }
+        if let Some(new) = new {
+            *slot = new;
         }
-        *slot = new;
-    }
-    if !dead.is_empty() {
-        let mut i = 0;
-        block.ops.retain(|_| {
-            let keep = dead.binary_search(&i).is_err();
-            i += 1;
-            keep
-        });
+        true
     }
 }
 

@@ -9,16 +9,93 @@
 use super::for_each_use;
 use crate::ir::{IrBlock, Op};
 
+/// Flags of one op in [`mark_kept`] and [`sweep`].
+/// The op is already deleted by an earlier pass (a dead store, a branch never taken): it
+/// neither runs nor uses anything.
+pub(crate) const REMOVED: u8 = 1;
+/// Control can reach the op ([`Reach`]).
+pub(crate) const REACHABLE: u8 = 2;
+/// The op stays.
+pub(crate) const KEEP: u8 = 4;
+
 /// Remove dead code from `block` in place.
 pub fn dead_code(block: &mut IrBlock) {
-    let reachable = reachability(block);
-    let last_reachable = reachable.iter().rposition(|&r| r);
-    let mut needed = vec![false; block.values.len()];
-    let mut keep = vec![false; block.ops.len()];
-    for (i, op) in block.ops.iter().enumerate().rev() {
+    let mut flags = vec![0u8; block.ops.len()];
+    let mut reach = Reach::default();
+    reach.reset(block.labels);
+    for (op, f) in block.ops.iter().zip(flags.iter_mut()) {
+        if reach.step(op) {
+            *f |= REACHABLE;
+        }
+    }
+    mark_kept(&block.ops, &mut flags, block.values.len(), &mut Vec::new());
+    let dropped = sweep(&mut block.ops, &flags, |_| {});
+    block.insn_count = block.insn_count.saturating_sub(dropped);
+}
+
+/// Whether each op can run, one op at a time in block order. Branches only go forward, so one
+/// walk decides it: a label is reachable if control falls into it or a reachable branch
+/// earlier targets it.
+#[derive(Default)]
+pub(crate) struct Reach {
+    targeted: Vec<bool>,
+    live: bool,
+}
+
+impl Reach {
+    /// Start a block with `labels` labels.
+    pub(crate) fn reset(&mut self, labels: u32) {
+        self.targeted.clear();
+        self.targeted.resize(labels as usize, false);
+        self.live = true;
+    }
+
+    /// Whether `op`, the next op of the block, is reachable.
+    #[inline]
+    pub(crate) fn step(&mut self, op: &Op) -> bool {
+        if let Op::Label(l) = op {
+            self.live |= self.targeted.get(l.0 as usize).copied().unwrap_or(true);
+        }
+        let live = self.live;
+        if live {
+            match op {
+                Op::Br(l) | Op::BrCond { label: l, .. } => {
+                    if let Some(t) = self.targeted.get_mut(l.0 as usize) {
+                        *t = true;
+                    }
+                    if matches!(op, Op::Br(_)) {
+                        self.live = false;
+                    }
+                }
+                Op::Exit(_) => self.live = false,
+                _ => {}
+            }
+        }
+        live
+    }
+}
+
+/// Set [`KEEP`] on the ops that stay, given [`REACHABLE`] and [`REMOVED`] (`needed` is
+/// scratch space). Returns the number of kept ops that define a value.
+pub(crate) fn mark_kept(
+    ops: &[Op],
+    flags: &mut [u8],
+    values: usize,
+    needed: &mut Vec<bool>,
+) -> usize {
+    let last_reachable = flags
+        .iter()
+        .rposition(|&f| f & (REACHABLE | REMOVED) == REACHABLE);
+    needed.clear();
+    needed.resize(values, false);
+    let mut defs = 0;
+    for (i, (op, f)) in ops.iter().zip(flags.iter_mut()).enumerate().rev() {
+        if *f & REMOVED != 0 {
+            continue;
+        }
         let dst = crate::ir::print::op_dst(op);
         let dst_needed = dst.is_some_and(|d| needed.get(d.0 as usize).copied().unwrap_or(true));
-        let k = if reachable.get(i).copied().unwrap_or(true) {
+        let k = if *f & REACHABLE != 0 {
             !is_pure(op) || dst_needed
         } else {
             // Unreachable: keep instruction numbering for reachable code after it, and any
@@ -26,10 +103,9 @@ pub fn dead_code(block: &mut IrBlock) {
             (matches!(op, Op::InsnStart { .. }) && last_reachable.is_some_and(|l| l > i))
                 || dst_needed
         };
-        if let Some(slot) = keep.get_mut(i) {
-            *slot = k;
-        }
         if k {
+            *f |= KEEP;
+            defs += usize::from(dst.is_some());
             for_each_use(op, |v| {
                 if let Some(n) = needed.get_mut(v.0 as usize) {
                     *n = true;
@@ -37,57 +113,41 @@ pub fn dead_code(block: &mut IrBlock) {
             });
         }
     }
-    let mut dropped_insns = 0u32;
-    let mut out = Vec::with_capacity(block.ops.len());
-    for (op, k) in std::mem::take(&mut block.ops).into_iter().zip(keep) {
-        if k {
-            out.push(op);
-        } else if matches!(op, Op::InsnStart { .. }) {
-            dropped_insns += 1;
-        }
-    }
-    // `br L` straight into `L:` is a fallthrough.
-    let mut i = 0;
-    while i + 1 < out.len() {
-        if let (Some(Op::Br(a)), Some(Op::Label(b))) = (out.get(i), out.get(i + 1)) {
-            if a == b {
-                out.remove(i);
-                continue;
-            }
-        }
-        i += 1;
-    }
-    block.ops = out;
-    block.insn_count = block.insn_count.saturating_sub(dropped_insns);
+    defs
 }
 
-/// Whether each op can run. Branches only go forward, so one pass decides it: a label is
-/// reachable if control falls into it or a reachable branch earlier targets it.
-fn reachability(block: &IrBlock) -> Vec<bool> {
-    let mut targeted = vec![false; block.labels as usize];
-    let mut live = true;
-    let mut out = Vec::with_capacity(block.ops.len());
-    for op in &block.ops {
-        if let Op::Label(l) = op {
-            live |= targeted.get(l.0 as usize).copied().unwrap_or(true);
+/// Keep the ops marked [`KEEP`] (passing each through `f`), in place, and drop a `br L`
+/// straight into `L:` (a fallthrough). Returns the number of `insn` ops dropped.
+pub(crate) fn sweep(ops: &mut Vec<Op>, flags: &[u8], mut f: impl FnMut(&mut Op)) -> u32 {
+    let mut dropped_insns = 0u32;
+    let mut w = 0usize;
+    for r in 0..ops.len() {
+        let (Some(op), Some(&fl)) = (ops.get(r), flags.get(r)) else {
+            break;
+        };
+        if fl & KEEP == 0 {
+            if fl & REMOVED == 0 && matches!(op, Op::InsnStart { .. }) {
+                dropped_insns += 1;
+            }
+            continue;
         }
-        out.push(live);
-        if live {
-            match op {
-                Op::Br(l) | Op::BrCond { label: l, .. } => {
-                    if let Some(t) = targeted.get_mut(l.0 as usize) {
-                        *t = true;
-                    }
-                    if matches!(op, Op::Br(_)) {
-                        live = false;
-                    }
-                }
-                Op::Exit(_) => live = false,
-                _ => {}
+        if let Op::Label(l) = *op {
+            if w > 0 && ops.get(w - 1) == Some(&Op::Br(l)) {
+                w -= 1;
             }
         }
+        // Move the op, then rewrite it in place (not the other way round: a copy of an op
+        // whose fields were just written stalls on store forwarding).
+        if w != r {
+            ops.swap(w, r);
+        }
+        if let Some(slot) = ops.get_mut(w) {
+            f(slot);
+        }
+        w += 1;
     }
-    out
+    ops.truncate(w);
+    dropped_insns
 }
 
 /// Ops with no effect but their result. Loads may fault and calls may do anything, so they

@@ -10,6 +10,7 @@
 //!   memory access (it may fault and exit), no helper that reads state or may raise, and no
 //!   label, branch or exit.
 
+use crate::helper::HelperDef;
 use crate::ir::{IrBlock, Op, Type, Value};
 
 #[derive(Clone, Copy)]
@@ -27,13 +28,43 @@ fn overlaps(a_off: u32, a_ty: Type, b_off: u32, b_ty: Type) -> bool {
 
 /// Remove redundant global loads and stores in `block` in place.
 pub fn redundant_globals(block: &mut IrBlock) {
-    forward_loads(block);
-    remove_dead_stores(block);
+    let mut fwd = Forwarder::default();
+    for op in block.ops.iter_mut() {
+        fwd.step(op, &block.helpers);
+    }
+    let mut stores = DeadStores::default();
+    let mut dead = vec![false; block.ops.len()];
+    for (i, op) in block.ops.iter().enumerate() {
+        stores.step(i, op, &block.helpers, |j| {
+            if let Some(d) = dead.get_mut(j) {
+                *d = true;
+            }
+        });
+    }
+    let mut i = 0;
+    block.ops.retain(|_| {
+        let keep = !dead.get(i).copied().unwrap_or(false);
+        i += 1;
+        keep
+    });
 }
 
-fn forward_loads(block: &mut IrBlock) {
-    let mut known: Vec<Known> = Vec::new();
-    for op in block.ops.iter_mut() {
+/// Load forwarding, one op at a time in block order.
+#[derive(Default)]
+pub(crate) struct Forwarder {
+    known: Vec<Known>,
+}
+
+impl Forwarder {
+    /// Start a block.
+    pub(crate) fn reset(&mut self) {
+        self.known.clear();
+    }
+
+    /// Turn `op` into a `mov` if it loads a known global; record what it makes known.
+    #[inline]
+    pub(crate) fn step(&mut self, op: &mut Op, helpers: &[&'static HelperDef]) {
+        let known = &mut self.known;
         match *op {
             Op::LoadGlobal { dst, ty, offset } => {
                 if let Some(k) = known.iter().find(|k| k.offset == offset && k.ty == ty) {
@@ -59,8 +90,7 @@ fn forward_loads(block: &mut IrBlock) {
                 });
             }
             Op::Call { helper, .. }
-                if block
-                    .helpers
+                if helpers
                     .get(helper.0 as usize)
                     .is_none_or(|h| h.effects.writes_state) =>
             {
@@ -72,11 +102,30 @@ fn forward_loads(block: &mut IrBlock) {
     }
 }
 
-fn remove_dead_stores(block: &mut IrBlock) {
-    // Stores not yet observed: (op index, offset, type).
-    let mut pending: Vec<(usize, u32, Type)> = Vec::new();
-    let mut dead = vec![false; block.ops.len()];
-    for (i, op) in block.ops.iter().enumerate() {
+/// Dead-store detection, one op at a time in block order (after load forwarding: a
+/// forwarded load observes nothing).
+#[derive(Default)]
+pub(crate) struct DeadStores {
+    /// Stores not yet observed: (op index, offset, type).
+    pending: Vec<(usize, u32, Type)>,
+}
+
+impl DeadStores {
+    /// Start a block.
+    pub(crate) fn reset(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Look at op `i`; `dead(j)` for each earlier store it proves dead.
+    #[inline]
+    pub(crate) fn step(
+        &mut self,
+        i: usize,
+        op: &Op,
+        helpers: &[&'static HelperDef],
+        mut dead: impl FnMut(usize),
+    ) {
+        let pending = &mut self.pending;
         match *op {
             Op::StoreGlobal { ty, offset, .. } => {
                 let (o, end) = (u64::from(offset), u64::from(offset) + u64::from(ty.bytes()));
@@ -84,9 +133,7 @@ fn remove_dead_stores(block: &mut IrBlock) {
                     let (p0, p1) = (u64::from(po), u64::from(po) + u64::from(pty.bytes()));
                     let covered = o <= p0 && p1 <= end;
                     if covered {
-                        if let Some(d) = dead.get_mut(j) {
-                            *d = true;
-                        }
+                        dead(j);
                     }
                     !covered
                 });
@@ -96,8 +143,7 @@ fn remove_dead_stores(block: &mut IrBlock) {
                 pending.retain(|&(_, po, pty)| !overlaps(po, pty, offset, ty));
             }
             Op::Call { helper, .. } => {
-                let observes = block
-                    .helpers
+                let observes = helpers
                     .get(helper.0 as usize)
                     .is_none_or(|h| h.effects.reads_state || h.effects.may_raise);
                 if observes {
@@ -113,12 +159,6 @@ fn remove_dead_stores(block: &mut IrBlock) {
             _ => {}
         }
     }
-    let mut i = 0;
-    block.ops.retain(|_| {
-        let keep = !dead.get(i).copied().unwrap_or(false);
-        i += 1;
-        keep
-    });
 }
 
 #[cfg(test)]

@@ -1,7 +1,17 @@
 //! Optimizer passes over one [`IrBlock`] (DESIGN.md §2): small free functions, one per file,
 //! each preserving the block's observable behaviour exactly (guest state, memory, exits,
-//! instruction counts). [`optimize`] runs them all; in debug builds the verifier runs after
-//! every pass, and a failure is a bug in that pass (never a guest fault), so it panics.
+//! instruction counts). [`optimize`] runs them all.
+//!
+//! Each pass is also written as a step over one op (`globals::Forwarder`,
+//! `globals::DeadStores`, `const_fold::Folder`, `dce::Reach`, `compact::Renumber`), and
+//! [`optimize`] drives the steps of all passes in three walks over the block instead of a
+//! dozen: translation of cold code is a large share of a boot (~47 k blocks), and the passes
+//! run one by one spent most of their time re-reading ops and allocating tables. The result is
+//! the block the passes produce one after the other in the order of [`PIPELINE`] (a test
+//! checks this on random blocks). Ops are rewritten in place, field by field: copying an op
+//! whole just after writing some of its fields stalls on store forwarding, which was most of
+//! the passes' time. In debug builds the verifier checks the result, and a
+//! failure is a bug in a pass (never a guest fault), so it panics.
 
 pub mod compact;
 pub mod const_fold;
@@ -12,7 +22,8 @@ pub mod globals;
 mod random_tests;
 
 use crate::ir::verify::verify;
-use crate::ir::IrBlock;
+use crate::ir::{IrBlock, Op, Type, Value};
+use std::cell::RefCell;
 
 /// A pass: rewrites a verified block into an equivalent verified block.
 pub type Pass = fn(&mut IrBlock);
@@ -21,7 +32,7 @@ pub type Pass = fn(&mut IrBlock);
 /// Forwarding globals creates `Mov`s for copy propagation; folding propagates the moves it
 /// makes itself; dead-code elimination removes what the others made unused, and compaction
 /// renumbers what is left.
-const PIPELINE: [(&str, Pass); 5] = [
+pub const PIPELINE: [(&str, Pass); 5] = [
     ("globals", globals::redundant_globals),
     ("copy_prop", copy_prop::copy_propagate),
     ("const_fold", const_fold::const_fold),
@@ -29,8 +40,9 @@ const PIPELINE: [(&str, Pass); 5] = [
     ("compact", compact::compact_values),
 ];
 
-/// Run every pass on a verified block.
-pub fn optimize(block: &mut IrBlock) {
+/// Run the passes of [`PIPELINE`] one after the other, verifying after each in debug builds:
+/// the reference for [`optimize`], and a way to find which pass broke a block.
+pub fn optimize_by_passes(block: &mut IrBlock) {
     for (name, pass) in PIPELINE {
         pass(block);
         if cfg!(debug_assertions) {
@@ -41,7 +53,107 @@ pub fn optimize(block: &mut IrBlock) {
     }
 }
 
+/// The passes' state, kept between blocks so translation allocates no tables.
+#[derive(Default)]
+struct Scratch {
+    /// `alias[v]`: the value `v` copies (copy propagation and the moves folding makes).
+    alias: Vec<Value>,
+    forward: globals::Forwarder,
+    stores: globals::DeadStores,
+    folder: const_fold::Folder,
+    reach: dce::Reach,
+    /// Per op: `dce::{REMOVED, REACHABLE, KEEP}`.
+    flags: Vec<u8>,
+    needed: Vec<bool>,
+    renumber: compact::Renumber,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// Run every pass of [`PIPELINE`] on a verified block, fused into three walks.
+pub fn optimize(block: &mut IrBlock) {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => optimize_with(block, &mut s),
+        Err(_) => optimize_with(block, &mut Scratch::default()),
+    });
+    if cfg!(debug_assertions) {
+        if let Err(e) = verify(block) {
+            panic!("the IR optimizer produced an invalid block: {e}\n{block}");
+        }
+    }
+}
+
+fn optimize_with(block: &mut IrBlock, s: &mut Scratch) {
+    let n = block.values.len();
+    s.alias.clear();
+    s.alias.extend((0..n as u32).map(Value));
+    s.forward.reset();
+    s.stores.reset();
+    s.folder.reset(n);
+    s.reach.reset(block.labels);
+    s.flags.clear();
+    s.flags.resize(block.ops.len(), 0);
+    let Scratch {
+        alias,
+        forward,
+        stores,
+        folder,
+        reach,
+        flags,
+        needed,
+        renumber,
+    } = s;
+    // Walk 1, forward: globals, copy propagation, constant folding and reachability.
+    for (i, op) in block.ops.iter_mut().enumerate() {
+        map_uses(op, |v| alias.get(v.0 as usize).copied().unwrap_or(v));
+        forward.step(op, &block.helpers);
+        if let Op::Mov { dst, src, .. } = *op {
+            if let Some(a) = alias.get_mut(dst.0 as usize) {
+                *a = src;
+            }
+        }
+        stores.step(i, op, &block.helpers, |j| {
+            if let Some(f) = flags.get_mut(j) {
+                *f |= dce::REMOVED;
+            }
+        });
+        let flag = if !folder.fold(op) {
+            dce::REMOVED
+        } else {
+            if let Op::Mov { dst, src, .. } = *op {
+                if let Some(a) = alias.get_mut(dst.0 as usize) {
+                    *a = src;
+                }
+            }
+            if reach.step(op) {
+                dce::REACHABLE
+            } else {
+                0
+            }
+        };
+        if let Some(f) = flags.get_mut(i) {
+            *f |= flag;
+        }
+    }
+    // Walk 2, backward: which ops stay.
+    let defs = dce::mark_kept(&block.ops, flags, n, needed);
+    // Walk 3, forward: drop the rest and renumber the values that remain.
+    let dropped = if defs == n {
+        dce::sweep(&mut block.ops, flags, |_| {})
+    } else {
+        renumber.reset(n);
+        let types: &[Type] = &block.values;
+        let dropped = dce::sweep(&mut block.ops, flags, |op| renumber.op(op, types));
+        renumber.finish(&mut block.values);
+        dropped
+    };
+    block.insn_count = block.insn_count.saturating_sub(dropped);
+}
+
 /// Rewrite every *used* value of `op` through `f` (definitions are left alone).
+#[inline]
 pub(crate) fn map_uses(
     op: &mut crate::ir::Op,
     mut f: impl FnMut(crate::ir::Value) -> crate::ir::Value,
@@ -84,6 +196,7 @@ pub(crate) fn map_uses(
 }
 
 /// Call `f` on every value `op` uses.
+#[inline]
 pub(crate) fn for_each_use(op: &crate::ir::Op, mut f: impl FnMut(crate::ir::Value)) {
     use crate::ir::{Op, Terminal};
     match op {

@@ -400,6 +400,29 @@ fn optimized_random_blocks_behave_the_same() {
     );
 }
 
+/// The fused pipeline (`optimize`) makes exactly the block the passes make one by one
+/// (`optimize_by_passes`), ops, value table and instruction count alike.
+#[test]
+fn fused_pipeline_equals_the_passes_in_order() {
+    let n: u64 = std::env::var("EMU_OPT_RANDOM_BLOCKS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    for seed in 0..n {
+        let block = Gen::block(seed);
+        let mut fused = block.clone();
+        super::optimize(&mut fused);
+        let mut passes = block.clone();
+        super::optimize_by_passes(&mut passes);
+        assert!(
+            fused.ops == passes.ops
+                && fused.values == passes.values
+                && fused.insn_count == passes.insn_count,
+            "seed {seed}: fused\n{fused}\n---\npasses\n{passes}\n---\ninput\n{block}"
+        );
+    }
+}
+
 /// The optimized random blocks also run the same on tier 1 (Cranelift), before and after
 /// optimization: the optimizer's output is what the engine compiles.
 #[test]
