@@ -32,7 +32,11 @@ impl VirtualTime {
 
     /// Move time forward to `ns` (never backwards).
     pub fn advance_to(&self, ns: u64) {
-        self.ns.fetch_max(ns, Ordering::AcqRel);
+        // Harts publish at every run-loop turn and device access, often a time already
+        // published: skip the locked read-modify-write then.
+        if ns > self.ns.load(Ordering::Acquire) {
+            self.ns.fetch_max(ns, Ordering::AcqRel);
+        }
     }
 
     /// `mtime` at the current virtual time.

@@ -48,6 +48,8 @@ impl Guest for RiscvCpu {
         riscv_helpers()
     }
 
+    // Inlined into the engine's dispatch loop, which asks several times per block lookup.
+    #[inline]
     fn common(&mut self) -> &mut CpuCommon {
         &mut self.common
     }

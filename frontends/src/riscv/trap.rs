@@ -7,6 +7,7 @@ use emu_jit::ir::HelperEffects;
 
 use super::cpu::{Privilege, RiscvCpu};
 use super::csr::*;
+use emu_devices::clock::NS_PER_MTIME_TICK;
 
 /// Synchronous exceptions, named after the Privileged ISA Table 3.6, with their trap value
 /// (xtval) where the architecture gives one.
@@ -172,7 +173,10 @@ impl RiscvCpu {
         let mut mip = self.csr.mip | (lines & (MIP_MEIP | MIP_MTIP | MIP_MSIP | MIP_SEIP));
         if self.csr.menvcfg & MENVCFG_STCE != 0 {
             mip &= !MIP_STIP;
-            if self.mtime() >= self.csr.stimecmp {
+            // The hart's own time, as `mtime()` gives it, without publishing it to the devices
+            // (a locked read-modify-write): the run loop asks at every turn.
+            let mtime = self.clock.now_ns(self.common.insn_count) / NS_PER_MTIME_TICK;
+            if mtime >= self.csr.stimecmp {
                 mip |= MIP_STIP;
             }
         }
