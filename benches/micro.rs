@@ -340,6 +340,30 @@ mod interp {
         });
     }
 
+    /// Pre-decoded copies of the block in `tier0_cold`: ~2 KiB each, 16 MiB in all, past the
+    /// L2 cache, as a boot's cold code is (47 k blocks, each run ~100 times before tier-up).
+    const COLD_COPIES: usize = 8192;
+
+    /// One iteration: the interpreter runs one of [`COLD_COPIES`] separately decoded copies of
+    /// the optimized 32-instruction block, in a scattered order, so its ops come from L3 or
+    /// memory rather than L1 (the guest data stays hot). Counter: guest instructions.
+    #[divan::bench(sample_size = 64)]
+    fn tier0_cold(bencher: Bencher) {
+        let mut cpu = hart(&[BLOCK]);
+        let block = lift_optimized(&mut cpu, BLOCK);
+        let copies: Vec<InterpBlock> = (0..COLD_COPIES).map(|_| InterpBlock::new(&block)).collect();
+        // SAFETY: `cpu` is a live RiscvCpu borrowed only here; the block was lifted for it.
+        let exit = unsafe { copies[0].run(cpu.state_ptr()) };
+        check_exit(&cpu, exit);
+        // An odd stride over a power-of-two count visits every copy, scattered.
+        let mut i = 0usize;
+        bencher.counter(ItemsCount::new(BLOCK)).bench_local(|| {
+            i = (i + 2897) % COLD_COPIES;
+            // SAFETY: as above.
+            unsafe { black_box(&copies[i]).run(cpu.state_ptr()) }
+        });
+    }
+
     /// One iteration: the same block compiled by Cranelift (once, with `Compiler` +
     /// `CodeArena`, no chaining) runs once, entered through the arena's trampoline as the
     /// engine enters a block from its run loop. Counter: guest instructions.

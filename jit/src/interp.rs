@@ -29,6 +29,7 @@ use crate::env::{read_host, tlb_hit, tlb_index, write_host, CpuCommon, NB_MMU_MO
 use crate::exec::BlockExit;
 use crate::helper::HelperFn;
 use crate::ir::*;
+use std::cell::RefCell;
 
 // ---------------------------------------------------------------------------------------------
 // Value semantics, on u128 bit patterns masked to the type's width.
@@ -206,14 +207,35 @@ pub fn eval_cond(cond: Cond, ty: Type, a: u128, b: u128) -> bool {
 /// The index type of a decoded block (register-file slots, instruction numbers, op indices,
 /// side-table indices): `u16` for every block a frontend makes, so an op is 16 bytes (fewer
 /// cache lines per block run), `u32` for blocks too large for that.
-trait Idx: Copy + std::fmt::Debug + Send + Sync + 'static {
+trait Idx: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
     const ZERO: Self;
     fn new(i: usize) -> Option<Self>;
     fn ix(self) -> usize;
+    /// Run `f` with this thread's decoder tables for this index type.
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch<Self>) -> R) -> R;
+}
+
+thread_local! {
+    static SCRATCH_16: RefCell<Scratch<u16>> = RefCell::new(Scratch::default());
+    static SCRATCH_32: RefCell<Scratch<u32>> = RefCell::new(Scratch::default());
+}
+
+/// Run `f` with the scratch tables in `key`, or fresh ones if they are in use.
+fn with_scratch_in<I: Idx, R>(
+    key: &'static std::thread::LocalKey<RefCell<Scratch<I>>>,
+    f: impl FnOnce(&mut Scratch<I>) -> R,
+) -> R {
+    key.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 impl Idx for u16 {
     const ZERO: u16 = 0;
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch<u16>) -> R) -> R {
+        with_scratch_in(&SCRATCH_16, f)
+    }
     fn new(i: usize) -> Option<u16> {
         u16::try_from(i).ok()
     }
@@ -225,6 +247,9 @@ impl Idx for u16 {
 
 impl Idx for u32 {
     const ZERO: u32 = 0;
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch<u32>) -> R) -> R {
+        with_scratch_in(&SCRATCH_32, f)
+    }
     fn new(i: usize) -> Option<u32> {
         u32::try_from(i).ok()
     }
@@ -789,6 +814,7 @@ struct FlushList {
 }
 
 /// The decoder's pending global stores (see [`D::Flush`]).
+#[derive(Default)]
 struct Deferred<I> {
     pending: Vec<GStore<I>>,
     seq: u32,
@@ -797,13 +823,11 @@ struct Deferred<I> {
 }
 
 impl<I: Idx> Deferred<I> {
-    fn new() -> Self {
-        Deferred {
-            pending: Vec::new(),
-            seq: 0,
-            gstores: Vec::new(),
-            lists: Vec::new(),
-        }
+    fn reset(&mut self) {
+        self.pending.clear();
+        self.seq = 0;
+        self.gstores.clear();
+        self.lists.clear();
     }
 
     fn store(&mut self, off: u32, val: GVal<I>) {
@@ -911,6 +935,29 @@ const SLOTS_M: usize = 32;
 const SLOTS_L: usize = 64;
 const SLOTS_XL: usize = 128;
 
+/// Bytes of a block's ops [`prefetch`] asks for.
+const PREFETCH_BYTES: usize = 4096;
+
+/// Ask the cache for the first [`PREFETCH_BYTES`] of `ops` at once. Cold blocks (a boot runs
+/// ~47 k of them ~100 times each before tier-up) otherwise miss on their op list one line at
+/// a time as the executor reaches it; requested together, the misses overlap.
+#[inline(always)]
+fn prefetch<T>(ops: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = ops.as_ptr().cast::<i8>();
+        let bytes = std::mem::size_of_val(ops).min(PREFETCH_BYTES);
+        for off in (0..bytes).step_by(64) {
+            // SAFETY: `off` is inside the slice, and a prefetch has no effect on the program's
+            // state (it never faults).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ops;
+}
+
 impl InterpBlock {
     /// Pre-decode `block`, which must be verified ([`crate::ir::verify::verify`]).
     pub fn new(block: &IrBlock) -> InterpBlock {
@@ -945,10 +992,45 @@ impl InterpBlock {
     }
 }
 
+/// The tables `decode` needs only while it runs, kept per thread so that pre-decoding a block
+/// allocates only what the block keeps, each at its final size.
+#[derive(Default)]
+struct Scratch<I> {
+    slot_of: Vec<I>,
+    label_pos: Vec<u32>,
+    consts: Vec<Option<u64>>,
+    ops: Vec<D<I>>,
+    calls: Vec<CallInfo<I>>,
+    defer: Deferred<I>,
+    targets: Vec<bool>,
+    reads: Vec<u32>,
+    remap: Vec<u32>,
+    kept: Vec<D<I>>,
+}
+
 /// Decode `block` with index type `I`; `None` if some index does not fit. Also returns the
 /// instruction pcs (`InterpBlock::pcs`).
 fn decode<I: Idx>(block: &IrBlock) -> Option<(Decoded<I>, Vec<u64>)> {
-    let mut slot_of = Vec::with_capacity(block.values.len());
+    I::with_scratch(|scratch| decode_with(block, scratch))
+}
+
+fn decode_with<I: Idx>(
+    block: &IrBlock,
+    scratch: &mut Scratch<I>,
+) -> Option<(Decoded<I>, Vec<u64>)> {
+    let Scratch {
+        slot_of,
+        label_pos,
+        consts,
+        ops,
+        calls,
+        defer,
+        targets,
+        reads,
+        remap,
+        kept,
+    } = scratch;
+    slot_of.clear();
     let mut slots = 0usize;
     for ty in &block.values {
         slot_of.push(I::new(slots)?);
@@ -956,20 +1038,24 @@ fn decode<I: Idx>(block: &IrBlock) -> Option<(Decoded<I>, Vec<u64>)> {
     }
     // Every slot index, including an I128's second half, fits `I`.
     I::new(slots)?;
+    let slot_of = &*slot_of;
     let s = |v: Value| slot_of.get(v.0 as usize).copied().unwrap_or(I::ZERO);
     // Label positions (the index of the decoded op after the label); branches hold the
     // label number until the fix-up after decoding.
-    let mut label_pos = vec![u32::MAX; block.labels as usize];
-    let mut ops = Vec::with_capacity(block.ops.len());
-    let mut calls = Vec::new();
-    let mut pcs = vec![block.start_pc];
+    label_pos.clear();
+    label_pos.resize(block.labels as usize, u32::MAX);
+    ops.clear();
+    calls.clear();
+    let mut pcs = Vec::with_capacity(block.insn_count as usize + 1);
+    pcs.push(block.start_pc);
     let mut at = 0usize;
     // `at` as an index.
     let mut at_i = I::ZERO;
     let mut goto_slot = 0usize;
     // Constants known at decode time (masked to their type), to fold `x op const`.
-    let mut consts: Vec<Option<u64>> = vec![None; block.values.len()];
-    let mut defer = Deferred::new();
+    consts.clear();
+    consts.resize(block.values.len(), None);
+    defer.reset();
     for op in &block.ops {
         // Where the state may be looked at, the pending global stores go first.
         let flush_first = match *op {
@@ -981,7 +1067,7 @@ fn decode<I: Idx>(block: &IrBlock) -> Option<(Decoded<I>, Vec<u64>)> {
             _ => false,
         };
         if flush_first {
-            defer.take(&mut ops)?;
+            defer.take(ops)?;
         }
         let d = match *op {
             // Instruction boundaries cost nothing at run time: the ops that need the
@@ -1076,19 +1162,16 @@ fn decode<I: Idx>(block: &IrBlock) -> Option<(Decoded<I>, Vec<u64>)> {
         ops.push(d);
     }
     // Only an unverified block can end with stores pending (it does not end in an exit).
-    defer.take(&mut ops)?;
-    let Deferred {
-        gstores,
-        lists: flushes,
-        ..
-    } = defer;
-    let mut targets = vec![false; ops.len() + 1];
-    for &p in &label_pos {
+    defer.take(ops)?;
+    targets.clear();
+    targets.resize(ops.len() + 1, false);
+    for &p in label_pos.iter() {
         if let Some(t) = targets.get_mut(p as usize) {
             *t = true;
         }
     }
-    let (mut ops, remap) = peephole(ops, &calls, &gstores, &targets);
+    peephole(ops, calls, &defer.gstores, targets, reads, remap, kept);
+    let ops = kept;
     // A verified block ends in an exit or a branch and only branches to labels that are
     // followed by an op; anything else gets an `End` to land on, so the executor never
     // runs past the last op nor branches outside the list.
@@ -1110,19 +1193,19 @@ fn decode<I: Idx>(block: &IrBlock) -> Option<(Decoded<I>, Vec<u64>)> {
         ops.push(D::End);
     }
     let mut slots = 1usize;
-    for op in &ops {
-        op.slots(&calls, |s, _| slots = slots.max(s + 1));
+    for op in ops.iter() {
+        op.slots(calls, |s, _| slots = slots.max(s + 1));
     }
-    for g in &gstores {
+    for g in &defer.gstores {
         if let GVal::Slot(s) = g.val {
             slots = slots.max(s.ix() + 1);
         }
     }
     let code = Decoded {
-        ops,
-        calls,
-        gstores,
-        flushes,
+        ops: ops.to_vec(),
+        calls: calls.to_vec(),
+        gstores: defer.gstores.to_vec(),
+        flushes: defer.lists.to_vec(),
         slots,
     };
     Some((code, pcs))
@@ -1149,6 +1232,7 @@ impl InterpBlock {
     /// As [`InterpBlock::run`].
     #[inline(always)]
     unsafe fn run_code<I: Idx>(&self, c: &Decoded<I>, state: *mut CpuCommon) -> BlockExit {
+        prefetch(&c.ops);
         // SAFETY: forwarded caller contract (every arm).
         unsafe {
             if c.slots <= SLOTS_S {
@@ -1877,22 +1961,25 @@ fn decode_binary<I: Idx>(op: BinOp, ty: Type, d: I, a: I, b: I, cb: Option<u64>)
 /// into the load or store right after it (when nothing else reads the sum and no branch lands
 /// on the memory op), and remove `Const` ops whose slot no op reads any more (their value was
 /// folded into immediate forms or deferred stores). `targets[i]`: some label is at op `i`.
-/// Returns the new ops and, for each old op index (and the end), its new index, to move the
-/// label positions.
+/// Leaves the new ops in `kept` and, for each old op index (and the end), its new index in
+/// `remap`, to move the label positions (`reads` is scratch space).
 fn peephole<I: Idx>(
-    ops: Vec<D<I>>,
+    ops: &[D<I>],
     calls: &[CallInfo<I>],
     gstores: &[GStore<I>],
     targets: &[bool],
-) -> (Vec<D<I>>, Vec<u32>) {
-    let mut reads: Vec<u32> = Vec::new();
+    reads: &mut Vec<u32>,
+    remap: &mut Vec<u32>,
+    kept: &mut Vec<D<I>>,
+) {
+    reads.clear();
     let mut mark = |i: usize| {
         if reads.len() <= i {
             reads.resize(i + 1, 0);
         }
         reads[i] += 1;
     };
-    for op in &ops {
+    for op in ops {
         op.slots(calls, |s, write| {
             if !write {
                 mark(s);
@@ -1905,8 +1992,8 @@ fn peephole<I: Idx>(
         }
     }
     let reads_of = |s: I| reads.get(s.ix()).copied().unwrap_or(0);
-    let mut remap = Vec::with_capacity(ops.len() + 1);
-    let mut kept = Vec::with_capacity(ops.len());
+    remap.clear();
+    kept.clear();
     let mut i = 0;
     while let Some(&op) = ops.get(i) {
         remap.push(kept.len() as u32);
@@ -1985,7 +2072,6 @@ fn peephole<I: Idx>(
         }
     }
     remap.push(kept.len() as u32);
-    (kept, remap)
 }
 
 /// All-ones mask of a width of 1..=64 bits.
