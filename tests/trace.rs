@@ -90,6 +90,15 @@ fn in_asm_disassembles_each_new_block() {
     let (_, _, stats) = emu("hello", &["-d", "in_asm", "--stats"]).unwrap_or_default();
     let translated = stat(&stats, "blocks: ", " translated");
     assert_eq!(Some(blocks as u64), translated, "{stats}");
+    if cfg!(target_os = "linux") {
+        // The vCPU thread (the main thread, named after the binary) has run the guest.
+        let cpu = stats
+            .lines()
+            .find_map(|l| l.split_once("host CPU time per thread: "))
+            .map(|(_, list)| list.to_string())
+            .unwrap_or_default();
+        assert!(cpu.contains("emu") && cpu.contains(" ms"), "{stats}");
+    }
 }
 
 #[test]
