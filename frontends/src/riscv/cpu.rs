@@ -74,6 +74,8 @@ pub struct RiscvCpu {
     /// Virtual range `[lo, hi]` covering every superpage with entries in the TLB since the
     /// last full flush (page-selective sfence.vma flushes everything inside it).
     pub large_pages: Option<(u64, u64)>,
+    /// What the TLB evicted, looked up before a page walk (mmu.rs).
+    pub victim_tlb: super::mmu::VictimTlb,
     /// `CodeMap::generation` as of this hart's TLB write entries (see `sync_code_pages`).
     pub code_generation_seen: u64,
     /// Sees traps, guest errors and unimplemented encodings (`-d int,guest_errors,unimp`).
@@ -145,6 +147,7 @@ impl RiscvCpu {
             unimplemented_logged: HashSet::new(),
             tlb_phys: vec![[0; TLB_ENTRIES]; NB_MMU_MODES].into_boxed_slice(),
             large_pages: None,
+            victim_tlb: super::mmu::VictimTlb::default(),
             code_generation_seen: 0,
             observer: None,
             watchpoints: Vec::new(),
