@@ -804,9 +804,15 @@ enum GVal<I> {
     Imm(u64),
 }
 
-/// A list of deferred stores (`InterpBlock::gstores[start..start + len]`), in program order;
+/// A list of deferred stores (`Decoded::gstores[start..start + len]`), in program order;
 /// `seq_end` is the highest sequence number stored before the list was taken.
-#[derive(Clone, Copy, Debug)]
+///
+/// The list of a memory op is every store deferred since the last [`D::Flush`] up to the op:
+/// the pending ones and those a later store of the same offset replaced. Performing those too,
+/// in program order, leaves the state as the pending ones alone would (nothing can look in
+/// between), and lets all lists be windows of one array holding each store once (copying the
+/// pending set per memory op took ~10 entries per access and more memory than the ops).
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct FlushList {
     start: u32,
     len: u32,
@@ -818,7 +824,10 @@ struct FlushList {
 struct Deferred<I> {
     pending: Vec<GStore<I>>,
     seq: u32,
+    /// Every deferred store, in program order.
     gstores: Vec<GStore<I>>,
+    /// Where the stores since the last flush start in `gstores`.
+    window: usize,
     lists: Vec<FlushList>,
 }
 
@@ -827,17 +836,20 @@ impl<I: Idx> Deferred<I> {
         self.pending.clear();
         self.seq = 0;
         self.gstores.clear();
+        self.window = 0;
         self.lists.clear();
     }
 
     fn store(&mut self, off: u32, val: GVal<I>) {
         self.pending.retain(|g| g.off != off);
         self.seq += 1;
-        self.pending.push(GStore {
+        let g = GStore {
             off,
             val,
             seq: self.seq,
-        });
+        };
+        self.pending.push(g);
+        self.gstores.push(g);
     }
 
     /// Some pending store other than one of the same 8 bytes at `off` overlaps
@@ -850,15 +862,18 @@ impl<I: Idx> Deferred<I> {
         })
     }
 
-    /// Record the pending stores as a list; its index.
+    /// Record the stores since the last flush as a list; its index. Memory ops with no store
+    /// between them share a list.
     fn snapshot(&mut self) -> usize {
-        self.lists.push(FlushList {
-            start: self.gstores.len() as u32,
-            len: self.pending.len() as u32,
+        let list = FlushList {
+            start: self.window as u32,
+            len: self.gstores.len().saturating_sub(self.window) as u32,
             seq_end: self.seq,
-        });
-        self.gstores.extend_from_slice(&self.pending);
-        self.lists.len() - 1
+        };
+        if self.lists.last() != Some(&list) {
+            self.lists.push(list);
+        }
+        self.lists.len().saturating_sub(1)
     }
 
     /// A `Flush` of every pending store (which are then no longer pending) onto `ops`.
@@ -879,6 +894,7 @@ impl<I: Idx> Deferred<I> {
                 });
             }
         }
+        self.window = self.gstores.len();
         Some(())
     }
 }
@@ -913,8 +929,8 @@ enum Code {
 struct Decoded<I> {
     ops: Vec<D<I>>,
     calls: Vec<CallInfo<I>>,
-    /// The memory ops' snapshots of the deferred global stores, for their slow paths, by list
-    /// ([`D::Load64`]'s `flush`).
+    /// Every deferred global store, in program order; a memory op's slow path performs its
+    /// list of them ([`FlushList`], by [`D::Load64`]'s `flush`).
     gstores: Vec<GStore<I>>,
     flushes: Vec<FlushList>,
     /// Size of the register file: one more than the highest slot any op touches (so the
