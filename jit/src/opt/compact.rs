@@ -2,9 +2,8 @@
 //! that are gone. Renumbering the values that remain densely, in definition order, shrinks the
 //! interpreter's register file and the backend's variable count.
 
-use super::map_uses;
 use crate::ir::print::op_dst;
-use crate::ir::{IrBlock, Op, Type, Value};
+use crate::ir::{IrBlock, Op, Terminal, Type, Value};
 
 /// Renumber `block`'s values densely in definition order (a verified block defines every value
 /// it uses).
@@ -51,7 +50,7 @@ impl Renumber {
     #[inline]
     pub(crate) fn op(&mut self, op: &mut Op, types: &[Type]) {
         let Renumber { new_of, values } = self;
-        let mut map = |v: Value| {
+        let map = |v: Value| {
             let (Some(slot), Some(&ty)) = (new_of.get_mut(v.0 as usize), types.get(v.0 as usize))
             else {
                 return v;
@@ -62,8 +61,7 @@ impl Renumber {
             }
             Value(*slot)
         };
-        map_uses(op, &mut map);
-        set_dst(op, map);
+        map_values(op, map);
     }
 
     /// Replace the block's value table `types` by the renumbered one.
@@ -73,20 +71,58 @@ impl Renumber {
     }
 }
 
-/// Rewrite the value `op` defines, if any.
-fn set_dst(op: &mut Op, mut f: impl FnMut(Value) -> Value) {
+/// Rewrite the values `op` uses, then the one it defines, through `f`: one dispatch on the op
+/// kind (the renumbering walk is bound by mispredicted dispatches, not by the work).
+fn map_values(op: &mut Op, mut f: impl FnMut(Value) -> Value) {
     match op {
-        Op::Const { dst, .. }
-        | Op::Mov { dst, .. }
-        | Op::LoadGlobal { dst, .. }
-        | Op::Unary { dst, .. }
-        | Op::Binary { dst, .. }
-        | Op::Ext { dst, .. }
-        | Op::SetCond { dst, .. }
-        | Op::Select { dst, .. }
-        | Op::Load { dst, .. }
-        | Op::Call { dst: Some(dst), .. } => *dst = f(*dst),
-        _ => {}
+        Op::InsnStart { .. } | Op::Label(_) | Op::Br(_) => {}
+        Op::Const { dst, .. } | Op::LoadGlobal { dst, .. } => *dst = f(*dst),
+        Op::Mov { dst, src, .. } | Op::Unary { dst, src, .. } | Op::Ext { dst, src, .. } => {
+            *src = f(*src);
+            *dst = f(*dst);
+        }
+        Op::StoreGlobal { src, .. } => *src = f(*src),
+        Op::Binary { dst, a, b, .. } | Op::SetCond { dst, a, b, .. } => {
+            *a = f(*a);
+            *b = f(*b);
+            *dst = f(*dst);
+        }
+        Op::BrCond { a, b, .. } => {
+            *a = f(*a);
+            *b = f(*b);
+        }
+        Op::Select {
+            dst,
+            cond_val,
+            a,
+            b,
+            ..
+        } => {
+            *cond_val = f(*cond_val);
+            *a = f(*a);
+            *b = f(*b);
+            *dst = f(*dst);
+        }
+        Op::Load { dst, addr, .. } => {
+            *addr = f(*addr);
+            *dst = f(*dst);
+        }
+        Op::Store { src, addr, .. } => {
+            *src = f(*src);
+            *addr = f(*addr);
+        }
+        Op::Call { args, dst, .. } => {
+            for a in args.iter_mut() {
+                *a = f(*a);
+            }
+            if let Some(d) = dst {
+                *d = f(*d);
+            }
+        }
+        Op::Exit(t) => match t {
+            Terminal::Goto { .. } | Terminal::Exit { .. } => {}
+            Terminal::Indirect { pc } | Terminal::ExitDynamic { pc, .. } => *pc = f(*pc),
+        },
     }
 }
 

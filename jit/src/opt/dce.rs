@@ -50,6 +50,11 @@ impl Reach {
         self.live = true;
     }
 
+    /// Whether the next op is reachable if it is not a label (nor does it change that itself).
+    pub(crate) fn live(&self) -> bool {
+        self.live
+    }
+
     /// Whether `op`, the next op of the block, is reachable.
     #[inline]
     pub(crate) fn step(&mut self, op: &Op) -> bool {

@@ -107,30 +107,53 @@ fn optimize_with(block: &mut IrBlock, s: &mut Scratch) {
     } = s;
     // Walk 1, forward: globals, copy propagation, constant folding and reachability.
     for (i, op) in block.ops.iter_mut().enumerate() {
-        map_uses(op, |v| alias.get(v.0 as usize).copied().unwrap_or(v));
-        forward.step(op, &block.helpers);
-        if let Op::Mov { dst, src, .. } = *op {
-            if let Some(a) = alias.get_mut(dst.0 as usize) {
-                *a = src;
-            }
-        }
-        stores.step(i, op, &block.helpers, |j| {
-            if let Some(f) = flags.get_mut(j) {
-                *f |= dce::REMOVED;
-            }
-        });
-        let flag = if !folder.fold(op) {
-            dce::REMOVED
-        } else {
+        let set_alias = |alias: &mut Vec<Value>, op: &Op| {
             if let Op::Mov { dst, src, .. } = *op {
                 if let Some(a) = alias.get_mut(dst.0 as usize) {
                     *a = src;
                 }
             }
-            if reach.step(op) {
-                dce::REACHABLE
-            } else {
-                0
+        };
+        let flag = match op {
+            // Value ops touch no state and no control flow: the globals and reachability steps
+            // would pass over them, so they are not dispatched on them (each dispatch on the op
+            // kind is a likely branch miss, and they were most of this walk's time).
+            Op::Const { .. }
+            | Op::Mov { .. }
+            | Op::Unary { .. }
+            | Op::Binary { .. }
+            | Op::Ext { .. }
+            | Op::SetCond { .. }
+            | Op::Select { .. } => {
+                map_uses(op, |v| alias.get(v.0 as usize).copied().unwrap_or(v));
+                set_alias(alias, op);
+                folder.fold(op);
+                set_alias(alias, op);
+                if reach.live() {
+                    dce::REACHABLE
+                } else {
+                    0
+                }
+            }
+            _ => {
+                map_uses(op, |v| alias.get(v.0 as usize).copied().unwrap_or(v));
+                forward.step(op, &block.helpers);
+                set_alias(alias, op);
+                stores.step(i, op, &block.helpers, |j| {
+                    if let Some(f) = flags.get_mut(j) {
+                        *f |= dce::REMOVED;
+                    }
+                });
+                if !folder.fold(op) {
+                    dce::REMOVED
+                } else {
+                    set_alias(alias, op);
+                    if reach.step(op) {
+                        dce::REACHABLE
+                    } else {
+                        0
+                    }
+                }
             }
         };
         if let Some(f) = flags.get_mut(i) {
