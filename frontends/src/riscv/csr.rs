@@ -393,7 +393,9 @@ fn read_satp(cpu: &mut RiscvCpu, _: u16) -> u64 {
     cpu.csr.satp
 }
 /// satp (§4.1.11): a write with an unsupported MODE is ignored entirely; any change flushes
-/// the TLB (QEMU flushes on ASID changes; flushing on every change also covers PPN/MODE).
+/// the TLB (QEMU flushes on ASID changes; flushing on every change also covers PPN/MODE),
+/// except global translations while MODE stays: they are valid in every address space
+/// (§4.3.1), so a context switch keeps the kernel's.
 fn write_satp(cpu: &mut RiscvCpu, _: u16, v: u64) {
     let mode = v >> SATP_MODE_SHIFT;
     if !matches!(
@@ -404,8 +406,13 @@ fn write_satp(cpu: &mut RiscvCpu, _: u16, v: u64) {
     }
     let new = v & ((0xf << SATP_MODE_SHIFT) | SATP_ASID | SATP_PPN);
     if new != cpu.csr.satp {
+        let same_mode = (new ^ cpu.csr.satp) >> SATP_MODE_SHIFT == 0;
         cpu.csr.satp = new;
-        cpu.tlb_flush_all();
+        if same_mode {
+            cpu.tlb_flush_non_global();
+        } else {
+            cpu.tlb_flush_all();
+        }
     }
 }
 

@@ -308,7 +308,12 @@ impl RiscvCpu {
             return Err(Exception::IllegalInstruction(insn));
         }
         if (insn >> 15) & 0x1f == 0 {
-            self.tlb_flush_all();
+            // rs2 != x0 names one ASID, whose non-global translations go (§4.2.1).
+            if (insn >> 20) & 0x1f == 0 {
+                self.tlb_flush_all();
+            } else {
+                self.tlb_flush_non_global();
+            }
         } else {
             self.tlb_flush_vaddr(vaddr);
         }
