@@ -2412,6 +2412,36 @@ mod tests {
         assert_eq!((cpu.regs[2], cpu.regs[3], cpu.regs[4]), (5, 9, 0));
     }
 
+    /// A slow path performs every store deferred since the last flush, replaced ones too, in
+    /// program order: it sees the latest value; a later slow path sees only what came after,
+    /// and stores it already made are not made again over its own writes.
+    #[test]
+    fn slow_paths_perform_the_window_of_deferred_stores() {
+        let text = format!(
+            "block pc=0x1000\n insn 0x1000 0\n v0:i64 = const 5\n store_global.i64 {r2}, v0\n \
+             v1:i64 = const 7\n store_global.i64 {r2}, v1\n v2:i64 = const {RAM_BASE:#x}\n \
+             v3:i64 = load u64 mmu=1 v2\n insn 0x1004 0\n v4:i64 = load u64 mmu=1 v2\n \
+             insn 0x1008 0\n v5:i64 = const 9\n store_global.i64 {r2}, v5\n \
+             store_global.i64 {r4}, v4\n v6:i64 = load u64 mmu=1 v2\n goto 0x2000\n",
+            r2 = reg_offset(2),
+            r4 = reg_offset(4),
+        );
+        let mut cpu = TestCpu::new();
+        cpu.common.slow.load = observing_slow_load;
+        assert_eq!(run(&text, &mut cpu), BlockExit::Goto { slot: 0 });
+        assert_eq!(cpu.regs[30], 9, "the last slow path saw the last store");
+        assert_eq!((cpu.regs[2], cpu.regs[3], cpu.regs[4]), (9, 0xdead, 42));
+        assert_eq!(cpu.common.insn_count, 3);
+
+        // Up to the second access only: both slow paths saw the replacing store.
+        let cut = text.find(" insn 0x1008").unwrap_or(text.len());
+        let head = format!("{} goto 0x2000\n", &text[..cut]);
+        let mut cpu = TestCpu::new();
+        cpu.common.slow.load = observing_slow_load;
+        assert_eq!(run(&head, &mut cpu), BlockExit::Goto { slot: 0 });
+        assert_eq!((cpu.regs[30], cpu.regs[2]), (7, 7));
+    }
+
     /// A global load overlapping a pending store, and a narrower store into one, see the
     /// stores in program order.
     #[test]
