@@ -132,6 +132,8 @@ pub struct EngineStats {
     /// Blocks the backend could not lower (they stay interpreted).
     pub compile_failures: u64,
     pub interp_runs: u64,
+    /// Guest instructions retired by interpreted blocks (the rest ran compiled).
+    pub interp_insns: u64,
     /// Entries into compiled code from the dispatch loop (chained blocks not counted).
     pub native_runs: u64,
     pub chain_links: u64,
@@ -685,7 +687,12 @@ impl Engine {
         let t0 = self.timing.then(std::time::Instant::now);
         // SAFETY: `state` is the guest's live state, exclusively borrowed through `guest`; the
         // block was lifted by this guest, so its globals lie inside the state.
+        // SAFETY: as above; the count is read before and after the run, nothing runs between.
+        let before = unsafe { (*state).insn_count };
         let exit = unsafe { entry.interp.run(state) };
+        // SAFETY: as above.
+        let after = unsafe { (*state).insn_count };
+        self.stats.interp_insns += after.wrapping_sub(before);
         if let Some(t0) = t0 {
             self.stats.interp_ns += t0.elapsed().as_nanos() as u64;
         }

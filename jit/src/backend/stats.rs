@@ -23,8 +23,9 @@ impl fmt::Display for EngineStats {
         )?;
         writeln!(
             f,
-            "runs from the dispatch loop: {} interpreted, {} native; {} chain links made",
-            self.interp_runs, self.native_runs, self.chain_links
+            "runs from the dispatch loop: {} interpreted ({} guest instructions), {} native; {} \
+             chain links made",
+            self.interp_runs, self.interp_insns, self.native_runs, self.chain_links
         )?;
         writeln!(
             f,
@@ -76,6 +77,8 @@ mod tests {
             front_misses: 4,
             jump_cache_clears: 5,
             jump_cache_page_clears: 8,
+            interp_runs: 2,
+            interp_insns: 13,
             ..EngineStats::default()
         };
         let text = s.to_string();
@@ -85,6 +88,10 @@ mod tests {
         assert!(text.contains("4 missed the lookup front"), "{text}");
         assert!(text.contains("emptied 5 times"), "{text}");
         assert!(text.contains("8 pages dropped"), "{text}");
+        assert!(
+            text.contains("2 interpreted (13 guest instructions)"),
+            "{text}"
+        );
         assert!(
             text.contains("looked up by the dispatch loop: 6 (1 goto"),
             "{text}"
