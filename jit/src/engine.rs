@@ -685,12 +685,13 @@ impl Engine {
             && self.in_flight < MAX_IN_FLIGHT;
         self.stats.interp_runs += 1;
         let t0 = self.timing.then(std::time::Instant::now);
-        // SAFETY: `state` is the guest's live state, exclusively borrowed through `guest`; the
-        // block was lifted by this guest, so its globals lie inside the state.
-        // SAFETY: as above; the count is read before and after the run, nothing runs between.
+        // SAFETY: `state` is the guest's live state, exclusively borrowed through `guest`, and
+        // no reference into it is alive here.
         let before = unsafe { (*state).insn_count };
+        // SAFETY: as above; the block was lifted by this guest, so its globals lie inside the
+        // state.
         let exit = unsafe { entry.interp.run(state) };
-        // SAFETY: as above.
+        // SAFETY: as for `before`.
         let after = unsafe { (*state).insn_count };
         self.stats.interp_insns += after.wrapping_sub(before);
         if let Some(t0) = t0 {
