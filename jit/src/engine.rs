@@ -161,6 +161,8 @@ pub struct EngineStats {
     pub jump_cache_clears: u64,
     /// Pages whose jump-cache entries were dropped after the guest flushed them from its TLB.
     pub jump_cache_page_clears: u64,
+    /// `Yield` exits the engine went on from itself (the run loop had nothing to do).
+    pub yields_kept: u64,
 }
 
 /// Default of [`Engine::set_timing`] for new engines ([`Engine::time_new_engines`]).
@@ -502,26 +504,7 @@ impl Engine {
     pub fn run<G: Guest + GuestState + 'static>(&mut self, guest: &mut G) -> RunExit {
         // The exit of the previous block, to fill its chain slot: (block, slot).
         let mut from: Option<(TbId, u32, u64)> = None;
-        // The jump cache holds what this vCPU state's mapping gave (see `JumpCache`): another
-        // state empties it, TLB flushes drop what they may have remapped.
-        {
-            let c = guest.common();
-            let state = c as *const CpuCommon as usize;
-            let flushes = c.take_tlb_flushes();
-            let all = state != self.jump_regime || flushes == TlbFlushes::All;
-            if all {
-                if !self.jump_cache.is_empty() {
-                    self.stats.jump_cache_clears += 1;
-                }
-                self.jump_cache.clear();
-                self.jump_regime = state;
-            } else if let TlbFlushes::Pages(pages) = flushes {
-                for &page in pages {
-                    self.jump_cache.clear_page(page);
-                }
-                self.stats.jump_cache_page_clears += pages.len() as u64;
-            }
-        }
+        self.follow_mapping(guest.common());
         // Another vCPU sharing this engine may have turned pages into code since this one ran.
         guest.sync_code_pages();
         let mut indirect = false;
@@ -609,10 +592,38 @@ impl Engine {
                 BlockExit::Exit(ExitReason::Exception) | BlockExit::Fault => {
                     return RunExit::Exception
                 }
-                BlockExit::Exit(ExitReason::Yield) => return RunExit::Yield,
+                BlockExit::Exit(ExitReason::Yield) => {
+                    // Most yields (a CSR write, `sfence.vma`) need nothing from the run loop:
+                    // go on here, after following the TLB flushes it may have made.
+                    if self.hooks || guest.yield_needs_run_loop() {
+                        return RunExit::Yield;
+                    }
+                    self.stats.yields_kept += 1;
+                    self.follow_mapping(guest.common());
+                }
                 BlockExit::Exit(ExitReason::Halt) => return RunExit::Halt,
                 BlockExit::Budget => return RunExit::Budget,
             }
+        }
+    }
+
+    /// The jump cache holds what this vCPU state's mapping gave (see `JumpCache`): another
+    /// state empties it, TLB flushes drop what they may have remapped.
+    fn follow_mapping(&mut self, c: &mut CpuCommon) {
+        let state = c as *const CpuCommon as usize;
+        let flushes = c.take_tlb_flushes();
+        let all = state != self.jump_regime || flushes == TlbFlushes::All;
+        if all {
+            if !self.jump_cache.is_empty() {
+                self.stats.jump_cache_clears += 1;
+            }
+            self.jump_cache.clear();
+            self.jump_regime = state;
+        } else if let TlbFlushes::Pages(pages) = flushes {
+            for &page in pages {
+                self.jump_cache.clear_page(page);
+            }
+            self.stats.jump_cache_page_clears += pages.len() as u64;
         }
     }
 

@@ -51,4 +51,13 @@ pub trait Guest {
     /// them skip the slow path; the guest must drop or mark them. Single-vCPU guests can
     /// ignore it.
     fn sync_code_pages(&mut self) {}
+
+    /// A block ended with `Yield` (it may have enabled an interrupt or changed translation
+    /// state): whether the run loop must see the vCPU now — an interrupt is deliverable, or
+    /// anything else the run loop does at a yield would change what the guest sees. When not,
+    /// the engine goes on to the next block itself (with a fresh lookup). The default keeps
+    /// every yield.
+    fn yield_needs_run_loop(&mut self) -> bool {
+        true
+    }
 }

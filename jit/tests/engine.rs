@@ -21,6 +21,8 @@ struct Toy {
     cpu: TestCpu,
     pages_added: Vec<u64>,
     translations: u32,
+    /// What `yield_needs_run_loop` answers (the trait's default: true).
+    yields_to_run_loop: bool,
 }
 
 // SAFETY: `Toy` is `#[repr(C)]` and starts with a `TestCpu`, which starts with `CpuCommon`; the
@@ -34,6 +36,7 @@ impl Toy {
             cpu,
             pages_added: Vec::new(),
             translations: 0,
+            yields_to_run_loop: true,
         });
         for (i, w) in program.iter().enumerate() {
             assert!(toy.cpu.write_mem(RAM_BASE + 4 * i as u64, 4, u64::from(*w)));
@@ -67,6 +70,10 @@ impl Guest for Toy {
             phys_pc: pc,
             flags: 0,
         })
+    }
+
+    fn yield_needs_run_loop(&mut self) -> bool {
+        self.yields_to_run_loop
     }
 
     fn translate(&mut self, key: &BlockKey, _max_insns: u32, b: &mut Builder) {
@@ -207,6 +214,21 @@ fn invalidation_through_the_code_map_unlinks_chains() {
         assert_eq!(s.blocks_translated, 6, "{kind:?}: {s:?}");
         // The page is registered again for the new translations.
         assert!(map.page_has_code(RAM_BASE));
+    }
+}
+
+#[test]
+fn a_yield_the_run_loop_does_not_need_goes_on_in_the_engine() {
+    for kind in KINDS {
+        let map = Arc::new(CodeMap::new());
+        let mut e = engine(kind, &map);
+        // r1 += 5, yield, r1 += 1, halt.
+        let mut toy = Toy::new(&[insn(0, 5), insn(5, 0), insn(0, 1), insn(2, 0)]);
+        toy.yields_to_run_loop = false;
+        assert_eq!(e.run(&mut *toy), RunExit::Halt, "{kind:?}");
+        assert_eq!(toy.cpu.common.pc, RAM_BASE + 16);
+        assert_eq!(toy.cpu.common.insn_count, 4);
+        assert_eq!(e.stats().yields_kept, 1, "{kind:?}");
     }
 }
 

@@ -107,6 +107,13 @@ impl Guest for RiscvCpu {
         }
     }
 
+    /// The run loops do nothing at a yield but deliver a deliverable interrupt
+    /// (`check_interrupts`) and re-arm the budget, so only a pending, enabled interrupt
+    /// needs them: then the interrupt is taken at the same instruction as before.
+    fn yield_needs_run_loop(&mut self) -> bool {
+        self.pending_interrupt().is_some()
+    }
+
     fn sync_code_pages(&mut self) {
         let generation = self.code_map.generation();
         if generation != self.code_generation_seen {

@@ -40,6 +40,11 @@ impl fmt::Display for EngineStats {
             self.jump_cache_clears,
             self.jump_cache_page_clears
         )?;
+        writeln!(
+            f,
+            "yields the engine went on from without the run loop: {}",
+            self.yields_kept
+        )?;
         write!(
             f,
             "memory slow-path calls from compiled code (TLB misses, MMIO): {}",
@@ -79,6 +84,7 @@ mod tests {
             jump_cache_page_clears: 8,
             interp_runs: 2,
             interp_insns: 13,
+            yields_kept: 21,
             ..EngineStats::default()
         };
         let text = s.to_string();
