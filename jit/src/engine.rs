@@ -635,9 +635,9 @@ impl Engine {
         self.builder.reset(key.pc);
         let max_insns = if self.debug_mode { 1 } else { self.max_insns };
         guest.translate(&key, max_insns, &mut self.builder);
-        let mut ir = self.builder.take();
         if cfg!(debug_assertions) {
-            if let Err(e) = crate::ir::verify::verify(&ir) {
+            let ir = self.builder.block();
+            if let Err(e) = crate::ir::verify::verify(ir) {
                 // A lifter bug, never a guest fault: loud in debug builds.
                 panic!(
                     "lifter produced an invalid block at {:#x}: {e}\n{ir}",
@@ -645,7 +645,9 @@ impl Engine {
                 );
             }
         }
-        crate::opt::optimize(&mut ir);
+        // Optimized in the builder, the block leaves it at its optimized size.
+        crate::opt::optimize(self.builder.block_mut());
+        let ir = self.builder.take();
         if self.trace_wants.translate {
             if let Some(t) = self.tracer.as_mut() {
                 t.translated(guest, &key, &ir);
