@@ -163,6 +163,8 @@ pub struct EngineStats {
     pub jump_cache_page_clears: u64,
     /// `Yield` exits the engine went on from itself (the run loop had nothing to do).
     pub yields_kept: u64,
+    /// Blocks lifted again for the compiler (their IR is not kept, see `TbEntry::ir`).
+    pub blocks_relifted: u64,
 }
 
 /// Default of [`Engine::set_timing`] for new engines ([`Engine::time_new_engines`]).
@@ -654,7 +656,8 @@ impl Engine {
             }
         }
         let size = ir.guest_size;
-        let id = self.cache.insert(key, ir);
+        // Jit mode compiles the block at once: keep its IR for that.
+        let id = self.cache.insert(key, ir, self.kind == EngineKind::Jit);
         self.stats.blocks_translated += 1;
         for page in crate::tb::covered_pages(key.phys_pc, size) {
             if self.code_map.add_page(page) {
@@ -669,7 +672,7 @@ impl Engine {
     fn execute<G: Guest + GuestState>(&mut self, guest: &mut G, id: TbId) -> (BlockExit, TbId) {
         if self.kind == EngineKind::Jit {
             if let Some(Tier::Interp) = self.cache.get(id).map(|e| e.tier) {
-                self.compile_sync(id);
+                self.compile_sync(guest, id);
             }
         }
         let Some(entry) = self.cache.get_mut(id) else {
@@ -711,7 +714,7 @@ impl Engine {
             self.stats.interp_ns += t0.elapsed().as_nanos() as u64;
         }
         if queue {
-            self.queue_compile(id);
+            self.queue_compile(guest, id);
         }
         (exit, id)
     }
@@ -725,12 +728,36 @@ impl Engine {
             .ok_or_else(|| BackendError::CodeFull("no arena".into()))
     }
 
+    /// The IR of block `id` for the compiler: kept since translation, or lifted again (see
+    /// `TbEntry::ir`; only blocks lying in one page drop theirs, so the lift reads their
+    /// code by physical address and touches no page table). `None` if the new lift differs
+    /// in size from the block (it cannot, while the block is valid; the block then stays
+    /// interpreted).
+    fn block_ir<G: Guest>(&mut self, guest: &mut G, id: TbId) -> Option<Arc<IrBlock>> {
+        let entry = self.cache.get(id)?;
+        if let Some(ir) = &entry.ir {
+            return Some(ir.clone());
+        }
+        let key = entry.key;
+        let (size, insns) = (entry.guest_size, entry.insn_count);
+        self.builder.reset(key.pc);
+        let max_insns = if self.debug_mode { 1 } else { self.max_insns };
+        guest.translate(&key, max_insns, &mut self.builder);
+        crate::opt::optimize(self.builder.block_mut());
+        let ir = self.builder.take();
+        self.stats.blocks_relifted += 1;
+        (ir.guest_size == size && ir.insn_count == insns).then(|| Arc::new(ir))
+    }
+
     /// Jit mode: compile `id` now.
-    fn compile_sync(&mut self, id: TbId) {
+    fn compile_sync<G: Guest>(&mut self, guest: &mut G, id: TbId) {
+        let Some(ir) = self.block_ir(guest, id) else {
+            return;
+        };
         let Some(entry) = self.cache.get(id) else {
             return;
         };
-        let (ir, slots, flags) = (entry.ir.clone(), entry.chain_slots(), entry.key.flags);
+        let (slots, flags) = (entry.chain_slots(), entry.key.flags);
         let slots = (!self.nochain).then_some(slots);
         let jump_cache = slots.map(|_| JumpProbe {
             addr: self.jump_cache.addr(),
@@ -746,15 +773,20 @@ impl Engine {
         self.install(id, result, ns);
     }
 
-    fn queue_compile(&mut self, id: TbId) {
+    fn queue_compile<G: Guest>(&mut self, guest: &mut G, id: TbId) {
+        let ir = self.block_ir(guest, id);
         let Some(entry) = self.cache.get_mut(id) else {
+            return;
+        };
+        let Some(ir) = ir else {
+            entry.tier = Tier::Failed;
             return;
         };
         let job = Job {
             generation: self.generation,
             id,
             flags: entry.key.flags,
-            ir: entry.ir.clone(),
+            ir,
             slots: (!self.nochain).then(|| entry.chain_slots()),
         };
         let sent = self

@@ -55,7 +55,15 @@ pub struct TbEntry {
     pub tier: Tier,
     valid: bool,
     pub interp: InterpBlock,
-    pub ir: Arc<IrBlock>,
+    /// The optimized IR, for the compiler. Dropped for blocks lying in one guest page
+    /// ([`TbCache::insert`]): most blocks are never compiled, and the engine lifts such a
+    /// block again when it gets hot (its code cannot have changed: a write would have
+    /// invalidated it).
+    pub ir: Option<Arc<IrBlock>>,
+    /// The block's guest bytes and instructions (`IrBlock::guest_size`, `insn_count`), to
+    /// check a new lift against.
+    pub guest_size: u32,
+    pub insn_count: u32,
     /// One code pointer per `Goto` exit (0: not linked); read by the compiled code.
     slots: Box<[AtomicU64]>,
     /// Which block each slot is linked to.
@@ -232,8 +240,9 @@ impl TbCache {
         self.entries.get_mut(id.0 as usize)
     }
 
-    /// Insert a translated block (replacing any block with the same key).
-    pub fn insert(&mut self, key: BlockKey, ir: IrBlock) -> TbId {
+    /// Insert a translated block (replacing any block with the same key). `keep_ir`: keep its
+    /// IR even if it lies in one page (see [`TbEntry::ir`]).
+    pub fn insert(&mut self, key: BlockKey, ir: IrBlock, keep_ir: bool) -> TbId {
         if let Some(old) = self.lookup(&key) {
             self.invalidate(old);
         }
@@ -241,9 +250,13 @@ impl TbCache {
         let pages = covered_pages(key.phys_pc, ir.guest_size);
         let n = goto_count(&ir);
         let interp = InterpBlock::new(&ir);
+        let (guest_size, insn_count) = (ir.guest_size, ir.insn_count);
+        let ir = (keep_ir || pages.len() > 1).then(|| Arc::new(ir));
         self.entries.push(TbEntry {
             key,
-            ir: Arc::new(ir),
+            ir,
+            guest_size,
+            insn_count,
             interp,
             heat: 0,
             tier: Tier::Interp,
@@ -434,15 +447,16 @@ mod tests {
     #[test]
     fn successors_follow_the_chaining_rule_and_die_with_their_block() {
         let mut c = TbCache::new();
-        let a = c.insert(key(0x1000), block(0x1000, &[0x1100]));
-        let b = c.insert(key(0x1100), block(0x1100, &[]));
-        let far = c.insert(key(0x2000), block(0x2000, &[]));
+        let a = c.insert(key(0x1000), block(0x1000, &[0x1100]), true);
+        let b = c.insert(key(0x1100), block(0x1100, &[]), true);
+        let far = c.insert(key(0x2000), block(0x2000, &[]), true);
         let other_flags = c.insert(
             BlockKey {
                 flags: 2,
                 ..key(0x1200)
             },
             block(0x1200, &[]),
+            true,
         );
         // Any tier: neither block is compiled.
         c.set_successor(a, 0, b);
@@ -464,9 +478,9 @@ mod tests {
     #[test]
     fn link_follows_the_same_page_rule_and_invalidation_unlinks() {
         let mut c = TbCache::new();
-        let a = c.insert(key(0x1000), block(0x1000, &[0x1100]));
-        let b = c.insert(key(0x1100), block(0x1100, &[]));
-        let far = c.insert(key(0x2000), block(0x2000, &[]));
+        let a = c.insert(key(0x1000), block(0x1000, &[0x1100]), true);
+        let b = c.insert(key(0x1100), block(0x1100, &[]), true);
+        let far = c.insert(key(0x2000), block(0x2000, &[]), true);
         assert_eq!(c.get(a).map(|e| e.chain_slots().len), Some(2));
         // Not compiled: no link.
         assert!(!c.link(a, 0, b));

@@ -283,6 +283,14 @@ fn tiered_installs_code_and_matches_the_interpreter() {
     }
     tiered.wait_for_compiles();
     assert_eq!(tiered.stats().blocks_compiled, 3);
+    // The blocks lie in one page: their IR was dropped at translation and lifted again for
+    // the compiler, once each, and the compiled code matched the interpreter above.
+    assert_eq!(tiered.stats().blocks_relifted, 3);
+    assert_eq!(
+        a.translations,
+        3 + 3,
+        "three translations, three lifts for the compiler"
+    );
     tiered.flush();
     assert_eq!(tiered.cache().valid_len(), 0);
     assert!(!map.page_has_code(RAM_BASE));

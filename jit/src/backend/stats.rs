@@ -42,8 +42,9 @@ impl fmt::Display for EngineStats {
         )?;
         writeln!(
             f,
-            "yields the engine went on from without the run loop: {}",
-            self.yields_kept
+            "yields the engine went on from without the run loop: {}; blocks lifted again for \
+             the compiler: {}",
+            self.yields_kept, self.blocks_relifted
         )?;
         write!(
             f,
