@@ -49,7 +49,9 @@ pub struct TbEntry {
     pub code: Option<usize>,
     /// The block each `Goto` exit went to last time, under the chaining rule (any tier):
     /// the dispatch loop continues there without computing the key and looking it up.
-    successors: Box<[Option<TbId>]>,
+    /// Kept in the entry (no pointer to chase) for the first [`SUCCESSOR_SLOTS`] exits; the
+    /// others are looked up each time. `NO_SUCCESSOR`: none recorded.
+    successors: [u32; SUCCESSOR_SLOTS],
     /// Dispatches from the engine's run loop (chained runs are not counted).
     pub heat: u32,
     pub tier: Tier,
@@ -92,6 +94,11 @@ impl TbEntry {
         self.slot_targets.get(slot as usize).copied().flatten()
     }
 }
+
+/// `Goto` exits per block whose successor [`TbEntry`] remembers.
+const SUCCESSOR_SLOTS: usize = 4;
+/// An empty successor slot (no block has this id: ids are entry indices).
+const NO_SUCCESSOR: u32 = u32::MAX;
 
 /// Number of `Goto` exits of a block (its chain slots).
 pub fn goto_count(block: &IrBlock) -> usize {
@@ -264,7 +271,7 @@ impl TbCache {
             slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
             slot_targets: vec![None; n],
             incoming: Vec::new(),
-            successors: vec![None; n].into_boxed_slice(),
+            successors: [NO_SUCCESSOR; SUCCESSOR_SLOTS],
             pages: pages.clone(),
             valid: true,
         });
@@ -329,16 +336,17 @@ impl TbCache {
         if let Some(t) = ok
             .then(|| self.get_mut(src))
             .flatten()
+            .filter(|s| (slot as usize) < s.slots.len())
             .and_then(|s| s.successors.get_mut(slot as usize))
         {
-            *t = Some(dst);
+            *t = dst.0;
         }
     }
 
     /// The block `src`'s `Goto` exit `slot` continues in, if it was recorded and is still valid.
     #[inline]
     pub fn successor(&self, src: TbId, slot: u32) -> Option<TbId> {
-        let dst = (*self.get(src)?.successors.get(slot as usize)?)?;
+        let dst = TbId(*self.get(src)?.successors.get(slot as usize)?);
         self.get(dst)?.valid.then_some(dst)
     }
 
