@@ -301,7 +301,7 @@ mod decode_lift {
     }
 
     /// One iteration: the whole translation of the 32-instruction block as the engine does
-    /// it per new block: lift into a reused `Builder`, take the block, optimize, pre-decode.
+    /// it per new block: lift into a reused `Builder`, optimize it there, take it, pre-decode.
     /// Counter: guest instructions.
     #[divan::bench(sample_size = 32)]
     fn translate(bencher: Bencher) {
@@ -312,8 +312,8 @@ mod decode_lift {
         bencher.counter(ItemsCount::new(BLOCK)).bench_local(|| {
             b.reset(key.pc);
             translate_block(&mut cpu, black_box(&key), BLOCK, &mut b);
-            let mut block = b.take();
-            emu_jit::opt::optimize(&mut block);
+            emu_jit::opt::optimize(b.block_mut());
+            let block = b.take();
             let ib = InterpBlock::new(&block);
             (block, ib)
         });

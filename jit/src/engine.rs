@@ -629,14 +629,11 @@ impl Engine {
         }
     }
 
-    /// Lift, check and optimize the block at `key`, and register its code pages.
-    fn translate<G: Guest + 'static>(&mut self, guest: &mut G, key: BlockKey) -> TbId {
-        if self.cache.len() >= self.max_blocks {
-            self.flush();
-        }
+    /// Lift, check and optimize the block at `key`.
+    fn lift<G: Guest>(&mut self, guest: &mut G, key: &BlockKey) -> IrBlock {
         self.builder.reset(key.pc);
         let max_insns = if self.debug_mode { 1 } else { self.max_insns };
-        guest.translate(&key, max_insns, &mut self.builder);
+        guest.translate(key, max_insns, &mut self.builder);
         if cfg!(debug_assertions) {
             let ir = self.builder.block();
             if let Err(e) = crate::ir::verify::verify(ir) {
@@ -649,7 +646,15 @@ impl Engine {
         }
         // Optimized in the builder, the block leaves it at its optimized size.
         crate::opt::optimize(self.builder.block_mut());
-        let ir = self.builder.take();
+        self.builder.take()
+    }
+
+    /// Translate the block at `key` ([`Engine::lift`]) and register its code pages.
+    fn translate<G: Guest + 'static>(&mut self, guest: &mut G, key: BlockKey) -> TbId {
+        if self.cache.len() >= self.max_blocks {
+            self.flush();
+        }
+        let ir = self.lift(guest, &key);
         if self.trace_wants.translate {
             if let Some(t) = self.tracer.as_mut() {
                 t.translated(guest, &key, &ir);
@@ -740,11 +745,7 @@ impl Engine {
         }
         let key = entry.key;
         let (size, insns) = (entry.guest_size, entry.insn_count);
-        self.builder.reset(key.pc);
-        let max_insns = if self.debug_mode { 1 } else { self.max_insns };
-        guest.translate(&key, max_insns, &mut self.builder);
-        crate::opt::optimize(self.builder.block_mut());
-        let ir = self.builder.take();
+        let ir = self.lift(guest, &key);
         self.stats.blocks_relifted += 1;
         (ir.guest_size == size && ir.insn_count == insns).then(|| Arc::new(ir))
     }
