@@ -860,6 +860,31 @@ impl Lower<'_, '_> {
         self.ret(miss_exit);
     }
 
+    /// `v + k`, folded into `x + (c + k)` when `v` is `x + c` for a constant `c` (a guest
+    /// address is usually base register plus offset): one `lea` instead of a second
+    /// constant in a register, which instruction selection does not merge by itself.
+    fn add_const(&mut self, v: ClValue, k: i64) -> ClValue {
+        let dfg = &self.b.func.dfg;
+        let folded = dfg
+            .value_def(v)
+            .inst()
+            .and_then(|inst| match dfg.insts[inst] {
+                cranelift_codegen::ir::InstructionData::Binary {
+                    opcode: cranelift_codegen::ir::Opcode::Iadd,
+                    args: [a, b],
+                } => match (self.const_of(a), self.const_of(b)) {
+                    (_, Some(c)) => Some((a, c)),
+                    (Some(c), _) => Some((b, c)),
+                    _ => None,
+                },
+                _ => None,
+            });
+        match folded {
+            Some((x, c)) => self.b.ins().iadd_imm_s(x, (c as i64).wrapping_add(k)),
+            None => self.b.ins().iadd_imm_s(v, k),
+        }
+    }
+
     /// The value of `v` if it is an `iconst`.
     fn const_of(&self, v: ClValue) -> Option<u64> {
         let dfg = &self.b.func.dfg;
@@ -1140,7 +1165,7 @@ impl Lower<'_, '_> {
                 .ins()
                 .band_imm_s(addr, (PAGE_MASK | size_mask) as i64)
         } else {
-            let last = self.b.ins().iadd_imm_s(addr, size_mask as i64);
+            let last = self.add_const(addr, size_mask as i64);
             self.b.ins().band_imm_s(last, PAGE_MASK as i64)
         };
         let hit = self.b.ins().icmp(IntCC::Equal, masked, tag);
