@@ -132,7 +132,8 @@ pub struct EngineStats {
     /// Blocks the backend could not lower (they stay interpreted).
     pub compile_failures: u64,
     pub interp_runs: u64,
-    /// Guest instructions retired by interpreted blocks (the rest ran compiled).
+    /// Guest instructions retired by interpreted blocks (the rest ran compiled); counted only
+    /// with timing on ([`Engine::set_timing`], `--stats`).
     pub interp_insns: u64,
     /// Entries into compiled code from the dispatch loop (chained blocks not counted).
     pub native_runs: u64,
@@ -705,18 +706,21 @@ impl Engine {
             && entry.heat >= self.tier_up
             && self.in_flight < MAX_IN_FLIGHT;
         self.stats.interp_runs += 1;
-        let t0 = self.timing.then(std::time::Instant::now);
+        // Timing (`--stats`) also counts the instructions interpreted: nothing of it on the
+        // dispatch path of a plain run.
         // SAFETY: `state` is the guest's live state, exclusively borrowed through `guest`, and
         // no reference into it is alive here.
-        let before = unsafe { (*state).insn_count };
+        let t0 = self
+            .timing
+            .then(|| (std::time::Instant::now(), unsafe { (*state).insn_count }));
         // SAFETY: as above; the block was lifted by this guest, so its globals lie inside the
         // state.
         let exit = unsafe { entry.interp.run(state) };
-        // SAFETY: as for `before`.
-        let after = unsafe { (*state).insn_count };
-        self.stats.interp_insns += after.wrapping_sub(before);
-        if let Some(t0) = t0 {
+        if let Some((t0, before)) = t0 {
             self.stats.interp_ns += t0.elapsed().as_nanos() as u64;
+            // SAFETY: as for `before`.
+            let after = unsafe { (*state).insn_count };
+            self.stats.interp_insns += after.wrapping_sub(before);
         }
         if queue {
             self.queue_compile(guest, id);
