@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The ROM: sets up FP state, passes `checkpoint`, then exits through HTIF (tohost = 1).
@@ -193,34 +193,41 @@ fn session(elf: &Path, engine: &str) -> (String, String, Option<i32>) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let gdb = Command::new("gdb-multiarch")
-        .arg("-batch")
-        .arg("-nx")
-        .arg("-x")
-        .arg(&script)
-        .arg(elf)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = emu.try_wait().unwrap() {
-            break s.code();
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = emu.kill();
-            let _ = emu.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let out = run_gdb(&script, elf);
+    let status = wait_exit(&mut emu);
     let mut err = String::new();
     if let Some(mut e) = emu.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
-    let out =
-        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
     (out, err, status)
+}
+
+/// `gdb-multiarch -batch -nx -x SCRIPT ELF`: its standard output, then its standard error.
+fn run_gdb(script: &Path, elf: &Path) -> String {
+    let gdb = Command::new("gdb-multiarch")
+        .args(["-batch", "-nx", "-x"])
+        .arg(script)
+        .arg(elf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr)
+}
+
+/// Wait up to 30 s for `emu` to exit (then kill it): its exit code, `None` if killed.
+fn wait_exit(emu: &mut Child) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = emu.try_wait().unwrap() {
+            return s.code();
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = emu.kill();
+            let _ = emu.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -547,27 +554,8 @@ fn virt_harts_are_gdb_threads() {
     let (mut emu, port) = start_two_harts_stopped(&elf);
     let script = dir.join("virt.gdb");
     std::fs::write(&script, VIRT_SCRIPT.replace("PORT", &port.to_string())).unwrap();
-    let gdb = Command::new("gdb-multiarch")
-        .args(["-batch", "-nx", "-x"])
-        .arg(&script)
-        .arg(&elf)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let out =
-        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = emu.0.try_wait().unwrap() {
-            break s.code();
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = emu.0.kill();
-            let _ = emu.0.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let out = run_gdb(&script, &elf);
+    let status = wait_exit(&mut emu.0);
     assert!(out.contains("Thread 1.1"), "{out}");
     assert!(out.contains("Thread 1.2"), "{out}");
     assert!(out.contains("hit Breakpoint 1, 0x"), "{out}");
@@ -684,24 +672,8 @@ fn stepping_one_hart_holds_the_other() {
     let (mut emu, port) = start_two_harts_stopped(&elf);
     let script = dir.join("step.gdb");
     std::fs::write(&script, STEP_SCRIPT.replace("PORT", &port.to_string())).unwrap();
-    let gdb = Command::new("gdb-multiarch")
-        .args(["-batch", "-nx", "-x"])
-        .arg(&script)
-        .arg(&elf)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let out =
-        String::from_utf8_lossy(&gdb.stdout).into_owned() + &String::from_utf8_lossy(&gdb.stderr);
-    let start = Instant::now();
-    while emu.0.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = emu.0.kill();
-            let _ = emu.0.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let out = run_gdb(&script, &elf);
+    wait_exit(&mut emu.0);
     let f = |tag: &str, key: &str| {
         field(&out, tag, key).unwrap_or_else(|| panic!("no {tag} {key}= in:\n{out}"))
     };
