@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -66,27 +66,9 @@ struct Guest {
 
 impl Guest {
     fn start(name: &str, args: &[&str]) -> Guest {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_emu"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("could not start emu");
-        let mut stdout = child.stdout.take().unwrap();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let sink = out.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
+        let (child, stdin, out) = common::spawn_collecting(args);
         Guest {
-            stdin: child.stdin.take(),
+            stdin: Some(stdin),
             child,
             out,
             seen: 0,

@@ -38,26 +38,7 @@ struct Session {
 
 impl Session {
     fn start(args: &[&str], what: &'static str) -> Session {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_emu"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let sink = out.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
+        let (child, stdin, out) = common::spawn_collecting(args);
         Session {
             child,
             stdin,

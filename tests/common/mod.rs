@@ -2,8 +2,10 @@
 // Each test crate uses a subset.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 
 /// Run the emu binary to completion with no input.
 pub fn emu(args: &[&str]) -> Output {
@@ -12,6 +14,32 @@ pub fn emu(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("could not start the emu binary")
+}
+
+/// Start the emu binary with stdin piped and stderr inherited; a thread appends everything it
+/// writes to stdout to the returned buffer, so a test can wait for a line while it runs.
+pub fn spawn_collecting(args: &[&str]) -> (Child, ChildStdin, Arc<Mutex<Vec<u8>>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emu"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("could not start the emu binary");
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    (child, stdin, out)
 }
 
 /// A fresh, empty scratch directory for one test of a test file (`group`).
