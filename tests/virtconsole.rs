@@ -200,6 +200,13 @@ fn help_lists_the_chardev_property() {
 }
 
 /// The Debian guest's kernel and initramfs, or None (skipped, except in CI) when absent.
+/// `-M virt -kernel KERNEL -initrd INITRD` followed by `rest`.
+fn virt_boot<'a>(kernel: &'a str, initrd: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["-M", "virt", "-kernel", kernel, "-initrd", initrd];
+    args.extend_from_slice(rest);
+    args
+}
+
 fn guest_files() -> Option<(String, String)> {
     let dir = common::guest_dir();
     let (kernel, initrd) = (dir.join("Image"), dir.join("initrd.gz"));
@@ -227,22 +234,20 @@ fn kernel_console_on_hvc0_lands_in_a_file_chardev() {
     let uart = dir.join("uart.txt");
     let chardev = format!("file,id=con0,path={}", hvc.display());
     let serial = format!("file:{}", uart.display());
-    let o = emu(&[
-        "-M",
-        "virt",
-        "-kernel",
+    let o = emu(&virt_boot(
         &kernel,
-        "-initrd",
         &initrd,
-        "-serial",
-        &serial,
-        "-chardev",
-        &chardev,
-        "-device",
-        "virtconsole,chardev=con0",
-        "-append",
-        "console=hvc0 emu.test=poweroff",
-    ]);
+        &[
+            "-serial",
+            &serial,
+            "-chardev",
+            &chardev,
+            "-device",
+            "virtconsole,chardev=con0",
+            "-append",
+            "console=hvc0 emu.test=poweroff",
+        ],
+    ));
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -268,22 +273,20 @@ fn shell_on_hvc0_through_a_stdio_chardev() {
     let uart = dir.join("uart.txt");
     let serial = format!("file:{}", uart.display());
     let mut emu = Session::start(
-        &[
-            "-M",
-            "virt",
-            "-kernel",
+        &virt_boot(
             &kernel,
-            "-initrd",
             &initrd,
-            "-serial",
-            &serial,
-            "-chardev",
-            "stdio,id=con0",
-            "-device",
-            "virtconsole,chardev=con0",
-            "-append",
-            "console=hvc0",
-        ],
+            &[
+                "-serial",
+                &serial,
+                "-chardev",
+                "stdio,id=con0",
+                "-device",
+                "virtconsole,chardev=con0",
+                "-append",
+                "console=hvc0",
+            ],
+        ),
         " on hvc0",
     );
     // busybox ash's prompt.
@@ -309,23 +312,21 @@ fn two_boots_on_a_file_chardev_are_identical() {
     let run = |n: u32| {
         let hvc = dir.join(format!("hvc0-{n}.txt"));
         let chardev = format!("file,id=con0,path={}", hvc.display());
-        let o = emu(&[
-            "-M",
-            "virt",
-            "-kernel",
+        let o = emu(&virt_boot(
             &kernel,
-            "-initrd",
             &initrd,
-            "-serial",
-            "null",
-            "-chardev",
-            &chardev,
-            "-device",
-            "virtconsole,chardev=con0",
-            "-append",
-            "console=hvc0 emu.test=poweroff",
-            "--stats",
-        ]);
+            &[
+                "-serial",
+                "null",
+                "-chardev",
+                &chardev,
+                "-device",
+                "virtconsole,chardev=con0",
+                "-append",
+                "console=hvc0 emu.test=poweroff",
+                "--stats",
+            ],
+        ));
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(0), "{err}");
         let insns = err
@@ -351,22 +352,20 @@ fn muxed_stdio_moves_input_with_ctrl_a_c() {
         return;
     };
     let mut emu = Session::start(
-        &[
-            "-M",
-            "virt",
-            "-kernel",
+        &virt_boot(
             &kernel,
-            "-initrd",
             &initrd,
-            "-chardev",
-            "stdio,id=s,mux=on",
-            "-serial",
-            "chardev:s",
-            "-device",
-            "virtconsole,chardev=s",
-            "-append",
-            "console=ttyS0 quiet",
-        ],
+            &[
+                "-chardev",
+                "stdio,id=s,mux=on",
+                "-serial",
+                "chardev:s",
+                "-device",
+                "virtconsole,chardev=s",
+                "-append",
+                "console=ttyS0 quiet",
+            ],
+        ),
         "",
     );
     // The shell runs on ttyS0 (console=ttyS0).
@@ -395,24 +394,22 @@ fn a_file_chardev_survives_a_guest_reboot() {
     let hvc = dir.join("hvc0.txt");
     let chardev = format!("file,id=con0,path={}", hvc.display());
     let mut child: Child = Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args([
-            "-M",
-            "virt",
-            "-kernel",
+        .args(virt_boot(
             &kernel,
-            "-initrd",
             &initrd,
-            "-serial",
-            "stdio",
-            "-chardev",
-            &chardev,
-            "-device",
-            "virtconsole,chardev=con0",
-            // The shell runs on ttyS0 (the only console when /init starts); the kernel's
-            // messages go to both.
-            "-append",
-            "console=hvc0 console=ttyS0 quiet",
-        ])
+            &[
+                "-serial",
+                "stdio",
+                "-chardev",
+                &chardev,
+                "-device",
+                "virtconsole,chardev=con0",
+                // The shell runs on ttyS0 (the only console when /init starts); the kernel's
+                // messages go to both.
+                "-append",
+                "console=hvc0 console=ttyS0 quiet",
+            ],
+        ))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
