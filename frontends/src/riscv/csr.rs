@@ -653,6 +653,19 @@ fn lookup(num: u16) -> Option<&'static CsrDef> {
 }
 
 const CSR_MIP: u16 = 0x344;
+const CSR_SATP: u16 = 0x180;
+const CSR_MISA: u16 = 0x301;
+const CSR_PMP_FIRST: u16 = 0x3a0;
+const CSR_PMP_LAST: u16 = 0x3ef;
+
+/// Whether a write to CSR `num` always ends its block. satp and the PMP registers change how
+/// instructions are fetched (the rest of the block was fetched under the old translation) and
+/// flush the TLB, which the engine must follow before it runs on (its jump cache drops what
+/// the flush may have remapped); misa would change what decodes (read-only here). Any other
+/// write changes at most what [`RiscvCpu::csr_write_ends_block`] looks at after it.
+pub fn csr_write_always_ends_block(num: u16) -> bool {
+    matches!(num, CSR_SATP | CSR_MISA) || (CSR_PMP_FIRST..=CSR_PMP_LAST).contains(&num)
+}
 
 /// `HELPER_CSR` first-argument flags.
 pub const CSR_OP_SHIFT: u32 = 12;
@@ -710,6 +723,23 @@ impl RiscvCpu {
             (def.write)(self, num, new);
         }
         Ok(old)
+    }
+
+    /// After a CSR write that may go on in its block (not
+    /// [`csr_write_always_ends_block`]), whether the block must end after all: the write
+    /// changed the block's translation flags (`key_flags`: privilege, mmu_idx from
+    /// MPRV/MPP/SUM/MXR, FS), made an interrupt deliverable, or the instruction uses up the
+    /// budget (an event is due, or a store asked the hart out). Those are exactly the cases in
+    /// which ending the block at the write (a `Yield`) would not have gone on at the next
+    /// instruction: the engine goes on from a yield only when `pending_interrupt` is `None`,
+    /// and the next block's entry checks the budget. So the guest sees the same instruction
+    /// counts either way. Called with the state at the write (`insn_count` the instructions
+    /// retired before it): it looks at the hart once the write has retired.
+    pub fn csr_write_ends_block(&self, key_flags: u32) -> bool {
+        let retired = self.common.insn_count.saturating_add(1);
+        self.trans_flags().to_key_flags() != key_flags
+            || retired >= self.common.insn_limit
+            || self.pending_interrupt_at(retired).is_some()
     }
 
     /// Read a CSR as M-mode would (for debuggers and tests); None if it does not exist.
@@ -779,6 +809,10 @@ extern "C" fn helper_mark_fs_dirty(env: *mut CpuCommon, _: u64, _: u64, _: u64, 
     0
 }
 
+extern "C" fn helper_csr_written(env: *mut CpuCommon, flags: u64, _: u64, _: u64, _: u64) -> u64 {
+    u64::from(state_of::<RiscvCpu>(env).csr_write_ends_block(flags as u32))
+}
+
 /// `csr(num | op << 12 | NO_READ | NO_WRITE, src, insn) -> old value`.
 pub static HELPER_CSR: HelperDef = HelperDef {
     name: "rv.csr",
@@ -789,6 +823,20 @@ pub static HELPER_CSR: HelperDef = HelperDef {
         reads_state: true,
         writes_state: true,
         may_raise: true,
+    },
+};
+
+/// `csr_written(key_flags) -> 1 if the block must end` after a CSR write
+/// ([`RiscvCpu::csr_write_ends_block`]). It reads the instruction count, so it reads state.
+pub static HELPER_CSR_WRITTEN: HelperDef = HelperDef {
+    name: "rv.csr_written",
+    func: helper_csr_written,
+    args: 1,
+    ret: true,
+    effects: HelperEffects {
+        reads_state: true,
+        writes_state: false,
+        may_raise: false,
     },
 };
 
@@ -1043,6 +1091,74 @@ mod tests {
         assert_eq!(read(&mut cpu, 0x3b5), Ok((1 << 54) - 1));
         write(&mut cpu, 0x3c0, 5).unwrap();
         assert_eq!(read(&mut cpu, 0x3c0), Ok(0));
+    }
+
+    /// Only the CSRs whose writes always end the block may flush the TLB (the engine follows
+    /// flushes at block ends) or change privilege; a write to any other goes on in its block
+    /// unless the flags it changed, an interrupt or the budget say otherwise.
+    #[test]
+    fn writes_that_go_on_never_flush_the_tlb() {
+        for d in CSR_TABLE {
+            for num in d.first..=d.last {
+                if csr_write_always_ends_block(num) || (num >> 10) & 3 == 3 {
+                    continue;
+                }
+                for v in [0, u64::MAX, 0x5555_5555_5555_5555, 0x8000_0000_0000_1000] {
+                    let mut cpu = test_cpu();
+                    // Something in the TLB to flush, and the states the writes start from.
+                    cpu.csr.satp = 8 << 60;
+                    cpu.csr.menvcfg = MENVCFG_STCE;
+                    cpu.csr.mstatus |= MSTATUS_FS;
+                    let generation = cpu.common.tlb_generation;
+                    assert!(write(&mut cpu, num, v).is_ok(), "{num:#x}");
+                    assert_eq!(cpu.common.tlb_generation, generation, "{num:#x} = {v:#x}");
+                    assert_eq!(cpu.priv_level(), Privilege::Machine);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn satp_and_pmp_writes_always_end_the_block() {
+        for num in [0x180, 0x301, 0x3a0, 0x3af, 0x3b0, 0x3ef] {
+            assert!(csr_write_always_ends_block(num), "{num:#x}");
+        }
+        for num in [
+            0x100, 0x104, 0x140, 0x141, 0x300, 0x304, 0x344, 0x39f, 0x3f0,
+        ] {
+            assert!(!csr_write_always_ends_block(num), "{num:#x}");
+        }
+    }
+
+    #[test]
+    fn csr_write_ends_block_at_flag_changes_interrupts_and_the_budget() {
+        let mut cpu = test_cpu();
+        let flags = cpu.trans_flags().to_key_flags();
+        assert!(!cpu.csr_write_ends_block(flags));
+        assert!(cpu.csr_write_ends_block(flags ^ 1));
+        // The write retires the instruction that reaches the limit.
+        cpu.common.insn_limit = 1;
+        assert!(cpu.csr_write_ends_block(flags));
+        cpu.common.insn_limit = 2;
+        assert!(!cpu.csr_write_ends_block(flags));
+        // A machine software interrupt, pending and enabled in M with MIE set.
+        cpu.csr.mip = MIP_MSIP;
+        cpu.csr.mie = MIP_MSIP;
+        assert!(!cpu.csr_write_ends_block(flags), "MIE clear");
+        cpu.csr.mstatus |= MSTATUS_MIE;
+        assert!(cpu.csr_write_ends_block(flags));
+        // The Sstc timer fires at the count the write retires at, not before.
+        let mut cpu = test_cpu();
+        cpu.csr.menvcfg = MENVCFG_STCE;
+        cpu.csr.mie = MIP_STIP;
+        cpu.privilege = Privilege::User as u64;
+        let flags = cpu.trans_flags().to_key_flags();
+        let due = 10 * emu_devices::clock::NS_PER_MTIME_TICK;
+        cpu.csr.stimecmp = 10;
+        cpu.common.insn_count = due - 2;
+        assert!(!cpu.csr_write_ends_block(flags));
+        cpu.common.insn_count = due - 1;
+        assert!(cpu.csr_write_ends_block(flags));
     }
 
     #[test]

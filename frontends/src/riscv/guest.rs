@@ -29,6 +29,7 @@ impl RiscvCpu {
 fn riscv_helpers() -> Vec<&'static HelperDef> {
     let mut v: Vec<&'static HelperDef> = vec![
         &csr::HELPER_CSR,
+        &csr::HELPER_CSR_WRITTEN,
         &csr::HELPER_MARK_FS_DIRTY,
         &trap::HELPER_RAISE,
         &trap::HELPER_ILLEGAL,

@@ -169,13 +169,19 @@ impl RiscvCpu {
 
     /// mip as the hart sees it: software-written bits, device lines and the Sstc timer.
     pub fn effective_mip(&self) -> u64 {
+        self.effective_mip_at(self.common.insn_count)
+    }
+
+    /// mip as the hart will see it once `insn_count` instructions have retired (the Sstc
+    /// timer reads the time at that count).
+    fn effective_mip_at(&self, insn_count: u64) -> u64 {
         let lines = self.irq_lines.load(std::sync::atomic::Ordering::Acquire);
         let mut mip = self.csr.mip | (lines & (MIP_MEIP | MIP_MTIP | MIP_MSIP | MIP_SEIP));
         if self.csr.menvcfg & MENVCFG_STCE != 0 {
             mip &= !MIP_STIP;
             // The hart's own time, as `mtime()` gives it, without publishing it to the devices
             // (a locked read-modify-write): the run loop asks at every turn.
-            let mtime = self.clock.now_ns(self.common.insn_count) / NS_PER_MTIME_TICK;
+            let mtime = self.clock.now_ns(insn_count) / NS_PER_MTIME_TICK;
             if mtime >= self.csr.stimecmp {
                 mip |= MIP_STIP;
             }
@@ -186,7 +192,12 @@ impl RiscvCpu {
     /// The interrupt to take now, if any (§3.1.9; QEMU `riscv_cpu_local_irq_pending`):
     /// interrupts for M first, then those delegated to S, each in priority order.
     pub fn pending_interrupt(&self) -> Option<u64> {
-        let pending = self.effective_mip() & self.csr.mie;
+        self.pending_interrupt_at(self.common.insn_count)
+    }
+
+    /// [`RiscvCpu::pending_interrupt`] once `insn_count` instructions have retired.
+    pub fn pending_interrupt_at(&self, insn_count: u64) -> Option<u64> {
+        let pending = self.effective_mip_at(insn_count) & self.csr.mie;
         if pending == 0 {
             return None;
         }
