@@ -49,55 +49,152 @@ pub fn redundant_globals(block: &mut IrBlock) {
     });
 }
 
+/// Globals the forwarding and dead-store steps track in a table indexed by `offset / 8`: the
+/// 8-byte-aligned `I64` ones (guest integer and FP registers) in the first
+/// [`SLOT_TABLE_BYTES`] of the state. Any other global (narrower, wider, unaligned or
+/// further out) goes to a short list. A block's globals are nearly all table ones, so a
+/// lookup costs an index instead of a scan of everything known.
+const SLOT_TABLE_BYTES: u32 = 1 << 20;
+
+/// The table index of a global, if it is a table one.
+#[inline]
+fn table_slot(offset: u32, ty: Type) -> Option<usize> {
+    (ty == Type::I64 && offset.is_multiple_of(8) && offset < SLOT_TABLE_BYTES)
+        .then_some((offset / 8) as usize)
+}
+
+/// The table indices of the 8-byte slots bytes `offset..offset + ty.bytes()` touch.
+#[inline]
+fn touched_slots(offset: u32, ty: Type) -> std::ops::Range<usize> {
+    let first = u64::from(offset) / 8;
+    let last = (u64::from(offset) + u64::from(ty.bytes()) - 1) / 8;
+    let cap = u64::from(SLOT_TABLE_BYTES / 8);
+    (first.min(cap) as usize)..((last + 1).min(cap) as usize)
+}
+
+/// Entries of a table that forgets everything at once: an entry holds data only while its
+/// epoch is the table's (`0` never is).
+struct EpochTable<T> {
+    entries: Vec<(u32, T)>,
+    epoch: u32,
+}
+
+impl<T> Default for EpochTable<T> {
+    fn default() -> Self {
+        EpochTable {
+            entries: Vec::new(),
+            epoch: 1,
+        }
+    }
+}
+
+impl<T: Copy> EpochTable<T> {
+    /// Forget every entry.
+    #[inline]
+    fn clear(&mut self) {
+        if self.epoch == u32::MAX {
+            self.entries.iter_mut().for_each(|e| e.0 = 0);
+            self.epoch = 1;
+        } else {
+            self.epoch += 1;
+        }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<T> {
+        self.entries
+            .get(i)
+            .filter(|e| e.0 == self.epoch)
+            .map(|e| e.1)
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, v: T) {
+        if i >= self.entries.len() {
+            self.entries.resize(i + 1, (0, v));
+        }
+        if let Some(e) = self.entries.get_mut(i) {
+            *e = (self.epoch, v);
+        }
+    }
+
+    /// Forget entry `i`, returning what it held.
+    #[inline]
+    fn take(&mut self, i: usize) -> Option<T> {
+        let epoch = self.epoch;
+        let e = self.entries.get_mut(i).filter(|e| e.0 == epoch)?;
+        e.0 = 0;
+        Some(e.1)
+    }
+}
+
 /// Load forwarding, one op at a time in block order.
 #[derive(Default)]
 pub(crate) struct Forwarder {
+    /// Table globals: the value each holds.
+    table: EpochTable<Value>,
+    /// Other globals known.
     known: Vec<Known>,
 }
 
 impl Forwarder {
     /// Start a block.
     pub(crate) fn reset(&mut self) {
+        self.forget();
+    }
+
+    #[inline]
+    fn forget(&mut self) {
+        self.table.clear();
         self.known.clear();
     }
 
     /// Turn `op` into a `mov` if it loads a known global; record what it makes known.
     #[inline]
     pub(crate) fn step(&mut self, op: &mut Op, helpers: &[&'static HelperDef]) {
-        let known = &mut self.known;
         match *op {
             Op::LoadGlobal { dst, ty, offset } => {
-                if let Some(k) = known.iter().find(|k| k.offset == offset && k.ty == ty) {
-                    *op = Op::Mov {
-                        dst,
-                        ty,
-                        src: k.value,
-                    };
-                } else {
-                    known.push(Known {
-                        offset,
-                        ty,
-                        value: dst,
-                    });
+                let found = match table_slot(offset, ty) {
+                    Some(i) => self.table.get(i),
+                    None => self
+                        .known
+                        .iter()
+                        .find(|k| k.offset == offset && k.ty == ty)
+                        .map(|k| k.value),
+                };
+                match found {
+                    Some(src) => *op = Op::Mov { dst, ty, src },
+                    None => self.record(offset, ty, dst),
                 }
             }
             Op::StoreGlobal { src, ty, offset } => {
-                known.retain(|k| !overlaps(k.offset, k.ty, offset, ty));
-                known.push(Known {
-                    offset,
-                    ty,
-                    value: src,
-                });
+                if !self.known.is_empty() {
+                    self.known.retain(|k| !overlaps(k.offset, k.ty, offset, ty));
+                }
+                if table_slot(offset, ty).is_none() {
+                    for i in touched_slots(offset, ty) {
+                        self.table.take(i);
+                    }
+                }
+                self.record(offset, ty, src);
             }
             Op::Call { helper, .. }
                 if helpers
                     .get(helper.0 as usize)
                     .is_none_or(|h| h.effects.writes_state) =>
             {
-                known.clear();
+                self.forget();
             }
-            Op::Label(_) => known.clear(),
+            Op::Label(_) => self.forget(),
             _ => {}
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, offset: u32, ty: Type, value: Value) {
+        match table_slot(offset, ty) {
+            Some(i) => self.table.set(i, value),
+            None => self.known.push(Known { offset, ty, value }),
         }
     }
 }
@@ -106,13 +203,21 @@ impl Forwarder {
 /// forwarded load observes nothing).
 #[derive(Default)]
 pub(crate) struct DeadStores {
-    /// Stores not yet observed: (op index, offset, type).
+    /// Table globals: the op index of the store not yet observed.
+    table: EpochTable<usize>,
+    /// Other stores not yet observed: (op index, offset, type).
     pending: Vec<(usize, u32, Type)>,
 }
 
 impl DeadStores {
     /// Start a block.
     pub(crate) fn reset(&mut self) {
+        self.observe_all();
+    }
+
+    #[inline]
+    fn observe_all(&mut self) {
+        self.table.clear();
         self.pending.clear();
     }
 
@@ -125,29 +230,56 @@ impl DeadStores {
         helpers: &[&'static HelperDef],
         mut dead: impl FnMut(usize),
     ) {
-        let pending = &mut self.pending;
         match *op {
             Op::StoreGlobal { ty, offset, .. } => {
                 let (o, end) = (u64::from(offset), u64::from(offset) + u64::from(ty.bytes()));
-                pending.retain(|&(j, po, pty)| {
-                    let (p0, p1) = (u64::from(po), u64::from(po) + u64::from(pty.bytes()));
-                    let covered = o <= p0 && p1 <= end;
-                    if covered {
-                        dead(j);
+                if !self.pending.is_empty() {
+                    self.pending.retain(|&(j, po, pty)| {
+                        let (p0, p1) = (u64::from(po), u64::from(po) + u64::from(pty.bytes()));
+                        let covered = o <= p0 && p1 <= end;
+                        if covered {
+                            dead(j);
+                        }
+                        !covered
+                    });
+                }
+                match table_slot(offset, ty) {
+                    Some(s) => {
+                        if let Some(j) = self.table.take(s) {
+                            dead(j);
+                        }
+                        self.table.set(s, i);
                     }
-                    !covered
-                });
-                pending.push((i, offset, ty));
+                    None => {
+                        // Table stores this one covers whole are dead; the others it only
+                        // overlaps stay pending.
+                        for s in touched_slots(offset, ty) {
+                            let (p0, p1) = (s as u64 * 8, s as u64 * 8 + 8);
+                            if o <= p0 && p1 <= end {
+                                if let Some(j) = self.table.take(s) {
+                                    dead(j);
+                                }
+                            }
+                        }
+                        self.pending.push((i, offset, ty));
+                    }
+                }
             }
             Op::LoadGlobal { ty, offset, .. } => {
-                pending.retain(|&(_, po, pty)| !overlaps(po, pty, offset, ty));
+                if !self.pending.is_empty() {
+                    self.pending
+                        .retain(|&(_, po, pty)| !overlaps(po, pty, offset, ty));
+                }
+                for s in touched_slots(offset, ty) {
+                    self.table.take(s);
+                }
             }
             Op::Call { helper, .. } => {
                 let observes = helpers
                     .get(helper.0 as usize)
                     .is_none_or(|h| h.effects.reads_state || h.effects.may_raise);
                 if observes {
-                    pending.clear();
+                    self.observe_all();
                 }
             }
             Op::Load { .. }
@@ -155,7 +287,7 @@ impl DeadStores {
             | Op::Label(_)
             | Op::Br(_)
             | Op::BrCond { .. }
-            | Op::Exit(_) => pending.clear(),
+            | Op::Exit(_) => self.observe_all(),
             _ => {}
         }
     }
