@@ -65,73 +65,87 @@ impl Builder {
     }
 
     /// Number of ops emitted so far.
+    #[inline]
     pub fn len(&self) -> usize {
         self.block.ops.len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.block.ops.is_empty()
     }
 
     /// Guest instructions started so far.
+    #[inline]
     pub fn insn_count(&self) -> u32 {
         self.block.insn_count
     }
 
     /// Record how many bytes of guest code the block covers.
+    #[inline]
     pub fn set_guest_size(&mut self, bytes: u32) {
         self.block.guest_size = bytes;
     }
 
+    #[inline]
     pub fn new_value(&mut self, ty: Type) -> Value {
         let v = Value(self.block.values.len() as u32);
         self.block.values.push(ty);
         v
     }
 
+    #[inline]
     pub fn new_label(&mut self) -> Label {
         let l = Label(self.block.labels);
         self.block.labels += 1;
         l
     }
 
+    #[inline]
     pub fn push(&mut self, op: Op) {
         self.block.ops.push(op);
     }
 
+    #[inline]
     pub fn insn_start(&mut self, pc: u64, insn: u32) {
         self.block.insn_count += 1;
         self.push(Op::InsnStart { pc, insn });
     }
 
+    #[inline]
     pub fn iconst(&mut self, ty: Type, imm: u64) -> Value {
         let dst = self.new_value(ty);
         self.push(Op::Const { dst, ty, imm });
         dst
     }
 
+    #[inline]
     pub fn mov(&mut self, ty: Type, src: Value) -> Value {
         let dst = self.new_value(ty);
         self.push(Op::Mov { dst, ty, src });
         dst
     }
 
+    #[inline]
     pub fn load_global(&mut self, ty: Type, offset: u32) -> Value {
         let dst = self.new_value(ty);
         self.push(Op::LoadGlobal { dst, ty, offset });
         dst
     }
 
+    #[inline]
     pub fn store_global(&mut self, ty: Type, offset: u32, src: Value) {
         self.push(Op::StoreGlobal { src, ty, offset });
     }
 
+    #[inline]
     pub fn unary(&mut self, op: UnOp, ty: Type, src: Value) -> Value {
         let dst = self.new_value(ty);
         self.push(Op::Unary { op, ty, dst, src });
         dst
     }
 
+    #[inline]
     pub fn binary(&mut self, op: BinOp, ty: Type, a: Value, b: Value) -> Value {
         let dst = self.new_value(ty);
         self.push(Op::Binary { op, ty, dst, a, b });
@@ -139,15 +153,18 @@ impl Builder {
     }
 
     /// `binary` with a constant right operand.
+    #[inline]
     pub fn binary_imm(&mut self, op: BinOp, ty: Type, a: Value, imm: u64) -> Value {
         let b = self.iconst(ty, imm);
         self.binary(op, ty, a, b)
     }
 
+    #[inline]
     pub fn add(&mut self, ty: Type, a: Value, b: Value) -> Value {
         self.binary(BinOp::Add, ty, a, b)
     }
 
+    #[inline]
     pub fn ext(&mut self, kind: ExtKind, from: Type, to: Type, src: Value) -> Value {
         let dst = self.new_value(to);
         self.push(Op::Ext {
@@ -160,18 +177,22 @@ impl Builder {
         dst
     }
 
+    #[inline]
     pub fn sext(&mut self, from: Type, to: Type, src: Value) -> Value {
         self.ext(ExtKind::Sext, from, to, src)
     }
 
+    #[inline]
     pub fn zext(&mut self, from: Type, to: Type, src: Value) -> Value {
         self.ext(ExtKind::Zext, from, to, src)
     }
 
+    #[inline]
     pub fn trunc(&mut self, from: Type, to: Type, src: Value) -> Value {
         self.ext(ExtKind::Trunc, from, to, src)
     }
 
+    #[inline]
     pub fn set_cond(&mut self, cond: Cond, ty: Type, a: Value, b: Value) -> Value {
         let dst = self.new_value(Type::I8);
         self.push(Op::SetCond {
@@ -184,6 +205,7 @@ impl Builder {
         dst
     }
 
+    #[inline]
     pub fn select(&mut self, ty: Type, cond_val: Value, a: Value, b: Value) -> Value {
         let dst = self.new_value(ty);
         self.push(Op::Select {
@@ -196,6 +218,7 @@ impl Builder {
         dst
     }
 
+    #[inline]
     pub fn load(&mut self, ty: Type, mem: MemOp, mmu_idx: u8, addr: Value) -> Value {
         let dst = self.new_value(ty);
         self.push(Op::Load {
@@ -208,6 +231,7 @@ impl Builder {
         dst
     }
 
+    #[inline]
     pub fn store(&mut self, ty: Type, mem: MemOp, mmu_idx: u8, src: Value, addr: Value) {
         self.push(Op::Store {
             ty,
@@ -219,6 +243,7 @@ impl Builder {
     }
 
     /// The block-local id of `def`, interning it on first use.
+    #[inline]
     pub fn helper_id(&mut self, def: &'static HelperDef) -> HelperId {
         let helpers = &mut self.block.helpers;
         let i = match helpers.iter().position(|h| std::ptr::eq(*h, def)) {
@@ -232,6 +257,7 @@ impl Builder {
     }
 
     /// Call a helper with up to four I64 arguments; returns its I64 result if it has one.
+    #[inline]
     pub fn call(&mut self, def: &'static HelperDef, args: &[Value]) -> Option<Value> {
         debug_assert_eq!(args.len(), usize::from(def.args), "helper {}", def.name);
         // A frontend never passes more (the helper ABI has four argument registers); the
@@ -243,14 +269,17 @@ impl Builder {
         dst
     }
 
+    #[inline]
     pub fn label(&mut self, l: Label) {
         self.push(Op::Label(l));
     }
 
+    #[inline]
     pub fn br(&mut self, l: Label) {
         self.push(Op::Br(l));
     }
 
+    #[inline]
     pub fn br_cond(&mut self, cond: Cond, ty: Type, a: Value, b: Value, label: Label) {
         self.push(Op::BrCond {
             cond,
@@ -261,10 +290,12 @@ impl Builder {
         });
     }
 
+    #[inline]
     pub fn exit(&mut self, t: Terminal) {
         self.push(Op::Exit(t));
     }
 
+    #[inline]
     pub fn goto(&mut self, pc: u64) {
         self.exit(Terminal::Goto { pc });
     }
