@@ -40,7 +40,7 @@ use std::time::Instant;
 use crossbeam::channel::{unbounded, Receiver, Sender};
 
 use crate::backend::{
-    BackendError, ChainSlots, CodeArena, CompiledBlock, Compiler, JumpCache, JumpProbe,
+    BackendError, ChainSlots, CodeArena, CompiledBlock, Compiler, JumpCache, JumpProbe, RegionBlock,
 };
 use crate::codemap::CodeMap;
 use crate::env::{CpuCommon, TlbFlushes, PAGE_MASK};
@@ -48,7 +48,7 @@ use crate::exec::BlockExit;
 use crate::guest::{BlockKey, Guest};
 use crate::helper::GuestState;
 use crate::ir::{Builder, ExitReason, IrBlock};
-use crate::tb::{TbCache, TbId, Tier};
+use crate::tb::{TbCache, TbId, Tier, NO_SUCCESSOR};
 
 /// Interpreter dispatches of a block before it may be sent to the compile thread (tiered
 /// mode). DESIGN.md §2 estimates that compiling pays off after ~2,000–5,000 runs when it is
@@ -66,6 +66,13 @@ pub const MAX_IN_FLIGHT: usize = 16;
 
 /// Most guest instructions per block.
 pub const MAX_BLOCK_INSNS: u32 = 64;
+
+/// Most blocks in a region ([`Engine::region_of`]): a hot block and the blocks of a loop
+/// through it, compiled as one function.
+pub const MAX_REGION_BLOCKS: usize = 16;
+
+/// Most guest instructions in a region (its blocks' sum; compile time grows with it).
+pub const MAX_REGION_INSNS: u32 = 256;
 
 /// Translations kept (including invalidated ones, whose ids are not reused) before the whole
 /// cache is flushed: bounds memory for guests that keep rewriting their code.
@@ -166,6 +173,10 @@ pub struct EngineStats {
     pub yields_kept: u64,
     /// Blocks lifted again for the compiler (their IR is not kept, see `TbEntry::ir`).
     pub blocks_relifted: u64,
+    /// Regions installed (functions of more than one block, counted in `blocks_compiled`
+    /// once), and the blocks they hold.
+    pub regions_compiled: u64,
+    pub region_blocks: u64,
 }
 
 /// Default of [`Engine::set_timing`] for new engines ([`Engine::time_new_engines`]).
@@ -173,9 +184,14 @@ static TIME_NEW_ENGINES: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 
 struct Job {
     generation: u64,
-    id: TbId,
     /// The block key's translation flags (the jump-cache tag of its successors).
     flags: u32,
+    /// The block to compile, then the other blocks of its region (if any).
+    blocks: Vec<JobBlock>,
+}
+
+struct JobBlock {
+    id: TbId,
     ir: Arc<IrBlock>,
     /// None: compile without chaining (nochain mode).
     slots: Option<ChainSlots>,
@@ -201,7 +217,8 @@ pub struct TraceWants {
 
 struct Done {
     generation: u64,
-    id: TbId,
+    /// The blocks compiled (the first is the entry).
+    ids: Vec<TbId>,
     result: Result<CompiledBlock, BackendError>,
     ns: u64,
 }
@@ -238,14 +255,24 @@ impl Worker {
                 for job in jobs_rx {
                     let t = Instant::now();
                     // Without slots (nochain) the code must not probe the jump cache either.
-                    compiler.set_jump_cache(job.slots.map(|_| JumpProbe {
+                    let chained = job.blocks.first().is_some_and(|b| b.slots.is_some());
+                    compiler.set_jump_cache(chained.then_some(JumpProbe {
                         addr: jump_cache,
                         flags: job.flags,
                     }));
-                    let result = compiler.compile(&job.ir, job.id.0, job.slots);
+                    let blocks: Vec<RegionBlock<'_>> = job
+                        .blocks
+                        .iter()
+                        .map(|b| RegionBlock {
+                            block: &b.ir,
+                            id: b.id.0,
+                            slots: b.slots,
+                        })
+                        .collect();
+                    let result = compiler.compile_region(&blocks);
                     let done = Done {
                         generation: job.generation,
-                        id: job.id,
+                        ids: job.blocks.iter().map(|b| b.id).collect(),
                         result,
                         ns: t.elapsed().as_nanos() as u64,
                     };
@@ -300,6 +327,8 @@ pub struct Engine {
     stats: EngineStats,
     max_insns: u32,
     tier_up: u32,
+    /// [`MAX_REGION_INSNS`], or `EMU_REGION_INSNS` (experiments; 0: no regions).
+    region_insns: u32,
     max_blocks: usize,
     /// Block-entry breakpoints (guest virtual PCs).
     breakpoints: BTreeSet<u64>,
@@ -346,6 +375,10 @@ impl Engine {
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(TIER_UP_THRESHOLD)
                 .max(1),
+            region_insns: std::env::var("EMU_REGION_INSNS")
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(MAX_REGION_INSNS),
             max_blocks: MAX_CACHED_BLOCKS,
             breakpoints: BTreeSet::new(),
             skip_breakpoint: None,
@@ -775,24 +808,49 @@ impl Engine {
         let t = Instant::now();
         let result = compiler.compile(&ir, id.0, slots);
         let ns = t.elapsed().as_nanos() as u64;
-        self.install(id, result, ns);
+        self.install(&[id], result, ns);
     }
 
+    /// Send block `id` to the compile thread, with the blocks of a loop through it as one
+    /// region ([`Engine::region_of`]). A block whose region is still queued waits for it.
     fn queue_compile<G: Guest>(&mut self, guest: &mut G, id: TbId) {
-        let ir = self.block_ir(guest, id);
-        let Some(entry) = self.cache.get_mut(id) else {
+        let Some(entry) = self.cache.get(id) else {
             return;
         };
-        let Some(ir) = ir else {
-            entry.tier = Tier::Failed;
+        let head = entry.region;
+        if head != NO_SUCCESSOR && head != id.0 {
+            let queued = self
+                .cache
+                .get(TbId(head))
+                .is_some_and(|h| h.is_valid() && h.tier == Tier::Queued);
+            if queued {
+                return;
+            }
+        }
+        let Some(ir) = self.block_ir(guest, id) else {
+            if let Some(entry) = self.cache.get_mut(id) {
+                entry.tier = Tier::Failed;
+            }
+            return;
+        };
+        let mut blocks = Vec::new();
+        for (m, ir) in self.region_of(guest, id, ir) {
+            if let Some(e) = self.cache.get_mut(m) {
+                e.region = id.0;
+                blocks.push(JobBlock {
+                    id: m,
+                    ir,
+                    slots: (!self.nochain).then(|| e.chain_slots()),
+                });
+            }
+        }
+        let Some(entry) = self.cache.get_mut(id) else {
             return;
         };
         let job = Job {
             generation: self.generation,
-            id,
             flags: entry.key.flags,
-            ir,
-            slots: (!self.nochain).then(|| entry.chain_slots()),
+            blocks,
         };
         let sent = self
             .worker
@@ -804,6 +862,100 @@ impl Engine {
             self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.in_flight as u64);
         }
         entry.tier = if sent { Tier::Queued } else { Tier::Failed };
+    }
+
+    /// The blocks to compile with hot block `head` (whose IR is `head_ir`), with their IR:
+    /// `head` first, then the blocks of the loops through it. Candidates are the blocks its
+    /// `Goto` exits name in the same virtual page, already translated under the same flags,
+    /// lying in `head`'s first physical page only (so writing any of them invalidates `head`
+    /// too, tb.rs) and warm themselves (a quarter of the tier-up runs), then theirs, breadth
+    /// first, up to [`MAX_REGION_BLOCKS`] blocks and [`MAX_REGION_INSNS`] instructions; of
+    /// those, the blocks from which `head` is reached again are kept. Just `head` without
+    /// chaining, in debug mode, or outside tiered mode.
+    fn region_of<G: Guest>(
+        &mut self,
+        guest: &mut G,
+        head: TbId,
+        head_ir: Arc<IrBlock>,
+    ) -> Vec<(TbId, Arc<IrBlock>)> {
+        let mut found = vec![(head, head_ir)];
+        let Some(h) = self.cache.get(head) else {
+            return found;
+        };
+        let off = self.nochain || self.debug_mode || self.kind != EngineKind::Tiered;
+        if off || self.region_insns == 0 {
+            return found;
+        }
+        let key = h.key;
+        let page = key.phys_pc & PAGE_MASK;
+        let min_heat = (self.tier_up / 4).max(1);
+        let mut insns = h.insn_count;
+        // Each found block's edges: indices into `found`, or `usize::MAX` (outside).
+        let mut edges: Vec<Vec<usize>> = Vec::new();
+        let mut i = 0;
+        while let Some(ir) = found.get(i).map(|f| f.1.clone()) {
+            i += 1;
+            let mut out = Vec::new();
+            for op in &ir.ops {
+                let crate::ir::Op::Exit(crate::ir::Terminal::Goto { pc }) = *op else {
+                    continue;
+                };
+                if pc & PAGE_MASK != key.pc & PAGE_MASK {
+                    continue;
+                }
+                let target = BlockKey {
+                    pc,
+                    phys_pc: page | (pc & !PAGE_MASK),
+                    flags: key.flags,
+                };
+                let Some(t) = self.cache.lookup(&target) else {
+                    continue;
+                };
+                if let Some(k) = found.iter().position(|f| f.0 == t) {
+                    out.push(k);
+                    continue;
+                }
+                let Some(e) = self.cache.get(t) else {
+                    continue;
+                };
+                let fits = found.len() < MAX_REGION_BLOCKS
+                    && self.cache.pages(t) == [page]
+                    && e.heat >= min_heat
+                    && insns + e.insn_count <= self.region_insns;
+                if !fits {
+                    continue;
+                }
+                let count = e.insn_count;
+                if let Some(ir) = self.block_ir(guest, t) {
+                    insns += count;
+                    out.push(found.len());
+                    found.push((t, ir));
+                }
+            }
+            edges.push(out);
+        }
+        // Keep the blocks from which `head` is reached again inside the region.
+        let mut back = vec![false; found.len()];
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for k in 0..found.len() {
+                let reaches = edges
+                    .get(k)
+                    .is_some_and(|out| out.iter().any(|&t| t == 0 || back.get(t) == Some(&true)));
+                if reaches && !back[k] {
+                    back[k] = true;
+                    changed = true;
+                }
+            }
+        }
+        found
+            .into_iter()
+            .zip(back)
+            .enumerate()
+            .filter(|&(k, (_, b))| k == 0 || b)
+            .map(|(_, (f, _))| f)
+            .collect()
     }
 
     /// Install whatever the compile thread has finished.
@@ -828,10 +980,14 @@ impl Engine {
         if done.generation != self.generation {
             return;
         }
-        self.install(done.id, done.result, done.ns);
+        self.install(&done.ids, done.result, done.ns);
     }
 
-    fn install(&mut self, id: TbId, result: Result<CompiledBlock, BackendError>, ns: u64) {
+    /// Install the code compiled for `ids` (a block, or a region entered at its first block).
+    fn install(&mut self, ids: &[TbId], result: Result<CompiledBlock, BackendError>, ns: u64) {
+        let Some(&id) = ids.first() else {
+            return;
+        };
         self.stats.compile_ns += ns;
         let code = match result {
             Ok(code) => code,
@@ -855,9 +1011,24 @@ impl Engine {
         match installed {
             Ok(ptr) => {
                 self.stats.blocks_compiled += 1;
+                if ids.len() > 1 {
+                    self.stats.regions_compiled += 1;
+                    self.stats.region_blocks += ids.len() as u64;
+                }
                 if let Some(entry) = self.cache.get_mut(id) {
                     entry.code = Some(ptr as usize);
                     entry.tier = Tier::Compiled;
+                }
+                // The region's code reads every member's chain slots. The other members run on
+                // their own only when entered from outside the loop (or after a budget exit in
+                // it): they tier up again, as regions of their own, if that happens often.
+                for (k, &m) in ids.iter().enumerate() {
+                    if let Some(e) = self.cache.get_mut(m) {
+                        e.slots_read = true;
+                        if k > 0 {
+                            e.heat = 0;
+                        }
+                    }
                 }
             }
             Err(e) => {

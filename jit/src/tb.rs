@@ -74,6 +74,12 @@ pub struct TbEntry {
     incoming: Vec<(TbId, u32)>,
     /// Guest physical pages the block's code lies in.
     pages: Vec<u64>,
+    /// Compiled code reads the chain slots: the block's own, or a region's it belongs to
+    /// (only then is linking them worth it).
+    pub slots_read: bool,
+    /// The head of the region this block was last made a member of (`NO_SUCCESSOR`: none):
+    /// while that region is queued, the block is not sent to the compiler on its own.
+    pub region: u32,
 }
 
 impl TbEntry {
@@ -98,7 +104,7 @@ impl TbEntry {
 /// `Goto` exits per block whose successor [`TbEntry`] remembers.
 const SUCCESSOR_SLOTS: usize = 4;
 /// An empty successor slot (no block has this id: ids are entry indices).
-const NO_SUCCESSOR: u32 = u32::MAX;
+pub const NO_SUCCESSOR: u32 = u32::MAX;
 
 /// Number of `Goto` exits of a block (its chain slots).
 pub fn goto_count(block: &IrBlock) -> usize {
@@ -274,6 +280,8 @@ impl TbCache {
             successors: [NO_SUCCESSOR; SUCCESSOR_SLOTS],
             pages: pages.clone(),
             valid: true,
+            slots_read: false,
+            region: NO_SUCCESSOR,
         });
         self.map.insert(key, id);
         if let Some(slot) = self.front.get_mut(front_index(&key)) {
@@ -295,7 +303,7 @@ impl TbCache {
             return false;
         };
         let ok = Self::chainable(s, d)
-            && s.code.is_some()
+            && s.slots_read
             && (slot as usize) < s.slots.len()
             && s.slot_target(slot).is_none();
         if !ok {
@@ -495,6 +503,7 @@ mod tests {
         for id in [a, b, far] {
             if let Some(e) = c.get_mut(id) {
                 e.code = Some(0x1234);
+                e.slots_read = true;
             }
         }
         assert!(!c.link(a, 0, far), "other virtual page");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use emu_jit::backend::{compile_standalone, BackendError};
 use emu_jit::codemap::CodeMap;
-use emu_jit::engine::{Engine, EngineKind, RunExit};
+use emu_jit::engine::{Engine, EngineKind, EngineStats, RunExit};
 use emu_jit::env::CpuCommon;
 use emu_jit::exec::BlockExit;
 use emu_jit::guest::{BlockKey, Guest};
@@ -18,7 +18,7 @@ use emu_jit::helper::HelperDef;
 use emu_jit::interp::InterpBlock;
 use emu_jit::ir::verify::verify;
 use emu_jit::ir::{
-    BinOp, Builder, Cond, ExitReason, ExtKind, IrBlock, MemOp, Terminal, Type, UnOp, Value,
+    BinOp, Builder, Cond, ExitReason, ExtKind, IrBlock, MemOp, Op, Terminal, Type, UnOp, Value,
 };
 use emu_jit::testing::{
     reg_offset, TestCpu, ADD3, GET_REG, RAISE_IF, RAM_BASE, RAM_SIZE, READ_ICOUNT, READ_PC,
@@ -618,6 +618,8 @@ const CODE_INSNS: u64 = 0x800;
 struct RandomGuest {
     cpu: TestCpu,
     seed: u64,
+    /// Instructions in the code window (at most [`CODE_INSNS`]).
+    window: u64,
 }
 
 // SAFETY: `RandomGuest` is `#[repr(C)]` and starts with a `TestCpu`, which starts with
@@ -635,7 +637,7 @@ impl Guest for RandomGuest {
 
     fn block_key(&mut self) -> Option<BlockKey> {
         let pc = self.cpu.common.pc;
-        if !(CODE_BASE..CODE_BASE + 4 * CODE_INSNS).contains(&pc) || !pc.is_multiple_of(4) {
+        if !(CODE_BASE..CODE_BASE + 4 * self.window).contains(&pc) || !pc.is_multiple_of(4) {
             self.cpu.common.exception_pending = 1;
             return None;
         }
@@ -648,17 +650,37 @@ impl Guest for RandomGuest {
 
     fn translate(&mut self, key: &BlockKey, _max_insns: u32, b: &mut Builder) {
         let mut rng = StdRng::seed_from_u64(self.seed ^ key.pc.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let taken = std::mem::take(b);
-        *b = gen_into(&mut rng, taken, key.pc, Some((CODE_BASE, CODE_INSNS)));
+        // A small window is for loops: blocks that end in a `Goto` are drawn again until one
+        // does (a few tries; the draw depends on the seed and the pc only).
+        let tries = if self.window < CODE_INSNS { 8 } else { 1 };
+        for _ in 0..tries {
+            let mut taken = std::mem::take(b);
+            taken.reset(key.pc);
+            *b = gen_into(&mut rng, taken, key.pc, Some((CODE_BASE, self.window)));
+            if matches!(b.block().ops.last(), Some(Op::Exit(Terminal::Goto { .. }))) {
+                break;
+            }
+        }
+        if self.window < CODE_INSNS {
+            // Loops of several blocks rather than self loops: a block's last `Goto` to its own
+            // start goes three instructions on instead.
+            let next = CODE_BASE + 4 * ((key.pc / 4 + 3) % self.window);
+            if let Some(Op::Exit(Terminal::Goto { pc })) = b.block_mut().ops.last_mut() {
+                if *pc == key.pc {
+                    *pc = next;
+                }
+            }
+        }
     }
 
     fn code_page_added(&mut self, _phys_page: u64) {}
 }
 
-/// Run the random guest on one engine kind; returns the final outcome.
-fn run_engine(kind: EngineKind, seed: u64, state_seed: u64) -> Outcome {
+/// Run the random guest with a code window of `window` instructions on one engine kind;
+/// returns the final outcome and the engine's counters.
+fn run_engine(kind: EngineKind, seed: u64, state_seed: u64, window: u64) -> (Outcome, EngineStats) {
     let cpu = *fresh_state(&mut StdRng::seed_from_u64(state_seed));
-    let mut g = Box::new(RandomGuest { cpu, seed });
+    let mut g = Box::new(RandomGuest { cpu, seed, window });
     g.cpu.common.pc = CODE_BASE;
     g.cpu.common.insn_limit = 0;
     let mut e = Engine::new(kind, Arc::new(CodeMap::new())).expect("engine starts");
@@ -680,7 +702,7 @@ fn run_engine(kind: EngineKind, seed: u64, state_seed: u64) -> Outcome {
             // What a run loop would do, deterministically: deliver, then continue elsewhere.
             g.cpu.common.exception_pending = 0;
             let pc = g.cpu.common.pc;
-            g.cpu.common.pc = CODE_BASE + 4 * (pc.wrapping_mul(31).wrapping_add(n) % CODE_INSNS);
+            g.cpu.common.pc = CODE_BASE + 4 * (pc.wrapping_mul(31).wrapping_add(n) % window);
         }
     }
     if std::env::var("EMU_DIFF_VERBOSE").is_ok() {
@@ -696,7 +718,7 @@ fn run_engine(kind: EngineKind, seed: u64, state_seed: u64) -> Outcome {
         RunExit::Yield => BlockExit::Exit(ExitReason::Yield),
         RunExit::Halt => BlockExit::Exit(ExitReason::Halt),
     };
-    outcome(exit, &g.cpu)
+    (outcome(exit, &g.cpu), e.stats())
 }
 
 /// Tiered mode installs compiled code at arbitrary times; waiting now and then makes the test
@@ -714,10 +736,10 @@ fn engines_agree_on_random_guest_programs() {
     let mut retired = 0;
     let n = seeds.len() as u64;
     for seed in seeds {
-        let reference = run_engine(EngineKind::Interp, seed, seed);
+        let (reference, _) = run_engine(EngineKind::Interp, seed, seed, CODE_INSNS);
         retired += reference.insn_count;
         for kind in [EngineKind::Jit, EngineKind::Tiered] {
-            let got = run_engine(kind, seed, seed);
+            let (got, _) = run_engine(kind, seed, seed, CODE_INSNS);
             assert_eq!(
                 got, reference,
                 "seed {seed}: {kind:?} differs from the interpreter"
@@ -728,5 +750,32 @@ fn engines_agree_on_random_guest_programs() {
     assert!(
         retired > n * 2000,
         "the programs barely ran: {retired} instructions"
+    );
+}
+
+/// Random programs in a window of a few dozen instructions, where jumps close loops of a
+/// few blocks: tiered mode compiles them as regions (one function, jumps between the blocks,
+/// budget checks at every jump), which must agree with the interpreter and the per-block JIT.
+#[test]
+fn regions_agree_with_the_interpreter_on_random_loops() {
+    let seeds: Vec<u64> = match std::env::var("EMU_DIFF_SEED") {
+        Ok(s) => vec![s.parse().expect("EMU_DIFF_SEED is a u64")],
+        Err(_) => (41..81).collect(),
+    };
+    let mut regions = 0;
+    for seed in seeds {
+        let (reference, _) = run_engine(EngineKind::Interp, seed, seed, 8);
+        for kind in [EngineKind::Jit, EngineKind::Tiered] {
+            let (got, stats) = run_engine(kind, seed, seed, 8);
+            assert_eq!(
+                got, reference,
+                "seed {seed}: {kind:?} differs from the interpreter"
+            );
+            regions += stats.region_blocks;
+        }
+    }
+    assert!(
+        regions >= 50,
+        "too few blocks compiled in regions: {regions}"
     );
 }

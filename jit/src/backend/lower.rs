@@ -11,10 +11,17 @@
 //! loaded global is reloaded. The instruction count is kept as the entry value plus a constant
 //! per instruction (the position of the `InsnStart` in the block).
 //!
-//! Self loops: with chaining on, a `Goto` to the block's own start becomes a back edge inside
-//! the function. It does what the exit and the next entry would: store pc and the instruction
-//! count, check the budget (leaving with `Budget` in a cold block), but the globals stay in
-//! registers across iterations.
+//! Regions: with chaining on, several blocks of one guest page can be lowered into one
+//! function ([`RegionMember`]; the engine picks blocks that form a loop through the first), and
+//! a `Goto` to the start of any of them (the first block's own start included: a self loop)
+//! becomes a jump inside the function. Every cached global of the region is loaded on entry
+//! and stays in a register across blocks and iterations; what is dirty is written back at the
+//! jump, as at a branch, so each block starts clean. The jump does what the exit and the next
+//! block's entry would: it moves the instruction count on (in a register) and checks the
+//! budget, leaving with `Budget`, pc and the instruction count in a cold block, so a region
+//! stops at the instruction its blocks would stop at when chained. Each block keeps its own id
+//! in exit codes and its own chain slots, so the engine links and remembers exits per block
+//! as usual.
 
 use std::collections::HashMap;
 
@@ -88,6 +95,75 @@ struct Cached {
 /// A cached global: offset, type, and the op index before which it is first loaded.
 type GlobalPlan = Vec<(u32, Type, Option<usize>)>;
 
+/// One block of a function ([`lower_region`]): its IR, its id (named in its exit codes) and its
+/// chain slots.
+#[derive(Clone, Copy)]
+pub struct RegionMember<'a> {
+    pub block: &'a IrBlock,
+    pub id: u32,
+    pub slots: Option<ChainSlots>,
+}
+
+/// The globals of `block` in `(offset, type, op index, is a store)` order of access.
+fn global_accesses(block: &IrBlock) -> impl Iterator<Item = (u32, Type, usize, bool)> + '_ {
+    block
+        .ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match *op {
+            Op::LoadGlobal { ty, offset, .. } => Some((offset, ty, i, false)),
+            Op::StoreGlobal { ty, offset, .. } => Some((offset, ty, i, true)),
+            _ => None,
+        })
+}
+
+/// The globals that can live in a variable, given every access of the function: each with its
+/// type and its first access (op index, whether a store). A global qualifies when every access
+/// has the same type and overlaps no other access nor the `CpuCommon` header.
+fn cacheable(accesses: &[(u32, Type, usize, bool)]) -> Vec<(u32, Type, usize, bool)> {
+    let mut by_offset: HashMap<u32, (Type, usize, bool, bool)> = HashMap::new();
+    for &(off, ty, i, is_store) in accesses {
+        let e = by_offset.entry(off).or_insert((ty, i, is_store, true));
+        if e.0 != ty {
+            e.3 = false;
+        }
+    }
+    // Every access's byte range (not one per offset: an offset accessed with two types may
+    // reach into a neighbour).
+    let mut ranges: Vec<(u32, u32)> = accesses
+        .iter()
+        .map(|&(o, ty, ..)| (o, o.saturating_add(ty.bytes())))
+        .collect();
+    ranges.sort_unstable();
+    ranges.dedup();
+    let header_end = std::mem::size_of::<CpuCommon>() as u32;
+    let mut out: Vec<_> = by_offset
+        .iter()
+        .filter(|&(&off, &(ty, _, _, consistent))| {
+            let end = off.saturating_add(ty.bytes());
+            let overlaps = ranges
+                .iter()
+                .any(|&(o, e)| (o, e) != (off, end) && o < end && off < e);
+            consistent && !overlaps && off >= header_end
+        })
+        .map(|(&off, &(ty, first, first_is_store, _))| (off, ty, first, first_is_store))
+        .collect();
+    out.sort_unstable_by_key(|&(o, ..)| o);
+    out
+}
+
+/// The cached globals of a region: all loaded on entry (`load_at` 0).
+fn plan_region(members: &[RegionMember<'_>]) -> GlobalPlan {
+    let accesses: Vec<_> = members
+        .iter()
+        .flat_map(|m| global_accesses(m.block))
+        .collect();
+    cacheable(&accesses)
+        .into_iter()
+        .map(|(off, ty, ..)| (off, ty, Some(0)))
+        .collect()
+}
+
 /// Which globals are cached, and where they are first loaded.
 fn plan_globals(block: &IrBlock) -> GlobalPlan {
     let n = block.ops.len();
@@ -119,40 +195,9 @@ fn plan_globals(block: &IrBlock) -> GlobalPlan {
         *c = acc > 0;
     }
 
-    // All accesses per offset.
-    let header_end = std::mem::size_of::<CpuCommon>() as u32;
-    let mut accesses: Vec<(u32, Type, usize, bool)> = Vec::new();
-    for (i, op) in block.ops.iter().enumerate() {
-        match *op {
-            Op::LoadGlobal { ty, offset, .. } => accesses.push((offset, ty, i, false)),
-            Op::StoreGlobal { ty, offset, .. } => accesses.push((offset, ty, i, true)),
-            _ => {}
-        }
-    }
-    let mut by_offset: HashMap<u32, (Type, usize, bool, bool)> = HashMap::new();
-    for &(off, ty, i, is_store) in &accesses {
-        let e = by_offset.entry(off).or_insert((ty, i, is_store, true));
-        if e.0 != ty {
-            e.3 = false;
-        }
-    }
-    // Every access's byte range (not one per offset: an offset accessed with two types may
-    // reach into a neighbour).
-    let mut ranges: Vec<(u32, u32)> = accesses
-        .iter()
-        .map(|&(o, ty, ..)| (o, o.saturating_add(ty.bytes())))
-        .collect();
-    ranges.sort_unstable();
-    ranges.dedup();
+    let accesses: Vec<_> = global_accesses(block).collect();
     let mut plan = Vec::new();
-    for (&off, &(ty, first, first_is_store, consistent)) in &by_offset {
-        let end = off.saturating_add(ty.bytes());
-        let overlaps = ranges
-            .iter()
-            .any(|&(o, e)| (o, e) != (off, end) && o < end && off < e);
-        if !consistent || overlaps || off < header_end {
-            continue;
-        }
+    for (off, ty, first, first_is_store) in cacheable(&accesses) {
         let load_at = if first_is_store && !crossed[first] {
             None
         } else {
@@ -164,12 +209,19 @@ fn plan_globals(block: &IrBlock) -> GlobalPlan {
         };
         plan.push((off, ty, load_at));
     }
-    plan.sort_unstable_by_key(|&(o, ..)| o);
     plan
 }
 
 struct Lower<'a, 'f> {
     b: FunctionBuilder<'f>,
+    /// The blocks of the function; the first is its entry.
+    members: &'a [RegionMember<'a>],
+    /// Whether some `Goto` jumps to a member's start inside the function (see module docs).
+    region: bool,
+    /// Entry of each member (region mode), sealed at the end (jumps back come later).
+    heads: Vec<Block>,
+    /// The member being lowered, its IR, id and chain slots.
+    member: usize,
     block: &'a IrBlock,
     block_id: u32,
     slots: Option<ChainSlots>,
@@ -190,8 +242,6 @@ struct Lower<'a, 'f> {
     goto_slot: u32,
     terminated: bool,
     helper_sig: Option<cranelift_codegen::ir::SigRef>,
-    /// The loop head of a block that jumps to its own start (see `run`).
-    loop_head: Option<Block>,
     /// The cold block every memory slow path branches to when it recorded a fault: the slow
     /// path already has the globals, pc and instruction count, so it only returns `Fault`.
     mem_fault: Option<Block>,
@@ -201,35 +251,53 @@ struct Lower<'a, 'f> {
     frontend: TargetFrontendConfig,
 }
 
-pub(super) fn lower_block(
+/// Lower one block, or a region of blocks of one guest page (the first is the entry; see the
+/// module docs), into the function `b` builds.
+pub(super) fn lower_region(
     b: FunctionBuilder<'_>,
-    block: &IrBlock,
-    block_id: u32,
-    slots: Option<ChainSlots>,
+    members: &[RegionMember<'_>],
     jump_cache: Option<super::JumpProbe>,
     frontend: TargetFrontendConfig,
 ) -> Result<(), BackendError> {
-    let plan = plan_globals(block);
+    let Some(first) = members.first() else {
+        return Err(BackendError::Malformed("a region without blocks".into()));
+    };
+    // Jumps inside the function replace chained exits: only with chaining on.
+    let region = first.slots.is_some()
+        && members.iter().any(|m| {
+            m.block.ops.iter().any(|op| match op {
+                Op::Exit(Terminal::Goto { pc }) => members.iter().any(|t| t.block.start_pc == *pc),
+                _ => false,
+            })
+        });
+    let plan = if region {
+        plan_region(members)
+    } else {
+        plan_globals(first.block)
+    };
     let l = Lower {
         b,
-        block,
-        block_id,
-        slots,
+        members,
+        region,
+        heads: Vec::new(),
+        member: 0,
+        block: first.block,
+        block_id: first.id,
+        slots: first.slots,
         state: ClValue::from_u32(0),
         tlb_base: ClValue::from_u32(0),
         base: Variable::from_u32(0),
-        values: vec![None; block.values.len()],
+        values: Vec::new(),
         labels: Vec::new(),
         cached: Vec::new(),
         cached_by_offset: HashMap::new(),
         defined: Vec::new(),
         dirty: Vec::new(),
         insn_idx: 0,
-        insn_pc: block.start_pc,
+        insn_pc: first.block.start_pc,
         goto_slot: 0,
         terminated: false,
         helper_sig: None,
-        loop_head: None,
         mem_fault: None,
         jump_cache,
         frontend,
@@ -243,12 +311,9 @@ impl Lower<'_, '_> {
         self.b.append_block_params_for_function_params(entry);
         self.switch_seal(entry);
         self.state = self.b.block_params(entry)[0];
-        // The TLB tables live on the heap (env.rs): their address, once per block, in the entry
-        // block, which dominates every access.
+        // The TLB tables live on the heap (env.rs): their address, once per function, in the
+        // entry block, which dominates every access.
         self.tlb_base = self.load_state(types::I64, OFFSET_TLB_PTR);
-        self.labels = (0..self.block.labels)
-            .map(|_| self.b.create_block())
-            .collect();
         for (offset, ty, load_at) in plan {
             let var = self.b.declare_var(cl_type(ty));
             self.cached_by_offset.insert(offset, self.cached.len());
@@ -282,37 +347,54 @@ impl Lower<'_, '_> {
         self.switch_seal(body);
         self.terminated = false;
 
-        // A block that jumps to its own start (a loop) runs as a loop inside the function when
-        // chaining is on: every cached global is loaded before the loop head and stays in a
-        // register across iterations. Since a value may be dirty from an earlier iteration
-        // at any point, every global the block stores counts as dirty from the start.
-        let self_loop = self.slots.is_some()
-            && self.block.ops.iter().any(
-                |op| matches!(op, Op::Exit(Terminal::Goto { pc }) if *pc == self.block.start_pc),
-            );
-        if self_loop {
+        // A region loads every cached global before its first block and keeps it in a
+        // register from there on (module docs).
+        if self.region {
             for c in 0..self.cached.len() {
                 self.reload(c);
-                let off = self.cached[c].offset;
-                self.dirty[c] = self
-                    .block
-                    .ops
-                    .iter()
-                    .any(|op| matches!(op, Op::StoreGlobal { offset, .. } if *offset == off));
             }
-            let head = self.b.create_block();
+            self.heads = self.members.iter().map(|_| self.b.create_block()).collect();
+            let head = self.heads[0];
             self.b.ins().jump(head, &[]);
-            // Not sealed until the end: the back edges come later.
-            self.b.switch_to_block(head);
-            self.loop_head = Some(head);
         }
+        for i in 0..self.members.len() {
+            self.lower_member(i)?;
+        }
+        if let Some(fb) = self.mem_fault {
+            self.switch_seal(fb);
+            self.ret(BlockExit::Fault);
+        }
+        self.b.seal_all_blocks();
+        self.b.finalize(self.frontend);
+        Ok(())
+    }
 
-        let block = self.block;
-        for (i, op) in block.ops.iter().enumerate() {
-            // First loads of cached globals placed here.
-            for c in 0..self.cached.len() {
-                if self.cached[c].load_at == Some(i) && !self.defined[c] {
-                    self.reload(c);
+    /// Emit member `i`'s ops (in region mode, from its head block on).
+    fn lower_member(&mut self, i: usize) -> Result<(), BackendError> {
+        let m = self.members[i];
+        let block = m.block;
+        self.member = i;
+        self.block = block;
+        self.block_id = m.id;
+        self.slots = m.slots;
+        self.values = vec![None; block.values.len()];
+        self.labels = (0..block.labels).map(|_| self.b.create_block()).collect();
+        self.insn_idx = 0;
+        self.insn_pc = block.start_pc;
+        self.goto_slot = 0;
+        self.dirty.iter_mut().for_each(|d| *d = false);
+        if let Some(&head) = self.heads.get(i) {
+            // Not sealed until the end: jumps back to it come later.
+            self.b.switch_to_block(head);
+            self.terminated = false;
+        }
+        for (k, op) in block.ops.iter().enumerate() {
+            // First loads of cached globals placed here (a region loaded them all on entry).
+            if !self.region {
+                for c in 0..self.cached.len() {
+                    if self.cached[c].load_at == Some(k) && !self.defined[c] {
+                        self.reload(c);
+                    }
                 }
             }
             self.op(op)?;
@@ -325,10 +407,6 @@ impl Lower<'_, '_> {
             self.store_count(self.before());
             self.ret(BlockExit::Fault);
         }
-        if let Some(fb) = self.mem_fault {
-            self.switch_seal(fb);
-            self.ret(BlockExit::Fault);
-        }
         // Unused label blocks are empty: give them a terminator so the function is valid.
         for lb in self.labels.clone() {
             if self.b.func.layout.first_inst(lb).is_none() {
@@ -336,8 +414,6 @@ impl Lower<'_, '_> {
                 self.ret(BlockExit::Budget);
             }
         }
-        self.b.seal_all_blocks();
-        self.b.finalize(self.frontend);
         Ok(())
     }
 
@@ -714,9 +790,14 @@ impl Lower<'_, '_> {
     }
 
     fn exit(&mut self, t: Terminal) -> Result<(), BackendError> {
-        if let (Terminal::Goto { pc }, Some(head)) = (t, self.loop_head) {
-            if pc == self.block.start_pc {
-                self.loop_back(head);
+        if let Terminal::Goto { pc } = t {
+            let inside = self
+                .members
+                .iter()
+                .position(|m| m.block.start_pc == pc)
+                .filter(|_| self.region);
+            if let Some(target) = inside {
+                self.jump_inside(target);
                 return Ok(());
             }
         }
@@ -784,16 +865,18 @@ impl Lower<'_, '_> {
         Ok(())
     }
 
-    /// The back edge of a self loop: what the `Goto` and the next entry would do (pc and
-    /// instruction count in the state, the budget check), with globals kept in registers.
-    fn loop_back(&mut self, head: Block) {
+    /// A `Goto` to the start of member `target`: a jump inside the function (module docs).
+    /// Dirty globals are written back first, as at a branch, so every member starts clean.
+    fn jump_inside(&mut self, target: usize) {
         // Keep the chain-slot numbering of the interpreter: this `Goto` owns a slot.
         self.goto_slot += 1;
-        self.store_pc_const(self.block.start_pc);
+        self.flush_at_branch();
+        let head = self.heads[target];
         let base = self.b.use_var(self.base);
         let count = self.b.ins().iadd_imm_s(base, i64::from(self.insn_idx));
-        self.store_state(count, OFFSET_INSN_COUNT);
         self.b.def_var(self.base, count);
+        // The budget check of the block's entry: a chain of blocks stops at the same
+        // instruction count whether its blocks run as a region or one by one.
         let limit = self.load_state(types::I64, OFFSET_INSN_LIMIT);
         let spent = self
             .b
@@ -803,7 +886,8 @@ impl Lower<'_, '_> {
         self.b.ins().brif(spent, budget, &[], head, &[]);
         self.b.set_cold_block(budget);
         self.switch_seal(budget);
-        self.flush_dirty();
+        self.store_pc_const(self.members[target].block.start_pc);
+        self.store_state(count, OFFSET_INSN_COUNT);
         self.ret(BlockExit::Budget);
     }
 

@@ -25,6 +25,10 @@ mod lower;
 pub mod perfmap;
 mod stats;
 
+/// One block of a region ([`Compiler::compile_region`]): its IR, its id (returned in exit
+/// codes) and its chain slots.
+pub use lower::RegionMember as RegionBlock;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, Signature, UserFuncName};
@@ -335,12 +339,27 @@ impl Compiler {
         block_id: u32,
         slots: Option<ChainSlots>,
     ) -> Result<CompiledBlock, BackendError> {
+        self.compile_region(&[RegionBlock {
+            block,
+            id: block_id,
+            slots,
+        }])
+    }
+
+    /// Compile a region: blocks of one guest page lowered into one function entered at the
+    /// first, in which a `Goto` to another block's start is a jump (lower.rs). Each block
+    /// keeps its id in exit codes and its own chain slots; all have the same translation flags
+    /// and either all have slots or none. The caller guarantees that the other blocks' code
+    /// stays valid as long as the first one's (same physical page).
+    pub fn compile_region(
+        &mut self,
+        blocks: &[RegionBlock<'_>],
+    ) -> Result<CompiledBlock, BackendError> {
         // A Cranelift panic is a bug in emu or Cranelift, but it must not take the emulator
         // down: the block stays on the interpreter.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.compile_inner(block, block_id, slots)
-        }))
-        .unwrap_or_else(|_| Err(BackendError::Codegen("cranelift panicked".into())));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compile_inner(blocks)))
+                .unwrap_or_else(|_| Err(BackendError::Codegen("cranelift panicked".into())));
         if result.is_err() {
             // Lowering may have stopped half-way: start the next block from clean contexts.
             self.fctx = FunctionBuilderContext::new();
@@ -349,24 +368,20 @@ impl Compiler {
         result
     }
 
-    fn compile_inner(
-        &mut self,
-        block: &IrBlock,
-        block_id: u32,
-        slots: Option<ChainSlots>,
-    ) -> Result<CompiledBlock, BackendError> {
+    fn compile_inner(&mut self, blocks: &[RegionBlock<'_>]) -> Result<CompiledBlock, BackendError> {
+        if blocks
+            .iter()
+            .any(|b| b.slots.is_some() != blocks[0].slots.is_some())
+        {
+            return Err(BackendError::Malformed(
+                "a region mixes chained and unchained blocks".into(),
+            ));
+        }
         self.ctx.clear();
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, 0), block_signature());
         {
             let builder = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
-            lower::lower_block(
-                builder,
-                block,
-                block_id,
-                slots,
-                self.jump_cache,
-                self.isa.frontend_config(),
-            )?;
+            lower::lower_region(builder, blocks, self.jump_cache, self.isa.frontend_config())?;
         }
         let code = self
             .ctx
