@@ -340,6 +340,24 @@ mod interp {
         });
     }
 
+    /// One iteration: as `tier0`, on a 64-instruction block (the engine's block limit), whose
+    /// register file is larger than the interpreter's fixed stack sizes. Counter: guest
+    /// instructions.
+    #[divan::bench(sample_size = 256)]
+    fn tier0_64(bencher: Bencher) {
+        const LONG: u32 = 64;
+        let mut cpu = hart(&[LONG]);
+        let block = lift_optimized(&mut cpu, LONG);
+        let ib = InterpBlock::new(&block);
+        // SAFETY: `cpu` is a live RiscvCpu borrowed only here; the block was lifted for it.
+        let exit = unsafe { ib.run(cpu.state_ptr()) };
+        check_exit(&cpu, exit);
+        bencher.counter(ItemsCount::new(LONG)).bench_local(|| {
+            // SAFETY: as above.
+            unsafe { black_box(&ib).run(cpu.state_ptr()) }
+        });
+    }
+
     /// Pre-decoded copies of the block in `tier0_cold`: ~2 KiB each, 16 MiB in all, past the
     /// L2 cache, as a boot's cold code is (47 k blocks, each run ~100 times before tier-up).
     const COLD_COPIES: usize = 8192;

@@ -950,6 +950,8 @@ const SLOTS_S: usize = 16;
 const SLOTS_M: usize = 32;
 const SLOTS_L: usize = 64;
 const SLOTS_XL: usize = 128;
+/// Register files up to this size also live on the stack ([`InterpBlock::exec_big`]).
+const SLOTS_BIG: usize = 1024;
 
 /// Bytes of a block's ops [`prefetch`] asks for.
 const PREFETCH_BYTES: usize = 4096;
@@ -1260,9 +1262,34 @@ impl InterpBlock {
             } else if c.slots <= SLOTS_XL {
                 self.exec(c, state, &mut [0u64; SLOTS_XL])
             } else {
-                self.exec(c, state, &mut vec![0u64; c.slots])
+                self.exec_big(c, state)
             }
         }
+    }
+
+    /// [`InterpBlock::exec`] for blocks of more than [`SLOTS_XL`] slots (long superblocks,
+    /// ~5 % of a boot's interpreted runs): their register file is on the stack too, zeroed
+    /// only as far as the block uses it. On the heap, each run paid an allocation and a free
+    /// (past the allocator's small-size caches).
+    ///
+    /// # Safety
+    /// As [`InterpBlock::run`].
+    #[inline(never)]
+    unsafe fn exec_big<I: Idx>(&self, c: &Decoded<I>, state: *mut CpuCommon) -> BlockExit {
+        if c.slots > SLOTS_BIG {
+            // SAFETY: forwarded caller contract.
+            return unsafe { self.exec(c, state, &mut vec![0u64; c.slots]) };
+        }
+        let mut buf = std::mem::MaybeUninit::<[u64; SLOTS_BIG]>::uninit();
+        let p = buf.as_mut_ptr().cast::<u64>();
+        // SAFETY: `buf` holds `SLOTS_BIG >= c.slots` u64s; the first `c.slots` are zeroed
+        // here, so the slice covers initialized memory only, borrowed from `buf` for the call.
+        let r = unsafe {
+            p.write_bytes(0, c.slots);
+            std::slice::from_raw_parts_mut(p, c.slots)
+        };
+        // SAFETY: forwarded caller contract.
+        unsafe { self.exec(c, state, r) }
     }
 
     /// # Safety
@@ -2290,6 +2317,35 @@ mod tests {
         );
         assert!(eval_cond(Cond::Lt, Type::I8, 0xff, 0));
         assert!(!eval_cond(Cond::Ltu, Type::I8, 0xff, 0));
+    }
+
+    /// Blocks with register files past the fixed stack sizes: on the stack up to
+    /// `SLOTS_BIG`, on the heap beyond; both start zeroed and give the same sums.
+    #[test]
+    fn long_blocks_beyond_the_fixed_register_files() {
+        for n in [SLOTS_XL + 10, SLOTS_BIG - 2, SLOTS_BIG + 50] {
+            let mut text = format!(
+                "block pc=0x1000\n insn 0x1000 0\n v0:i64 = load_global {}\n",
+                reg_offset(1)
+            );
+            for i in 1..n {
+                text += &format!(" v{i}:i64 = add v{}, v0\n", i - 1);
+            }
+            text += &format!(
+                " store_global.i64 {}, v{}\n goto 0x2000\n",
+                reg_offset(2),
+                n - 1
+            );
+            let b = parse_block(&text, &test_helpers()).unwrap_or_else(|e| panic!("{e}"));
+            let Code::Small(c) = &InterpBlock::new(&b).code else {
+                panic!("16-bit indices fit");
+            };
+            assert!(c.slots > SLOTS_XL);
+            let mut cpu = TestCpu::new();
+            cpu.regs[1] = 3;
+            assert_eq!(run(&text, &mut cpu), BlockExit::Goto { slot: 0 });
+            assert_eq!(cpu.regs[2], 3 * n as u64);
+        }
     }
 
     #[test]
