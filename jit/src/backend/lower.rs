@@ -14,14 +14,15 @@
 //! Regions: with chaining on, several blocks of one guest page can be lowered into one
 //! function ([`RegionMember`]; the engine picks blocks that form a loop through the first), and
 //! a `Goto` to the start of any of them (the first block's own start included: a self loop)
-//! becomes a jump inside the function. Every cached global of the region is loaded on entry
-//! and stays in a register across blocks and iterations; what is dirty is written back at the
-//! jump, as at a branch, so each block starts clean. The jump does what the exit and the next
-//! block's entry would: it moves the instruction count on (in a register) and checks the
-//! budget, leaving with `Budget`, pc and the instruction count in a cold block, so a region
-//! stops at the instruction its blocks would stop at when chained. Each block keeps its own id
-//! in exit codes and its own chain slots, so the engine links and remembers exits per block
-//! as usual.
+//! becomes a jump inside the function. The first block's globals are loaded on entry, before
+//! the loop it heads; other globals where a block first needs them, unless they are defined
+//! on every jump into it (`plan`): a value stays in a register across blocks and iterations.
+//! What is dirty is written back at the jump, as at a branch, so each block starts clean. The
+//! jump does what the exit and the next block's entry would: it moves the instruction count
+//! on (in a register) and checks the budget, leaving with `Budget`, pc and the instruction
+//! count in a cold block, so a region stops at the instruction its blocks would stop at when
+//! chained. Each block keeps its own id in exit codes and its own chain slots, so the engine
+//! links and remembers exits per block as usual.
 
 use std::collections::HashMap;
 
@@ -88,12 +89,7 @@ struct Cached {
     offset: u32,
     ty: Type,
     var: Variable,
-    /// Linear op index before which it is loaded (None: its first access is a dominating store).
-    load_at: Option<usize>,
 }
-
-/// A cached global: offset, type, and the op index before which it is first loaded.
-type GlobalPlan = Vec<(u32, Type, Option<usize>)>;
 
 /// One block of a function ([`lower_region`]): its IR, its id (named in its exit codes) and its
 /// chain slots.
@@ -152,23 +148,24 @@ fn cacheable(accesses: &[(u32, Type, usize, bool)]) -> Vec<(u32, Type, usize, bo
     out
 }
 
-/// The cached globals of a region: all loaded on entry (`load_at` 0).
-fn plan_region(members: &[RegionMember<'_>]) -> GlobalPlan {
-    let accesses: Vec<_> = members
-        .iter()
-        .flat_map(|m| global_accesses(m.block))
-        .collect();
-    cacheable(&accesses)
-        .into_iter()
-        .map(|(off, ty, ..)| (off, ty, Some(0)))
-        .collect()
+/// Where one block first defines each cached global (indexed like [`Lower::cached`]): `None`
+/// if it does not access it, else the op before which it is loaded (`None`: its first access
+/// is a store that every later path passes) and the op from which it is defined.
+type MemberPlan = Vec<Option<(Option<usize>, usize)>>;
+
+/// The plan of a function: its cached globals (offset, type), each block's [`MemberPlan`],
+/// which globals each block finds defined on entry, and which the function loads on entry.
+struct Plan {
+    globals: Vec<(u32, Type)>,
+    members: Vec<MemberPlan>,
+    avail_in: Vec<Vec<bool>>,
+    entry_loads: Vec<bool>,
 }
 
-/// Which globals are cached, and where they are first loaded.
-fn plan_globals(block: &IrBlock) -> GlobalPlan {
+/// `crossed[p]`: some branch from before op `p` lands at or after `p`, so a value defined
+/// just before `p` does not reach every later op.
+fn crossed_points(block: &IrBlock) -> Vec<bool> {
     let n = block.ops.len();
-    // crossed[p]: some branch from before p lands at or after p, so a value defined just before
-    // op p does not reach every later op.
     let mut label_pos: HashMap<Label, usize> = HashMap::new();
     for (i, op) in block.ops.iter().enumerate() {
         if let Op::Label(l) = op {
@@ -194,22 +191,118 @@ fn plan_globals(block: &IrBlock) -> GlobalPlan {
         acc += diff[p];
         *c = acc > 0;
     }
+    crossed
+}
 
-    let accesses: Vec<_> = global_accesses(block).collect();
-    let mut plan = Vec::new();
-    for (off, ty, first, first_is_store) in cacheable(&accesses) {
-        let load_at = if first_is_store && !crossed[first] {
-            None
+/// Each cached global's first definition in `block`: loaded at the latest point that every
+/// later path passes through before its first use (branches only go forward, so that point
+/// is found on the linear op order), or not at all when its first access is a store at such
+/// a point.
+fn member_plan(block: &IrBlock, index: &HashMap<u32, usize>, cached: usize) -> MemberPlan {
+    let crossed = crossed_points(block);
+    let mut plan = vec![None; cached];
+    for (off, _, first, is_store) in global_accesses(block) {
+        let Some(slot) = index.get(&off).and_then(|&c| plan.get_mut(c)) else {
+            continue;
+        };
+        if slot.is_some() {
+            continue;
+        }
+        *slot = Some(if is_store && !crossed[first] {
+            (None, first)
         } else {
             let mut p = first;
             while crossed[p] {
                 p -= 1;
             }
-            Some(p)
-        };
-        plan.push((off, ty, load_at));
+            (Some(p), p)
+        });
     }
     plan
+}
+
+/// Plan the globals of a function of `members` (one block, or a region when `region`).
+///
+/// A region's first block has the globals it reads loaded in the function's entry block,
+/// before the loop it heads, so values carried around the loop stay in registers. Every other global is
+/// loaded where its block first needs it, unless it is defined on every jump into that
+/// block, which a must-be-defined fixed point over the jumps decides (a global defined before
+/// a jump stays defined: a helper that writes state reloads what is defined).
+fn plan(members: &[RegionMember<'_>], region: bool) -> Plan {
+    let accesses: Vec<_> = members
+        .iter()
+        .flat_map(|m| global_accesses(m.block))
+        .collect();
+    let globals: Vec<(u32, Type)> = cacheable(&accesses)
+        .into_iter()
+        .map(|(off, ty, ..)| (off, ty))
+        .collect();
+    let index: HashMap<u32, usize> = globals
+        .iter()
+        .enumerate()
+        .map(|(c, &(off, _))| (off, c))
+        .collect();
+    let n = globals.len();
+    let plans: Vec<MemberPlan> = members
+        .iter()
+        .map(|m| member_plan(m.block, &index, n))
+        .collect();
+    let entry_loads: Vec<bool> = match plans.first() {
+        Some(head) if region => head
+            .iter()
+            .map(|e| matches!(e, Some((Some(_), _))))
+            .collect(),
+        _ => vec![false; n],
+    };
+    // Jumps inside the function: (source block, op index of the `Goto`, target block).
+    let mut jumps = Vec::new();
+    if region {
+        for (m, member) in members.iter().enumerate() {
+            for (q, op) in member.block.ops.iter().enumerate() {
+                if let Op::Exit(Terminal::Goto { pc }) = *op {
+                    if let Some(t) = members.iter().position(|t| t.block.start_pc == pc) {
+                        jumps.push((m, q, t));
+                    }
+                }
+            }
+        }
+    }
+    let start = |t: usize| {
+        if t == 0 {
+            entry_loads.clone()
+        } else {
+            vec![true; n]
+        }
+    };
+    let mut avail_in: Vec<Vec<bool>> = (0..members.len()).map(start).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for t in 0..members.len() {
+            let mut new = start(t);
+            let mut reached = t == 0;
+            for &(m, q, _) in jumps.iter().filter(|j| j.2 == t) {
+                reached = true;
+                for (c, v) in new.iter_mut().enumerate() {
+                    let before = plans[m][c].is_some_and(|(_, d)| d < q);
+                    *v &= avail_in[m][c] || before;
+                }
+            }
+            if !reached {
+                new = vec![false; n];
+            }
+            if new != avail_in[t] {
+                avail_in[t] = new;
+                changed = true;
+            }
+        }
+    }
+    Plan {
+        globals,
+        members: plans,
+        avail_in,
+        entry_loads,
+    }
 }
 
 struct Lower<'a, 'f> {
@@ -236,6 +329,12 @@ struct Lower<'a, 'f> {
     cached_by_offset: HashMap<u32, usize>,
     defined: Vec<bool>,
     dirty: Vec<bool>,
+    /// Per cached global, the op of the current block before which it is loaded unless
+    /// already defined (see [`member_plan`]).
+    load_at: Vec<Option<usize>>,
+    /// Each block's [`MemberPlan`], and the globals it finds defined on entry.
+    member_plans: Vec<MemberPlan>,
+    avail_in: Vec<Vec<bool>>,
     /// Instructions started so far, and the PC of the current one.
     insn_idx: u32,
     insn_pc: u64,
@@ -270,11 +369,9 @@ pub(super) fn lower_region(
                 _ => false,
             })
         });
-    let plan = if region {
-        plan_region(members)
-    } else {
-        plan_globals(first.block)
-    };
+    // Without jumps between them, only the first block is reachable.
+    let members = if region { members } else { &members[..1] };
+    let plan = plan(members, region);
     let l = Lower {
         b,
         members,
@@ -293,6 +390,9 @@ pub(super) fn lower_region(
         cached_by_offset: HashMap::new(),
         defined: Vec::new(),
         dirty: Vec::new(),
+        load_at: Vec::new(),
+        member_plans: Vec::new(),
+        avail_in: Vec::new(),
         insn_idx: 0,
         insn_pc: first.block.start_pc,
         goto_slot: 0,
@@ -306,7 +406,7 @@ pub(super) fn lower_region(
 }
 
 impl Lower<'_, '_> {
-    fn run(mut self, plan: GlobalPlan) -> Result<(), BackendError> {
+    fn run(mut self, plan: Plan) -> Result<(), BackendError> {
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
         self.switch_seal(entry);
@@ -314,16 +414,13 @@ impl Lower<'_, '_> {
         // The TLB tables live on the heap (env.rs): their address, once per function, in the
         // entry block, which dominates every access.
         self.tlb_base = self.load_state(types::I64, OFFSET_TLB_PTR);
-        for (offset, ty, load_at) in plan {
+        for &(offset, ty) in &plan.globals {
             let var = self.b.declare_var(cl_type(ty));
             self.cached_by_offset.insert(offset, self.cached.len());
-            self.cached.push(Cached {
-                offset,
-                ty,
-                var,
-                load_at,
-            });
+            self.cached.push(Cached { offset, ty, var });
         }
+        self.member_plans = plan.members;
+        self.avail_in = plan.avail_in;
         self.defined = vec![false; self.cached.len()];
         self.dirty = vec![false; self.cached.len()];
 
@@ -347,11 +444,12 @@ impl Lower<'_, '_> {
         self.switch_seal(body);
         self.terminated = false;
 
-        // A region loads every cached global before its first block and keeps it in a
-        // register from there on (module docs).
+        // A region loads its first block's globals before it (module docs, `plan`).
         if self.region {
-            for c in 0..self.cached.len() {
-                self.reload(c);
+            for (c, &load) in plan.entry_loads.iter().enumerate() {
+                if load {
+                    self.reload(c);
+                }
             }
             self.heads = self.members.iter().map(|_| self.b.create_block()).collect();
             let head = self.heads[0];
@@ -383,18 +481,24 @@ impl Lower<'_, '_> {
         self.insn_pc = block.start_pc;
         self.goto_slot = 0;
         self.dirty.iter_mut().for_each(|d| *d = false);
+        self.defined = self.avail_in.get(i).cloned().unwrap_or_default();
+        self.defined.resize(self.cached.len(), false);
+        self.load_at = self
+            .member_plans
+            .get(i)
+            .map(|p| p.iter().map(|e| e.and_then(|(at, _)| at)).collect())
+            .unwrap_or_default();
+        self.load_at.resize(self.cached.len(), None);
         if let Some(&head) = self.heads.get(i) {
             // Not sealed until the end: jumps back to it come later.
             self.b.switch_to_block(head);
             self.terminated = false;
         }
         for (k, op) in block.ops.iter().enumerate() {
-            // First loads of cached globals placed here (a region loaded them all on entry).
-            if !self.region {
-                for c in 0..self.cached.len() {
-                    if self.cached[c].load_at == Some(k) && !self.defined[c] {
-                        self.reload(c);
-                    }
+            // First loads of cached globals placed here, unless defined on every way in.
+            for c in 0..self.cached.len() {
+                if self.load_at[c] == Some(k) && !self.defined[c] {
+                    self.reload(c);
                 }
             }
             self.op(op)?;
@@ -1380,5 +1484,69 @@ impl Lower<'_, '_> {
         } else {
             self.b.ins().iconst(types::I64, 0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{BinOp, Builder};
+
+    /// Offsets of three guest registers past the `CpuCommon` header.
+    fn reg(i: u32) -> u32 {
+        std::mem::size_of::<CpuCommon>() as u32 + 8 * i
+    }
+
+    /// A block at `pc` that adds the registers `reads` into register `write`, then jumps to
+    /// `to`.
+    fn block(pc: u64, reads: &[u32], write: u32, to: u64) -> IrBlock {
+        let mut b = Builder::new(pc);
+        b.insn_start(pc, 0);
+        let mut acc = b.iconst(Type::I64, 1);
+        for &r in reads {
+            let v = b.load_global(Type::I64, reg(r));
+            acc = b.binary(BinOp::Add, Type::I64, acc, v);
+        }
+        b.store_global(Type::I64, reg(write), acc);
+        b.goto(to);
+        b.set_guest_size(4);
+        b.finish()
+    }
+
+    #[test]
+    fn a_region_loads_what_a_jump_does_not_bring() {
+        // A (0x100) reads r1, writes r2, jumps to B; B (0x104) reads r1 and r3, writes r2,
+        // jumps back to A.
+        let a = block(0x100, &[1], 2, 0x104);
+        let b = block(0x104, &[1, 3], 2, 0x100);
+        let members = [
+            RegionMember {
+                block: &a,
+                id: 0,
+                slots: None,
+            },
+            RegionMember {
+                block: &b,
+                id: 1,
+                slots: None,
+            },
+        ];
+        let p = plan(&members, true);
+        let c = |r: u32| p.globals.iter().position(|&(o, _)| o == reg(r));
+        let (Some(r1), Some(r2), Some(r3)) = (c(1), c(2), c(3)) else {
+            panic!("r1..r3 are cached: {:?}", p.globals);
+        };
+        // What A reads is loaded before the loop; r2 (A only writes it) and r3 are not.
+        assert!(p.entry_loads[r1] && !p.entry_loads[r2] && !p.entry_loads[r3]);
+        // A is entered with r1 defined (from the entry and from B's jump back); B with r1
+        // and r2 (from A), not r3: B loads r3 where it first reads it.
+        assert!(p.avail_in[0][r1] && !p.avail_in[0][r2] && !p.avail_in[0][r3]);
+        assert_eq!(p.avail_in[1][r1..=r2], [true, true]);
+        assert!(!p.avail_in[1][r3]);
+        assert!(p.members[1][r3].is_some_and(|(at, _)| at.is_some()));
+        // One block on its own loads lazily, on entry nothing.
+        let single = plan(&members[..1], false);
+        assert!(single.entry_loads.iter().all(|&l| !l));
+        assert!(single.avail_in[0].iter().all(|&d| !d));
     }
 }
