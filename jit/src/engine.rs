@@ -72,7 +72,7 @@ pub const MAX_BLOCK_INSNS: u32 = 64;
 pub const MAX_REGION_BLOCKS: usize = 16;
 
 /// Most guest instructions in a region (its blocks' sum; compile time grows with it).
-pub const MAX_REGION_INSNS: u32 = 256;
+pub const MAX_REGION_INSNS: u32 = 128;
 
 /// Translations kept (including invalidated ones, whose ids are not reused) before the whole
 /// cache is flushed: bounds memory for guests that keep rewriting their code.

@@ -493,6 +493,9 @@ impl Lower<'_, '_> {
             // Not sealed until the end: jumps back to it come later.
             self.b.switch_to_block(head);
             self.terminated = false;
+            // The TLB tables' address again, for this block's accesses: live across the
+            // whole region, it would be spilled and reloaded from the stack anyway.
+            self.tlb_base = self.load_state(types::I64, OFFSET_TLB_PTR);
         }
         for (k, op) in block.ops.iter().enumerate() {
             // First loads of cached globals placed here, unless defined on every way in.
