@@ -11,7 +11,7 @@
 //!   label, branch or exit.
 
 use crate::helper::HelperDef;
-use crate::ir::{IrBlock, Op, Type, Value};
+use crate::ir::{IrBlock, Label, Op, Type, Value};
 
 #[derive(Clone, Copy)]
 struct Known {
@@ -135,12 +135,33 @@ pub(crate) struct Forwarder {
     table: EpochTable<Value>,
     /// Other globals known.
     known: Vec<Known>,
+    /// Branches seen to each label (labels come after every branch to them).
+    branches_to: Vec<u32>,
+    /// The label of the last branch, while only exits have followed it: a label reached
+    /// from that branch alone then sees what was known at the branch, which is what is
+    /// known now (a superblock's `brcond L; goto; L:`).
+    after_branch: Option<Label>,
 }
 
 impl Forwarder {
     /// Start a block.
     pub(crate) fn reset(&mut self) {
         self.forget();
+        self.branches_to.clear();
+        self.after_branch = None;
+    }
+
+    /// Note a branch to `l`.
+    #[inline]
+    fn branch(&mut self, l: Label) {
+        let i = l.0 as usize;
+        if i >= self.branches_to.len() {
+            self.branches_to.resize(i + 1, 0);
+        }
+        if let Some(n) = self.branches_to.get_mut(i) {
+            *n += 1;
+        }
+        self.after_branch = Some(l);
     }
 
     #[inline]
@@ -152,6 +173,7 @@ impl Forwarder {
     /// Turn `op` into a `mov` if it loads a known global; record what it makes known.
     #[inline]
     pub(crate) fn step(&mut self, op: &mut Op, helpers: &[&'static HelperDef]) {
+        let after_branch = self.after_branch.take();
         match *op {
             Op::LoadGlobal { dst, ty, offset } => {
                 let found = match table_slot(offset, ty) {
@@ -185,7 +207,17 @@ impl Forwarder {
             {
                 self.forget();
             }
-            Op::Label(_) => self.forget(),
+            Op::Label(l) => {
+                // A join forgets, unless its only way in is the branch just before (the ops
+                // in between, exits, never fall through into it).
+                let only_from_branch = after_branch == Some(l)
+                    && self.branches_to.get(l.0 as usize).copied() == Some(1);
+                if !only_from_branch {
+                    self.forget();
+                }
+            }
+            Op::BrCond { label, .. } | Op::Br(label) => self.branch(label),
+            Op::Exit(_) => self.after_branch = after_branch,
             _ => {}
         }
     }
@@ -314,6 +346,29 @@ mod tests {
         assert_eq!(t[6], "v4:i64 = load_global 0x108"); // after a state-writing helper
         assert_eq!(t[8], "v5:i64 = mov v4"); // fallthrough of a branch
         assert_eq!(t[10], "v6:i64 = load_global 0x108"); // after a label
+    }
+
+    /// A superblock's side exit (`brcond L; goto; L:`) keeps what is known: `L` is reached
+    /// only from the branch. A second branch to the label, or an op that falls into it,
+    /// makes it a join again.
+    #[test]
+    fn forwards_across_a_side_exit() {
+        let mut b = block(
+            " v0:i64 = load_global 0x100\n brcond.i64 eq v0, v0, L0\n goto 0x10\nL0:\n \
+             v1:i64 = load_global 0x100\n brcond.i64 eq v0, v0, L1\n brcond.i64 ne v0, v0, L1\n \
+             goto 0x20\nL1:\n v2:i64 = load_global 0x100\n brcond.i64 eq v0, v0, L2\n \
+             v3:i64 = load_global 0x108\nL2:\n v4:i64 = load_global 0x100\n \
+             brcond.i64 eq v0, v0, L3\nL3:\n v5:i64 = load_global 0x100\n goto 0\n",
+        );
+        redundant_globals(&mut b);
+        let t = ops_text(&b);
+        assert_eq!(t[4], "v1:i64 = mov v0", "{t:?}");
+        assert_eq!(t[9], "v2:i64 = load_global 0x100", "two branches to L1");
+        assert_eq!(
+            t[13], "v4:i64 = load_global 0x100",
+            "v3's load falls into L2"
+        );
+        assert_eq!(t[16], "v5:i64 = mov v4", "brcond straight into its label");
     }
 
     #[test]

@@ -453,8 +453,8 @@ fn random_blocks_agree_on_cranelift() {
 }
 
 /// The redundant-globals pass as it was before its table of 8-byte slots: one list of what
-/// is known and one of pending stores, each scanned whole. The pass must make exactly what
-/// this makes.
+/// is known and one of pending stores, each scanned whole (with the rule for a label reached
+/// only from the branch just before it). The pass must make exactly what this makes.
 fn linear_redundant_globals(block: &mut IrBlock) {
     let overlaps = |a_off: u32, a_ty: Type, b_off: u32, b_ty: Type| {
         let (a0, a1) = (u64::from(a_off), u64::from(a_off) + u64::from(a_ty.bytes()));
@@ -463,7 +463,10 @@ fn linear_redundant_globals(block: &mut IrBlock) {
     };
     let helpers = block.helpers.clone();
     let mut known: Vec<(u32, Type, Value)> = Vec::new();
+    let mut branches_to = vec![0u32; block.labels as usize];
+    let mut after_branch = None;
     for op in block.ops.iter_mut() {
+        let last_branch = after_branch.take();
         match *op {
             Op::LoadGlobal { dst, ty, offset } => {
                 match known.iter().find(|k| k.0 == offset && k.1 == ty) {
@@ -482,7 +485,14 @@ fn linear_redundant_globals(block: &mut IrBlock) {
             {
                 known.clear()
             }
-            Op::Label(_) => known.clear(),
+            Op::Label(l) if last_branch != Some(l) || branches_to[l.0 as usize] != 1 => {
+                known.clear()
+            }
+            Op::BrCond { label, .. } | Op::Br(label) => {
+                branches_to[label.0 as usize] += 1;
+                after_branch = Some(label);
+            }
+            Op::Exit(_) => after_branch = last_branch,
             _ => {}
         }
     }
