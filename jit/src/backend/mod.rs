@@ -117,7 +117,7 @@ pub struct ChainSlots {
 unsafe impl Send for ChainSlots {}
 
 /// Entries of the jump cache (a power of two).
-pub const JUMP_CACHE_ENTRIES: usize = 1024;
+pub const JUMP_CACHE_ENTRIES: usize = 4096;
 /// See [`JumpCache::index`].
 pub(crate) const JUMP_CACHE_PAGE_SHIFT: u32 = crate::env::PAGE_BITS;
 const JUMP_FILLED_WORDS: usize = JUMP_CACHE_ENTRIES / 64;
@@ -848,7 +848,11 @@ mod tests {
     #[test]
     fn jump_cache_maps_pcs_until_cleared() {
         let mut jc = JumpCache::new();
-        let far = 0x8000_0000 + 2 * JUMP_CACHE_ENTRIES as u64;
+        // Another pc with the same entry.
+        let far = (1..)
+            .map(|k: u64| 0x8000_0000 + 2 * k)
+            .find(|&pc| JumpCache::index(pc) == JumpCache::index(0x8000_0000))
+            .expect("pcs share entries");
         assert_eq!(jc.get(0x8000_0000, 1), None);
         assert!(jc.is_empty());
         jc.insert(0x8000_0000, 1, 0x1000);
