@@ -67,6 +67,12 @@ pub const MAX_IN_FLIGHT: usize = 16;
 /// Most guest instructions per block.
 pub const MAX_BLOCK_INSNS: u32 = 64;
 
+/// Budget exits from compiled code that must land on a compiled block before the engine
+/// compiles it again as the head of a region ([`Engine::budget_sample`]). A budget exit ends
+/// every time slice wherever the guest is, so these are samples of where guest time goes,
+/// taken at deterministic instruction counts.
+pub const REGION_SAMPLES: u16 = 8;
+
 /// Most blocks in a region ([`Engine::region_of`]): a hot block and the blocks of a loop
 /// through it, compiled as one function.
 pub const MAX_REGION_BLOCKS: usize = 16;
@@ -329,6 +335,8 @@ pub struct Engine {
     tier_up: u32,
     /// [`MAX_REGION_INSNS`], or `EMU_REGION_INSNS` (experiments; 0: no regions).
     region_insns: u32,
+    /// [`REGION_SAMPLES`] unless set (tests).
+    region_samples: u16,
     max_blocks: usize,
     /// Block-entry breakpoints (guest virtual PCs).
     breakpoints: BTreeSet<u64>,
@@ -379,6 +387,7 @@ impl Engine {
                 .ok()
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(MAX_REGION_INSNS),
+            region_samples: REGION_SAMPLES,
             max_blocks: MAX_CACHED_BLOCKS,
             breakpoints: BTreeSet::new(),
             skip_breakpoint: None,
@@ -469,6 +478,12 @@ impl Engine {
         self.tier_up = runs.max(1);
     }
 
+    /// Budget exits landing on a compiled block before it heads a region (default
+    /// [`REGION_SAMPLES`]; at least 1).
+    pub fn set_region_samples(&mut self, samples: u16) {
+        self.region_samples = samples.max(1);
+    }
+
     /// Change how many translations are kept before a full flush (tests, tuning).
     pub fn set_max_cached_blocks(&mut self, n: usize) {
         self.max_blocks = n.max(1);
@@ -519,19 +534,11 @@ impl Engine {
     /// Wait until the compile thread has finished everything queued so far and install it
     /// (tests and benchmarks; the run loop never waits).
     pub fn wait_for_compiles(&mut self) {
-        let queued = (0..self.cache.len() as u32)
-            .filter(|&i| {
-                self.cache
-                    .get(TbId(i))
-                    .is_some_and(|e| e.tier == Tier::Queued)
-            })
-            .count();
-        let mut got = 0;
-        while got < queued {
+        // Every job sent (blocks and regions, of any generation) gets exactly one result.
+        while self.in_flight > 0 {
             let Some(done) = self.worker.as_ref().and_then(|w| w.done.recv().ok()) else {
                 return;
             };
-            got += 1;
             self.install_done(done);
         }
     }
@@ -638,7 +645,10 @@ impl Engine {
                     self.follow_mapping(guest.common());
                 }
                 BlockExit::Exit(ExitReason::Halt) => return RunExit::Halt,
-                BlockExit::Budget => return RunExit::Budget,
+                BlockExit::Budget => {
+                    self.budget_sample(guest, last);
+                    return RunExit::Budget;
+                }
             }
         }
     }
@@ -811,39 +821,22 @@ impl Engine {
         self.install(&[id], result, ns);
     }
 
-    /// Send block `id` to the compile thread, with the blocks of a loop through it as one
-    /// region ([`Engine::region_of`]). A block whose region is still queued waits for it.
+    /// Send block `id` to the compile thread.
     fn queue_compile<G: Guest>(&mut self, guest: &mut G, id: TbId) {
-        let Some(entry) = self.cache.get(id) else {
-            return;
-        };
-        let head = entry.region;
-        if head != NO_SUCCESSOR && head != id.0 {
-            let queued = self
-                .cache
-                .get(TbId(head))
-                .is_some_and(|h| h.is_valid() && h.tier == Tier::Queued);
-            if queued {
-                return;
-            }
-        }
         let Some(ir) = self.block_ir(guest, id) else {
             if let Some(entry) = self.cache.get_mut(id) {
                 entry.tier = Tier::Failed;
             }
             return;
         };
-        let mut blocks = Vec::new();
-        for (m, ir) in self.region_of(guest, id, ir) {
-            if let Some(e) = self.cache.get_mut(m) {
-                e.region = id.0;
-                blocks.push(JobBlock {
-                    id: m,
-                    ir,
-                    slots: (!self.nochain).then(|| e.chain_slots()),
-                });
-            }
-        }
+        let Some(entry) = self.cache.get(id) else {
+            return;
+        };
+        let blocks = vec![JobBlock {
+            id,
+            ir,
+            slots: (!self.nochain).then(|| entry.chain_slots()),
+        }];
         let Some(entry) = self.cache.get_mut(id) else {
             return;
         };
@@ -862,6 +855,61 @@ impl Engine {
             self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.in_flight as u64);
         }
         entry.tier = if sent { Tier::Queued } else { Tier::Failed };
+    }
+
+    /// A budget exit from compiled code landed at block `id` (the time slice ended there): one
+    /// more sample of where guest time goes. At [`REGION_SAMPLES`] samples a compiled block is
+    /// compiled again with the loops through it as a region ([`Engine::region_of`]); its
+    /// current code runs until the region is installed. Each block is tried once.
+    fn budget_sample<G: Guest>(&mut self, guest: &mut G, id: TbId) {
+        let off = self.kind != EngineKind::Tiered || self.nochain || self.debug_mode;
+        if off || self.region_insns == 0 || self.in_flight >= MAX_IN_FLIGHT {
+            return;
+        }
+        let Some(e) = self.cache.get_mut(id) else {
+            return;
+        };
+        if e.tier != Tier::Compiled || e.region != NO_SUCCESSOR || !e.is_valid() {
+            return;
+        }
+        e.samples = e.samples.saturating_add(1);
+        if e.samples < self.region_samples {
+            return;
+        }
+        e.region = id.0;
+        let flags = e.key.flags;
+        let Some(ir) = self.block_ir(guest, id) else {
+            return;
+        };
+        let found = self.region_of(guest, id, ir);
+        if found.len() < 2 {
+            // A block on its own is compiled already (with its self loop, if any).
+            return;
+        }
+        let mut blocks = Vec::with_capacity(found.len());
+        for (m, ir) in found {
+            if let Some(e) = self.cache.get(m) {
+                blocks.push(JobBlock {
+                    id: m,
+                    ir,
+                    slots: Some(e.chain_slots()),
+                });
+            }
+        }
+        let job = Job {
+            generation: self.generation,
+            flags,
+            blocks,
+        };
+        let sent = self
+            .worker
+            .as_ref()
+            .and_then(|w| w.jobs.as_ref())
+            .is_some_and(|tx| tx.send(job).is_ok());
+        if sent {
+            self.in_flight += 1;
+            self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.in_flight as u64);
+        }
     }
 
     /// The blocks to compile with hot block `head` (whose IR is `head_ir`), with their IR:
@@ -992,9 +1040,9 @@ impl Engine {
         let code = match result {
             Ok(code) => code,
             Err(e) => {
-                log::debug!("block {:?} stays interpreted: {e}", id);
+                log::debug!("block {:?} stays on its current tier: {e}", id);
                 self.stats.compile_failures += 1;
-                if let Some(entry) = self.cache.get_mut(id) {
+                if let Some(entry) = self.cache.get_mut(id).filter(|e| e.code.is_none()) {
                     entry.tier = Tier::Failed;
                 }
                 return;
@@ -1010,24 +1058,30 @@ impl Engine {
         };
         match installed {
             Ok(ptr) => {
-                self.stats.blocks_compiled += 1;
                 if ids.len() > 1 {
                     self.stats.regions_compiled += 1;
                     self.stats.region_blocks += ids.len() as u64;
                 }
-                if let Some(entry) = self.cache.get_mut(id) {
-                    entry.code = Some(ptr as usize);
-                    entry.tier = Tier::Compiled;
+                // A region replaces its head's code: what was chained to the old code, and
+                // the jump cache, go to the new (the old stays valid, and unused, until the
+                // next flush).
+                let (old, key) = match self.cache.get(id) {
+                    Some(e) => (e.code, e.key),
+                    None => return,
+                };
+                if old.is_none() {
+                    self.stats.blocks_compiled += 1;
                 }
-                // The region's code reads every member's chain slots. The other members run on
-                // their own only when entered from outside the loop (or after a budget exit in
-                // it): they tier up again, as regions of their own, if that happens often.
-                for (k, &m) in ids.iter().enumerate() {
+                self.cache.set_code(id, ptr as usize);
+                if let Some(old) = old {
+                    if self.jump_cache.get(key.pc, key.flags) == Some(old) {
+                        self.jump_cache.insert(key.pc, key.flags, ptr as usize);
+                    }
+                }
+                // The region's code reads every member's chain slots.
+                for &m in ids {
                     if let Some(e) = self.cache.get_mut(m) {
                         e.slots_read = true;
-                        if k > 0 {
-                            e.heat = 0;
-                        }
                     }
                 }
             }

@@ -77,8 +77,10 @@ pub struct TbEntry {
     /// Compiled code reads the chain slots: the block's own, or a region's it belongs to
     /// (only then is linking them worth it).
     pub slots_read: bool,
-    /// The head of the region this block was last made a member of (`NO_SUCCESSOR`: none):
-    /// while that region is queued, the block is not sent to the compiler on its own.
+    /// Budget exits from compiled code that landed here (the engine's region trigger).
+    pub samples: u16,
+    /// Its own id once the engine tried to compile a region headed by this block
+    /// (`NO_SUCCESSOR` before).
     pub region: u32,
 }
 
@@ -281,6 +283,7 @@ impl TbCache {
             pages: pages.clone(),
             valid: true,
             slots_read: false,
+            samples: 0,
             region: NO_SUCCESSOR,
         });
         self.map.insert(key, id);
@@ -291,6 +294,24 @@ impl TbCache {
             self.by_page.entry(p).or_default().push(id);
         }
         id
+    }
+
+    /// Install `code` as block `id`'s compiled code (tier `Compiled`), and point every chain
+    /// slot linked to the block at it (a region replacing the block's own code).
+    pub fn set_code(&mut self, id: TbId, code: usize) {
+        let Some(e) = self.get_mut(id) else {
+            return;
+        };
+        e.code = Some(code);
+        e.tier = Tier::Compiled;
+        let incoming = e.incoming.clone();
+        for (src, slot) in incoming {
+            if let Some(s) = self.get(src).filter(|s| s.slot_target(slot) == Some(id)) {
+                if let Some(a) = s.slots.get(slot as usize) {
+                    a.store(code as u64, Ordering::Release);
+                }
+            }
+        }
     }
 
     /// Link `src`'s chain slot `slot` to `dst` if the chaining rule allows it. Returns whether

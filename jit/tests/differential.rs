@@ -685,6 +685,7 @@ fn run_engine(kind: EngineKind, seed: u64, state_seed: u64, window: u64) -> (Out
     g.cpu.common.insn_limit = 0;
     let mut e = Engine::new(kind, Arc::new(CodeMap::new())).expect("engine starts");
     e.set_tier_up_threshold(5);
+    e.set_region_samples(1);
     let mut last = RunExit::Budget;
     for slice in 0..3000u64 {
         if g.cpu.common.insn_count >= 20_000 {
@@ -760,7 +761,7 @@ fn engines_agree_on_random_guest_programs() {
 fn regions_agree_with_the_interpreter_on_random_loops() {
     let seeds: Vec<u64> = match std::env::var("EMU_DIFF_SEED") {
         Ok(s) => vec![s.parse().expect("EMU_DIFF_SEED is a u64")],
-        Err(_) => (41..81).collect(),
+        Err(_) => (41..121).collect(),
     };
     let mut regions = 0;
     for seed in seeds {
