@@ -1053,7 +1053,7 @@ impl Engine {
         }
         let pc = self.cache.get(id).map_or(0, |e| e.key.pc);
         let installed = match self.arena() {
-            Ok(arena) => arena.install_for(&code, pc),
+            Ok(arena) => arena.install_for(&code, pc, ids.len() > 1),
             Err(e) => Err(e),
         };
         match installed {

@@ -441,20 +441,22 @@ impl CodeArena {
         self.install_inner(code, None)
     }
 
-    /// [`CodeArena::install`] of the block translated from guest virtual `pc`: with the perf
-    /// map on ([`perfmap::enable`]), its line names the guest pc (`guest_<pc>_b<n>`).
+    /// [`CodeArena::install`] of the block (or, with `region`, the region headed by the block)
+    /// translated from guest virtual `pc`: with the perf map on ([`perfmap::enable`]), its line
+    /// names the guest pc (`guest_<pc>_b<n>`, a region `guest_<pc>_r<n>`).
     pub fn install_for(
         &mut self,
         code: &CompiledBlock,
         pc: u64,
+        region: bool,
     ) -> Result<*const u8, BackendError> {
-        self.install_inner(code, Some(pc))
+        self.install_inner(code, Some((pc, region)))
     }
 
     fn install_inner(
         &mut self,
         code: &CompiledBlock,
-        pc: Option<u64>,
+        pc: Option<(u64, bool)>,
     ) -> Result<*const u8, BackendError> {
         let ptr = install_bytes(&mut self.memory, code)?;
         let n = self.installed;
@@ -462,7 +464,12 @@ impl CodeArena {
         if perfmap::enabled() {
             let len = code.bytes.len();
             match pc {
-                Some(pc) => perfmap::record(ptr as usize, len, &format_args!("guest_{pc:#x}_b{n}")),
+                Some((pc, false)) => {
+                    perfmap::record(ptr as usize, len, &format_args!("guest_{pc:#x}_b{n}"))
+                }
+                Some((pc, true)) => {
+                    perfmap::record(ptr as usize, len, &format_args!("guest_{pc:#x}_r{n}"))
+                }
                 None => perfmap::record(ptr as usize, len, &format_args!("emu_b{n}")),
             }
         }
