@@ -424,7 +424,7 @@ mod cranelift_compile {
         let key = key_of(&mut cpu, n);
         let block = lift_optimized(&mut cpu, n);
         let mut cache = TbCache::new();
-        let id = cache.insert(key, block.clone(), true);
+        let id = cache.insert(key, &block, true);
         let slots = cache.get(id).expect("just inserted").chain_slots();
         let mut compiler = Compiler::new().expect("cranelift supports this host");
         bencher.counter(ItemsCount::new(n)).bench_local(|| {
@@ -478,7 +478,7 @@ mod block_lookup {
             b.insn_start(key.pc, 0x0001);
             b.goto(key.pc + 4);
             b.set_guest_size(4);
-            cache.insert(key, b.finish(), true);
+            cache.insert(key, &b.finish(), true);
             keys.push(key);
         }
         (cache, keys)

@@ -675,6 +675,13 @@ impl Engine {
 
     /// Lift, check and optimize the block at `key`.
     fn lift<G: Guest>(&mut self, guest: &mut G, key: &BlockKey) -> IrBlock {
+        self.lift_in_builder(guest, key);
+        self.builder.take()
+    }
+
+    /// [`Engine::lift`], leaving the block in the engine's builder (a translation copies out
+    /// only the IR it keeps).
+    fn lift_in_builder<G: Guest>(&mut self, guest: &mut G, key: &BlockKey) {
         self.builder.reset(key.pc);
         let max_insns = if self.debug_mode { 1 } else { self.max_insns };
         guest.translate(key, max_insns, &mut self.builder);
@@ -690,7 +697,6 @@ impl Engine {
         }
         // Optimized in the builder, the block leaves it at its optimized size.
         crate::opt::optimize(self.builder.block_mut());
-        self.builder.take()
     }
 
     /// Translate the block at `key` ([`Engine::lift`]) and register its code pages.
@@ -698,10 +704,11 @@ impl Engine {
         if self.cache.len() >= self.max_blocks {
             self.flush();
         }
-        let ir = self.lift(guest, &key);
+        self.lift_in_builder(guest, &key);
+        let ir = self.builder.block();
         if self.trace_wants.translate {
             if let Some(t) = self.tracer.as_mut() {
-                t.translated(guest, &key, &ir);
+                t.translated(guest, &key, ir);
             }
         }
         let size = ir.guest_size;

@@ -255,18 +255,19 @@ impl TbCache {
         self.entries.get_mut(id.0 as usize)
     }
 
-    /// Insert a translated block (replacing any block with the same key). `keep_ir`: keep its
-    /// IR even if it lies in one page (see [`TbEntry::ir`]).
-    pub fn insert(&mut self, key: BlockKey, ir: IrBlock, keep_ir: bool) -> TbId {
+    /// Insert a translated block (replacing any block with the same key). `keep_ir`: keep (a
+    /// copy of) its IR even if it lies in one page (see [`TbEntry::ir`]); most blocks keep
+    /// only their interpreter form, so the IR is borrowed and copied only when kept.
+    pub fn insert(&mut self, key: BlockKey, ir: &IrBlock, keep_ir: bool) -> TbId {
         if let Some(old) = self.lookup(&key) {
             self.invalidate(old);
         }
         let id = TbId(self.entries.len() as u32);
         let pages = covered_pages(key.phys_pc, ir.guest_size);
-        let n = goto_count(&ir);
-        let interp = InterpBlock::new(&ir);
+        let n = goto_count(ir);
+        let interp = InterpBlock::new(ir);
         let (guest_size, insn_count) = (ir.guest_size, ir.insn_count);
-        let ir = (keep_ir || pages.len() > 1).then(|| Arc::new(ir));
+        let ir = (keep_ir || pages.len() > 1).then(|| Arc::new(ir.clone()));
         self.entries.push(TbEntry {
             key,
             ir,
@@ -484,15 +485,15 @@ mod tests {
     #[test]
     fn successors_follow_the_chaining_rule_and_die_with_their_block() {
         let mut c = TbCache::new();
-        let a = c.insert(key(0x1000), block(0x1000, &[0x1100]), true);
-        let b = c.insert(key(0x1100), block(0x1100, &[]), true);
-        let far = c.insert(key(0x2000), block(0x2000, &[]), true);
+        let a = c.insert(key(0x1000), &block(0x1000, &[0x1100]), true);
+        let b = c.insert(key(0x1100), &block(0x1100, &[]), true);
+        let far = c.insert(key(0x2000), &block(0x2000, &[]), true);
         let other_flags = c.insert(
             BlockKey {
                 flags: 2,
                 ..key(0x1200)
             },
-            block(0x1200, &[]),
+            &block(0x1200, &[]),
             true,
         );
         // Any tier: neither block is compiled.
@@ -515,9 +516,9 @@ mod tests {
     #[test]
     fn link_follows_the_same_page_rule_and_invalidation_unlinks() {
         let mut c = TbCache::new();
-        let a = c.insert(key(0x1000), block(0x1000, &[0x1100]), true);
-        let b = c.insert(key(0x1100), block(0x1100, &[]), true);
-        let far = c.insert(key(0x2000), block(0x2000, &[]), true);
+        let a = c.insert(key(0x1000), &block(0x1000, &[0x1100]), true);
+        let b = c.insert(key(0x1100), &block(0x1100, &[]), true);
+        let far = c.insert(key(0x2000), &block(0x2000, &[]), true);
         assert_eq!(c.get(a).map(|e| e.chain_slots().len), Some(2));
         // Not compiled: no link.
         assert!(!c.link(a, 0, b));
