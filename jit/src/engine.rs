@@ -179,8 +179,8 @@ pub struct EngineStats {
     pub yields_kept: u64,
     /// Blocks lifted again for the compiler (their IR is not kept, see `TbEntry::ir`).
     pub blocks_relifted: u64,
-    /// Regions installed (functions of more than one block, counted in `blocks_compiled`
-    /// once), and the blocks they hold.
+    /// Regions installed (functions of more than one block, each replacing its head block's
+    /// code: not counted in `blocks_compiled`), and the blocks they hold.
     pub regions_compiled: u64,
     pub region_blocks: u64,
 }

@@ -11,7 +11,7 @@ impl fmt::Display for EngineStats {
         let lookups = self.lookups_goto + self.lookups_indirect + self.lookups_other;
         writeln!(
             f,
-            "blocks: {} translated, {} compiled ({} failed; {} of them regions of {} blocks), \
+            "blocks: {} translated, {} compiled ({} failed), then {} regions of {} blocks, \
              {:.1} ms compiling, {} invalidated, {} flushes; at most {} queued for compiling",
             self.blocks_translated,
             self.blocks_compiled,
@@ -95,7 +95,7 @@ mod tests {
         let text = s.to_string();
         assert!(text.contains("11 translated, 7 compiled"), "{text}");
         assert!(text.contains("2.5 ms compiling"), "{text}");
-        assert!(text.contains("3 of them regions of 10 blocks"), "{text}");
+        assert!(text.contains("then 3 regions of 10 blocks"), "{text}");
         assert!(text.contains("at most 9 queued"), "{text}");
         assert!(text.contains("4 missed the lookup front"), "{text}");
         assert!(text.contains("emptied 5 times"), "{text}");
