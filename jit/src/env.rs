@@ -164,6 +164,9 @@ pub struct CpuCommon {
     tlb_flushed: [u64; TLB_FLUSH_LOG],
     /// Entries of `tlb_flushed` in use; `TLB_FLUSHED_ALL` after a whole flush or an overflow.
     tlb_flushed_len: usize,
+    /// Stack pointer of the x86-64 entry into compiled code (backend `unwind.rs`), where the
+    /// memory slow path's thunk leaves to on a guest fault. Written by that assembly only.
+    pub unwind_sp: u64,
 }
 
 /// Page flushes [`CpuCommon`] remembers between two looks of the engine; more count as a
@@ -194,6 +197,7 @@ impl CpuCommon {
             tlb_generation: 0,
             tlb_flushed: [0; TLB_FLUSH_LOG],
             tlb_flushed_len: 0,
+            unwind_sp: 0,
         }
     }
 
@@ -470,6 +474,7 @@ pub const OFFSET_SLOW_LOAD: u32 = std::mem::offset_of!(CpuCommon, slow) as u32;
 pub const OFFSET_SLOW_STORE: u32 = OFFSET_SLOW_LOAD + 8;
 /// Offset of the pointer to the TLB tables (`Box<TlbTables>` is one thin pointer).
 pub const OFFSET_TLB_PTR: u32 = std::mem::offset_of!(CpuCommon, tlb) as u32;
+pub const OFFSET_UNWIND_SP: u32 = std::mem::offset_of!(CpuCommon, unwind_sp) as u32;
 const _: () = assert!(std::mem::size_of::<Box<TlbTables>>() == 8);
 pub const TLB_ENTRY_SIZE: u32 = std::mem::size_of::<TlbEntry>() as u32;
 pub const OFFSET_TLB_ADDR_READ: u32 = std::mem::offset_of!(TlbEntry, addr_read) as u32;

@@ -1466,19 +1466,24 @@ impl Lower<'_, '_> {
                 Some(self.b.inst_results(call)[0])
             }
         };
-        let pending = self.load_state(types::I64, OFFSET_EXCEPTION_PENDING);
-        let fb = self.mem_fault_block();
         let args: Vec<_> = result.into_iter().map(Into::into).collect();
-        self.b.ins().brif(pending, fb, &[], slow_done, &args);
-        self.b.set_cold_block(slow_done);
-        self.switch_seal(slow_done);
-        let passed: Vec<_> = self
-            .b
-            .block_params(slow_done)
-            .iter()
-            .map(|&v| v.into())
-            .collect();
-        self.b.ins().jump(join, &passed);
+        if thunks.is_some_and(|t| t.unwinds) {
+            // A fault does not come back here (unwind.rs).
+            self.b.ins().jump(join, &args);
+        } else {
+            let pending = self.load_state(types::I64, OFFSET_EXCEPTION_PENDING);
+            let fb = self.mem_fault_block();
+            self.b.ins().brif(pending, fb, &[], slow_done, &args);
+            self.b.set_cold_block(slow_done);
+            self.switch_seal(slow_done);
+            let passed: Vec<_> = self
+                .b
+                .block_params(slow_done)
+                .iter()
+                .map(|&v| v.into())
+                .collect();
+            self.b.ins().jump(join, &passed);
+        }
 
         self.switch_seal(join);
         self.terminated = false;

@@ -6,14 +6,17 @@
 //! ABI of a compiled block (`tail` calling convention, so chained exits can `return_call`):
 //! `fn(state: *mut CpuCommon) -> u64`, the result encoding a [`BlockExit`] plus the id of the
 //! block that exited (see [`encode_exit`]). Rust enters compiled code through a small
-//! System V trampoline (`fn(state, entry) -> u64`) compiled once per [`CodeArena`].
+//! System V trampoline (`fn(state, entry) -> u64`): on x86-64 an assembly one (unwind.rs)
+//! that the memory slow path's thunks return through on a guest fault, elsewhere one compiled
+//! once per [`CodeArena`].
 //!
 //! Design choices, after the measurements in DESIGN.md §2: one reused `Context` per compiling
 //! thread; `opt_level=none`, backtracking register allocation, the verifier only in debug
 //! builds; helpers and the memory slow path called by absolute address (no relocations, so
 //! code compiled on a background thread is just bytes); the memory slow path through
-//! `preserve_all` thunks; faults checked only on the slow path, with dirty globals, pc and the
-//! instruction count stored in cold blocks.
+//! `preserve_all` thunks; faults checked only on the slow path (on x86-64 by the thunk itself,
+//! which leaves compiled code on a fault), with dirty globals, pc and the instruction count
+//! stored in cold blocks.
 //!
 //! Exits that continue in other compiled code, without returning to Rust: a `Goto` loads its
 //! chain slot (filled by the TB cache) and tail-calls it if non-null; an `Indirect` probes the
@@ -24,6 +27,8 @@ mod arena;
 mod lower;
 pub mod perfmap;
 mod stats;
+#[cfg(target_arch = "x86_64")]
+mod unwind;
 
 /// One block of a region ([`Compiler::compile_region`]): its IR, its id (returned in exit
 /// codes) and its chain slots.
@@ -411,23 +416,31 @@ pub const CODE_ARENA_BYTES: usize = 256 << 20;
 /// it (chain slots) remains.
 pub struct CodeArena {
     memory: arena::CodeMemory,
-    trampoline: extern "C" fn(*mut CpuCommon, *const u8) -> u64,
+    trampoline: Trampoline,
     installed: usize,
 }
+
+/// `fn(state, entry) -> u64`: enters compiled code from Rust (the state is a `CpuCommon`).
+type Trampoline = unsafe extern "C" fn(*mut std::ffi::c_void, *const u8) -> u64;
 
 impl CodeArena {
     /// Reserve `reserve_bytes` of code memory (committed as it fills).
     pub fn new(reserve_bytes: usize) -> Result<CodeArena, BackendError> {
         let mut memory = arena::CodeMemory::new(reserve_bytes)
             .map_err(|e| BackendError::CodeFull(format!("reserving code memory: {e}")))?;
-        let tramp = build_trampoline()?;
-        let entry = install_bytes(&mut memory, &tramp)?;
-        perfmap::record(entry as usize, tramp.bytes.len(), &"emu_trampoline");
-        // SAFETY: `entry` is the executable copy of position-independent code compiled with the
-        // platform's C calling convention and the signature (i64, i64) -> i64; it lives as long
-        // as `memory`, which the arena owns together with the pointer.
-        let trampoline = unsafe {
-            std::mem::transmute::<*const u8, extern "C" fn(*mut CpuCommon, *const u8) -> u64>(entry)
+        let trampoline = match slow_thunks() {
+            // The thunks that leave on a fault need their own entry (unwind.rs).
+            #[cfg(target_arch = "x86_64")]
+            Some(SlowThunks { unwinds: true, .. }) => unwind::emu_enter_compiled as Trampoline,
+            _ => {
+                let tramp = build_trampoline()?;
+                let entry = install_bytes(&mut memory, &tramp)?;
+                perfmap::record(entry as usize, tramp.bytes.len(), &"emu_trampoline");
+                // SAFETY: `entry` is the executable copy of position-independent code compiled
+                // with the platform's C calling convention and the signature (i64, i64) -> i64;
+                // it lives as long as `memory`, which the arena owns together with the pointer.
+                unsafe { std::mem::transmute::<*const u8, Trampoline>(entry) }
+            }
         };
         Ok(CodeArena {
             memory,
@@ -495,7 +508,9 @@ impl CodeArena {
     /// path match the ones the code was compiled against; every non-zero chain slot reachable
     /// from the code must hold an entry point of this arena.
     pub unsafe fn enter(&self, state: *mut CpuCommon, entry: *const u8) -> (BlockExit, u32) {
-        decode_exit((self.trampoline)(state, entry))
+        // SAFETY: the caller's contract (above); the trampoline matches the thunks the code
+        // was compiled against (both follow `slow_thunks`, fixed for the process).
+        decode_exit(unsafe { (self.trampoline)(state.cast(), entry) })
     }
 }
 
@@ -568,6 +583,9 @@ fn build_trampoline() -> Result<CompiledBlock, BackendError> {
 pub(crate) struct SlowThunks {
     pub load: usize,
     pub store: usize,
+    /// On a guest fault the thunk leaves compiled code itself (unwind.rs): generated code
+    /// does not test `exception_pending` after the call.
+    pub unwinds: bool,
 }
 
 /// The process-wide thunks, compiled once into a small arena that is never freed (compiled
@@ -578,13 +596,30 @@ pub(crate) fn slow_thunks() -> Option<SlowThunks> {
     if std::env::var("EMU_NO_THUNKS").is_ok() {
         return None;
     }
-    *THUNKS.get_or_init(|| match build_slow_thunks() {
+    *THUNKS.get_or_init(|| {
+        // `EMU_FAULT_CHECKS` (experiments): the Cranelift thunks, and a fault test after each
+        // call in generated code, on x86-64 too.
+        #[cfg(target_arch = "x86_64")]
+        if std::env::var("EMU_FAULT_CHECKS").is_err() {
+            return Some(SlowThunks {
+                load: unwind::emu_slow_load_unwinding as *const () as usize,
+                store: unwind::emu_slow_store_unwinding as *const () as usize,
+                unwinds: true,
+            });
+        }
+        checked_slow_thunks()
+    })
+}
+
+/// The thunks compiled by Cranelift, whose callers test for a fault.
+fn checked_slow_thunks() -> Option<SlowThunks> {
+    match build_slow_thunks() {
         Ok(t) => Some(t),
         Err(e) => {
             log::warn!("memory slow-path thunks unavailable ({e}); calling the slow path directly");
             None
         }
-    })
+    }
 }
 
 /// Calls of the memory slow path from compiled code (TLB misses, MMIO and page-crossing
@@ -695,6 +730,7 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
     let thunks = SlowThunks {
         load: module.get_finalized_function(ids[0]) as usize,
         store: module.get_finalized_function(ids[1]) as usize,
+        unwinds: false,
     };
     if let [load, store] = sizes[..] {
         perfmap::record(thunks.load, load, &"emu_slow_load_thunk");
@@ -946,7 +982,9 @@ mod tests {
         let mut compiler = Compiler::new().expect("host ISA");
         let mut arena = CodeArena::new(1).expect("code arena");
         let (used, capacity) = arena.usage();
-        assert!(used > 0, "the trampoline comes first");
+        // The trampoline comes first, unless it is the assembly one (unwind.rs).
+        let asm_entry = slow_thunks().is_some_and(|t| t.unwinds);
+        assert!(used > 0 || asm_entry, "the trampoline comes first");
         let mut entries = Vec::new();
         let err = loop {
             let k = entries.len() as u64 + 1;
