@@ -11,9 +11,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -393,41 +393,22 @@ fn a_file_chardev_survives_a_guest_reboot() {
     let dir = temp_dir("reboot");
     let hvc = dir.join("hvc0.txt");
     let chardev = format!("file,id=con0,path={}", hvc.display());
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_emu"))
-        .args(virt_boot(
-            &kernel,
-            &initrd,
-            &[
-                "-serial",
-                "stdio",
-                "-chardev",
-                &chardev,
-                "-device",
-                "virtconsole,chardev=con0",
-                // The shell runs on ttyS0 (the only console when /init starts); the kernel's
-                // messages go to both.
-                "-append",
-                "console=hvc0 console=ttyS0 quiet",
-            ],
-        ))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let sink = out.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
+    let (mut child, mut stdin, out) = common::spawn_collecting(&virt_boot(
+        &kernel,
+        &initrd,
+        &[
+            "-serial",
+            "stdio",
+            "-chardev",
+            &chardev,
+            "-device",
+            "virtconsole,chardev=con0",
+            // The shell runs on ttyS0 (the only console when /init starts); the kernel's
+            // messages go to both.
+            "-append",
+            "console=hvc0 console=ttyS0 quiet",
+        ],
+    ));
     let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
     let expect_n = |needle: &str, n: usize, child: &mut Child| {
         let start = Instant::now();
