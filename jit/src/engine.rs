@@ -844,12 +844,19 @@ impl Engine {
             ir,
             slots: (!self.nochain).then(|| entry.chain_slots()),
         }];
-        let Some(entry) = self.cache.get_mut(id) else {
-            return;
-        };
+        let flags = entry.key.flags;
+        let sent = self.send_job(flags, blocks);
+        if let Some(entry) = self.cache.get_mut(id) {
+            entry.tier = if sent { Tier::Queued } else { Tier::Failed };
+        }
+    }
+
+    /// Send `blocks` (a block, or a region headed by the first) to the compile thread under
+    /// translation flags `flags`; whether it was sent.
+    fn send_job(&mut self, flags: u32, blocks: Vec<JobBlock>) -> bool {
         let job = Job {
             generation: self.generation,
-            flags: entry.key.flags,
+            flags,
             blocks,
         };
         let sent = self
@@ -861,7 +868,7 @@ impl Engine {
             self.in_flight += 1;
             self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.in_flight as u64);
         }
-        entry.tier = if sent { Tier::Queued } else { Tier::Failed };
+        sent
     }
 
     /// A budget exit from compiled code landed at block `id` (the time slice ended there): one
@@ -903,20 +910,7 @@ impl Engine {
                 });
             }
         }
-        let job = Job {
-            generation: self.generation,
-            flags,
-            blocks,
-        };
-        let sent = self
-            .worker
-            .as_ref()
-            .and_then(|w| w.jobs.as_ref())
-            .is_some_and(|tx| tx.send(job).is_ok());
-        if sent {
-            self.in_flight += 1;
-            self.stats.peak_in_flight = self.stats.peak_in_flight.max(self.in_flight as u64);
-        }
+        self.send_job(flags, blocks);
     }
 
     /// The blocks to compile with hot block `head` (whose IR is `head_ir`), with their IR:
