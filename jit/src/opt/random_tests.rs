@@ -554,14 +554,7 @@ fn redundant_globals_equals_the_linear_scan() {
                     }
                 }
             }
-            let mut table = block.clone();
-            super::globals::redundant_globals(&mut table);
-            let mut linear = block.clone();
-            linear_redundant_globals(&mut linear);
-            assert!(
-                table.ops == linear.ops,
-                "seed {seed} shift {shift}: table\n{table}\n---\nlinear\n{linear}\n---\ninput\n{block}"
-            );
+            assert_table_pass_equals_linear(&block, &format!("seed {seed} shift {shift}"));
         }
     }
 }
@@ -611,13 +604,18 @@ fn redundant_globals_on_overlapping_widths_equals_the_linear_scan() {
             pc: 0x1004,
         });
         let block = b.finish();
-        let mut table = block.clone();
-        super::globals::redundant_globals(&mut table);
-        let mut linear = block.clone();
-        linear_redundant_globals(&mut linear);
-        assert!(
-            table.ops == linear.ops,
-            "seed {seed}: table\n{table}\n---\nlinear\n{linear}\n---\ninput\n{block}"
-        );
+        assert_table_pass_equals_linear(&block, &format!("seed {seed}"));
     }
+}
+
+/// `redundant_globals` on `block` gives the ops [`linear_redundant_globals`] gives.
+fn assert_table_pass_equals_linear(block: &IrBlock, what: &str) {
+    let mut table = block.clone();
+    super::globals::redundant_globals(&mut table);
+    let mut linear = block.clone();
+    linear_redundant_globals(&mut linear);
+    assert!(
+        table.ops == linear.ops,
+        "{what}: table\n{table}\n---\nlinear\n{linear}\n---\ninput\n{block}"
+    );
 }
