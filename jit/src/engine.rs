@@ -61,9 +61,9 @@ use crate::tb::{TbCache, TbId, Tier, NO_SUCCESSOR};
 pub const TIER_UP_THRESHOLD: u32 = 200;
 
 /// Most blocks queued for the compile thread at once (tiered mode). The thread takes the
-/// newest first, so a newly hot block waits for the compile in progress; at ~0.2 ms per block
-/// the oldest waits a few milliseconds at most. With newest-first, 8, 32 and 64 gave the same
-/// boot as 16 (interpreted runs within run-to-run noise).
+/// newest first, so a newly hot block waits for the compile in progress, and older ones wait
+/// until the thread catches up with what the guest runs. With newest-first, 8, 32 and 64
+/// gave the same boot as 16 (interpreted runs within run-to-run noise).
 pub const MAX_IN_FLIGHT: usize = 16;
 
 /// Most guest instructions per block.
