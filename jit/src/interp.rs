@@ -2237,7 +2237,9 @@ pub unsafe fn run_block(block: &IrBlock, state: *mut CpuCommon) -> BlockExit {
 mod tests {
     use super::*;
     use crate::ir::parse::parse_block;
-    use crate::testing::{reg_offset, test_helpers, TestCpu, RAM_BASE};
+    use crate::testing::{
+        observed_slow_path_text, observing_slow_load, reg_offset, test_helpers, TestCpu, RAM_BASE,
+    };
 
     fn run(text: &str, cpu: &mut TestCpu) -> BlockExit {
         let b = parse_block(text, &test_helpers()).unwrap_or_else(|e| panic!("{e}"));
@@ -2425,32 +2427,12 @@ mod tests {
         }
     }
 
-    /// A slow path that observes and changes the state: it records register 2 into
-    /// register 30, sets register 3 to 0xdead, and loads 42.
-    extern "C" fn observing_slow_load(common: *mut CpuCommon, _: u64, _: u32, _: u32) -> u64 {
-        // SAFETY: the tests below install this slow path in a `TestCpu` (`#[repr(C)]`, with
-        // `CpuCommon` first), and the executor passes the only borrow of it.
-        let cpu = unsafe { &mut *(common as *mut TestCpu) };
-        cpu.regs[30] = cpu.regs[2];
-        cpu.regs[3] = 0xdead;
-        42
-    }
-
     /// Deferred global stores: a slow path sees every store made before it, a store it
     /// overwrote is not performed again at the block end, later stores are, and a faulting
     /// access leaves the earlier stores in the state.
     #[test]
     fn deferred_global_stores_are_seen_by_slow_paths_and_exits() {
-        let text = format!(
-            "block pc=0x1000\n insn 0x1000 0\n v0:i64 = const 5\n store_global.i64 {r2}, v0\n \
-             v1:i64 = const 9\n store_global.i64 {r3}, v1\n insn 0x1004 0\n \
-             v2:i64 = const {RAM_BASE:#x}\n v3:i64 = load u64 mmu=1 v2\n \
-             insn 0x1008 0\n store_global.i64 {r4}, v3\n store_global.i64 {r2}, v1\n \
-             goto 0x2000\n",
-            r2 = reg_offset(2),
-            r3 = reg_offset(3),
-            r4 = reg_offset(4),
-        );
+        let text = observed_slow_path_text(false);
         let mut cpu = TestCpu::new();
         cpu.common.slow.load = observing_slow_load;
         assert_eq!(run(&text, &mut cpu), BlockExit::Goto { slot: 0 });
@@ -2458,10 +2440,8 @@ mod tests {
         assert_eq!(cpu.regs[3], 0xdead, "the slow path's write stays");
         assert_eq!((cpu.regs[2], cpu.regs[4]), (9, 42));
 
-        // The same block with a faulting access (MMU 0 misses outside RAM).
-        let faulting = text
-            .replace("mmu=1 v2", "v2")
-            .replace(&format!("{RAM_BASE:#x}"), "0x20");
+        // The same block with a faulting access.
+        let faulting = observed_slow_path_text(true);
         let mut cpu = TestCpu::new();
         assert_eq!(run(&faulting, &mut cpu), BlockExit::Fault);
         assert_eq!((cpu.common.pc, cpu.common.insn_count), (0x1004, 1));

@@ -195,6 +195,37 @@ extern "C" fn slow_store(common: *mut CpuCommon, vaddr: u64, val: u64, bits: u32
     }
 }
 
+/// A slow load that observes and changes the state: it records register 2 into register 30,
+/// sets register 3 to 0xdead, and loads 42 (install it in `common.slow.load`).
+pub extern "C" fn observing_slow_load(common: *mut CpuCommon, _: u64, _: u32, _: u32) -> u64 {
+    let cpu: &mut TestCpu = state_of(common);
+    cpu.regs[30] = cpu.regs[2];
+    cpu.regs[3] = 0xdead;
+    42
+}
+
+/// IR text for [`observing_slow_load`]: register 2 := 5 and register 3 := 9, then a load
+/// through MMU index 1 (never in the TLB: the slow path) at 0x1004, then register 4 := the
+/// loaded value and register 2 := 9, and `goto 0x2000`. `faulting`: the load goes through MMU
+/// index 0 at 0x20, outside RAM, and faults.
+pub fn observed_slow_path_text(faulting: bool) -> String {
+    let (addr, mmu) = if faulting {
+        (0x20, "")
+    } else {
+        (RAM_BASE, "mmu=1 ")
+    };
+    format!(
+        "block pc=0x1000\n insn 0x1000 0\n v0:i64 = const 5\n store_global.i64 {r2}, v0\n \
+         v1:i64 = const 9\n store_global.i64 {r3}, v1\n insn 0x1004 0\n \
+         v2:i64 = const {addr:#x}\n v3:i64 = load u64 {mmu}v2\n \
+         insn 0x1008 0\n store_global.i64 {r4}, v3\n store_global.i64 {r2}, v1\n \
+         goto 0x2000\n",
+        r2 = reg_offset(2),
+        r3 = reg_offset(3),
+        r4 = reg_offset(4),
+    )
+}
+
 extern "C" fn add3(_: *mut CpuCommon, a: u64, b: u64, c: u64, _: u64) -> u64 {
     a.wrapping_add(b).wrapping_add(c)
 }

@@ -773,7 +773,10 @@ impl StandaloneCode {
 mod tests {
     use super::*;
     use crate::ir::{BinOp, Builder, MemOp, Terminal, Type};
-    use crate::testing::{reg_offset, TestCpu, ADD3, GET_REG, RAISE_IF, RAM_BASE};
+    use crate::testing::{
+        observed_slow_path_text, observing_slow_load, reg_offset, TestCpu, ADD3, GET_REG, RAISE_IF,
+        RAM_BASE,
+    };
 
     fn run(block: &IrBlock, cpu: &mut TestCpu) -> BlockExit {
         let code = compile_standalone(block).expect("compiles");
@@ -807,34 +810,14 @@ mod tests {
         assert_eq!(cpu.slow_calls, 0);
     }
 
-    /// A slow path that records register 2 into register 30, sets register 3 to 0xdead and
-    /// loads 42 (as the interpreter's tests do).
-    extern "C" fn observing_slow_load(common: *mut CpuCommon, _: u64, _: u32, _: u32) -> u64 {
-        // SAFETY: the test below installs this slow path in a `TestCpu` (`#[repr(C)]`, with
-        // `CpuCommon` first), and compiled code passes the only borrow of it.
-        let cpu = unsafe { &mut *(common as *mut TestCpu) };
-        cpu.regs[30] = cpu.regs[2];
-        cpu.regs[3] = 0xdead;
-        42
-    }
-
     /// Globals are written back before a memory access (lower.rs): the slow path sees every
     /// store made before it, and they are clean after it, so a write the slow path made to
     /// one stays, as in the interpreter; a fault leaves them in the state.
     #[test]
     fn globals_are_in_the_state_at_a_slow_path_and_clean_after_it() {
-        let text = format!(
-            "block pc=0x1000\n insn 0x1000 0\n v0:i64 = const 5\n store_global.i64 {r2}, v0\n \
-             v1:i64 = const 9\n store_global.i64 {r3}, v1\n insn 0x1004 0\n \
-             v2:i64 = const {RAM_BASE:#x}\n v3:i64 = load u64 mmu=1 v2\n \
-             insn 0x1008 0\n store_global.i64 {r4}, v3\n store_global.i64 {r2}, v1\n \
-             goto 0x2000\n",
-            r2 = reg_offset(2),
-            r3 = reg_offset(3),
-            r4 = reg_offset(4),
-        );
         let helpers = crate::testing::test_helpers();
-        let block = crate::ir::parse::parse_block(&text, &helpers).expect("parses");
+        let parse = |text: String| crate::ir::parse::parse_block(&text, &helpers).expect("parses");
+        let block = parse(observed_slow_path_text(false));
         let mut cpu = TestCpu::new();
         cpu.common.slow.load = observing_slow_load;
         assert_eq!(run(&block, &mut cpu), BlockExit::Goto { slot: 0 });
@@ -842,11 +825,8 @@ mod tests {
         assert_eq!(cpu.regs[3], 0xdead, "the slow path's write stays");
         assert_eq!((cpu.regs[2], cpu.regs[4]), (9, 42));
 
-        // The same block with a faulting access (MMU 0 misses outside RAM).
-        let faulting = text
-            .replace("mmu=1 v2", "v2")
-            .replace(&format!("{RAM_BASE:#x}"), "0x20");
-        let block = crate::ir::parse::parse_block(&faulting, &helpers).expect("parses");
+        // The same block with a faulting access.
+        let block = parse(observed_slow_path_text(true));
         let mut cpu = TestCpu::new();
         assert_eq!(run(&block, &mut cpu), BlockExit::Fault);
         assert_eq!((cpu.common.pc, cpu.common.insn_count), (0x1004, 1));
