@@ -14,8 +14,8 @@
 //! its block, and no value has to stay live into those cold paths. That cuts a memory-heavy
 //! block's compile time by about 40 % (`micro -- cranelift_compile`: block/64
 //! 1.19 → 0.71 ms, block/32 0.56 → 0.36 ms) at the cost of a store to the state on the hot
-//! path, which 7-Zip's run time does not show. The instruction count is kept as the entry value plus a constant
-//! per instruction (the position of the `InsnStart` in the block).
+//! path, which 7-Zip's run time does not show. The instruction count is kept as the entry
+//! value plus a constant per instruction (the position of the `InsnStart` in the block).
 //!
 //! Regions: with chaining on, several blocks of one guest page can be lowered into one
 //! function ([`RegionMember`]; the engine picks blocks that form a loop through the first), and
