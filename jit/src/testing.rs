@@ -226,6 +226,21 @@ pub fn observed_slow_path_text(faulting: bool) -> String {
     )
 }
 
+/// What a run of [`observed_slow_path_text`] must leave, for every executor: with `faulting`
+/// false, the slow path saw the earlier store, its own write to register 3 stays, and the
+/// later stores are made; with `faulting` true, the fault's pc and count and the stores
+/// before it.
+pub fn assert_observed_slow_path(cpu: &TestCpu, faulting: bool) {
+    if faulting {
+        assert_eq!((cpu.common.pc, cpu.common.insn_count), (0x1004, 1));
+        assert_eq!((cpu.regs[2], cpu.regs[3], cpu.regs[4]), (5, 9, 0));
+    } else {
+        assert_eq!(cpu.regs[30], 5, "the slow path saw the earlier store");
+        assert_eq!(cpu.regs[3], 0xdead, "the slow path's write stays");
+        assert_eq!((cpu.regs[2], cpu.regs[4]), (9, 42));
+    }
+}
+
 extern "C" fn add3(_: *mut CpuCommon, a: u64, b: u64, c: u64, _: u64) -> u64 {
     a.wrapping_add(b).wrapping_add(c)
 }

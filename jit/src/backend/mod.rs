@@ -774,8 +774,8 @@ mod tests {
     use super::*;
     use crate::ir::{BinOp, Builder, MemOp, Terminal, Type};
     use crate::testing::{
-        observed_slow_path_text, observing_slow_load, reg_offset, TestCpu, ADD3, GET_REG, RAISE_IF,
-        RAM_BASE,
+        assert_observed_slow_path, observed_slow_path_text, observing_slow_load, reg_offset,
+        TestCpu, ADD3, GET_REG, RAISE_IF, RAM_BASE,
     };
 
     fn run(block: &IrBlock, cpu: &mut TestCpu) -> BlockExit {
@@ -821,16 +821,13 @@ mod tests {
         let mut cpu = TestCpu::new();
         cpu.common.slow.load = observing_slow_load;
         assert_eq!(run(&block, &mut cpu), BlockExit::Goto { slot: 0 });
-        assert_eq!(cpu.regs[30], 5, "the slow path saw the earlier store");
-        assert_eq!(cpu.regs[3], 0xdead, "the slow path's write stays");
-        assert_eq!((cpu.regs[2], cpu.regs[4]), (9, 42));
+        assert_observed_slow_path(&cpu, false);
 
         // The same block with a faulting access.
         let block = parse(observed_slow_path_text(true));
         let mut cpu = TestCpu::new();
         assert_eq!(run(&block, &mut cpu), BlockExit::Fault);
-        assert_eq!((cpu.common.pc, cpu.common.insn_count), (0x1004, 1));
-        assert_eq!((cpu.regs[2], cpu.regs[3], cpu.regs[4]), (5, 9, 0));
+        assert_observed_slow_path(&cpu, true);
     }
 
     #[test]
