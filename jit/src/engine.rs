@@ -80,7 +80,7 @@ pub const REGION_SAMPLES: u16 = 8;
 pub const MAX_REGION_BLOCKS: usize = 16;
 
 /// Most guest instructions in a region (its blocks' sum; compile time grows with it).
-pub const MAX_REGION_INSNS: u32 = 128;
+pub const MAX_REGION_INSNS: u32 = 256;
 
 /// Translations kept (including invalidated ones, whose ids are not reused) before the whole
 /// cache is flushed: bounds memory for guests that keep rewriting their code.
@@ -185,6 +185,9 @@ pub struct EngineStats {
     /// code: not counted in `blocks_compiled`), and the blocks they hold.
     pub regions_compiled: u64,
     pub region_blocks: u64,
+    /// Of those blocks, the ones cut where another block of their region starts (the rest
+    /// of them is that block: `Engine::region_of`).
+    pub region_blocks_cut: u64,
 }
 
 /// Default of [`Engine::set_timing`] for new engines ([`Engine::time_new_engines`]).
@@ -203,6 +206,9 @@ struct JobBlock {
     ir: Arc<IrBlock>,
     /// None: compile without chaining (nochain mode).
     slots: Option<ChainSlots>,
+    /// `ir` is the block's first instructions only, continued by another member
+    /// ([`RegionBlock::cut`]).
+    cut: bool,
 }
 
 /// Observer of the engine's translations and block runs (`-d in_asm,op,exec,cpu`). The guest
@@ -227,6 +233,8 @@ struct Done {
     generation: u64,
     /// The blocks compiled (the first is the entry).
     ids: Vec<TbId>,
+    /// How many of them were cut ([`JobBlock::cut`]).
+    cut: u64,
     result: Result<CompiledBlock, BackendError>,
     ns: u64,
 }
@@ -289,12 +297,14 @@ impl Worker {
                             block: &b.ir,
                             id: b.id.0,
                             slots: b.slots,
+                            cut: b.cut,
                         })
                         .collect();
                     let result = compiler.compile_region(&blocks);
                     let done = Done {
                         generation: job.generation,
                         ids: job.blocks.iter().map(|b| b.id).collect(),
+                        cut: job.blocks.iter().filter(|b| b.cut).count() as u64,
                         result,
                         ns: t.elapsed().as_nanos() as u64,
                     };
@@ -691,15 +701,15 @@ impl Engine {
 
     /// Lift, check and optimize the block at `key`.
     fn lift<G: Guest>(&mut self, guest: &mut G, key: &BlockKey) -> IrBlock {
-        self.lift_in_builder(guest, key);
+        self.lift_in_builder(guest, key, self.max_insns);
         self.builder.take()
     }
 
     /// [`Engine::lift`], leaving the block in the engine's builder (a translation copies out
     /// only the IR it keeps).
-    fn lift_in_builder<G: Guest>(&mut self, guest: &mut G, key: &BlockKey) {
+    fn lift_in_builder<G: Guest>(&mut self, guest: &mut G, key: &BlockKey, max_insns: u32) {
         self.builder.reset(key.pc);
-        let max_insns = if self.debug_mode { 1 } else { self.max_insns };
+        let max_insns = if self.debug_mode { 1 } else { max_insns };
         guest.translate(key, max_insns, &mut self.builder);
         if cfg!(debug_assertions) {
             let ir = self.builder.block();
@@ -720,7 +730,7 @@ impl Engine {
         if self.cache.len() >= self.max_blocks {
             self.flush();
         }
-        self.lift_in_builder(guest, &key);
+        self.lift_in_builder(guest, &key, self.max_insns);
         let ir = self.builder.block();
         if self.trace_wants.translate {
             if let Some(t) = self.tracer.as_mut() {
@@ -841,7 +851,7 @@ impl Engine {
         let t = Instant::now();
         let result = compiler.compile(&ir, id.0, slots);
         let ns = t.elapsed().as_nanos() as u64;
-        self.install(&[id], result, ns);
+        self.install(&[id], 0, result, ns);
     }
 
     /// Send block `id` to the compile thread.
@@ -859,6 +869,7 @@ impl Engine {
             id,
             ir,
             slots: (!self.nochain).then(|| entry.chain_slots()),
+            cut: false,
         }];
         let flags = entry.key.flags;
         let sent = self.send_job(flags, blocks);
@@ -890,7 +901,8 @@ impl Engine {
     /// A budget exit from compiled code landed at block `id` (the time slice ended there): one
     /// more sample of where guest time goes. At [`REGION_SAMPLES`] samples a compiled block is
     /// compiled again with the loops through it as a region ([`Engine::region_of`]); its
-    /// current code runs until the region is installed. Each block is tried once.
+    /// current code runs until the region is installed. Each block is tried once, and not at
+    /// all once it was sent as a member of another block's region.
     fn budget_sample<G: Guest>(&mut self, guest: &mut G, id: TbId) {
         let off = self.kind != EngineKind::Tiered || self.nochain || self.debug_mode;
         if off || self.region_insns == 0 || self.in_flight >= MAX_IN_FLIGHT {
@@ -917,12 +929,16 @@ impl Engine {
             return;
         }
         let mut blocks = Vec::with_capacity(found.len());
-        for (m, ir) in found {
-            if let Some(e) = self.cache.get(m) {
+        for (m, ir, cut) in found {
+            if let Some(e) = self.cache.get_mut(m) {
+                // A member does not head a region of its own: the loop through it is
+                // compiled here (its own code reaches this region through its exits).
+                e.region = id.0;
                 blocks.push(JobBlock {
                     id: m,
                     ir,
                     slots: Some(e.chain_slots()),
+                    cut,
                 });
             }
         }
@@ -934,28 +950,38 @@ impl Engine {
     /// `Goto` exits name in the same virtual page, already translated under the same flags,
     /// lying in `head`'s first physical page only (so writing any of them invalidates `head`
     /// too, tb.rs) and warm themselves (a quarter of the tier-up runs), then theirs, breadth
-    /// first, up to [`MAX_REGION_BLOCKS`] blocks and [`MAX_REGION_INSNS`] instructions; of
-    /// those, the blocks from which `head` is reached again are kept. Just `head` without
-    /// chaining, in debug mode, or outside tiered mode.
+    /// first, up to twice the region's limits. Of those, the blocks from which `head` is
+    /// reached again are kept, in the order found, up to [`MAX_REGION_BLOCKS`] blocks and
+    /// [`MAX_REGION_INSNS`] instructions: the exits that leave the loop do not use up the
+    /// region's size.
+    ///
+    /// Blocks run on past conditional branches, so a loop's blocks overlap: one often ends
+    /// with all of another (the block at a branch's target is the tail of the block that
+    /// falls through to it). Such a block is cut where the other starts, and the other joins
+    /// the region ([`RegionBlock::cut`]): the region holds each instruction once.
+    ///
+    /// Just `head` without chaining, in debug mode, or outside tiered mode. The flag says
+    /// whether a block was cut.
     fn region_of<G: Guest>(
         &mut self,
         guest: &mut G,
         head: TbId,
         head_ir: Arc<IrBlock>,
-    ) -> Vec<(TbId, Arc<IrBlock>)> {
+    ) -> Vec<(TbId, Arc<IrBlock>, bool)> {
         let mut found = vec![(head, head_ir)];
         let Some(h) = self.cache.get(head) else {
-            return found;
+            return found.into_iter().map(|(t, ir)| (t, ir, false)).collect();
         };
         let off = self.nochain || self.debug_mode || self.kind != EngineKind::Tiered;
         if off || self.region_insns == 0 {
-            return found;
+            return found.into_iter().map(|(t, ir)| (t, ir, false)).collect();
         }
         let key = h.key;
         let page = key.phys_pc & PAGE_MASK;
         let min_heat = (self.tier_up / 4).max(1);
-        let mut insns = h.insn_count;
-        // Each found block's edges: indices into `found`, or `usize::MAX` (outside).
+        let mut explored = h.insn_count;
+        let explore_insns = self.region_insns.saturating_mul(2);
+        // Each found block's edges: indices into `found`.
         let mut edges: Vec<Vec<usize>> = Vec::new();
         let mut i = 0;
         while let Some(ir) = found.get(i).map(|f| f.1.clone()) {
@@ -983,23 +1009,23 @@ impl Engine {
                 let Some(e) = self.cache.get(t) else {
                     continue;
                 };
-                let fits = found.len() < MAX_REGION_BLOCKS
+                let fits = found.len() < 2 * MAX_REGION_BLOCKS
                     && self.cache.pages(t) == [page]
                     && e.heat >= min_heat
-                    && insns + e.insn_count <= self.region_insns;
+                    && explored + e.insn_count <= explore_insns;
                 if !fits {
                     continue;
                 }
                 let count = e.insn_count;
                 if let Some(ir) = self.block_ir(guest, t) {
-                    insns += count;
+                    explored += count;
                     out.push(found.len());
                     found.push((t, ir));
                 }
             }
             edges.push(out);
         }
-        // Keep the blocks from which `head` is reached again inside the region.
+        // The blocks from which `head` is reached again inside what was found.
         let mut back = vec![false; found.len()];
         let mut changed = true;
         while changed {
@@ -1014,13 +1040,126 @@ impl Engine {
                 }
             }
         }
-        found
-            .into_iter()
-            .zip(back)
-            .enumerate()
-            .filter(|&(k, (_, b))| k == 0 || b)
-            .map(|(_, (f, _))| f)
-            .collect()
+        // Where each found block could be cut: (instructions kept, the found block that is
+        // the rest of it).
+        let cuts: Vec<Option<(u32, usize)>> = found
+            .iter()
+            .map(|(_, ir)| Self::cut_point(ir, &found))
+            .collect();
+        // Of the blocks back to `head`, the ones reached from it through kept blocks, while
+        // they fit; a kept block's rest joins with it (together no larger than the block).
+        let mut kept = vec![false; found.len()];
+        let mut reached = vec![false; found.len()];
+        let (mut blocks, mut insns) = (0, 0);
+        let mut looped = false;
+        for k in 0..found.len() {
+            let size = found[k].1.insn_count;
+            let joined = std::iter::successors(Some(k), |&j| cuts[j].map(|(_, rest)| rest))
+                .filter(|&j| !kept[j])
+                .count();
+            let fits = blocks + joined <= MAX_REGION_BLOCKS && insns + size <= self.region_insns;
+            if kept[k] || !(k == 0 || (back[k] && reached[k] && fits)) {
+                continue;
+            }
+            looped |= k > 0;
+            let mut at = Some(k);
+            while let Some(j) = at.filter(|&j| !kept[j]) {
+                kept[j] = true;
+                blocks += 1;
+                insns += cuts[j].map_or(found[j].1.insn_count, |(n, _)| n);
+                for &t in edges.get(j).map_or(&[][..], |o| &o[..]) {
+                    if let Some(r) = reached.get_mut(t) {
+                        *r = true;
+                    }
+                }
+                at = cuts[j].map(|(_, rest)| rest);
+            }
+        }
+        // Without a loop back to `head` the region would be `head` again, maybe cut in parts.
+        if !looped {
+            found.truncate(1);
+            return found.into_iter().map(|(t, ir)| (t, ir, false)).collect();
+        }
+        // Cut the kept blocks whose rest is kept (all of them: a rest joins its block).
+        let mut region = Vec::new();
+        for (k, (t, ir)) in found.iter().enumerate() {
+            if !kept[k] {
+                continue;
+            }
+            let cut = cuts[k]
+                .filter(|&(_, rest)| kept[rest])
+                .and_then(|(n, rest)| self.cut_block(guest, *t, ir, n, found[rest].1.start_pc));
+            match cut {
+                Some(short) => region.push((*t, short, true)),
+                None => region.push((*t, ir.clone(), false)),
+            }
+        }
+        region
+    }
+
+    /// Where `ir` could be cut ([`Engine::region_of`]): its first instruction after the first
+    /// at which one of `found` starts, if the rest of `ir` is exactly that block (same last
+    /// instruction, so the same exits at the same instruction counts). Returns the
+    /// instructions before it and the block's index.
+    fn cut_point(ir: &IrBlock, found: &[(TbId, Arc<IrBlock>)]) -> Option<(u32, usize)> {
+        let end = ir.start_pc.wrapping_add(u64::from(ir.guest_size));
+        let mut n = 0u32;
+        for op in &ir.ops {
+            let crate::ir::Op::InsnStart { pc, .. } = *op else {
+                continue;
+            };
+            if n > 0 {
+                let rest = found.iter().position(|(_, r)| {
+                    r.start_pc == pc
+                        && r.start_pc.wrapping_add(u64::from(r.guest_size)) == end
+                        && r.insn_count + n == ir.insn_count
+                });
+                if let Some(j) = rest {
+                    return Some((n, j));
+                }
+            }
+            n += 1;
+        }
+        None
+    }
+
+    /// Block `id` (IR `ir`) lifted again with only its first `n` instructions, ending in a
+    /// `Goto` to `rest` (the pc of its next instruction), with the same exits before it;
+    /// `None` if the lift does not come out so.
+    fn cut_block<G: Guest>(
+        &mut self,
+        guest: &mut G,
+        id: TbId,
+        ir: &IrBlock,
+        n: u32,
+        rest: u64,
+    ) -> Option<Arc<IrBlock>> {
+        let key = self.cache.get(id)?.key;
+        self.lift_in_builder(guest, &key, n);
+        let short = self.builder.take();
+        self.stats.blocks_relifted += 1;
+        let gotos = |b: &IrBlock| -> Vec<u64> {
+            b.ops
+                .iter()
+                .filter_map(|op| match *op {
+                    crate::ir::Op::Exit(crate::ir::Terminal::Goto { pc }) => Some(pc),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (mine, whole) = (gotos(&short), gotos(ir));
+        let ends_at_rest = matches!(
+            short.ops.last(),
+            Some(crate::ir::Op::Exit(crate::ir::Terminal::Goto { pc })) if *pc == rest
+        );
+        let same_exits = mine
+            .split_last()
+            .is_some_and(|(_, before)| whole.starts_with(before));
+        let ok = short.insn_count == n
+            && short.start_pc.wrapping_add(u64::from(short.guest_size)) == rest
+            && ends_at_rest
+            && same_exits;
+        ok.then(|| Arc::new(short))
     }
 
     /// Install whatever the compile thread has finished.
@@ -1045,11 +1184,18 @@ impl Engine {
         if done.generation != self.generation {
             return;
         }
-        self.install(&done.ids, done.result, done.ns);
+        self.install(&done.ids, done.cut, done.result, done.ns);
     }
 
-    /// Install the code compiled for `ids` (a block, or a region entered at its first block).
-    fn install(&mut self, ids: &[TbId], result: Result<CompiledBlock, BackendError>, ns: u64) {
+    /// Install the code compiled for `ids` (a block, or a region entered at its first block,
+    /// `cut` of whose blocks were cut).
+    fn install(
+        &mut self,
+        ids: &[TbId],
+        cut: u64,
+        result: Result<CompiledBlock, BackendError>,
+        ns: u64,
+    ) {
         let Some(&id) = ids.first() else {
             return;
         };
@@ -1078,6 +1224,7 @@ impl Engine {
                 if ids.len() > 1 {
                     self.stats.regions_compiled += 1;
                     self.stats.region_blocks += ids.len() as u64;
+                    self.stats.region_blocks_cut += cut;
                 }
                 // A region replaces its head's code: what was chained to the old code, and
                 // the jump cache, go to the new (the old stays valid, and unused, until the

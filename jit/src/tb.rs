@@ -79,8 +79,9 @@ pub struct TbEntry {
     pub slots_read: bool,
     /// Budget exits from compiled code that landed here (the engine's region trigger).
     pub samples: u16,
-    /// Its own id once the engine tried to compile a region headed by this block
-    /// (`NO_SUCCESSOR` before).
+    /// The id of the region's head once the engine tried to compile a region headed by this
+    /// block (its own id) or sent it as a member of another's (`NO_SUCCESSOR` before): such a
+    /// block does not head a region again.
     pub region: u32,
 }
 

@@ -761,7 +761,7 @@ fn engines_agree_on_random_guest_programs() {
 fn regions_agree_with_the_interpreter_on_random_loops() {
     let seeds: Vec<u64> = match std::env::var("EMU_DIFF_SEED") {
         Ok(s) => vec![s.parse().expect("EMU_DIFF_SEED is a u64")],
-        Err(_) => (41..121).collect(),
+        Err(_) => (41..161).collect(),
     };
     let mut regions = 0;
     for seed in seeds {

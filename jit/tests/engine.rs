@@ -4,7 +4,9 @@
 //!
 //! Toy ISA, one 32-bit word per instruction in TestCpu's RAM (`op << 24 | arg`):
 //! 0 `r1 += arg`, 1 `r1 += 1; jump RAM_BASE + arg`, 2 halt, 3 load outside RAM (faults),
-//! 4 `jump r3` (indirect), 5 yield.
+//! 4 `jump r3` (indirect), 5 yield, 6 `if r1 is odd, jump RAM_BASE + arg`. A block is one
+//! instruction, or with `Toy::superblocks` runs on past ops 0 and 6 (op 6 leaves by a side
+//! exit) up to `max_insns`, as RISC-V blocks do past conditional branches.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use emu_jit::engine::{Engine, EngineKind, RunExit, MAX_IN_FLIGHT};
 use emu_jit::env::{CpuCommon, PAGE_MASK};
 use emu_jit::guest::{BlockKey, Guest};
 use emu_jit::helper::{GuestState, HelperDef};
-use emu_jit::ir::{BinOp, Builder, ExitReason, MemOp, Terminal, Type};
+use emu_jit::ir::{BinOp, Builder, Cond, ExitReason, MemOp, Terminal, Type};
 use emu_jit::testing::{reg_offset, test_helpers, TestCpu, RAM_BASE, RAM_SIZE};
 
 #[repr(C)]
@@ -23,6 +25,8 @@ struct Toy {
     translations: u32,
     /// What `yield_needs_run_loop` answers (the trait's default: true).
     yields_to_run_loop: bool,
+    /// Blocks of several instructions (module docs).
+    superblocks: bool,
 }
 
 // SAFETY: `Toy` is `#[repr(C)]` and starts with a `TestCpu`, which starts with `CpuCommon`; the
@@ -37,12 +41,65 @@ impl Toy {
             pages_added: Vec::new(),
             translations: 0,
             yields_to_run_loop: true,
+            superblocks: false,
         });
         for (i, w) in program.iter().enumerate() {
             assert!(toy.cpu.write_mem(RAM_BASE + 4 * i as u64, 4, u64::from(*w)));
         }
         toy.cpu.common.pc = RAM_BASE;
         toy
+    }
+}
+
+impl Toy {
+    /// Lift the instruction `word` at `pc`; whether the block may go on after it.
+    fn translate_insn(&self, pc: u64, word: u32, b: &mut Builder) -> bool {
+        let (op, arg) = (word >> 24, u64::from(word & 0xff_ffff));
+        b.insn_start(pc, word);
+        let add = |b: &mut Builder, k: u64| {
+            let r1 = b.load_global(Type::I64, reg_offset(1));
+            let s = b.binary_imm(BinOp::Add, Type::I64, r1, k);
+            b.store_global(Type::I64, reg_offset(1), s);
+        };
+        match op {
+            0 => {
+                add(b, arg);
+                return true;
+            }
+            1 => {
+                add(b, 1);
+                b.goto(RAM_BASE + arg);
+            }
+            2 => b.exit(Terminal::Exit {
+                reason: ExitReason::Halt,
+                pc: pc + 4,
+            }),
+            3 => {
+                let a = b.iconst(Type::I64, RAM_BASE + RAM_SIZE);
+                let v = b.load(Type::I64, MemOp::new(3, false, false), 0, a);
+                b.store_global(Type::I64, reg_offset(2), v);
+                b.goto(pc + 4);
+            }
+            4 => {
+                let t = b.load_global(Type::I64, reg_offset(3));
+                b.exit(Terminal::Indirect { pc: t });
+            }
+            6 => {
+                let r1 = b.load_global(Type::I64, reg_offset(1));
+                let odd = b.binary_imm(BinOp::And, Type::I64, r1, 1);
+                let zero = b.iconst(Type::I64, 0);
+                let even = b.new_label();
+                b.br_cond(Cond::Eq, Type::I64, odd, zero, even);
+                b.goto(RAM_BASE + arg);
+                b.label(even);
+                return true;
+            }
+            _ => b.exit(Terminal::Exit {
+                reason: ExitReason::Yield,
+                pc: pc + 4,
+            }),
+        }
+        false
     }
 }
 
@@ -76,45 +133,22 @@ impl Guest for Toy {
         self.yields_to_run_loop
     }
 
-    fn translate(&mut self, key: &BlockKey, _max_insns: u32, b: &mut Builder) {
+    fn translate(&mut self, key: &BlockKey, max_insns: u32, b: &mut Builder) {
         self.translations += 1;
-        let pc = key.pc;
-        let word = self.cpu.read_mem(key.phys_pc, 4).unwrap_or(0) as u32;
-        let (op, arg) = (word >> 24, u64::from(word & 0xff_ffff));
-        b.insn_start(pc, word);
-        b.set_guest_size(4);
-        let add = |b: &mut Builder, k: u64| {
-            let r1 = b.load_global(Type::I64, reg_offset(1));
-            let s = b.binary_imm(BinOp::Add, Type::I64, r1, k);
-            b.store_global(Type::I64, reg_offset(1), s);
-        };
-        match op {
-            0 => {
-                add(b, arg);
-                b.goto(pc + 4);
+        let mut pc = key.pc;
+        let mut count = 0;
+        loop {
+            let word = self.cpu.read_mem(pc, 4).unwrap_or(0) as u32;
+            count += 1;
+            b.set_guest_size(4 * count);
+            if !self.translate_insn(pc, word, b) {
+                break;
             }
-            1 => {
-                add(b, 1);
-                b.goto(RAM_BASE + arg);
+            pc += 4;
+            if !self.superblocks || count >= max_insns || self.cpu.read_mem(pc, 4).is_none() {
+                b.goto(pc);
+                break;
             }
-            2 => b.exit(Terminal::Exit {
-                reason: ExitReason::Halt,
-                pc: pc + 4,
-            }),
-            3 => {
-                let a = b.iconst(Type::I64, RAM_BASE + RAM_SIZE);
-                let v = b.load(Type::I64, MemOp::new(3, false, false), 0, a);
-                b.store_global(Type::I64, reg_offset(2), v);
-                b.goto(pc + 4);
-            }
-            4 => {
-                let t = b.load_global(Type::I64, reg_offset(3));
-                b.exit(Terminal::Indirect { pc: t });
-            }
-            _ => b.exit(Terminal::Exit {
-                reason: ExitReason::Yield,
-                pc: pc + 4,
-            }),
         }
     }
 
@@ -323,6 +357,52 @@ fn a_loop_where_time_slices_end_becomes_a_region() {
     assert_eq!(s.region_blocks, 3 * s.regions_compiled, "{s:?}");
     // Once a region runs, a slice enters compiled code about once.
     assert!(s.native_runs < 400, "{s:?}");
+}
+
+/// Blocks that run on past a conditional branch overlap: the block at the branch's target is
+/// the tail of the block that falls through to it. In a region the longer one is cut where
+/// the other starts (`Engine::region_of`), and the cut block's jump into the other does not
+/// check the budget: the budget exits land where the blocks, run one by one, put them.
+#[test]
+fn a_region_cuts_a_block_where_another_member_starts() {
+    // 0: r1 += 1; 1: if r1 odd, jump 3; 2: r1 += 2; 3: r1 += 3; 4: r1 += 1, jump 0.
+    // Blocks: at 0 (all five instructions) and at 3 (the last two).
+    const PROGRAM: [u32; 5] = [
+        insn(0, 1),
+        insn(6, 3 * 4),
+        insn(0, 2),
+        insn(0, 3),
+        insn(1, 0),
+    ];
+    let map = Arc::new(CodeMap::new());
+    let mut tiered = engine(EngineKind::Tiered, &map);
+    let mut interp = engine(EngineKind::Interp, &Arc::new(CodeMap::new()));
+    let mut a = Toy::new(&PROGRAM);
+    let mut b = Toy::new(&PROGRAM);
+    a.superblocks = true;
+    b.superblocks = true;
+    // Slices of lengths that are not multiples of the loop's, so they end at every
+    // instruction, inside blocks too.
+    for slice in 1..=300u64 {
+        a.cpu.common.insn_limit = 53 * slice + slice % 7;
+        b.cpu.common.insn_limit = 53 * slice + slice % 7;
+        assert_eq!(tiered.run(&mut *a), interp.run(&mut *b), "slice {slice}");
+        assert_eq!(a.cpu.regs, b.cpu.regs, "slice {slice}");
+        assert_eq!(
+            a.cpu.common.insn_count, b.cpu.common.insn_count,
+            "slice {slice}"
+        );
+        assert_eq!(a.cpu.common.pc, b.cpu.common.pc, "slice {slice}");
+        tiered.wait_for_compiles();
+    }
+    let s = tiered.stats();
+    assert_eq!(s.blocks_translated, 2, "{s:?}");
+    assert!(s.regions_compiled >= 1, "{s:?}");
+    // Each region: the block at 0 cut before instruction 3, and the block at 3.
+    assert_eq!(s.region_blocks, 2 * s.regions_compiled, "{s:?}");
+    assert_eq!(s.region_blocks_cut, s.regions_compiled, "{s:?}");
+    // Once the region runs, a slice enters compiled code about once.
+    assert!(s.native_runs < 600, "{s:?}");
 }
 
 #[test]

@@ -104,6 +104,11 @@ pub struct RegionMember<'a> {
     pub block: &'a IrBlock,
     pub id: u32,
     pub slots: Option<ChainSlots>,
+    /// The block is a longer block's first instructions, cut where another member starts:
+    /// its last op, a `Goto` to that member, continues the same block, so the jump does not
+    /// check the budget (the longer block has no boundary there). The engine cuts only where
+    /// the rest of the longer block is the other member exactly (same last instruction).
+    pub cut: bool,
 }
 
 /// The globals of `block` in `(offset, type, op index, is a store)` order of access.
@@ -345,6 +350,8 @@ struct Lower<'a, 'f> {
     insn_idx: u32,
     insn_pc: u64,
     goto_slot: u32,
+    /// The op being lowered is the last of a cut member ([`RegionMember::cut`]).
+    at_cut: bool,
     terminated: bool,
     helper_sig: Option<cranelift_codegen::ir::SigRef>,
     /// The cold block every memory slow path branches to when it recorded a fault: the slow
@@ -402,6 +409,7 @@ pub(super) fn lower_region(
         insn_idx: 0,
         insn_pc: first.block.start_pc,
         goto_slot: 0,
+        at_cut: false,
         terminated: false,
         helper_sig: None,
         mem_fault: None,
@@ -510,8 +518,10 @@ impl Lower<'_, '_> {
                     self.reload(c);
                 }
             }
+            self.at_cut = m.cut && k + 1 == block.ops.len();
             self.op(op)?;
         }
+        self.at_cut = false;
         if !self.terminated {
             // A path falling off the end (the verifier forbids it): like the interpreter, a
             // fault at the last instruction.
@@ -912,7 +922,7 @@ impl Lower<'_, '_> {
                 .position(|m| m.block.start_pc == pc)
                 .filter(|_| self.region);
             if let Some(target) = inside {
-                self.jump_inside(target);
+                self.jump_inside(target, !self.at_cut);
                 return Ok(());
             }
         }
@@ -982,7 +992,8 @@ impl Lower<'_, '_> {
 
     /// A `Goto` to the start of member `target`: a jump inside the function (module docs).
     /// Dirty globals are written back first, as at a branch, so every member starts clean.
-    fn jump_inside(&mut self, target: usize) {
+    /// The budget is checked unless the jump continues a cut block ([`RegionMember::cut`]).
+    fn jump_inside(&mut self, target: usize, check: bool) {
         // Keep the chain-slot numbering of the interpreter: this `Goto` owns a slot.
         self.goto_slot += 1;
         self.flush_at_branch();
@@ -990,6 +1001,11 @@ impl Lower<'_, '_> {
         let base = self.b.use_var(self.base);
         let count = self.b.ins().iadd_imm_s(base, i64::from(self.insn_idx));
         self.b.def_var(self.base, count);
+        if !check {
+            self.b.ins().jump(head, &[]);
+            self.terminated = true;
+            return;
+        }
         // The budget check of the block's entry: a chain of blocks stops at the same
         // instruction count whether its blocks run as a region or one by one.
         let limit = self.load_state(types::I64, OFFSET_INSN_LIMIT);
@@ -1542,11 +1558,13 @@ mod tests {
                 block: &a,
                 id: 0,
                 slots: None,
+                cut: false,
             },
             RegionMember {
                 block: &b,
                 id: 1,
                 slots: None,
+                cut: false,
             },
         ];
         let p = plan(&members, true);

@@ -348,6 +348,7 @@ impl Compiler {
             block,
             id: block_id,
             slots,
+            cut: false,
         }])
     }
 

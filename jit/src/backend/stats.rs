@@ -11,13 +11,15 @@ impl fmt::Display for EngineStats {
         let lookups = self.lookups_goto + self.lookups_indirect + self.lookups_other;
         writeln!(
             f,
-            "blocks: {} translated, {} compiled ({} failed), then {} regions of {} blocks, \
-             {:.1} ms compiling, {} invalidated, {} flushes; at most {} queued for compiling",
+            "blocks: {} translated, {} compiled ({} failed), then {} regions of {} blocks ({} \
+             cut), {:.1} ms compiling, {} invalidated, {} flushes; at most {} queued for \
+             compiling",
             self.blocks_translated,
             self.blocks_compiled,
             self.compile_failures,
             self.regions_compiled,
             self.region_blocks,
+            self.region_blocks_cut,
             ms(self.compile_ns),
             self.blocks_invalidated,
             self.flushes,
@@ -90,12 +92,16 @@ mod tests {
             yields_kept: 21,
             regions_compiled: 3,
             region_blocks: 10,
+            region_blocks_cut: 6,
             ..EngineStats::default()
         };
         let text = s.to_string();
         assert!(text.contains("11 translated, 7 compiled"), "{text}");
         assert!(text.contains("2.5 ms compiling"), "{text}");
-        assert!(text.contains("then 3 regions of 10 blocks"), "{text}");
+        assert!(
+            text.contains("then 3 regions of 10 blocks (6 cut)"),
+            "{text}"
+        );
         assert!(text.contains("at most 9 queued"), "{text}");
         assert!(text.contains("4 missed the lookup front"), "{text}");
         assert!(text.contains("emptied 5 times"), "{text}");
