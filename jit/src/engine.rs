@@ -1214,6 +1214,11 @@ impl Engine {
         if !self.cache.get(id).is_some_and(|e| e.is_valid()) {
             return;
         }
+        if ids.len() == 1 && self.cache.get(id).is_some_and(|e| e.code.is_some()) {
+            // A region holding the block came first (its code starts at the block too): keep
+            // it.
+            return;
+        }
         let pc = self.cache.get(id).map_or(0, |e| e.key.pc);
         let installed = match self.arena() {
             Ok(arena) => arena.install_for(&code, pc, ids.len() > 1),
@@ -1226,24 +1231,24 @@ impl Engine {
                     self.stats.region_blocks += ids.len() as u64;
                     self.stats.region_blocks_cut += cut;
                 }
-                // A region replaces its head's code: what was chained to the old code, and
-                // the jump cache, go to the new (the old stays valid, and unused, until the
-                // next flush).
-                let (old, key) = match self.cache.get(id) {
-                    Some(e) => (e.code, e.key),
-                    None => return,
-                };
-                if old.is_none() {
-                    self.stats.blocks_compiled += 1;
-                }
-                self.cache.set_code(id, ptr as usize);
-                if let Some(old) = old {
-                    if self.jump_cache.get(key.pc, key.flags) == Some(old) {
-                        self.jump_cache.insert(key.pc, key.flags, ptr as usize);
-                    }
-                }
-                // The region's code reads every member's chain slots.
+                // A region is the code of each of its blocks (lower.rs: it starts at the
+                // block the pc names): what was chained to their old code, and the jump
+                // cache, go to the new (the old stays valid, and unused, until the next
+                // flush). The region's code reads every member's chain slots.
                 for &m in ids {
+                    let (old, key) = match self.cache.get(m) {
+                        Some(e) if e.is_valid() => (e.code, e.key),
+                        _ => continue,
+                    };
+                    if old.is_none() {
+                        self.stats.blocks_compiled += 1;
+                    }
+                    self.cache.set_code(m, ptr as usize);
+                    if let Some(old) = old {
+                        if self.jump_cache.get(key.pc, key.flags) == Some(old) {
+                            self.jump_cache.insert(key.pc, key.flags, ptr as usize);
+                        }
+                    }
                     if let Some(e) = self.cache.get_mut(m) {
                         e.slots_read = true;
                     }

@@ -362,16 +362,21 @@ fn a_loop_where_time_slices_end_becomes_a_region() {
 /// Blocks that run on past a conditional branch overlap: the block at the branch's target is
 /// the tail of the block that falls through to it. In a region the longer one is cut where
 /// the other starts (`Engine::region_of`), and the cut block's jump into the other does not
-/// check the budget: the budget exits land where the blocks, run one by one, put them.
+/// check the budget: the budget exits land where the blocks, run one by one, put them. The
+/// region is also the code of its second block: entered there (as after an interrupt), it
+/// starts there, and a spent budget leaves the pc there.
 #[test]
 fn a_region_cuts_a_block_where_another_member_starts() {
-    // 0: r1 += 1; 1: if r1 odd, jump 3; 2: r1 += 2; 3: r1 += 3; 4: r1 += 1, jump 0.
-    // Blocks: at 0 (all five instructions) and at 3 (the last two).
-    const PROGRAM: [u32; 5] = [
+    // 0: r1 += 1; 1: if r1 odd, jump 3; 2: r1 += 2; 3: r1 += 3; 4: r1 += 1, jump 0;
+    // 5: r1 += 1, jump 3; 6: r1 += 1, jump 0 (ways into the loop from outside).
+    // Blocks: at 0 (instructions 0-4), at 3 (3-4), at 5 and at 6.
+    const PROGRAM: [u32; 7] = [
         insn(0, 1),
         insn(6, 3 * 4),
         insn(0, 2),
         insn(0, 3),
+        insn(1, 0),
+        insn(1, 3 * 4),
         insn(1, 0),
     ];
     let map = Arc::new(CodeMap::new());
@@ -384,6 +389,25 @@ fn a_region_cuts_a_block_where_another_member_starts() {
     // Slices of lengths that are not multiples of the loop's, so they end at every
     // instruction, inside blocks too.
     for slice in 1..=300u64 {
+        if slice % 5 == 0 {
+            // Into the loop from outside, at either of its blocks (one of them heads the
+            // region, the other is entered in its middle), half the time with the budget spent
+            // on the way: once the outside blocks are compiled and their exits chained to the
+            // region, its entry finds the budget spent and leaves the pc where it was entered.
+            let (from, to) = if slice % 10 < 5 { (20, 12) } else { (24, 0) };
+            let spent = slice % 20 < 10;
+            for t in [&mut a, &mut b] {
+                t.cpu.common.pc = RAM_BASE + from;
+                t.cpu.common.insn_limit = t.cpu.common.insn_count + if spent { 1 } else { 2 };
+            }
+            assert_eq!(tiered.run(&mut *a), RunExit::Budget, "slice {slice}");
+            assert_eq!(interp.run(&mut *b), RunExit::Budget, "slice {slice}");
+            assert_eq!(a.cpu.regs, b.cpu.regs, "slice {slice}");
+            assert_eq!(a.cpu.common.pc, b.cpu.common.pc, "slice {slice}");
+            if spent {
+                assert_eq!(a.cpu.common.pc, RAM_BASE + to, "slice {slice}");
+            }
+        }
         a.cpu.common.insn_limit = 53 * slice + slice % 7;
         b.cpu.common.insn_limit = 53 * slice + slice % 7;
         assert_eq!(tiered.run(&mut *a), interp.run(&mut *b), "slice {slice}");
@@ -396,7 +420,7 @@ fn a_region_cuts_a_block_where_another_member_starts() {
         tiered.wait_for_compiles();
     }
     let s = tiered.stats();
-    assert_eq!(s.blocks_translated, 2, "{s:?}");
+    assert_eq!(s.blocks_translated, 4, "{s:?}");
     assert!(s.regions_compiled >= 1, "{s:?}");
     // Each region: the block at 0 cut before instruction 3, and the block at 3.
     assert_eq!(s.region_blocks, 2 * s.regions_compiled, "{s:?}");

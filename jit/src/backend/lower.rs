@@ -29,6 +29,12 @@
 //! count in a cold block, so a region stops at the instruction its blocks would stop at when
 //! chained. Each block keeps its own id in exit codes and its own chain slots, so the engine
 //! links and remembers exits per block as usual.
+//!
+//! A region is the code of every block in it (the engine installs it for each): whoever enters
+//! compiled code — the dispatch loop, a chained exit, the jump cache — has stored the pc of
+//! the block it enters, so the function's entry picks that block's start by the state's pc,
+//! and loads there the globals the jumps into it would have brought. A loop entered at any of
+//! its blocks runs in the region, not in its blocks' own code until it reaches the first.
 
 use std::collections::HashMap;
 
@@ -452,20 +458,41 @@ impl Lower<'_, '_> {
         self.b.ins().brif(spent, budget, &[], body, &[]);
         self.b.set_cold_block(budget);
         self.switch_seal(budget);
-        let pc = self.b.ins().iconst(types::I64, self.block.start_pc as i64);
-        self.store_state(pc, OFFSET_PC);
+        if !self.region {
+            let pc = self.b.ins().iconst(types::I64, self.block.start_pc as i64);
+            self.store_state(pc, OFFSET_PC);
+        }
         self.ret(BlockExit::Budget);
         self.switch_seal(body);
         self.terminated = false;
 
-        // A region loads its first block's globals before it (module docs, `plan`).
         if self.region {
+            self.heads = self.members.iter().map(|_| self.b.create_block()).collect();
+            // Entered at the member whose start is in the state's pc (module docs): it loads
+            // the globals its jumps in bring.
+            let pc = self.load_state(types::I64, OFFSET_PC);
+            for k in 1..self.members.len() {
+                let start = self.members[k].block.start_pc;
+                let at = self.b.ins().icmp_imm_s(IntCC::Equal, pc, start as i64);
+                let enter = self.b.create_block();
+                let next = self.b.create_block();
+                self.b.ins().brif(at, enter, &[], next, &[]);
+                self.switch_seal(enter);
+                let brought = self.avail_in.get(k).cloned().unwrap_or_default();
+                for (c, &load) in brought.iter().enumerate() {
+                    if load {
+                        self.reload(c);
+                    }
+                }
+                self.b.ins().jump(self.heads[k], &[]);
+                self.switch_seal(next);
+            }
+            // At the first block, its globals are loaded before the loop it heads (`plan`).
             for (c, &load) in plan.entry_loads.iter().enumerate() {
                 if load {
                     self.reload(c);
                 }
             }
-            self.heads = self.members.iter().map(|_| self.b.create_block()).collect();
             let head = self.heads[0];
             self.b.ins().jump(head, &[]);
         }
