@@ -181,8 +181,9 @@ pub struct EngineStats {
     pub yields_kept: u64,
     /// Blocks lifted again for the compiler (their IR is not kept, see `TbEntry::ir`).
     pub blocks_relifted: u64,
-    /// Regions installed (functions of more than one block, each replacing its head block's
-    /// code: not counted in `blocks_compiled`), and the blocks they hold.
+    /// Regions installed (functions of more than one block, each installed as the code of
+    /// every block it holds; `blocks_compiled` counts only those that had no code before),
+    /// and the blocks they hold.
     pub regions_compiled: u64,
     pub region_blocks: u64,
     /// Of those blocks, the ones cut where another block of their region starts (the rest
@@ -957,8 +958,9 @@ impl Engine {
     ///
     /// Blocks run on past conditional branches, so a loop's blocks overlap: one often ends
     /// with all of another (the block at a branch's target is the tail of the block that
-    /// falls through to it). Such a block is cut where the other starts, and the other joins
-    /// the region ([`RegionBlock::cut`]): the region holds each instruction once.
+    /// falls through to it). Where a block's tail is exactly another block (same last
+    /// instruction), the block is cut where the other starts and the other joins the region
+    /// ([`RegionBlock::cut`]): that tail is compiled once.
     ///
     /// Just `head` without chaining, in debug mode, or outside tiered mode. The flag says
     /// whether a block was cut.
@@ -1187,8 +1189,8 @@ impl Engine {
         self.install(&done.ids, done.cut, done.result, done.ns);
     }
 
-    /// Install the code compiled for `ids` (a block, or a region entered at its first block,
-    /// `cut` of whose blocks were cut).
+    /// Install the code compiled for `ids` (a block, or a region: the code of each of its
+    /// blocks, `cut` of which were cut).
     fn install(
         &mut self,
         ids: &[TbId],

@@ -349,9 +349,9 @@ fn a_loop_where_time_slices_end_becomes_a_region() {
         tiered.wait_for_compiles();
     }
     let s = tiered.stats();
-    // The three blocks were compiled, then the loop was compiled again as regions headed by
-    // the blocks where budget exits kept landing (REGION_SAMPLES each); a region replaces its
-    // head's code, so blocks_compiled counts each block once.
+    // The three blocks were compiled, then the loop was compiled again as a region headed by
+    // a block where budget exits kept landing (REGION_SAMPLES each); a region replaces its
+    // blocks' code, so blocks_compiled counts each block once.
     assert_eq!(s.blocks_compiled, 3, "{s:?}");
     assert!(s.regions_compiled >= 1, "{s:?}");
     assert_eq!(s.region_blocks, 3 * s.regions_compiled, "{s:?}");
