@@ -47,12 +47,12 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, Variable};
 
+use super::site::SlowSite;
 use super::{block_signature, encode_exit, BackendError, ChainSlots};
 use crate::env::{
     tlb_table_offset, CpuCommon, NB_MMU_MODES, OFFSET_EXCEPTION_PENDING, OFFSET_INSN_COUNT,
-    OFFSET_INSN_LIMIT, OFFSET_PC, OFFSET_SLOW_LOAD, OFFSET_SLOW_STORE, OFFSET_TLB_ADDEND,
-    OFFSET_TLB_ADDR_READ, OFFSET_TLB_ADDR_WRITE, OFFSET_TLB_PTR, PAGE_BITS, PAGE_MASK, TLB_ENTRIES,
-    TLB_ENTRY_SIZE,
+    OFFSET_INSN_LIMIT, OFFSET_PC, OFFSET_TLB_ADDEND, OFFSET_TLB_ADDR_READ, OFFSET_TLB_ADDR_WRITE,
+    OFFSET_TLB_PTR, PAGE_BITS, PAGE_MASK, TLB_ENTRIES, TLB_ENTRY_SIZE,
 };
 use crate::exec::BlockExit;
 use crate::ir::{
@@ -115,6 +115,17 @@ pub struct RegionMember<'a> {
     /// check the budget (the longer block has no boundary there). The engine cuts only where
     /// the rest of the longer block is the other member exactly (same last instruction).
     pub cut: bool,
+}
+
+/// Whether `block` calls a helper that stores the pc and instruction count or may change the
+/// state (its memory slow paths then pass absolute sites: site.rs).
+fn calls_state_helpers(block: &IrBlock) -> bool {
+    block.ops.iter().any(|op| match op {
+        Op::Call { helper, .. } => block
+            .helper(*helper)
+            .is_none_or(|d| d.effects.reads_state || d.effects.writes_state),
+        _ => false,
+    })
 }
 
 /// The globals of `block` in `(offset, type, op index, is a store)` order of access.
@@ -358,6 +369,10 @@ struct Lower<'a, 'f> {
     goto_slot: u32,
     /// The op being lowered is the last of a cut member ([`RegionMember::cut`]).
     at_cut: bool,
+    /// The state holds the current member's start pc and instruction count wherever its
+    /// code runs, so a memory slow path passes its distance from them (site.rs); false for a
+    /// member whose helpers store them or may change the state.
+    relative_sites: bool,
     terminated: bool,
     helper_sig: Option<cranelift_codegen::ir::SigRef>,
     /// The cold block every memory slow path branches to when it recorded a fault: the slow
@@ -413,6 +428,7 @@ pub(super) fn lower_region(
         member_plans: Vec::new(),
         avail_in: Vec::new(),
         insn_idx: 0,
+        relative_sites: false,
         insn_pc: first.block.start_pc,
         goto_slot: 0,
         at_cut: false,
@@ -521,6 +537,7 @@ impl Lower<'_, '_> {
         self.insn_idx = 0;
         self.insn_pc = block.start_pc;
         self.goto_slot = 0;
+        self.relative_sites = !calls_state_helpers(block);
         self.dirty.iter_mut().for_each(|d| *d = false);
         self.defined = self.avail_in.get(i).cloned().unwrap_or_default();
         self.defined.resize(self.cached.len(), false);
@@ -1028,6 +1045,13 @@ impl Lower<'_, '_> {
         let base = self.b.use_var(self.base);
         let count = self.b.ins().iadd_imm_s(base, i64::from(self.insn_idx));
         self.b.def_var(self.base, count);
+        // The target's start pc and count, which its slow paths count from (site.rs). The pc
+        // is there already when the target is this member and nothing here stored another.
+        let start = self.members[target].block.start_pc;
+        if start != self.block.start_pc || !self.relative_sites {
+            self.store_pc_const(start);
+        }
+        self.store_state(count, OFFSET_INSN_COUNT);
         if !check {
             self.b.ins().jump(head, &[]);
             self.terminated = true;
@@ -1044,8 +1068,7 @@ impl Lower<'_, '_> {
         self.b.ins().brif(spent, budget, &[], head, &[]);
         self.b.set_cold_block(budget);
         self.switch_seal(budget);
-        self.store_pc_const(self.members[target].block.start_pc);
-        self.store_state(count, OFFSET_INSN_COUNT);
+        // The target's pc and count are in the state already (above).
         self.ret(BlockExit::Budget);
     }
 
@@ -1375,6 +1398,24 @@ impl Lower<'_, '_> {
         }
     }
 
+    /// The slow-path site of the current instruction's access (site.rs): relative to the
+    /// member's start where the state holds it, else absolute after storing the pc and count.
+    fn slow_site(&mut self, mem: MemOp, mmu_idx: u8) -> SlowSite {
+        let site = SlowSite::absolute(mem, mmu_idx);
+        let relative = self
+            .relative_sites
+            .then(|| {
+                let delta = self.insn_pc.wrapping_sub(self.block.start_pc);
+                site.relative(self.before(), delta)
+            })
+            .flatten();
+        relative.unwrap_or_else(|| {
+            self.store_pc_const(self.insn_pc);
+            self.store_count(self.before());
+            site
+        })
+    }
+
     /// The softmmu access (env.rs): inline TLB probe, host access on a hit, the guest's slow
     /// path otherwise, then a cold fault exit if it recorded an exception. Returns the loaded
     /// u64 (extended per `mem`) for loads.
@@ -1466,10 +1507,8 @@ impl Lower<'_, '_> {
         // to store.
         self.b.set_cold_block(slow);
         self.switch_seal(slow);
-        self.store_pc_const(self.insn_pc);
-        self.store_count(self.before());
-        let bits = self.b.ins().iconst(types::I32, i64::from(mem.to_bits()));
-        let mmu = self.b.ins().iconst(types::I32, i64::from(mmu_idx));
+        let site = self.slow_site(mem, mmu_idx);
+        let site = self.b.ins().iconst(types::I64, site.0 as i64);
         let thunks = super::slow_thunks();
         let (conv, f) = match thunks {
             Some(t) => {
@@ -1479,14 +1518,12 @@ impl Lower<'_, '_> {
                     self.b.ins().iconst(types::I64, a as i64),
                 )
             }
-            None => {
-                let off = if store.is_some() {
-                    OFFSET_SLOW_STORE
-                } else {
-                    OFFSET_SLOW_LOAD
-                };
-                (CallConv::SystemV, self.load_state(types::I64, off))
-            }
+            None => (
+                CallConv::SystemV,
+                self.b
+                    .ins()
+                    .iconst(types::I64, super::slow_entry(store.is_some()) as i64),
+            ),
         };
         let sig = self
             .b
@@ -1495,7 +1532,7 @@ impl Lower<'_, '_> {
             Some(v) => {
                 self.b
                     .ins()
-                    .call_indirect(sig, f, &[self.state, addr, v, bits, mmu]);
+                    .call_indirect(sig, f, &[self.state, addr, v, site]);
                 None
             }
             None if thunks.is_some() => {
@@ -1508,14 +1545,14 @@ impl Lower<'_, '_> {
                 let out = self.b.ins().stack_addr(types::I64, slot, 0);
                 self.b
                     .ins()
-                    .call_indirect(sig, f, &[self.state, addr, bits, mmu, out]);
+                    .call_indirect(sig, f, &[self.state, addr, site, out]);
                 Some(self.b.ins().load(types::I64, flags(), out, 0))
             }
             None => {
                 let call = self
                     .b
                     .ins()
-                    .call_indirect(sig, f, &[self.state, addr, bits, mmu]);
+                    .call_indirect(sig, f, &[self.state, addr, site]);
                 Some(self.b.inst_results(call)[0])
             }
         };

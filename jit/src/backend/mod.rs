@@ -26,6 +26,7 @@
 mod arena;
 mod lower;
 pub mod perfmap;
+mod site;
 mod stats;
 #[cfg(target_arch = "x86_64")]
 mod unwind;
@@ -507,7 +508,10 @@ impl CodeArena {
     /// `entry` must come from [`CodeArena::install`] of this arena; `state` must point to a live
     /// guest state (a `CpuCommon` first field) that nothing else borrows, whose helpers and slow
     /// path match the ones the code was compiled against; every non-zero chain slot reachable
-    /// from the code must hold an entry point of this arena.
+    /// from the code must hold an entry point of this arena. The state's pc is the start pc of
+    /// the block at `entry` (of one of its blocks, for a region), as every exit from compiled
+    /// code leaves it and the engine dispatches by it: memory slow paths count from it
+    /// (site.rs).
     pub unsafe fn enter(&self, state: *mut CpuCommon, entry: *const u8) -> (BlockExit, u32) {
         // SAFETY: the caller's contract (above); the trampoline matches the thunks the code
         // was compiled against (both follow `slow_thunks`, fixed for the process).
@@ -578,7 +582,7 @@ fn build_trampoline() -> Result<CompiledBlock, BackendError> {
 }
 
 /// Entry points of the memory slow-path thunks: `preserve_all` functions that call the
-/// guest's `CpuCommon::slow.load/store`. Calling a thunk clobbers no register, so values live
+/// guest's `CpuCommon::slow.load/store` through [`slow_entry`] (site.rs). Calling a thunk clobbers no register, so values live
 /// across a TLB miss stay in registers on the hot path too (DESIGN.md §2: −15 %).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SlowThunks {
@@ -634,25 +638,32 @@ pub fn slow_path_calls() -> u64 {
     SLOW_PATH_CALLS.load(Ordering::Relaxed)
 }
 
-/// Signature of the slow path ([`crate::env::SlowLoadFn`] / [`crate::env::SlowStoreFn`]) for
-/// System V, or of its thunk for `preserve_all`. Cranelift's `preserve_all` has no return
-/// values, so the load thunk takes a fifth argument: where to store the loaded value.
+/// Signature of the slow-path entry ([`site::emu_slow_load_site`] /
+/// [`site::emu_slow_store_site`]: state, address, [value,] site) for System V, or of its thunk
+/// for `preserve_all`. Cranelift's `preserve_all` has no return values, so the load thunk
+/// takes a fourth argument: where to store the loaded value.
 pub(crate) fn slow_signature(call_conv: CallConv, store: bool) -> Signature {
     let mut sig = Signature::new(call_conv);
-    let params: &[cranelift_codegen::ir::Type] = match (store, call_conv) {
-        (true, _) => &[types::I64, types::I64, types::I64, types::I32, types::I32],
-        (false, CallConv::PreserveAll) => {
-            &[types::I64, types::I64, types::I32, types::I32, types::I64]
-        }
-        (false, _) => &[types::I64, types::I64, types::I32, types::I32],
+    let params = match (store, call_conv) {
+        (true, _) | (false, CallConv::PreserveAll) => 4,
+        (false, _) => 3,
     };
-    for &t in params {
-        sig.params.push(AbiParam::new(t));
+    for _ in 0..params {
+        sig.params.push(AbiParam::new(types::I64));
     }
     if !store && call_conv != CallConv::PreserveAll {
         sig.returns.push(AbiParam::new(types::I64));
     }
     sig
+}
+
+/// Address of the System V slow-path entry compiled code calls (through a thunk or not).
+pub(crate) fn slow_entry(store: bool) -> usize {
+    if store {
+        site::emu_slow_store_site as *const () as usize
+    } else {
+        site::emu_slow_load_site as *const () as usize
+    }
 }
 
 fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
@@ -692,27 +703,17 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
                 counter,
                 one,
             );
-            let offset = if store {
-                crate::env::OFFSET_SLOW_STORE
-            } else {
-                crate::env::OFFSET_SLOW_LOAD
-            };
-            let f = b.ins().load(
-                types::I64,
-                cranelift_codegen::ir::MemFlagsData::trusted(),
-                params[0],
-                offset as i32,
-            );
+            let f = b.ins().iconst(types::I64, slow_entry(store) as i64);
             let callee = b.import_signature(slow_signature(CallConv::SystemV, store));
             if store {
                 b.ins().call_indirect(callee, f, &params);
             } else {
-                let call = b.ins().call_indirect(callee, f, &params[..4]);
+                let call = b.ins().call_indirect(callee, f, &params[..3]);
                 let r = b.inst_results(call)[0];
                 b.ins().store(
                     cranelift_codegen::ir::MemFlagsData::trusted(),
                     r,
-                    params[4],
+                    params[3],
                     0,
                 );
             }
@@ -746,6 +747,7 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
 pub struct StandaloneCode {
     arena: CodeArena,
     entry: *const u8,
+    start_pc: u64,
 }
 
 /// Compile one block into its own small arena.
@@ -754,19 +756,26 @@ pub fn compile_standalone(block: &IrBlock) -> Result<StandaloneCode, BackendErro
     let code = compiler.compile(block, 0, None)?;
     let mut arena = CodeArena::new(1 << 20)?;
     let entry = arena.install(&code)?;
-    Ok(StandaloneCode { arena, entry })
+    Ok(StandaloneCode {
+        arena,
+        entry,
+        start_pc: block.start_pc,
+    })
 }
 
 impl StandaloneCode {
-    /// Run the block once.
+    /// Run the block once, entered as the engine enters it: with its start in the state's pc.
     ///
     /// # Safety
     /// `state` must point to a live guest state (starting with `CpuCommon`) that nothing else
     /// borrows, with the helpers the block names and a slow path valid for it.
     pub unsafe fn run(&self, state: *mut CpuCommon) -> BlockExit {
-        // SAFETY: `entry` was installed in `arena`; the caller vouches for `state`; the block
-        // was compiled without chain slots.
-        unsafe { self.arena.enter(state, self.entry).0 }
+        // SAFETY: `entry` was installed in `arena`; the caller vouches for `state`, whose pc
+        // is set as `enter` requires; the block was compiled without chain slots.
+        unsafe {
+            (*state).pc = self.start_pc;
+            self.arena.enter(state, self.entry).0
+        }
     }
 }
 

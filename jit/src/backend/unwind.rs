@@ -1,9 +1,9 @@
 //! x86-64: the entry into compiled code and the memory slow path's `preserve_all` thunks, in
 //! assembly, so that a guest fault in the slow path leaves compiled code at once.
 //!
-//! Compiled code stores its dirty globals, pc and instruction count before it calls the slow
-//! path (lower.rs), so when the slow path records a guest exception nothing of the block is
-//! left to do but return `Fault`. The thunk does that itself: it puts the stack pointer back
+//! Compiled code stores its dirty globals before it calls the slow path (lower.rs), and the
+//! slow path's entry sets the pc and instruction count of the access (site.rs), so when the
+//! slow path records a guest exception nothing of the block is left to do but return `Fault`. The thunk does that itself: it puts the stack pointer back
 //! to what [`emu_enter_compiled`] saved in the state (`CpuCommon::unwind_sp`) and returns
 //! `Fault` from the entry, which restores the caller's callee-saved registers. Only
 //! compiled-code frames are dropped (the slow path, a Rust function, has returned normally), and
@@ -17,7 +17,7 @@
 //! passes the first argument as System V does) and keeps System V's callee-saved registers;
 //! a `preserve_all` callee preserves every general-purpose and XMM register.
 
-use crate::env::{OFFSET_EXCEPTION_PENDING, OFFSET_SLOW_LOAD, OFFSET_SLOW_STORE, OFFSET_UNWIND_SP};
+use crate::env::{OFFSET_EXCEPTION_PENDING, OFFSET_UNWIND_SP};
 
 /// The low byte of a compiled block's result for a fault (`encode_exit(BlockExit::Fault, 0)`).
 const FAULT_EXIT: u64 = super::KIND_FAULT;
@@ -118,10 +118,11 @@ std::arch::global_asm!(
     "emu_slow_load_unwinding:",
     "emu_thunk_save",
     "lock add qword ptr [rip + {calls}], 1",
-    // slow.load(state, addr, bits, mmu): the arguments are in place.
-    "call qword ptr [rdi + {slow_load}]",
-    "mov r8, qword ptr [rsp + 0x28]",
-    "mov qword ptr [r8], rax",
+    // emu_slow_load_site(state, addr, site): the arguments are in place; the fourth, where
+    // the value goes, was saved from rcx.
+    "call {load_site}",
+    "mov rcx, qword ptr [rsp + 0x8]",
+    "mov qword ptr [rcx], rax",
     "mov rdi, qword ptr [rsp + 0x20]",
     "cmp qword ptr [rdi + {pending}], 0",
     "jne .Lemu_enter_fault",
@@ -132,8 +133,8 @@ std::arch::global_asm!(
     "emu_slow_store_unwinding:",
     "emu_thunk_save",
     "lock add qword ptr [rip + {calls}], 1",
-    // slow.store(state, addr, value, bits, mmu): the arguments are in place.
-    "call qword ptr [rdi + {slow_store}]",
+    // emu_slow_store_site(state, addr, value, site): the arguments are in place.
+    "call {store_site}",
     "mov rdi, qword ptr [rsp + 0x20]",
     "cmp qword ptr [rdi + {pending}], 0",
     "jne .Lemu_enter_fault",
@@ -144,8 +145,8 @@ std::arch::global_asm!(
     "ret",
     unwind = const OFFSET_UNWIND_SP,
     pending = const OFFSET_EXCEPTION_PENDING,
-    slow_load = const OFFSET_SLOW_LOAD,
-    slow_store = const OFFSET_SLOW_STORE,
+    load_site = sym super::site::emu_slow_load_site,
+    store_site = sym super::site::emu_slow_store_site,
     fault = const FAULT_EXIT,
     calls = sym super::SLOW_PATH_CALLS,
 );
