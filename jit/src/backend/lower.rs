@@ -448,8 +448,11 @@ impl Lower<'_, '_> {
         self.switch_seal(entry);
         self.state = self.b.block_params(entry)[0];
         // The TLB tables live on the heap (env.rs): their address, once per function, in the
-        // entry block, which dominates every access.
-        self.tlb_base = self.load_state(types::I64, OFFSET_TLB_PTR);
+        // entry block, which dominates every access (in region mode each member loads it
+        // again: `lower_member`).
+        if !self.region {
+            self.tlb_base = self.load_state(types::I64, OFFSET_TLB_PTR);
+        }
         for &(offset, ty) in &plan.globals {
             let var = self.b.declare_var(cl_type(ty));
             self.cached_by_offset.insert(offset, self.cached.len());
@@ -486,8 +489,9 @@ impl Lower<'_, '_> {
             self.heads = self.members.iter().map(|_| self.b.create_block()).collect();
             // Entered at the member whose start is in the state's pc (module docs): it loads
             // the globals its jumps in bring.
-            let pc = self.load_state(types::I64, OFFSET_PC);
+            let pc = (self.members.len() > 1).then(|| self.load_state(types::I64, OFFSET_PC));
             for k in 1..self.members.len() {
+                let Some(pc) = pc else { break };
                 let start = self.members[k].block.start_pc;
                 let at = self.b.ins().icmp_imm_s(IntCC::Equal, pc, start as i64);
                 let enter = self.b.create_block();
