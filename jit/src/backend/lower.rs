@@ -25,9 +25,10 @@
 //! on every jump into it (`plan`): a value stays in a register across blocks and iterations.
 //! What is dirty is written back at the jump, as at a branch, so each block starts clean. The
 //! jump does what the exit and the next block's entry would: it moves the instruction count
-//! on (in a register) and checks the budget, leaving with `Budget`, pc and the instruction
-//! count in a cold block, so a region stops at the instruction its blocks would stop at when
-//! chained. Each block keeps its own id in exit codes and its own chain slots, so the engine
+//! on (in a register, and into the state, with the target's pc where it changes, as the
+//! target's memory slow paths count from them: site.rs) and checks the budget, leaving with
+//! `Budget` in a cold block, so a region stops at the instruction its blocks would stop at
+//! when chained. Each block keeps its own id in exit codes and its own chain slots, so the engine
 //! links and remembers exits per block as usual.
 //!
 //! A region is the code of every block in it (the engine installs it for each): whoever enters
@@ -1506,9 +1507,9 @@ impl Lower<'_, '_> {
         self.b.ins().jump(join, &args);
 
         // Miss: the guest's slow path, in cold code. The globals are in the state already
-        // (above), and, as for the interpreter, pc and the instruction count are those of
-        // this instruction: MMIO sees the exact guest time, and a fault leaves nothing more
-        // to store.
+        // (above), and, as for the interpreter, the slow path sees the pc and instruction
+        // count of this instruction (set from the site: site.rs): MMIO sees the exact guest
+        // time, and a fault leaves nothing more to store.
         self.b.set_cold_block(slow);
         self.switch_seal(slow);
         let site = self.slow_site(mem, mmu_idx);

@@ -15,8 +15,8 @@
 //! builds; helpers and the memory slow path called by absolute address (no relocations, so
 //! code compiled on a background thread is just bytes); the memory slow path through
 //! `preserve_all` thunks; faults checked only on the slow path (on x86-64 by the thunk itself,
-//! which leaves compiled code on a fault), with dirty globals, pc and the instruction count
-//! stored in cold blocks.
+//! which leaves compiled code on a fault), with dirty globals stored before the access and
+//! the access's pc and instruction count passed as one constant (site.rs).
 //!
 //! Exits that continue in other compiled code, without returning to Rust: a `Goto` loads its
 //! chain slot (filled by the TB cache) and tail-calls it if non-null; an `Indirect` probes the
