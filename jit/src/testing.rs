@@ -49,6 +49,22 @@ pub fn fault_addr_offset() -> u32 {
 }
 
 impl TestCpu {
+    /// The key of the block at the current pc for a test guest (identity mapping, no flags),
+    /// or, when the guest says there is no code there (`fetchable` false), a pending fetch
+    /// fault and `None`, as `Guest::block_key` reports one.
+    pub fn block_key_at_pc(&mut self, fetchable: bool) -> Option<crate::guest::BlockKey> {
+        if !fetchable {
+            self.common.exception_pending = 1;
+            return None;
+        }
+        let pc = self.common.pc;
+        Some(crate::guest::BlockKey {
+            pc,
+            phys_pc: pc,
+            flags: 0,
+        })
+    }
+
     /// A fresh state: registers zero, RAM zero, every RAM page mapped in MMU index 0 for read,
     /// write and fetch (identity virtual = physical).
     pub fn new() -> Box<TestCpu> {

@@ -637,15 +637,9 @@ impl Guest for RandomGuest {
 
     fn block_key(&mut self) -> Option<BlockKey> {
         let pc = self.cpu.common.pc;
-        if !(CODE_BASE..CODE_BASE + 4 * self.window).contains(&pc) || !pc.is_multiple_of(4) {
-            self.cpu.common.exception_pending = 1;
-            return None;
-        }
-        Some(BlockKey {
-            pc,
-            phys_pc: pc,
-            flags: 0,
-        })
+        let fetchable =
+            (CODE_BASE..CODE_BASE + 4 * self.window).contains(&pc) && pc.is_multiple_of(4);
+        self.cpu.block_key_at_pc(fetchable)
     }
 
     fn translate(&mut self, key: &BlockKey, _max_insns: u32, b: &mut Builder) {

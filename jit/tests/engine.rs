@@ -118,15 +118,8 @@ impl Guest for Toy {
 
     fn block_key(&mut self) -> Option<BlockKey> {
         let pc = self.cpu.common.pc;
-        if self.cpu.read_mem(pc, 4).is_none() {
-            self.cpu.common.exception_pending = 1;
-            return None;
-        }
-        Some(BlockKey {
-            pc,
-            phys_pc: pc,
-            flags: 0,
-        })
+        let fetchable = self.cpu.read_mem(pc, 4).is_some();
+        self.cpu.block_key_at_pc(fetchable)
     }
 
     fn yield_needs_run_loop(&mut self) -> bool {
