@@ -582,8 +582,9 @@ fn build_trampoline() -> Result<CompiledBlock, BackendError> {
 }
 
 /// Entry points of the memory slow-path thunks: `preserve_all` functions that call the
-/// guest's `CpuCommon::slow.load/store` through [`slow_entry`] (site.rs). Calling a thunk clobbers no register, so values live
-/// across a TLB miss stay in registers on the hot path too (DESIGN.md §2: −15 %).
+/// guest's `CpuCommon::slow.load/store` through [`slow_entry`] (site.rs). Calling a thunk
+/// clobbers no register, so values live across a TLB miss stay in registers on the hot path
+/// too (DESIGN.md §2: −15 %).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SlowThunks {
     pub load: usize,
