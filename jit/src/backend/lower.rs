@@ -489,24 +489,25 @@ impl Lower<'_, '_> {
         if self.region {
             self.heads = self.members.iter().map(|_| self.b.create_block()).collect();
             // Entered at the member whose start is in the state's pc (module docs): it loads
-            // the globals its jumps in bring.
-            let pc = (self.members.len() > 1).then(|| self.load_state(types::I64, OFFSET_PC));
-            for k in 1..self.members.len() {
-                let Some(pc) = pc else { break };
-                let start = self.members[k].block.start_pc;
-                let at = self.b.ins().icmp_imm_s(IntCC::Equal, pc, start as i64);
-                let enter = self.b.create_block();
-                let next = self.b.create_block();
-                self.b.ins().brif(at, enter, &[], next, &[]);
-                self.switch_seal(enter);
-                let brought = self.avail_in.get(k).cloned().unwrap_or_default();
-                for (c, &load) in brought.iter().enumerate() {
-                    if load {
-                        self.reload(c);
+            // the globals its jumps in bring. A self-looping block alone has none to pick.
+            if self.members.len() > 1 {
+                let pc = self.load_state(types::I64, OFFSET_PC);
+                for k in 1..self.members.len() {
+                    let start = self.members[k].block.start_pc;
+                    let at = self.b.ins().icmp_imm_s(IntCC::Equal, pc, start as i64);
+                    let enter = self.b.create_block();
+                    let next = self.b.create_block();
+                    self.b.ins().brif(at, enter, &[], next, &[]);
+                    self.switch_seal(enter);
+                    let brought = self.avail_in.get(k).cloned().unwrap_or_default();
+                    for (c, &load) in brought.iter().enumerate() {
+                        if load {
+                            self.reload(c);
+                        }
                     }
+                    self.b.ins().jump(self.heads[k], &[]);
+                    self.switch_seal(next);
                 }
-                self.b.ins().jump(self.heads[k], &[]);
-                self.switch_seal(next);
             }
             // At the first block, its globals are loaded before the loop it heads (`plan`).
             for (c, &load) in plan.entry_loads.iter().enumerate() {

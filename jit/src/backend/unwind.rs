@@ -3,7 +3,8 @@
 //!
 //! Compiled code stores its dirty globals before it calls the slow path (lower.rs), and the
 //! slow path's entry sets the pc and instruction count of the access (site.rs), so when the
-//! slow path records a guest exception nothing of the block is left to do but return `Fault`. The thunk does that itself: it puts the stack pointer back
+//! slow path records a guest exception nothing of the block is left to do but return `Fault`.
+//! The thunk does that itself: it puts the stack pointer back
 //! to what [`emu_enter_compiled`] saved in the state (`CpuCommon::unwind_sp`) and returns
 //! `Fault` from the entry, which restores the caller's callee-saved registers. Only
 //! compiled-code frames are dropped (the slow path, a Rust function, has returned normally), and
