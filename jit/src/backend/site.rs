@@ -5,7 +5,7 @@
 //! time; a fault needs nothing more). Compiled code used to store both before every call, in
 //! every access's cold path: two stores, a 64-bit pc constant, an add and two more constants
 //! for the access kind and MMU index. Without them Cranelift compiles a memory-heavy block
-//! 17–19 % faster (`micro -- cranelift_compile`: block/32 339 → 273 µs, block/64 674 →
+//! 17–20 % faster (`micro -- cranelift_compile`: block/32 339 → 273 µs, block/64 674 →
 //! 561 µs), and the compile thread's speed decides how long hot blocks stay interpreted.
 //!
 //! Instead, the state holds the pc and count of the *block's* first instruction whenever its
