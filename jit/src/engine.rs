@@ -210,6 +210,8 @@ struct JobBlock {
     /// `ir` is the block's first instructions only, continued by another member
     /// ([`RegionBlock::cut`]).
     cut: bool,
+    /// `BlockKey::phys_pc` ([`RegionBlock::phys_pc`]).
+    phys_pc: u64,
 }
 
 /// Observer of the engine's translations and block runs (`-d in_asm,op,exec,cpu`). The guest
@@ -299,6 +301,7 @@ impl Worker {
                             id: b.id.0,
                             slots: b.slots,
                             cut: b.cut,
+                            phys_pc: b.phys_pc,
                         })
                         .collect();
                     let result = compiler.compile_region(&blocks);
@@ -636,7 +639,7 @@ impl Engine {
             }
             if std::mem::take(&mut indirect) {
                 if let Some(code) = self.cache.get(id).and_then(|e| e.code) {
-                    self.jump_cache.insert(key.pc, key.flags, code);
+                    self.jump_cache.insert(key.pc, key.flags, key.phys_pc, code);
                 }
             }
             if let Some((src, slot, generation)) = from.take() {
@@ -646,7 +649,7 @@ impl Engine {
                         self.stats.chain_links += 1;
                     } else if let Some(code) = self.cache.get(id).and_then(|e| e.code) {
                         // Not chainable (another page): compiled code finds it here.
-                        self.jump_cache.insert(key.pc, key.flags, code);
+                        self.jump_cache.insert(key.pc, key.flags, key.phys_pc, code);
                     }
                 }
             }
@@ -875,6 +878,7 @@ impl Engine {
             ir,
             slots: (!self.nochain).then(|| entry.chain_slots()),
             cut: false,
+            phys_pc: entry.key.phys_pc,
         }];
         let flags = entry.key.flags;
         let sent = self.send_job(flags, blocks);
@@ -944,6 +948,7 @@ impl Engine {
                     ir,
                     slots: Some(e.chain_slots()),
                     cut,
+                    phys_pc: e.key.phys_pc,
                 });
             }
         }
@@ -952,10 +957,12 @@ impl Engine {
 
     /// The blocks to compile with hot block `head` (whose IR is `head_ir`), with their IR:
     /// `head` first, then the blocks of the loops through it. Candidates are the blocks its
-    /// `Goto` exits name in the same virtual page, already translated under the same flags,
-    /// lying in `head`'s first physical page only (so writing any of them invalidates `head`
-    /// too, tb.rs) and warm themselves (a quarter of the tier-up runs), then theirs, breadth
-    /// first, up to twice the region's limits. Of those, the blocks from which `head` is
+    /// `Goto` exits name, already translated under the same flags, lying in one physical page
+    /// and warm themselves (a quarter of the tier-up runs), then theirs, breadth first, up to
+    /// twice the region's limits. A target in the jumping block's virtual page is where that
+    /// block's page maps; one in another page is where the jump cache says it maps (no entry,
+    /// no candidate), and the region's jump to it checks that entry again (lower.rs). Once
+    /// installed, a write to any member's page invalidates every member ([`Engine::install`]). Of those, the blocks from which `head` is
     /// reached again are kept, in the order found, up to [`MAX_REGION_BLOCKS`] blocks and
     /// [`MAX_REGION_INSNS`] instructions: the exits that leave the loop do not use up the
     /// region's size.
@@ -983,26 +990,36 @@ impl Engine {
             return found.into_iter().map(|(t, ir)| (t, ir, false)).collect();
         }
         let key = h.key;
-        let page = key.phys_pc & PAGE_MASK;
         let min_heat = (self.tier_up / 4).max(1);
         let mut explored = h.insn_count;
         let explore_insns = self.region_insns.saturating_mul(2);
         // Each found block's edges: indices into `found`.
         let mut edges: Vec<Vec<usize>> = Vec::new();
         let mut i = 0;
-        while let Some(ir) = found.get(i).map(|f| f.1.clone()) {
+        while let Some((from, ir)) = found.get(i).cloned() {
             i += 1;
+            let Some(from) = self.cache.get(from).map(|e| e.key) else {
+                break;
+            };
             let mut out = Vec::new();
             for op in &ir.ops {
                 let crate::ir::Op::Exit(crate::ir::Terminal::Goto { pc }) = *op else {
                     continue;
                 };
-                if pc & PAGE_MASK != key.pc & PAGE_MASK {
-                    continue;
-                }
+                // In the page of the block jumping, the pc maps where that block's does;
+                // in another, where it mapped when the jump cache last saw it (which the
+                // region's guard on the jump checks again, lower.rs).
+                let phys_pc = if pc & PAGE_MASK == from.pc & PAGE_MASK {
+                    (from.phys_pc & PAGE_MASK) | (pc & !PAGE_MASK)
+                } else {
+                    match self.jump_cache.phys(pc, key.flags) {
+                        Some(phys) => phys,
+                        None => continue,
+                    }
+                };
                 let target = BlockKey {
                     pc,
-                    phys_pc: page | (pc & !PAGE_MASK),
+                    phys_pc,
                     flags: key.flags,
                 };
                 let Some(t) = self.cache.lookup(&target) else {
@@ -1016,7 +1033,7 @@ impl Engine {
                     continue;
                 };
                 let fits = found.len() < 2 * MAX_REGION_BLOCKS
-                    && self.cache.pages(t) == [page]
+                    && self.cache.pages(t).len() == 1
                     && e.heat >= min_heat
                     && explored + e.insn_count <= explore_insns;
                 if !fits {
@@ -1217,7 +1234,11 @@ impl Engine {
                 return;
             }
         };
-        if !self.cache.get(id).is_some_and(|e| e.is_valid()) {
+        // A region holds a copy of every member's code: all must still be current.
+        if !ids
+            .iter()
+            .all(|&m| self.cache.get(m).is_some_and(|e| e.is_valid()))
+        {
             return;
         }
         if ids.len() == 1 && self.cache.get(id).is_some_and(|e| e.code.is_some()) {
@@ -1236,6 +1257,17 @@ impl Engine {
                     self.stats.regions_compiled += 1;
                     self.stats.region_blocks += ids.len() as u64;
                     self.stats.region_blocks_cut += cut;
+                    // Every member's code is the region, which holds code from every
+                    // member's page: a write to any of them invalidates all.
+                    let pages: BTreeSet<u64> = ids
+                        .iter()
+                        .flat_map(|&m| self.cache.pages(m).to_vec())
+                        .collect();
+                    for &m in ids {
+                        for &p in &pages {
+                            self.cache.invalidate_with(m, p);
+                        }
+                    }
                 }
                 // A region is the code of each of its blocks (lower.rs: it starts at the
                 // block the pc names): what was chained to their old code, and the jump
@@ -1252,7 +1284,8 @@ impl Engine {
                     self.cache.set_code(m, ptr as usize);
                     if let Some(old) = old {
                         if self.jump_cache.get(key.pc, key.flags) == Some(old) {
-                            self.jump_cache.insert(key.pc, key.flags, ptr as usize);
+                            self.jump_cache
+                                .insert(key.pc, key.flags, key.phys_pc, ptr as usize);
                         }
                     }
                     if let Some(e) = self.cache.get_mut(m) {

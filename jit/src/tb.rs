@@ -449,6 +449,19 @@ impl TbCache {
         self.front.fill((NO_KEY, TbId(u32::MAX)));
     }
 
+    /// Make a write to physical page `page` invalidate block `id` too (its code is a region
+    /// that holds code from `page`).
+    pub fn invalidate_with(&mut self, id: TbId, page: u64) {
+        let page = page & PAGE_MASK;
+        if self.pages(id).contains(&page) {
+            return;
+        }
+        let ids = self.by_page.entry(page).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+
     /// The pages of a block.
     pub fn pages(&self, id: TbId) -> &[u64] {
         self.get(id).map(|e| e.pages.as_slice()).unwrap_or(&[])

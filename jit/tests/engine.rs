@@ -27,6 +27,9 @@ struct Toy {
     yields_to_run_loop: bool,
     /// Blocks of several instructions (module docs).
     superblocks: bool,
+    /// A virtual page mapped to another physical page of the RAM (virtual, physical);
+    /// everything else is mapped one to one.
+    remap: Option<(u64, u64)>,
 }
 
 // SAFETY: `Toy` is `#[repr(C)]` and starts with a `TestCpu`, which starts with `CpuCommon`; the
@@ -42,6 +45,7 @@ impl Toy {
             translations: 0,
             yields_to_run_loop: true,
             superblocks: false,
+            remap: None,
         });
         for (i, w) in program.iter().enumerate() {
             assert!(toy.cpu.write_mem(RAM_BASE + 4 * i as u64, 4, u64::from(*w)));
@@ -119,7 +123,13 @@ impl Guest for Toy {
     fn block_key(&mut self) -> Option<BlockKey> {
         let pc = self.cpu.common.pc;
         let fetchable = self.cpu.read_mem(pc, 4).is_some();
-        self.cpu.block_key_at_pc(fetchable)
+        let mut key = self.cpu.block_key_at_pc(fetchable)?;
+        if let Some((virt, phys)) = self.remap {
+            if pc & PAGE_MASK == virt {
+                key.phys_pc = phys | (pc & !PAGE_MASK);
+            }
+        }
+        Some(key)
     }
 
     fn yield_needs_run_loop(&mut self) -> bool {
@@ -131,7 +141,8 @@ impl Guest for Toy {
         let mut pc = key.pc;
         let mut count = 0;
         loop {
-            let word = self.cpu.read_mem(pc, 4).unwrap_or(0) as u32;
+            let phys = key.phys_pc.wrapping_add(pc.wrapping_sub(key.pc));
+            let word = self.cpu.read_mem(phys, 4).unwrap_or(0) as u32;
             count += 1;
             b.set_guest_size(4 * count);
             if !self.translate_insn(pc, word, b) {
@@ -537,6 +548,71 @@ fn jumps_to_another_page_stay_in_compiled_code_through_the_jump_cache() {
             assert!(s.native_runs <= 4 * 4, "{s:?}");
         }
     }
+}
+
+/// A loop over two pages becomes one region (`Engine::region_of`), whose jump into the other
+/// page stays inside only while that page maps where it did: remapped (and flushed from the
+/// TLB, as a guest must), the loop runs the other page's code; written, the region goes.
+#[test]
+fn a_loop_over_two_pages_becomes_a_region_that_follows_the_mapping() {
+    // Page 0: r1 += 1, jump to page 1. Page 1: r1 += 1, jump back. Page 2 (mapped at page 1
+    // later): r1 += 5; r1 += 1, jump back.
+    let mut program = vec![0u32; 0x2000 / 4 + 2];
+    program[0] = insn(1, 0x1000);
+    program[0x1000 / 4] = insn(1, 0);
+    program[0x2000 / 4] = insn(0, 5);
+    program[0x2000 / 4 + 1] = insn(1, 0);
+    let map = Arc::new(CodeMap::new());
+    let interp_map = Arc::new(CodeMap::new());
+    let mut tiered = engine(EngineKind::Tiered, &map);
+    let mut interp = engine(EngineKind::Interp, &interp_map);
+    let mut a = Toy::new(&program);
+    let mut b = Toy::new(&program);
+    for t in [&mut a, &mut b] {
+        t.superblocks = true;
+    }
+    let mut native_runs = 0;
+    for slice in 1..=600u64 {
+        if slice == 200 {
+            // Before the remap: the loop runs in its region, entered about once a slice.
+            let s = tiered.stats();
+            assert!(s.regions_compiled >= 1, "{s:?}");
+            assert_eq!(s.region_blocks, 2 * s.regions_compiled, "{s:?}");
+            native_runs = s.native_runs;
+        }
+        if slice == 210 {
+            assert!(
+                tiered.stats().native_runs - native_runs <= 20,
+                "{:?}",
+                tiered.stats()
+            );
+        }
+        if slice == 300 {
+            for t in [&mut a, &mut b] {
+                t.remap = Some((RAM_BASE + 0x1000, RAM_BASE + 0x2000));
+                t.cpu.common.tlb_flush_page(RAM_BASE + 0x1000);
+            }
+        }
+        if slice == 450 {
+            // The guest writes the code its page 1 maps to now: r1 += 7 instead of 5.
+            for t in [&mut a, &mut b] {
+                assert!(t.cpu.write_mem(RAM_BASE + 0x2000, 4, u64::from(insn(0, 7))));
+            }
+            assert!(map.note_write(RAM_BASE + 0x2000));
+            assert!(interp_map.note_write(RAM_BASE + 0x2000));
+        }
+        a.cpu.common.insn_limit = 97 * slice + slice % 5;
+        b.cpu.common.insn_limit = 97 * slice + slice % 5;
+        assert_eq!(tiered.run(&mut *a), interp.run(&mut *b), "slice {slice}");
+        assert_eq!(a.cpu.regs, b.cpu.regs, "slice {slice}");
+        assert_eq!(a.cpu.common.insn_count, b.cpu.common.insn_count);
+        assert_eq!(a.cpu.common.pc, b.cpu.common.pc, "slice {slice}");
+        tiered.wait_for_compiles();
+    }
+    let s = tiered.stats();
+    // The remapped loop (pages 0 and 2) became a region too, and was invalidated by the write.
+    assert!(s.regions_compiled >= 2, "{s:?}");
+    assert!(s.blocks_invalidated >= 2, "{s:?}");
 }
 
 #[test]

@@ -17,10 +17,14 @@
 //! path, which 7-Zip's run time does not show. The instruction count is kept as the entry
 //! value plus a constant per instruction (the position of the `InsnStart` in the block).
 //!
-//! Regions: with chaining on, several blocks of one guest page can be lowered into one
-//! function ([`RegionMember`]; the engine picks blocks that form a loop through the first), and
-//! a `Goto` to the start of any of them (the first block's own start included: a self loop)
-//! becomes a jump inside the function. The first block's globals are loaded on entry, before
+//! Regions: with chaining on, several blocks can be lowered into one function
+//! ([`RegionMember`]; the engine picks blocks that form a loop through the first), and a `Goto`
+//! to the start of any of them (the first block's own start included: a self loop) becomes a
+//! jump inside the function. A jump to a member in another virtual page is guarded: the
+//! guest may have remapped that page since the region was formed, so the jump stays inside
+//! only while the jump cache's entry for the member's pc names the member's physical address
+//! (the engine drops a page's entries when the guest flushes it from its TLB); otherwise it is
+//! the usual exit to another page. The first block's globals are loaded on entry, before
 //! the loop it heads; other globals where a block first needs them, unless they are defined
 //! on every jump into it (`plan`): a value stays in a register across blocks and iterations.
 //! What is dirty is written back at the jump, as at a branch, so each block starts clean. The
@@ -116,6 +120,10 @@ pub struct RegionMember<'a> {
     /// check the budget (the longer block has no boundary there). The engine cuts only where
     /// the rest of the longer block is the other member exactly (same last instruction).
     pub cut: bool,
+    /// The guest physical address of the block's first instruction (`BlockKey::phys_pc`): a
+    /// jump to it from a member in another virtual page continues inside the function only
+    /// while the page still maps there ([`Lower::exit`]).
+    pub phys_pc: u64,
 }
 
 /// Whether `block` calls a helper that stores the pc and instruction count or may change the
@@ -971,9 +979,33 @@ impl Lower<'_, '_> {
                 .iter()
                 .position(|m| m.block.start_pc == pc)
                 .filter(|_| self.region);
-            if let Some(target) = inside {
-                self.jump_inside(target, !self.at_cut);
-                return Ok(());
+            // A member in another virtual page is where this pc maps only while the guest's
+            // mapping stays as it was when the region was formed: the jump stays inside
+            // while the jump cache still maps the pc to the member's physical address (the
+            // engine drops entries whose page the guest remapped), else it is an exit.
+            let other_page = pc & PAGE_MASK != self.block.start_pc & PAGE_MASK;
+            match (inside, self.jump_cache) {
+                (Some(target), _) if !other_page => {
+                    self.jump_inside(target, !self.at_cut);
+                    return Ok(());
+                }
+                (Some(target), Some(probe)) => {
+                    self.flush_at_branch();
+                    let slot = self.goto_slot;
+                    let phys = self.members[target].phys_pc;
+                    let mapped = self.maps_to(probe, pc, phys);
+                    let stay = self.b.create_block();
+                    let leave = self.b.create_block();
+                    self.b.ins().brif(mapped, stay, &[], leave, &[]);
+                    self.switch_seal(stay);
+                    self.jump_inside(target, !self.at_cut);
+                    // Not mapped as it was: the exit a jump to another page always is.
+                    self.b.set_cold_block(leave);
+                    self.switch_seal(leave);
+                    self.terminated = false;
+                    self.goto_slot = slot;
+                }
+                _ => {}
             }
         }
         self.flush_dirty();
@@ -1078,6 +1110,33 @@ impl Lower<'_, '_> {
         self.ret(BlockExit::Budget);
     }
 
+    /// Whether the jump cache maps constant `pc` (under this block's flags) to physical
+    /// address `phys`: the guard of a jump to a member in another virtual page.
+    fn maps_to(&mut self, probe: super::JumpProbe, pc: u64, phys: u64) -> ClValue {
+        let addr = probe.addr + super::JumpCache::index(pc) * super::JUMP_ENTRY_SIZE;
+        let entry = self.b.ins().iconst(types::I64, addr as i64);
+        let tag = self
+            .b
+            .ins()
+            .load(types::I64, flags(), entry, super::JUMP_ENTRY_PC);
+        let tag_flags = self
+            .b
+            .ins()
+            .load(types::I64, flags(), entry, super::JUMP_ENTRY_FLAGS);
+        let tag_phys = self
+            .b
+            .ins()
+            .load(types::I64, flags(), entry, super::JUMP_ENTRY_PHYS);
+        let same = self.b.ins().icmp_imm_s(IntCC::Equal, tag, pc as i64);
+        let same_flags = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, tag_flags, i64::from(probe.flags));
+        let same_phys = self.b.ins().icmp_imm_s(IntCC::Equal, tag_phys, phys as i64);
+        let hit = self.b.ins().band(same, same_flags);
+        self.b.ins().band(hit, same_phys)
+    }
+
     /// Exit through the jump cache: if the entry for `pc` holds compiled code, tail-call it;
     /// otherwise return `miss_exit` to the engine.
     fn probe_jump_cache(&mut self, probe: super::JumpProbe, pc: ClValue, miss_exit: BlockExit) {
@@ -1107,9 +1166,18 @@ impl Lower<'_, '_> {
                 self.b.ins().iadd(table, off)
             }
         };
-        let tag = self.b.ins().load(types::I64, flags(), entry, 0);
-        let tag_flags = self.b.ins().load(types::I64, flags(), entry, 8);
-        let target = self.b.ins().load(types::I64, flags(), entry, 16);
+        let tag = self
+            .b
+            .ins()
+            .load(types::I64, flags(), entry, super::JUMP_ENTRY_PC);
+        let tag_flags = self
+            .b
+            .ins()
+            .load(types::I64, flags(), entry, super::JUMP_ENTRY_FLAGS);
+        let target = self
+            .b
+            .ins()
+            .load(types::I64, flags(), entry, super::JUMP_ENTRY_CODE);
         // An empty entry has code 0 (its tag, u64::MAX, is a pc a guest may well jump to).
         let same = self.b.ins().icmp(IntCC::Equal, tag, pc);
         let same_flags = self
@@ -1629,12 +1697,14 @@ mod tests {
                 id: 0,
                 slots: None,
                 cut: false,
+                phys_pc: a.start_pc,
             },
             RegionMember {
                 block: &b,
                 id: 1,
                 slots: None,
                 cut: false,
+                phys_pc: b.start_pc,
             },
         ];
         let p = plan(&members, true);

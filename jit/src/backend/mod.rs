@@ -130,19 +130,26 @@ const JUMP_FILLED_WORDS: usize = JUMP_CACHE_ENTRIES / 64;
 const _: () = assert!(JUMP_CACHE_ENTRIES.is_multiple_of(64));
 
 /// One jump-cache entry, as generated code reads it: guest virtual pc, the translation flags
-/// of the block (`BlockKey::flags`), then the entry point of its compiled block. Empty: pc
-/// `u64::MAX` and code 0; generated code checks both.
+/// of the block (`BlockKey::flags`), the entry point of its compiled block, then the guest
+/// physical address the pc was found at (`BlockKey::phys_pc`: what a region's guard on a
+/// jump to another page compares, lower.rs). Empty: pc `u64::MAX` and code 0; generated code
+/// checks both.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct JumpEntry {
     pub pc: AtomicU64,
     pub flags: AtomicU64,
     pub code: AtomicU64,
-    _pad: u64,
+    pub phys: AtomicU64,
 }
 
 /// Bytes per [`JumpEntry`] (generated code indexes the table with it).
 pub(crate) const JUMP_ENTRY_SIZE: usize = 32;
+/// Offsets of [`JumpEntry`]'s fields, as generated code reads them.
+pub(crate) const JUMP_ENTRY_PC: i32 = std::mem::offset_of!(JumpEntry, pc) as i32;
+pub(crate) const JUMP_ENTRY_FLAGS: i32 = std::mem::offset_of!(JumpEntry, flags) as i32;
+pub(crate) const JUMP_ENTRY_CODE: i32 = std::mem::offset_of!(JumpEntry, code) as i32;
+pub(crate) const JUMP_ENTRY_PHYS: i32 = std::mem::offset_of!(JumpEntry, phys) as i32;
 const _: () = assert!(std::mem::size_of::<JumpEntry>() == JUMP_ENTRY_SIZE);
 
 /// What a compiled block's `Indirect` (and cross-page `Goto`) exits probe: the jump cache's
@@ -205,14 +212,16 @@ impl JumpCache {
         (((pc >> 1) ^ (pc >> JUMP_CACHE_PAGE_SHIFT)) as usize) & (JUMP_CACHE_ENTRIES - 1)
     }
 
-    /// Map (`pc`, `flags`) to compiled code at `code`.
-    pub fn insert(&mut self, pc: u64, flags: u32, code: usize) {
+    /// Map (`pc`, `flags`) to compiled code at `code`, for the block found at physical
+    /// address `phys` (under the mapping the entry lives as long as).
+    pub fn insert(&mut self, pc: u64, flags: u32, phys: u64, code: usize) {
         let i = Self::index(pc);
         if let Some(e) = self.entries.get(i) {
             // Invalidate first, so generated code never pairs the new pc with old code.
             e.pc.store(u64::MAX, Ordering::Relaxed);
             e.flags.store(u64::from(flags), Ordering::Relaxed);
             e.code.store(code as u64, Ordering::Relaxed);
+            e.phys.store(phys, Ordering::Relaxed);
             e.pc.store(pc, Ordering::Release);
             if let Some(w) = self.filled.get_mut(i / 64) {
                 *w |= 1 << (i % 64);
@@ -228,6 +237,13 @@ impl JumpCache {
             && e.flags.load(Ordering::Relaxed) == u64::from(flags)
             && code != 0;
         hit.then_some(code)
+    }
+
+    /// The physical address (`pc`, `flags`) was found at, if cached: what `pc` maps to now.
+    pub fn phys(&self, pc: u64, flags: u32) -> Option<u64> {
+        let e = self.entries.get(Self::index(pc))?;
+        self.get(pc, flags)?;
+        Some(e.phys.load(Ordering::Relaxed))
     }
 
     pub fn clear(&mut self) {
@@ -350,14 +366,18 @@ impl Compiler {
             id: block_id,
             slots,
             cut: false,
+            // Read only by a jump to another page's member: a block alone has none.
+            phys_pc: block.start_pc,
         }])
     }
 
-    /// Compile a region: blocks of one guest page lowered into one function entered at the
-    /// first, in which a `Goto` to another block's start is a jump (lower.rs). Each block
-    /// keeps its id in exit codes and its own chain slots; all have the same translation flags
-    /// and either all have slots or none. The caller guarantees that the other blocks' code
-    /// stays valid as long as the first one's (same physical page).
+    /// Compile a region: blocks lowered into one function entered at the first, in which a
+    /// `Goto` to another block's start is a jump (lower.rs) — guarded when the block is in
+    /// another virtual page, whose mapping may change under the code. Each block keeps its id
+    /// in exit codes and its own chain slots; all have the same translation flags and either
+    /// all have slots or none. The caller guarantees that the code of each block stays valid
+    /// as long as the function is reachable (it invalidates all of them when any of their
+    /// physical pages is written).
     pub fn compile_region(
         &mut self,
         blocks: &[RegionBlock<'_>],
@@ -932,13 +952,16 @@ mod tests {
             .expect("pcs share entries");
         assert_eq!(jc.get(0x8000_0000, 1), None);
         assert!(jc.is_empty());
-        jc.insert(0x8000_0000, 1, 0x1000);
+        jc.insert(0x8000_0000, 1, 0x9000_0000, 0x1000);
         assert_eq!(jc.get(0x8000_0000, 1), Some(0x1000));
+        assert_eq!(jc.phys(0x8000_0000, 1), Some(0x9000_0000));
+        assert_eq!(jc.phys(0x8000_0000, 3), None);
         // The flags are part of the tag: the same pc in another mode misses.
         assert_eq!(jc.get(0x8000_0000, 3), None);
-        jc.insert(far, 1, 0x2000);
+        jc.insert(far, 1, far, 0x2000);
         // Same index: the second replaced the first.
         assert_eq!(jc.get(0x8000_0000, 1), None);
+        assert_eq!(jc.phys(0x8000_0000, 1), None);
         assert_eq!(jc.get(far, 1), Some(0x2000));
         jc.clear();
         assert!(jc.is_empty());
@@ -960,7 +983,7 @@ mod tests {
             page + 0x5000,
         ];
         for (i, &pc) in pcs.iter().enumerate() {
-            jc.insert(pc, 1, 0x1000 + i);
+            jc.insert(pc, 1, pc, 0x1000 + i);
         }
         for (i, &pc) in pcs.iter().enumerate() {
             assert_eq!(jc.get(pc, 1), Some(0x1000 + i), "{pc:#x}");
