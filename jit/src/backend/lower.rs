@@ -393,8 +393,8 @@ struct Lower<'a, 'f> {
     frontend: TargetFrontendConfig,
 }
 
-/// Lower one block, or a region of blocks of one guest page (the first is the entry; see the
-/// module docs), into the function `b` builds.
+/// Lower one block, or a region of blocks (the first is the entry; see the module docs), into
+/// the function `b` builds.
 pub(super) fn lower_region(
     b: FunctionBuilder<'_>,
     members: &[RegionMember<'_>],
@@ -1113,36 +1113,22 @@ impl Lower<'_, '_> {
     /// Whether the jump cache maps constant `pc` (under this block's flags) to physical
     /// address `phys`: the guard of a jump to a member in another virtual page.
     fn maps_to(&mut self, probe: super::JumpProbe, pc: u64, phys: u64) -> ClValue {
-        let addr = probe.addr + super::JumpCache::index(pc) * super::JUMP_ENTRY_SIZE;
-        let entry = self.b.ins().iconst(types::I64, addr as i64);
-        let tag = self
-            .b
-            .ins()
-            .load(types::I64, flags(), entry, super::JUMP_ENTRY_PC);
-        let tag_flags = self
-            .b
-            .ins()
-            .load(types::I64, flags(), entry, super::JUMP_ENTRY_FLAGS);
+        let pc = self.b.ins().iconst(types::I64, pc as i64);
+        let entry = self.jump_entry(probe, pc);
+        let hit = self.jump_entry_tagged(probe, entry, pc);
         let tag_phys = self
             .b
             .ins()
             .load(types::I64, flags(), entry, super::JUMP_ENTRY_PHYS);
-        let same = self.b.ins().icmp_imm_s(IntCC::Equal, tag, pc as i64);
-        let same_flags = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::Equal, tag_flags, i64::from(probe.flags));
         let same_phys = self.b.ins().icmp_imm_s(IntCC::Equal, tag_phys, phys as i64);
-        let hit = self.b.ins().band(same, same_flags);
         self.b.ins().band(hit, same_phys)
     }
 
-    /// Exit through the jump cache: if the entry for `pc` holds compiled code, tail-call it;
-    /// otherwise return `miss_exit` to the engine.
-    fn probe_jump_cache(&mut self, probe: super::JumpProbe, pc: ClValue, miss_exit: BlockExit) {
+    /// The address of `pc`'s jump-cache entry: `JumpCache::index(pc)`, computed at compile
+    /// time for a constant pc.
+    fn jump_entry(&mut self, probe: super::JumpProbe, pc: ClValue) -> ClValue {
         let base = probe.addr;
-        // The entry: `JumpCache::index(pc)`, computed at compile time for a constant pc.
-        let entry = match self.const_of(pc) {
+        match self.const_of(pc) {
             Some(k) => {
                 let addr = base + super::JumpCache::index(k) * super::JUMP_ENTRY_SIZE;
                 self.b.ins().iconst(types::I64, addr as i64)
@@ -1165,7 +1151,16 @@ impl Lower<'_, '_> {
                 let table = self.b.ins().iconst(types::I64, base as i64);
                 self.b.ins().iadd(table, off)
             }
-        };
+        }
+    }
+
+    /// Whether the jump-cache entry at `entry` is tagged with `pc` and this block's flags.
+    fn jump_entry_tagged(
+        &mut self,
+        probe: super::JumpProbe,
+        entry: ClValue,
+        pc: ClValue,
+    ) -> ClValue {
         let tag = self
             .b
             .ins()
@@ -1174,19 +1169,26 @@ impl Lower<'_, '_> {
             .b
             .ins()
             .load(types::I64, flags(), entry, super::JUMP_ENTRY_FLAGS);
-        let target = self
-            .b
-            .ins()
-            .load(types::I64, flags(), entry, super::JUMP_ENTRY_CODE);
-        // An empty entry has code 0 (its tag, u64::MAX, is a pc a guest may well jump to).
         let same = self.b.ins().icmp(IntCC::Equal, tag, pc);
         let same_flags = self
             .b
             .ins()
             .icmp_imm_s(IntCC::Equal, tag_flags, i64::from(probe.flags));
+        self.b.ins().band(same, same_flags)
+    }
+
+    /// Exit through the jump cache: if the entry for `pc` holds compiled code, tail-call it;
+    /// otherwise return `miss_exit` to the engine.
+    fn probe_jump_cache(&mut self, probe: super::JumpProbe, pc: ClValue, miss_exit: BlockExit) {
+        let entry = self.jump_entry(probe, pc);
+        let tagged = self.jump_entry_tagged(probe, entry, pc);
+        let target = self
+            .b
+            .ins()
+            .load(types::I64, flags(), entry, super::JUMP_ENTRY_CODE);
+        // An empty entry has code 0 (its tag, u64::MAX, is a pc a guest may well jump to).
         let linked = self.b.ins().icmp_imm_s(IntCC::NotEqual, target, 0);
-        let hit = self.b.ins().band(same, same_flags);
-        let hit = self.b.ins().band(hit, linked);
+        let hit = self.b.ins().band(tagged, linked);
         let chain = self.b.create_block();
         let miss = self.b.create_block();
         self.b.ins().brif(hit, chain, &[], miss, &[]);
