@@ -961,11 +961,11 @@ impl Engine {
     /// and warm themselves (a quarter of the tier-up runs), then theirs, breadth first, up to
     /// twice the region's limits. A target in the jumping block's virtual page is where that
     /// block's page maps; one in another page is where the jump cache says it maps (no entry,
-    /// no candidate), and the region's jump to it checks that entry again (lower.rs). Once
-    /// installed, a write to any member's page invalidates every member ([`Engine::install`]). Of those, the blocks from which `head` is
-    /// reached again are kept, in the order found, up to [`MAX_REGION_BLOCKS`] blocks and
-    /// [`MAX_REGION_INSNS`] instructions: the exits that leave the loop do not use up the
-    /// region's size.
+    /// no candidate), and the region's jump to it checks that entry again (lower.rs). Of
+    /// those, the blocks from which `head` is reached again are kept, in the order found, up
+    /// to [`MAX_REGION_BLOCKS`] blocks and [`MAX_REGION_INSNS`] instructions: the exits that
+    /// leave the loop do not use up the region's size. Once installed, a write to any
+    /// member's page invalidates every member ([`Engine::install`]).
     ///
     /// Blocks run on past conditional branches, so a loop's blocks overlap: one often ends
     /// with all of another (the block at a branch's target is the tail of the block that
