@@ -1274,9 +1274,9 @@ impl Engine {
                 // cache, go to the new (the old stays valid, and unused, until the next
                 // flush). The region's code reads every member's chain slots.
                 for &m in ids {
-                    let (old, key) = match self.cache.get(m) {
-                        Some(e) if e.is_valid() => (e.code, e.key),
-                        _ => continue,
+                    // Every member is valid (checked above).
+                    let Some((old, key)) = self.cache.get(m).map(|e| (e.code, e.key)) else {
+                        continue;
                     };
                     if old.is_none() {
                         self.stats.blocks_compiled += 1;
