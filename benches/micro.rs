@@ -49,9 +49,9 @@ fn main() {
 // Fixture: a hart over a virt-like bus, and generated RV64GC code.
 // ---------------------------------------------------------------------------------------------
 
-/// 32 MiB: the TLB-miss benchmark needs two pages `TLB_ENTRIES` pages (8 MiB) apart, and the
+/// 128 MiB: the TLB-miss benchmark needs two pages `TLB_ENTRIES` pages (64 MiB) apart, and the
 /// mapping is committed lazily, so the size costs nothing.
-const RAM_SIZE: u64 = 32 << 20;
+const RAM_SIZE: u64 = 128 << 20;
 /// Code of the block with `n` instructions starts at `CODE_BASE + n * PAGE_SIZE` (one page
 /// each: a block never crosses its first page, translate.rs).
 const CODE_BASE: u64 = DRAM_BASE;
