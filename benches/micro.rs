@@ -640,13 +640,14 @@ mod tlb {
         let pte = |addr: u64, ppn_addr: u64, flags: u64| {
             assert!(ram.write(addr, &(((ppn_addr >> 12) << 10) | flags).to_le_bytes()));
         };
-        // Root[1] -> L1; L1[0] -> L0a, L1[4] -> L0b (8 MiB apart); each L0's entry 0 maps one
-        // data page (Privileged ISA §4.4.1, §4.3.2).
+        // Root[1] -> L1; L1[0] -> L0a, L1[MISS_STRIDE / 2 MiB] -> L0b (`MISS_STRIDE` apart);
+        // each L0's entry 0 maps one data page (Privileged ISA §4.4.1, §4.3.2).
+        const _: () = assert!(MISS_STRIDE.is_multiple_of(1 << 21) && MISS_STRIDE < 1 << 30);
         let l1 = PT_ROOT + 0x1000;
         let (l0a, l0b) = (PT_ROOT + 0x2000, PT_ROOT + 0x3000);
         pte(PT_ROOT + 8, l1, PTE_V);
         pte(l1, l0a, PTE_V);
-        pte(l1 + 4 * 8, l0b, PTE_V);
+        pte(l1 + (MISS_STRIDE >> 21) * 8, l0b, PTE_V);
         let leaf = PTE_V | PTE_R | PTE_W | PTE_A | PTE_D;
         pte(l0a, DATA, leaf);
         pte(l0b, DATA + PAGE_SIZE, leaf);
