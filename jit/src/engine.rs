@@ -768,10 +768,14 @@ impl Engine {
         };
         let state = guest.state_ptr();
         if let (Some(code), Some(arena)) = (entry.code, self.arena.as_ref()) {
-            // Compiled code is entered at the block the state's pc names (`CodeArena::enter`).
-            // SAFETY: `state` is the guest's live state (as below); a read of one field.
-            let pc = unsafe { (*state).pc };
-            debug_assert_eq!(pc, entry.key.pc, "entered at the state's pc");
+            // Compiled code is entered at the block the state's pc names (`CodeArena::enter`);
+            // checked in debug builds only, nothing on the dispatch path of a release build.
+            debug_assert_eq!(
+                // SAFETY: `state` is the guest's live state (as below); a read of one field.
+                unsafe { (*state).pc },
+                entry.key.pc,
+                "entered at the state's pc"
+            );
             self.stats.native_runs += 1;
             let t0 = self.timing.then(std::time::Instant::now);
             // SAFETY: `code` was installed in `arena` (flushes drop both together); `state` is

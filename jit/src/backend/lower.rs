@@ -498,8 +498,15 @@ impl Lower<'_, '_> {
             self.heads = self.members.iter().map(|_| self.b.create_block()).collect();
             // Entered at the member whose start is in the state's pc (module docs): it loads
             // the globals its jumps in bring. A self-looping block alone has none to pick.
+            // The first block, where a loop is usually entered, is tested first.
             if self.members.len() > 1 {
                 let pc = self.load_state(types::I64, OFFSET_PC);
+                let start = self.members[0].block.start_pc;
+                let at = self.b.ins().icmp_imm_s(IntCC::Equal, pc, start as i64);
+                let at_head = self.b.create_block();
+                let next = self.b.create_block();
+                self.b.ins().brif(at, at_head, &[], next, &[]);
+                self.switch_seal(next);
                 for k in 1..self.members.len() {
                     let start = self.members[k].block.start_pc;
                     let at = self.b.ins().icmp_imm_s(IntCC::Equal, pc, start as i64);
@@ -516,6 +523,8 @@ impl Lower<'_, '_> {
                     self.b.ins().jump(self.heads[k], &[]);
                     self.switch_seal(next);
                 }
+                self.b.ins().jump(at_head, &[]);
+                self.switch_seal(at_head);
             }
             // At the first block, its globals are loaded before the loop it heads (`plan`).
             for (c, &load) in plan.entry_loads.iter().enumerate() {
