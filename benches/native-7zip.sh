@@ -34,7 +34,7 @@ cat "$work/ir/bin/busybox" "$work/ir/usr/lib/7zip/7z.so" "$work/ir"/lib/modules/
 : >"$work/in"
 for _ in $(seq "${SEVENZIP:-1}"); do cat "$one" >>"$work/in"; done
 echo "input: $(wc -c <"$work/in") bytes; $(7zz | sed -n 2p)"
-exec python3 - "$work" "${RUNS:-5}" <<'EOF'
+python3 - "$work" "${RUNS:-5}" <<'EOF'
 import os, statistics, subprocess, sys, time
 
 work, runs = sys.argv[1], int(sys.argv[2])
