@@ -20,6 +20,22 @@ import sys
 import time
 
 
+# The kernel's early console (Linux `earlycon`) on the virt board's 16550 at 0x10000000, as
+# both emulators place it.
+EARLYCON = "earlycon=uart8250,mmio,0x10000000"
+
+# boot-phases: (phase, the console line that ends it). A phase starts where the previous
+# one ended (the first at process start); the last, user space, ends at EMU-INIT-READY.
+PHASES = [
+    ("emulator start and firmware to its banner", "OpenSBI v"),
+    ("firmware to the kernel's first line", "Linux version"),
+    ("kernel memory setup (to ftrace's line)", "ftrace: allocating"),
+    ("core kernel init (to the timer clocksource)", "clocksource: Switched to clocksource"),
+    ("initcalls: drivers, crypto self-tests, initramfs (to Run /init)", "Run /init as init process"),
+]
+PHASED = {"boot-phases"}
+
+
 def run_timed(cmd, markers, timeout, log_path):
     """Run cmd with stdin from /dev/null; return (host seconds from start to each marker's first
     appearance, seconds to exit, exit status). The console output goes to log_path."""
@@ -117,6 +133,9 @@ def main():
     # process exit, timeout seconds)
     workloads = {
         "boot": (lambda w: virt(w, "emu.test=poweroff"), None, "EMU-INIT-READY", 300),
+        # The same boot with the kernel's early console on the 16550 (both boards have it at
+        # 0x10000000), so that every phase's first line leaves at once: per-phase times.
+        "boot-phases": (lambda w: virt(w, f"emu.test=poweroff {EARLYCON}"), None, "EMU-INIT-READY", 300),
         "7zip": (lambda w: virt(w, f"quiet emu.test={sevenzip}"), "EMU-7Z-BEGIN", "EMU-7Z-END", 900),
         "procs": (lambda w: virt(w, f"quiet emu.test=procs:{args.procs}"), "EMU-PROCS-BEGIN", "EMU-PROCS-END", 600),
     }
@@ -137,12 +156,15 @@ def main():
         cmd = virt(w, "emu.test=poweroff")
         print(f"{w}: {shlex.join(cmd)}", flush=True)
     results = {}
+    phase_times = {}
     for name, (build, begin, end, timeout) in workloads.items():
         times = {"qemu": [], "emu": []}
         for i in range(args.runs):
             for w in ("qemu", "emu"):  # alternating
                 cmd = build(w)
                 markers = [m for m in (begin, end) if m]
+                if name in PHASED:
+                    markers = [m for _, m in PHASES] + markers
                 log = os.path.join(args.log_dir, f"{name}-{w}-{i}.log")
                 found, total, status = run_timed(cmd, markers, timeout, log)
                 if end is None and status != 0:
@@ -151,6 +173,9 @@ def main():
                 t_begin = found[begin] if begin else 0.0
                 t = t_end - t_begin
                 times[w].append(t)
+                if name in PHASED:
+                    at = [0.0] + [found[m] for _, m in PHASES] + [t_end]
+                    phase_times.setdefault(w, []).append([b - a for a, b in zip(at, at[1:])])
                 print(f"  {name:12} {w:4} run {i + 1}: {t:8.3f} s", flush=True)
         results[name] = times
 
@@ -162,7 +187,24 @@ def main():
         e = statistics.median(times["emu"])
         print(f"| {name} | {q:.3f} | {e:.3f} | {e / q:.2f} |")
     print()
+    if phase_times:
+        print_phases(phase_times)
+        print()
     print(f"runs: {args.runs} per emulator, alternating; machine: {machine}")
+
+
+def print_phases(phase_times):
+    """The boot-phases table: each phase's median host time per emulator and their ratio.
+    Phases end at the first console line of the next; medians of phases need not add up to
+    the median of the whole boot."""
+    names = [n for n, _ in PHASES] + ["user space: /init to its ready line"]
+    print("| boot phase (ends at) | QEMU 7.2 median (s) | emu median (s) | emu/QEMU |")
+    print("|---|---:|---:|---:|")
+    for i, n in enumerate(names):
+        q = statistics.median(r[i] for r in phase_times["qemu"])
+        e = statistics.median(r[i] for r in phase_times["emu"])
+        ratio = f"{e / q:.2f}" if q > 0 else "-"
+        print(f"| {n} | {q:.3f} | {e:.3f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 #
 # Workloads, each run on QEMU and emu alternately with the same kernel, initramfs and options:
 #   boot         host time from start to the guest /init's EMU-INIT-READY line
+#   boot-phases  the same boot with the kernel's early console; also prints each boot phase's
+#                time (to the firmware banner, kernel start, ftrace, clocksource, /init, ready)
 #   7zip         host time between the markers around Debian's 7zip compressing and testing a
 #                fixed ~5 MB file with one thread (SEVENZIP=N: N copies)
 #   procs        host time between the markers around PROCS (200) short-lived busybox processes
