@@ -26,6 +26,8 @@ EARLYCON = "earlycon=uart8250,mmio,0x10000000"
 
 # boot-phases: (phase, the console line that ends it). A phase starts where the previous
 # one ended (the first at process start); the last, user space, ends at EMU-INIT-READY.
+# The first two need OpenSBI's banner (`BIOS=fw`, the default); `phases_for` merges them
+# for emu's built-in SBI, which prints none.
 PHASES = [
     ("emulator start and firmware to its banner", "OpenSBI v"),
     ("firmware to the kernel's first line", "Linux version"),
@@ -34,6 +36,13 @@ PHASES = [
     ("initcalls: drivers, crypto self-tests, initramfs (to Run /init)", "Run /init as init process"),
 ]
 PHASED = {"boot-phases"}
+
+
+def phases_for(bios):
+    """The phases whose end lines every firmware of this run prints."""
+    if bios == "fw":
+        return PHASES
+    return [("emulator start, firmware and kernel entry (to its first line)", "Linux version")] + PHASES[2:]
 
 
 def run_timed(cmd, markers, timeout, log_path):
@@ -157,6 +166,7 @@ def main():
         print(f"{w}: {shlex.join(cmd)}", flush=True)
     results = {}
     phase_times = {}
+    phases = phases_for(args.bios)
     for name, (build, begin, end, timeout) in workloads.items():
         times = {"qemu": [], "emu": []}
         for i in range(args.runs):
@@ -164,7 +174,7 @@ def main():
                 cmd = build(w)
                 markers = [m for m in (begin, end) if m]
                 if name in PHASED:
-                    markers = [m for _, m in PHASES] + markers
+                    markers = [m for _, m in phases] + markers
                 log = os.path.join(args.log_dir, f"{name}-{w}-{i}.log")
                 found, total, status = run_timed(cmd, markers, timeout, log)
                 if end is None and status != 0:
@@ -174,7 +184,7 @@ def main():
                 t = t_end - t_begin
                 times[w].append(t)
                 if name in PHASED:
-                    at = [0.0] + [found[m] for _, m in PHASES] + [t_end]
+                    at = [0.0] + [found[m] for _, m in phases] + [t_end]
                     phase_times.setdefault(w, []).append([b - a for a, b in zip(at, at[1:])])
                 print(f"  {name:12} {w:4} run {i + 1}: {t:8.3f} s", flush=True)
         results[name] = times
@@ -188,16 +198,16 @@ def main():
         print(f"| {name} | {q:.3f} | {e:.3f} | {e / q:.2f} |")
     print()
     if phase_times:
-        print_phases(phase_times)
+        print_phases(phases, phase_times)
         print()
     print(f"runs: {args.runs} per emulator, alternating; machine: {machine}")
 
 
-def print_phases(phase_times):
+def print_phases(phases, phase_times):
     """The boot-phases table: each phase's median host time per emulator and their ratio.
-    Phases end at the first console line of the next; medians of phases need not add up to
+    A phase ends where the console line that starts the next appears; medians of phases need not add up to
     the median of the whole boot."""
-    names = [n for n, _ in PHASES] + ["user space: /init to its ready line"]
+    names = [n for n, _ in phases] + ["user space: /init to its ready line"]
     print("| boot phase (ends at) | QEMU 7.2 median (s) | emu median (s) | emu/QEMU |")
     print("|---|---:|---:|---:|")
     for i, n in enumerate(names):
