@@ -477,8 +477,8 @@ pub const CPU_HELP: &str = "\
 Available CPUs:
   max                  RV64GC with everything emu implements (Sv39/48/57, PMP)
   rv64                 the same hart
-Properties (NAME,PROP=on|off): i m a f d c zicsr zifencei zicntr s u mmu pmp sv39 sv48 sv57
-  are always on; any other extension may be given =off (emu lacks it).";
+Properties (NAME,PROP=on|off): i m a f d c zicsr zifencei zicntr zicond zihintpause zba zbb
+  zbc zbs sstc s u mmu pmp sv39 sv48 sv57 are always on; any other extension may be given =off (emu lacks it).";
 
 /// `-device help`: the devices `-device` creates on the virt board.
 pub const DEVICE_HELP: &str = "\
@@ -489,10 +489,9 @@ name \"virtio-rng-device\"
 name \"virtconsole\", props: chardev=ID (aliases virtio-serial-device, virtio-console-device)";
 
 /// Extensions (and QEMU cpu properties) the emu hart always has.
-const CPU_EXTENSIONS: &[&str] = &[
-    "i", "m", "a", "f", "d", "c", "g", "zicsr", "zifencei", "zicntr", "s", "u", "mmu", "pmp",
-    "sv39", "sv48", "sv57",
-];
+const CPU_EXTENSIONS: &str =
+    "i m a f d c g zicsr zifencei zicntr zicond zihintpause zba zbb zbc zbs sstc s u mmu pmp \
+     sv39 sv48 sv57";
 
 /// `-cpu rv64|max[,EXT=on|off,...]`: emu has one hart model, so the properties can only agree
 /// with it.
@@ -508,7 +507,9 @@ fn parse_cpu(option: &str, value: &str) -> Result<(), CliError> {
     }
     for (k, v) in parts {
         let on = on_off(option, value, &v)?;
-        let have = CPU_EXTENSIONS.contains(&k.to_ascii_lowercase().as_str());
+        let have = CPU_EXTENSIONS
+            .split_whitespace()
+            .any(|e| e == k.to_ascii_lowercase());
         match (have, on) {
             (true, true) | (false, false) => {}
             (true, false) => return Err(bad(option, value, format!("emu cannot turn off '{k}'"))),
@@ -1443,6 +1444,11 @@ mod tests {
         assert!(parse_smp("-smp", "sockets=3,cores=3").is_err());
         assert_eq!(parse_cpu("-cpu", "max,zifencei=on,v=off"), Ok(()));
         assert!(parse_cpu("-cpu", "max,d=off").is_err());
+        assert_eq!(
+            parse_cpu("-cpu", "rv64,zba=on,zbb=on,zbc=on,zbs=on"),
+            Ok(())
+        );
+        assert!(parse_cpu("-cpu", "rv64,zbb=off").is_err());
         assert!(parse_cpu("-cpu", "max,zvbb=true").is_err());
         assert!(parse_cpu("-cpu", "host").is_err());
         let c = run(&[

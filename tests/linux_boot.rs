@@ -198,6 +198,9 @@ fn builtin_sbi_smp2_shell_and_disk_survives_a_reboot() {
         "-smp 2 must bring up hart 1: {cpuinfo}"
     );
     assert!(cpuinfo.contains("rv64imafdc"), "{cpuinfo}");
+    // The kernel found the bit-manipulation extensions in the device tree (and so patched in
+    // its Zbb string and bit operations, which then ran through the boot).
+    assert!(cpuinfo.contains("_zba_zbb_zbc_zbs"), "{cpuinfo}");
     let online = vm.run("cat /sys/devices/system/cpu/online");
     assert!(online.contains("0-1"), "{online}");
     let devices = vm.run("ls /sys/bus/virtio/devices");

@@ -188,7 +188,7 @@ fn unknown_or_unavailable_options_are_one_line_errors() {
         ),
         (&["-M", "pc"], &["'-M'", "'pc'"]),
         (&["-cpu", "cortex-a57"], &["'-cpu'", "rv64"]),
-        (&["-cpu", "max,sstc=on"], &["'-cpu'", "sstc"]),
+        (&["-cpu", "max,h=on"], &["'-cpu'", "'h'"]),
         (&["-cpu", "max,f=off"], &["'-cpu'", "'f'"]),
         (&["-cpu", "max,c=maybe"], &["'-cpu'", "on or off"]),
         (&["-m", "12X"], &["'-m'"]),

@@ -380,12 +380,13 @@ fn hart_desc(hart_id: u32) -> HartDesc {
     HartDesc {
         hart_id,
         isa_base: "rv64i".into(),
-        extensions: [
-            "i", "m", "a", "f", "d", "c", "zicntr", "zicsr", "zifencei", "sstc",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        // Canonical order (Unprivileged ISA ch. 36): single letters, then Z names by their
+        // second letter's category (Zi*, then Zb*), then S names. QEMU 7.2's default hart has
+        // the same Zb* and Zihintpause (pause runs as the fence it is encoded as).
+        extensions: "i m a f d c zicntr zicond zicsr zifencei zihintpause zba zbb zbc zbs sstc"
+            .split(' ')
+            .map(String::from)
+            .collect(),
         // Sv39: the kernel then walks three levels per TLB miss instead of five.
         mmu_type: "riscv,sv39".into(),
     }
