@@ -116,6 +116,37 @@ impl GuestRam {
         }
     }
 
+    /// Fill `len` bytes at `addr` from `src` (a file being loaded into RAM) through a bounded
+    /// buffer, so a file of tens of MiB is never held whole on the heap (whose fresh pages
+    /// the host would have to fault in and clear, only to copy them here). `None` if the range
+    /// is outside this region; the reader's error if it ends early.
+    pub fn read_from(
+        &self,
+        addr: u64,
+        len: u64,
+        src: &mut impl std::io::Read,
+    ) -> Option<std::io::Result<()>> {
+        const CHUNK: u64 = 256 << 10;
+        if !self.contains(addr, len) {
+            return None;
+        }
+        let mut buf = vec![0u8; CHUNK.min(len) as usize];
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(CHUNK) as usize;
+            let Some(chunk) = buf.get_mut(..n) else {
+                break;
+            };
+            if let Err(e) = src.read_exact(chunk) {
+                return Some(Err(e));
+            }
+            // In range: `contains` checked the whole of `[addr, addr + len)`.
+            self.write(addr + done, chunk);
+            done += n as u64;
+        }
+        Some(Ok(()))
+    }
+
     pub fn read_u32(&self, addr: u64) -> Option<u32> {
         let mut b = [0u8; 4];
         self.read(addr, &mut b).then(|| u32::from_le_bytes(b))

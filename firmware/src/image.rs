@@ -21,6 +21,8 @@
 use crate::elf::{load_elf_bytes, ElfError};
 use emu_devices::Bus;
 use std::fmt;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use thiserror::Error;
 
@@ -204,20 +206,13 @@ fn err(kind: FileKind, path: &str, reason: LoadReason) -> LoadError {
     }
 }
 
-/// Read a whole file that must fit in `ram` (its size is checked before reading).
-pub fn read_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<Vec<u8>, LoadError> {
+/// Open a file that must fit in `ram` (its size is checked before reading): the file and its
+/// length.
+fn open_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<(File, u64), LoadError> {
     let name = path.display().to_string();
-    let io = |e: std::io::Error| {
-        let reason = match e.kind() {
-            std::io::ErrorKind::NotFound => LoadReason::Missing,
-            std::io::ErrorKind::PermissionDenied => {
-                LoadReason::Unreadable("Permission denied".into())
-            }
-            _ => LoadReason::Unreadable(e.to_string()),
-        };
-        err(kind, &name, reason)
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
+    let io = |e: std::io::Error| err(kind, &name, io_reason(e));
+    let file = File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
     if meta.is_dir() {
         return Err(err(
             kind,
@@ -235,11 +230,77 @@ pub fn read_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<Vec<u8>, 
             },
         ));
     }
-    let bytes = std::fs::read(path).map_err(io)?;
-    if bytes.is_empty() {
+    if meta.len() == 0 {
         return Err(err(kind, &name, LoadReason::Empty));
     }
+    Ok((file, meta.len()))
+}
+
+fn io_reason(e: std::io::Error) -> LoadReason {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => LoadReason::Missing,
+        std::io::ErrorKind::PermissionDenied => LoadReason::Unreadable("Permission denied".into()),
+        _ => LoadReason::Unreadable(e.to_string()),
+    }
+}
+
+/// Read a whole file that must fit in `ram` (its size is checked before reading).
+pub fn read_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<Vec<u8>, LoadError> {
+    let (mut file, len) = open_file(kind, path, ram)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .map_err(|e| err(kind, &path.display().to_string(), io_reason(e)))?;
+    if bytes.is_empty() {
+        return Err(err(kind, &path.display().to_string(), LoadReason::Empty));
+    }
     Ok(bytes)
+}
+
+/// What a loader places in RAM: bytes in memory (ELF segments, firmware, tests), or an open
+/// file read straight into guest RAM once its place is known (a kernel `Image` or raw binary,
+/// an initrd: tens of MiB that, read whole first, cost the host a fresh heap page per 4 KiB
+/// and a copy).
+enum Contents<'a> {
+    Bytes(&'a [u8]),
+    File {
+        file: File,
+        len: u64,
+        /// The file's first bytes (up to an `Image` header).
+        head: Vec<u8>,
+    },
+}
+
+impl Contents<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Contents::Bytes(b) => b.len() as u64,
+            Contents::File { len, .. } => *len,
+        }
+    }
+
+    /// The first bytes, at least [`IMAGE_HEADER_SIZE`] of them when the contents are as long.
+    fn head(&self) -> &[u8] {
+        match self {
+            Contents::Bytes(b) => b,
+            Contents::File { head, .. } => head,
+        }
+    }
+}
+
+/// Open `path` as [`Contents::File`], its first bytes read.
+fn open_contents(
+    kind: FileKind,
+    path: &Path,
+    ram: RamRange,
+) -> Result<Contents<'static>, LoadError> {
+    let (mut file, len) = open_file(kind, path, ram)?;
+    let mut head = Vec::with_capacity(IMAGE_HEADER_SIZE);
+    (&mut file)
+        .take(IMAGE_HEADER_SIZE as u64)
+        .read_to_end(&mut head)
+        .and_then(|_| file.seek(SeekFrom::Start(0)))
+        .map_err(|e| err(kind, &path.display().to_string(), io_reason(e)))?;
+    Ok(Contents::File { file, len, head })
 }
 
 fn too_large(ram: RamRange, addr: u64, size: u64) -> LoadReason {
@@ -252,14 +313,30 @@ fn too_large(ram: RamRange, addr: u64, size: u64) -> LoadReason {
 }
 
 /// Write `data` at `addr` after checking it (and `reserve` bytes in all) fits in `ram`.
-fn place(bus: &Bus, ram: RamRange, addr: u64, data: &[u8], reserve: u64) -> Result<(), LoadReason> {
-    let size = reserve.max(data.len() as u64);
+fn place(
+    bus: &Bus,
+    ram: RamRange,
+    addr: u64,
+    data: Contents<'_>,
+    reserve: u64,
+) -> Result<(), LoadReason> {
+    let len = data.len();
+    let size = reserve.max(len);
     if !ram.contains(addr, size) || bus.ram_at(addr, size).is_none() {
         return Err(too_large(ram, addr, size));
     }
-    match bus.ram_at(addr, data.len() as u64) {
-        Some(r) if r.write(addr, data) => Ok(()),
-        _ => Err(too_large(ram, addr, size)),
+    let Some(r) = bus.ram_at(addr, len) else {
+        return Err(too_large(ram, addr, size));
+    };
+    match data {
+        Contents::Bytes(b) if r.write(addr, b) => Ok(()),
+        Contents::Bytes(_) => Err(too_large(ram, addr, size)),
+        Contents::File { mut file, .. } => match r.read_from(addr, len, &mut file) {
+            Some(Ok(())) => Ok(()),
+            // Shorter than its size said: it changed while being loaded.
+            Some(Err(e)) => Err(io_reason(e)),
+            None => Err(too_large(ram, addr, size)),
+        },
     }
 }
 
@@ -285,8 +362,14 @@ pub fn load_kernel(
     ram: RamRange,
     firmware_end: Option<u64>,
 ) -> Result<KernelImage, LoadError> {
-    let bytes = read_file(FileKind::Kernel, path, ram)?;
-    load_kernel_bytes(&path.display().to_string(), &bytes, bus, ram, firmware_end)
+    let name = path.display().to_string();
+    let contents = open_contents(FileKind::Kernel, path, ram)?;
+    if contents.head().starts_with(b"\x7fELF") {
+        // goblin parses the whole file.
+        let bytes = read_file(FileKind::Kernel, path, ram)?;
+        return load_kernel_bytes(&name, &bytes, bus, ram, firmware_end);
+    }
+    load_image(&name, contents, bus, ram, firmware_end)
 }
 
 /// Load the kernel `bytes` (read from `name`); see the module documentation for the formats.
@@ -329,15 +412,28 @@ pub fn load_kernel_bytes(
             end,
         });
     }
+    load_image(name, Contents::Bytes(bytes), bus, ram, firmware_end)
+}
+
+/// Load a kernel that is not an ELF: a Linux `Image` or a raw binary (module documentation).
+fn load_image(
+    name: &str,
+    contents: Contents<'_>,
+    bus: &Bus,
+    ram: RamRange,
+    firmware_end: Option<u64>,
+) -> Result<KernelImage, LoadError> {
+    let fail = |reason| err(FileKind::Kernel, name, reason);
+    let file_len = contents.len();
     let min_start = firmware_end.map(|e| align_up(e, KERNEL_ALIGN));
-    let (format, offset, mem_size) = match ImageHeader::parse(bytes) {
+    let (format, offset, mem_size) = match ImageHeader::parse(contents.head()) {
         Some(h) => {
             if h.flags & 1 != 0 {
                 return Err(fail(LoadReason::BadHeader(
                     "big-endian kernel (flags bit 0 set)".into(),
                 )));
             }
-            if bytes.len() < IMAGE_HEADER_SIZE {
+            if file_len < IMAGE_HEADER_SIZE as u64 {
                 return Err(fail(LoadReason::BadHeader("file is truncated".into())));
             }
             let offset = if h.text_offset == 0 {
@@ -350,10 +446,10 @@ pub fn load_kernel_bytes(
                     "text_offset {offset:#x} is not page aligned"
                 ))));
             }
-            let size = h.image_size.max(bytes.len() as u64);
+            let size = h.image_size.max(file_len);
             (KernelFormat::Image, offset, size)
         }
-        None => (KernelFormat::Raw, KERNEL_ALIGN, bytes.len() as u64),
+        None => (KernelFormat::Raw, KERNEL_ALIGN, file_len),
     };
     let Some(mut start) = ram.base.checked_add(offset) else {
         return Err(fail(too_large(ram, ram.base, offset)));
@@ -361,7 +457,7 @@ pub fn load_kernel_bytes(
     if let Some(min) = min_start {
         start = start.max(min);
     }
-    place(bus, ram, start, bytes, mem_size).map_err(fail)?;
+    place(bus, ram, start, contents, mem_size).map_err(fail)?;
     Ok(KernelImage {
         format,
         entry: start,
@@ -408,7 +504,7 @@ pub fn load_firmware_bytes(
             end,
         });
     }
-    place(bus, ram, ram.base, bytes, 0).map_err(fail)?;
+    place(bus, ram, ram.base, Contents::Bytes(bytes), 0).map_err(fail)?;
     Ok(FirmwareImage {
         entry: ram.base,
         start: ram.base,
@@ -470,8 +566,15 @@ pub fn load_initrd(
     kernel: &KernelImage,
     limit: u64,
 ) -> Result<(u64, u64), LoadError> {
-    let bytes = read_file(FileKind::Initrd, path, ram)?;
-    load_initrd_bytes(&path.display().to_string(), &bytes, bus, ram, kernel, limit)
+    let contents = open_contents(FileKind::Initrd, path, ram)?;
+    place_initrd(
+        &path.display().to_string(),
+        contents,
+        bus,
+        ram,
+        kernel,
+        limit,
+    )
 }
 
 /// Place initrd `bytes` as QEMU 7.2 riscv_load_initrd does: at the kernel's start plus half of
@@ -486,13 +589,25 @@ pub fn load_initrd_bytes(
     kernel: &KernelImage,
     limit: u64,
 ) -> Result<(u64, u64), LoadError> {
-    let fail = |reason| err(FileKind::Initrd, name, reason);
     if bytes.is_empty() {
-        return Err(fail(LoadReason::Empty));
+        return Err(err(FileKind::Initrd, name, LoadReason::Empty));
     }
+    place_initrd(name, Contents::Bytes(bytes), bus, ram, kernel, limit)
+}
+
+/// [`load_initrd_bytes`] for any [`Contents`].
+fn place_initrd(
+    name: &str,
+    contents: Contents<'_>,
+    bus: &Bus,
+    ram: RamRange,
+    kernel: &KernelImage,
+    limit: u64,
+) -> Result<(u64, u64), LoadError> {
+    let fail = |reason| err(FileKind::Initrd, name, reason);
     let gap = (ram.size / 2).min(128 << 20);
     let start = align_up(kernel.start.saturating_add(gap).max(kernel.end), PAGE);
-    let size = bytes.len() as u64;
+    let size = contents.len();
     let end = start.saturating_add(size);
     if end > limit.min(ram.end()) {
         return Err(fail(LoadReason::TooLarge {
@@ -502,13 +617,14 @@ pub fn load_initrd_bytes(
             ram_end: limit.min(ram.end()),
         }));
     }
-    place(bus, ram, start, bytes, 0).map_err(fail)?;
+    place(bus, ram, start, contents, 0).map_err(fail)?;
     Ok((start, end))
 }
 
 /// Write the device tree `blob` at `addr` (from [`boot_layout`]).
 pub fn write_fdt(bus: &Bus, ram: RamRange, addr: u64, blob: &[u8]) -> Result<(), LoadError> {
-    place(bus, ram, addr, blob, 0).map_err(|r| err(FileKind::DeviceTree, "(generated)", r))
+    place(bus, ram, addr, Contents::Bytes(blob), 0)
+        .map_err(|r| err(FileKind::DeviceTree, "(generated)", r))
 }
 
 #[cfg(test)]
@@ -699,6 +815,46 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("could not load initrd '/nonexistent/initrd'"));
+    }
+
+    /// Files are read straight into RAM (`Contents::File`): the same placement and bytes as the
+    /// byte loaders, for an `Image` longer than one read chunk, a raw binary, a header-sized
+    /// file and an initrd.
+    #[test]
+    fn files_load_as_their_bytes_do() {
+        let dir = std::env::temp_dir().join(format!("emu-fw-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let body: Vec<u8> = (0..(600u32 << 10))
+            .map(|i| (i * 7 + i / 4096) as u8)
+            .collect();
+        let kernels = [
+            ("Image", image(0x20_0000, 0x40_0000, &body)),
+            ("raw", body[..5000].to_vec()),
+            ("header-only", image(0, 0, &[])),
+        ];
+        for (name, k) in kernels {
+            let path = dir.join(name);
+            std::fs::write(&path, &k).unwrap();
+            let (bus_f, ram) = setup(64 << 20);
+            let (bus_b, _) = setup(64 << 20);
+            let from_file = load_kernel(&path, &bus_f, ram, None).unwrap();
+            let from_bytes = load_kernel_bytes(name, &k, &bus_b, ram, None).unwrap();
+            assert_eq!(from_file, from_bytes, "{name}");
+            assert_eq!(read(&bus_f, from_file.start, k.len()), k, "{name}");
+            let initrd = dir.join(format!("{name}.initrd"));
+            std::fs::write(&initrd, &body).unwrap();
+            let limit = ram.end();
+            let placed = load_initrd(&initrd, &bus_f, ram, &from_file, limit).unwrap();
+            let expect = load_initrd_bytes(name, &body, &bus_b, ram, &from_bytes, limit).unwrap();
+            assert_eq!(placed, expect, "{name}");
+            assert_eq!(read(&bus_f, placed.0, body.len()), body, "{name}");
+        }
+        let empty = dir.join("empty");
+        std::fs::write(&empty, []).unwrap();
+        let (bus, ram) = setup(4 << 20);
+        let e = load_kernel(&empty, &bus, ram, None).unwrap_err();
+        assert!(e.to_string().ends_with("is empty"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Debian's kernel (scripts/debian-guest.sh, when cached) is an `Image` with an EFI stub.
