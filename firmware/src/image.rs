@@ -206,9 +206,9 @@ fn err(kind: FileKind, path: &str, reason: LoadReason) -> LoadError {
     }
 }
 
-/// Open a file that must fit in `ram` (its size is checked before reading): the file and its
-/// length.
-fn open_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<(File, u64), LoadError> {
+/// Open a file that must fit in `ram` (a regular file's size is checked before reading): the
+/// file and, for a regular file, its length (`None` for a pipe or device, read to its end).
+fn open_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<(File, Option<u64>), LoadError> {
     let name = path.display().to_string();
     let io = |e: std::io::Error| err(kind, &name, io_reason(e));
     let file = File::open(path).map_err(io)?;
@@ -219,6 +219,9 @@ fn open_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<(File, u64), 
             &name,
             LoadReason::Unreadable("Is a directory".into()),
         ));
+    }
+    if !meta.is_file() {
+        return Ok((file, None));
     }
     if meta.len() > ram.size {
         return Err(err(
@@ -233,7 +236,7 @@ fn open_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<(File, u64), 
     if meta.len() == 0 {
         return Err(err(kind, &name, LoadReason::Empty));
     }
-    Ok((file, meta.len()))
+    Ok((file, Some(meta.len())))
 }
 
 fn io_reason(e: std::io::Error) -> LoadReason {
@@ -244,14 +247,38 @@ fn io_reason(e: std::io::Error) -> LoadReason {
     }
 }
 
-/// Read a whole file that must fit in `ram` (its size is checked before reading).
+/// Read a whole file that must fit in `ram` (a regular file's size is checked before reading;
+/// a pipe or device is read to its end, never past RAM's size).
 pub fn read_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<Vec<u8>, LoadError> {
-    let (mut file, len) = open_file(kind, path, ram)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.read_to_end(&mut bytes)
-        .map_err(|e| err(kind, &path.display().to_string(), io_reason(e)))?;
+    let (file, len) = open_file(kind, path, ram)?;
+    read_rest(kind, path, ram, file, len)
+}
+
+/// The rest of an open file, at most RAM's size (see [`read_file`]).
+fn read_rest(
+    kind: FileKind,
+    path: &Path,
+    ram: RamRange,
+    file: File,
+    len: Option<u64>,
+) -> Result<Vec<u8>, LoadError> {
+    let name = path.display().to_string();
+    let mut bytes = Vec::with_capacity(len.and_then(|n| usize::try_from(n).ok()).unwrap_or(0));
+    file.take(ram.size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(kind, &name, io_reason(e)))?;
+    if bytes.len() as u64 > ram.size {
+        return Err(err(
+            kind,
+            &name,
+            LoadReason::FileTooLarge {
+                ram: ram.size_arg(),
+                size: bytes.len() as u64,
+            },
+        ));
+    }
     if bytes.is_empty() {
-        return Err(err(kind, &path.display().to_string(), LoadReason::Empty));
+        return Err(err(kind, &name, LoadReason::Empty));
     }
     Ok(bytes)
 }
@@ -262,6 +289,8 @@ pub fn read_file(kind: FileKind, path: &Path, ram: RamRange) -> Result<Vec<u8>, 
 /// and a copy).
 enum Contents<'a> {
     Bytes(&'a [u8]),
+    /// A pipe or device's bytes, read whole (their length is not known before).
+    Owned(Vec<u8>),
     File {
         file: File,
         len: u64,
@@ -274,6 +303,7 @@ impl Contents<'_> {
     fn len(&self) -> u64 {
         match self {
             Contents::Bytes(b) => b.len() as u64,
+            Contents::Owned(b) => b.len() as u64,
             Contents::File { len, .. } => *len,
         }
     }
@@ -282,18 +312,22 @@ impl Contents<'_> {
     fn head(&self) -> &[u8] {
         match self {
             Contents::Bytes(b) => b,
+            Contents::Owned(b) => b,
             Contents::File { head, .. } => head,
         }
     }
 }
 
-/// Open `path` as [`Contents::File`], its first bytes read.
+/// Open `path` as [`Contents::File`], its first bytes read (a pipe or device: read whole).
 fn open_contents(
     kind: FileKind,
     path: &Path,
     ram: RamRange,
 ) -> Result<Contents<'static>, LoadError> {
     let (mut file, len) = open_file(kind, path, ram)?;
+    let Some(len) = len else {
+        return read_rest(kind, path, ram, file, None).map(Contents::Owned);
+    };
     let mut head = Vec::with_capacity(IMAGE_HEADER_SIZE);
     (&mut file)
         .take(IMAGE_HEADER_SIZE as u64)
@@ -330,7 +364,8 @@ fn place(
     };
     match data {
         Contents::Bytes(b) if r.write(addr, b) => Ok(()),
-        Contents::Bytes(_) => Err(too_large(ram, addr, size)),
+        Contents::Owned(b) if r.write(addr, &b) => Ok(()),
+        Contents::Bytes(_) | Contents::Owned(_) => Err(too_large(ram, addr, size)),
         Contents::File { mut file, .. } => match r.read_from(addr, len, &mut file) {
             Some(Ok(())) => Ok(()),
             // Shorter than its size said: it changed while being loaded.
@@ -364,12 +399,15 @@ pub fn load_kernel(
 ) -> Result<KernelImage, LoadError> {
     let name = path.display().to_string();
     let contents = open_contents(FileKind::Kernel, path, ram)?;
-    if contents.head().starts_with(b"\x7fELF") {
-        // goblin parses the whole file.
-        let bytes = read_file(FileKind::Kernel, path, ram)?;
-        return load_kernel_bytes(&name, &bytes, bus, ram, firmware_end);
+    match contents {
+        Contents::File { file, len, head } if head.starts_with(b"\x7fELF") => {
+            // goblin parses the whole file.
+            let bytes = read_rest(FileKind::Kernel, path, ram, file, Some(len))?;
+            load_kernel_bytes(&name, &bytes, bus, ram, firmware_end)
+        }
+        Contents::Owned(bytes) => load_kernel_bytes(&name, &bytes, bus, ram, firmware_end),
+        contents => load_image(&name, contents, bus, ram, firmware_end),
     }
-    load_image(&name, contents, bus, ram, firmware_end)
 }
 
 /// Load the kernel `bytes` (read from `name`); see the module documentation for the formats.
@@ -817,6 +855,15 @@ mod tests {
             .starts_with("could not load initrd '/nonexistent/initrd'"));
     }
 
+    fn kernel_at(start: u64) -> KernelImage {
+        KernelImage {
+            format: KernelFormat::Raw,
+            entry: start,
+            start,
+            end: start + 1,
+        }
+    }
+
     /// Files are read straight into RAM (`Contents::File`): the same placement and bytes as the
     /// byte loaders, for an `Image` longer than one read chunk, a raw binary, a header-sized
     /// file and an initrd.
@@ -854,6 +901,34 @@ mod tests {
         let (bus, ram) = setup(4 << 20);
         let e = load_kernel(&empty, &bus, ram, None).unwrap_err();
         assert!(e.to_string().ends_with("is empty"), "{e}");
+        // A device has no length: read to its end, but never past RAM's size.
+        let e = load_initrd(
+            Path::new("/dev/zero"),
+            &bus,
+            ram,
+            &kernel_at(BASE),
+            ram.end(),
+        );
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("too large for RAM (-m 4M)"),
+            "endless input must stop at RAM's size"
+        );
+        // A pipe (`-kernel <(...)`) loads as its bytes.
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let k = image(0x20_0000, 0, b"piped kernel");
+            let writer = {
+                let (fifo, k) = (fifo.clone(), k.clone());
+                std::thread::spawn(move || std::fs::write(fifo, k).unwrap())
+            };
+            let img = load_kernel(&fifo, &bus, ram, None).unwrap();
+            writer.join().unwrap();
+            assert_eq!(img.format, KernelFormat::Image);
+            assert_eq!(read(&bus, img.start, k.len()), k);
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
