@@ -256,6 +256,29 @@ fn invalidation_through_the_code_map_unlinks_chains() {
 }
 
 #[test]
+fn an_unlinked_exit_reports_its_block_and_slot_then_chains() {
+    // Jit compiles every block when it first runs. A `Goto` exit whose chain slot is empty
+    // leaves compiled code (the backend's unlinked-exit stub returns the exit code the block
+    // passed) and the dispatch loop links that slot once the target is compiled: on the
+    // first lap only C -> A (A already ran), on the second A -> B and B -> C; from then on
+    // the loop runs chained until the budget ends it.
+    let map = Arc::new(CodeMap::new());
+    let mut e = engine(EngineKind::Jit, &map);
+    let mut toy = Toy::new(&LOOP);
+    toy.cpu.common.insn_limit = 3000;
+    assert_eq!(e.run(&mut *toy), RunExit::Budget);
+    assert_eq!(toy.cpu.regs[1], 4000);
+    assert_eq!(toy.cpu.common.insn_count, 3000);
+    let s = e.stats();
+    assert_eq!(s.blocks_compiled, 3, "{s:?}");
+    assert_eq!(s.chain_links, 3, "{s:?}");
+    assert_eq!(s.lookups_goto, 3 + 2, "{s:?}");
+    // Five entries from those exits, one more to start.
+    assert_eq!(s.native_runs, 6, "{s:?}");
+    assert_eq!(s.lookups_other, 1, "the budget exit: {s:?}");
+}
+
+#[test]
 fn a_yield_the_run_loop_does_not_need_goes_on_in_the_engine() {
     for kind in KINDS {
         let map = Arc::new(CodeMap::new());

@@ -319,9 +319,13 @@ fn make_isa() -> Result<OwnedTargetIsa, BackendError> {
         .map_err(|e| BackendError::Isa(e.to_string()))
 }
 
-/// The signature of every compiled block: `tail fn(i64 state) -> i64`.
+/// The signature of every compiled block: `tail fn(i64 state, i64 exit) -> i64`. Blocks
+/// ignore `exit`: it is the exit code a `Goto` exit passes to whatever its chain slot leads
+/// to, which the unlinked-exit stub ([`unlinked_exit_stub`]) returns. Callers with no exit
+/// code to pass (the trampoline, jump-cache hits) pass the state again.
 fn block_signature() -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
+    sig.params.push(AbiParam::new(types::I64));
     sig.params.push(AbiParam::new(types::I64));
     sig.returns.push(AbiParam::new(types::I64));
     sig
@@ -582,7 +586,9 @@ fn build_trampoline() -> Result<CompiledBlock, BackendError> {
         b.seal_block(entry);
         let params = b.block_params(entry).to_vec();
         let sig_ref = b.import_signature(block_signature());
-        let call = b.ins().call_indirect(sig_ref, params[1], &[params[0]]);
+        let call = b
+            .ins()
+            .call_indirect(sig_ref, params[1], &[params[0], params[0]]);
         let r = b.inst_results(call)[0];
         b.ins().return_(&[r]);
         b.finalize(isa.frontend_config());
@@ -762,6 +768,58 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
     // The thunks live for the whole process: compiled blocks of any engine may call them.
     std::mem::forget(module);
     Ok(thunks)
+}
+
+/// Entry point of the unlinked-exit stub, a function of the blocks' signature that returns
+/// its `exit` argument: a `Goto` exit tail-calls its chain slot's target, or this stub when
+/// the slot is empty, passing its exit code either way, so the exit needs no branch and no
+/// second block (the compile thread allocates registers for fewer blocks). Compiled once
+/// into a module that is never freed (blocks of every engine jump to it by absolute address).
+/// `None` if it cannot be built; exits then branch on the slot.
+pub(crate) fn unlinked_exit_stub() -> Option<usize> {
+    static STUB: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *STUB.get_or_init(|| match build_unlinked_exit_stub() {
+        Ok(entry) => Some(entry),
+        Err(e) => {
+            log::warn!("unlinked-exit stub unavailable ({e}); exits branch on their slot");
+            None
+        }
+    })
+}
+
+fn build_unlinked_exit_stub() -> Result<usize, BackendError> {
+    let isa = make_isa()?;
+    let jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+    let mut module = JITModule::new(jb);
+    let sig = block_signature();
+    let id = module
+        .declare_function("emu_unlinked_exit", Linkage::Local, &sig)
+        .map_err(|e| BackendError::Codegen(e.to_string()))?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let exit = b.block_params(entry)[1];
+        b.ins().return_(&[exit]);
+        b.finalize(module.isa().frontend_config());
+    }
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
+    let size = code_size(&ctx);
+    module
+        .finalize_definitions()
+        .map_err(|e| BackendError::CodeFull(e.to_string()))?;
+    let entry = module.get_finalized_function(id) as usize;
+    perfmap::record(entry, size, &"emu_unlinked_exit");
+    // The stub lives for the whole process: compiled blocks of any engine jump to it.
+    std::mem::forget(module);
+    Ok(entry)
 }
 
 /// One block compiled on its own (no chaining), for tests.
