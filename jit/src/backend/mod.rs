@@ -777,17 +777,32 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
 /// into a module that is never freed (blocks of every engine jump to it by absolute address).
 /// `None` if it cannot be built; exits then branch on the slot.
 pub(crate) fn unlinked_exit_stub() -> Option<usize> {
-    static STUB: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *STUB.get_or_init(|| match build_unlinked_exit_stub() {
-        Ok(entry) => Some(entry),
+    static STUB: std::sync::OnceLock<Option<ResidentCode>> = std::sync::OnceLock::new();
+    STUB.get_or_init(|| match build_unlinked_exit_stub() {
+        Ok(code) => Some(code),
         Err(e) => {
             log::warn!("unlinked-exit stub unavailable ({e}); exits branch on their slot");
             None
         }
     })
+    .as_ref()
+    .map(|c| c.entry)
 }
 
-fn build_unlinked_exit_stub() -> Result<usize, BackendError> {
+/// Code that stays mapped for the whole process: the module is kept (in a static, so leak
+/// checkers see it reachable) and never used again.
+struct ResidentCode {
+    entry: usize,
+    _module: JITModule,
+}
+
+// SAFETY: after finalization nothing calls into the module or reads it: it is only kept so
+// its code memory stays mapped; `entry` is a plain address.
+unsafe impl Send for ResidentCode {}
+// SAFETY: as above, no shared access to the module ever happens.
+unsafe impl Sync for ResidentCode {}
+
+fn build_unlinked_exit_stub() -> Result<ResidentCode, BackendError> {
     let isa = make_isa()?;
     let jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     let mut module = JITModule::new(jb);
@@ -818,8 +833,10 @@ fn build_unlinked_exit_stub() -> Result<usize, BackendError> {
     let entry = module.get_finalized_function(id) as usize;
     perfmap::record(entry, size, &"emu_unlinked_exit");
     // The stub lives for the whole process: compiled blocks of any engine jump to it.
-    std::mem::forget(module);
-    Ok(entry)
+    Ok(ResidentCode {
+        entry,
+        _module: module,
+    })
 }
 
 /// One block compiled on its own (no chaining), for tests.
