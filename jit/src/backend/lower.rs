@@ -1046,14 +1046,7 @@ impl Lower<'_, '_> {
                         // 0) the stub, which returns the exit code passed along.
                         let code = encode_exit(BlockExit::Goto { slot }, self.block_id);
                         let code = self.b.ins().iconst(types::I64, code as i64);
-                        let addr = self
-                            .b
-                            .ins()
-                            .iconst(types::I64, (s.addr as usize + slot as usize * 8) as i64);
-                        let linked =
-                            self.b
-                                .ins()
-                                .load(types::I64, MemFlagsData::trusted(), addr, 0);
+                        let linked = self.load_slot(s, slot);
                         let stub = self.b.ins().iconst(types::I64, stub as i64);
                         let target = self.b.ins().select(linked, linked, stub);
                         let sig = self.b.import_signature(block_signature());
@@ -1063,14 +1056,7 @@ impl Lower<'_, '_> {
                         self.terminated = true;
                     }
                     (Some(s), _) if (slot as usize) < s.len => {
-                        let addr = self
-                            .b
-                            .ins()
-                            .iconst(types::I64, (s.addr as usize + slot as usize * 8) as i64);
-                        let target =
-                            self.b
-                                .ins()
-                                .load(types::I64, MemFlagsData::trusted(), addr, 0);
+                        let target = self.load_slot(s, slot);
                         let chain = self.b.create_block();
                         let unlinked = self.b.create_block();
                         self.b.ins().brif(target, chain, &[], unlinked, &[]);
@@ -1218,6 +1204,17 @@ impl Lower<'_, '_> {
             .ins()
             .icmp_imm_s(IntCC::Equal, tag_flags, i64::from(probe.flags));
         self.b.ins().band(same, same_flags)
+    }
+
+    /// The code pointer chain slot `slot` of `s` holds now (0: not linked).
+    fn load_slot(&mut self, s: ChainSlots, slot: u32) -> ClValue {
+        let addr = self
+            .b
+            .ins()
+            .iconst(types::I64, (s.addr as usize + slot as usize * 8) as i64);
+        self.b
+            .ins()
+            .load(types::I64, MemFlagsData::trusted(), addr, 0)
     }
 
     /// Exit through the jump cache: if the entry for `pc` holds compiled code, tail-call it;

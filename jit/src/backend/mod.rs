@@ -693,6 +693,36 @@ pub(crate) fn slow_entry(store: bool) -> usize {
     }
 }
 
+/// Declare and define in `module` a one-block function `name` of signature `sig`, whose body
+/// `body` emits given the function's parameters. Returns its id and code size.
+fn define_resident(
+    module: &mut JITModule,
+    name: &str,
+    sig: Signature,
+    body: impl FnOnce(&mut FunctionBuilder<'_>, &[cranelift_codegen::ir::Value]),
+) -> Result<(cranelift_module::FuncId, usize), BackendError> {
+    let id = module
+        .declare_function(name, Linkage::Local, &sig)
+        .map_err(|e| BackendError::Codegen(e.to_string()))?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let params = b.block_params(entry).to_vec();
+        body(&mut b, &params);
+        b.finalize(module.isa().frontend_config());
+    }
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
+    Ok((id, code_size(&ctx)))
+}
+
 fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
     let isa = make_isa()?;
     let jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
@@ -706,19 +736,7 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
         } else {
             "emu_slow_load"
         };
-        let id = module
-            .declare_function(name, Linkage::Local, &sig)
-            .map_err(|e| BackendError::Codegen(e.to_string()))?;
-        let mut ctx = module.make_context();
-        ctx.func.signature = sig;
-        let mut fctx = FunctionBuilderContext::new();
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            b.seal_block(entry);
-            let params = b.block_params(entry).to_vec();
+        let (id, size) = define_resident(&mut module, name, sig, |b, params| {
             let counter = b
                 .ins()
                 .iconst(types::I64, SLOW_PATH_CALLS.as_ptr() as usize as i64);
@@ -733,7 +751,7 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
             let f = b.ins().iconst(types::I64, slow_entry(store) as i64);
             let callee = b.import_signature(slow_signature(CallConv::SystemV, store));
             if store {
-                b.ins().call_indirect(callee, f, &params);
+                b.ins().call_indirect(callee, f, params);
             } else {
                 let call = b.ins().call_indirect(callee, f, &params[..3]);
                 let r = b.inst_results(call)[0];
@@ -745,12 +763,8 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
                 );
             }
             b.ins().return_(&[]);
-            b.finalize(module.isa().frontend_config());
-        }
-        module
-            .define_function(id, &mut ctx)
-            .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
-        sizes.push(code_size(&ctx));
+        })?;
+        sizes.push(size);
         ids.push(id);
     }
     module
@@ -806,27 +820,14 @@ fn build_unlinked_exit_stub() -> Result<ResidentCode, BackendError> {
     let isa = make_isa()?;
     let jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     let mut module = JITModule::new(jb);
-    let sig = block_signature();
-    let id = module
-        .declare_function("emu_unlinked_exit", Linkage::Local, &sig)
-        .map_err(|e| BackendError::Codegen(e.to_string()))?;
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let exit = b.block_params(entry)[1];
-        b.ins().return_(&[exit]);
-        b.finalize(module.isa().frontend_config());
-    }
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
-    let size = code_size(&ctx);
+    let (id, size) = define_resident(
+        &mut module,
+        "emu_unlinked_exit",
+        block_signature(),
+        |b, params| {
+            b.ins().return_(&[params[1]]);
+        },
+    )?;
     module
         .finalize_definitions()
         .map_err(|e| BackendError::CodeFull(e.to_string()))?;
