@@ -577,22 +577,14 @@ fn build_trampoline() -> Result<CompiledBlock, BackendError> {
     sig.returns.push(AbiParam::new(types::I64));
     let mut ctx = Context::new();
     ctx.func = Function::with_name_signature(UserFuncName::user(0, 0), sig);
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let params = b.block_params(entry).to_vec();
+    build_one_block(&mut ctx.func, isa.frontend_config(), |b, params| {
         let sig_ref = b.import_signature(block_signature());
         let call = b
             .ins()
             .call_indirect(sig_ref, params[1], &[params[0], params[0]]);
         let r = b.inst_results(call)[0];
         b.ins().return_(&[r]);
-        b.finalize(isa.frontend_config());
-    }
+    });
     let code = ctx
         .compile(&*isa, &mut Default::default())
         .map_err(|e| BackendError::Codegen(format!("trampoline: {:?}", e.inner)))?;
@@ -693,6 +685,24 @@ pub(crate) fn slow_entry(store: bool) -> usize {
     }
 }
 
+/// Fill `func` (its signature set) with one block, whose body `body` emits given the
+/// function's parameters.
+fn build_one_block(
+    func: &mut Function,
+    frontend: cranelift_codegen::isa::TargetFrontendConfig,
+    body: impl FnOnce(&mut FunctionBuilder<'_>, &[cranelift_codegen::ir::Value]),
+) {
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let params = b.block_params(entry).to_vec();
+    body(&mut b, &params);
+    b.finalize(frontend);
+}
+
 /// Declare and define in `module` a one-block function `name` of signature `sig`, whose body
 /// `body` emits given the function's parameters. Returns its id and code size.
 fn define_resident(
@@ -706,17 +716,7 @@ fn define_resident(
         .map_err(|e| BackendError::Codegen(e.to_string()))?;
     let mut ctx = module.make_context();
     ctx.func.signature = sig;
-    let mut fctx = FunctionBuilderContext::new();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let params = b.block_params(entry).to_vec();
-        body(&mut b, &params);
-        b.finalize(module.isa().frontend_config());
-    }
+    build_one_block(&mut ctx.func, module.isa().frontend_config(), body);
     module
         .define_function(id, &mut ctx)
         .map_err(|e| BackendError::Codegen(format!("{e:?}")))?;
