@@ -273,7 +273,11 @@ fn dumpdtb_has_qemus_nodes() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let names = node_names(&std::fs::read(&ours).unwrap());
+    let blob = std::fs::read(&ours).unwrap();
+    let names = node_names(&blob);
+    // Packed as QEMU packs its tree (`fdt_pack`): the guest checksums `totalsize` bytes at boot.
+    let total = |b: &[u8]| u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
+    assert!(total(&blob) < 16 << 10, "totalsize {}", total(&blob));
     for n in [
         "/soc/serial@10000000",
         "/soc/plic@c000000",
@@ -303,7 +307,9 @@ fn dumpdtb_has_qemus_nodes() {
         .output();
     if let Ok(q) = q {
         if q.status.success() {
-            let qemu = node_names(&std::fs::read(&theirs).unwrap());
+            let theirs = std::fs::read(&theirs).unwrap();
+            assert!(total(&theirs) < 16 << 10, "QEMU's totalsize {}", total(&theirs));
+            let qemu = node_names(&theirs);
             // QEMU-only nodes: its PCIe host, flash, fw-cfg, platform bus and PMU.
             let skip = ["pci@", "flash@", "fw-cfg@", "platform-bus@", "pmu"];
             for n in qemu.iter().filter(|n| !skip.iter().any(|s| n.contains(s))) {
