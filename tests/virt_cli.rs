@@ -308,7 +308,11 @@ fn dumpdtb_has_qemus_nodes() {
     if let Ok(q) = q {
         if q.status.success() {
             let theirs = std::fs::read(&theirs).unwrap();
-            assert!(total(&theirs) < 16 << 10, "QEMU's totalsize {}", total(&theirs));
+            assert!(
+                total(&theirs) < 16 << 10,
+                "QEMU's totalsize {}",
+                total(&theirs)
+            );
             let qemu = node_names(&theirs);
             // QEMU-only nodes: its PCIe host, flash, fw-cfg, platform bus and PMU.
             let skip = ["pci@", "flash@", "fw-cfg@", "platform-bus@", "pmu"];

@@ -1226,12 +1226,10 @@ impl Lower<'_, '_> {
             .b
             .ins()
             .load(types::I64, flags(), entry, super::JUMP_ENTRY_CODE);
-        // An empty entry has code 0 (its tag, u64::MAX, is a pc a guest may well jump to).
-        let linked = self.b.ins().icmp_imm_s(IntCC::NotEqual, target, 0);
-        let hit = self.b.ins().band(tagged, linked);
+        // An empty entry's flags match no probe (`JumpEntry`): a tag match is a hit.
         let chain = self.b.create_block();
         let miss = self.b.create_block();
-        self.b.ins().brif(hit, chain, &[], miss, &[]);
+        self.b.ins().brif(tagged, chain, &[], miss, &[]);
         self.switch_seal(chain);
         let sig = self.b.import_signature(block_signature());
         self.b

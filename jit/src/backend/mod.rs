@@ -132,8 +132,9 @@ const _: () = assert!(JUMP_CACHE_ENTRIES.is_multiple_of(64));
 /// One jump-cache entry, as generated code reads it: guest virtual pc, the translation flags
 /// of the block (`BlockKey::flags`), the entry point of its compiled block, then the guest
 /// physical address the pc was found at (`BlockKey::phys_pc`: what a region's guard on a
-/// jump to another page compares, lower.rs). Empty: pc `u64::MAX` and code 0; generated code
-/// checks both.
+/// jump to another page compares, lower.rs). Empty: flags [`EMPTY_FLAGS`], which no
+/// translation has (flags are 32 bits), so an empty entry matches no probe whatever its pc:
+/// generated code compares pc and flags and needs no test of the code pointer.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct JumpEntry {
@@ -142,6 +143,9 @@ pub struct JumpEntry {
     pub code: AtomicU64,
     pub phys: AtomicU64,
 }
+
+/// The flags of an empty [`JumpEntry`]: above any `u32`.
+const EMPTY_FLAGS: u64 = u64::MAX;
 
 /// Bytes per [`JumpEntry`] (generated code indexes the table with it).
 pub(crate) const JUMP_ENTRY_SIZE: usize = 32;
@@ -192,7 +196,7 @@ impl JumpCache {
         JumpCache {
             entries: (0..JUMP_CACHE_ENTRIES)
                 .map(|_| JumpEntry {
-                    pc: AtomicU64::new(u64::MAX),
+                    flags: AtomicU64::new(EMPTY_FLAGS),
                     ..JumpEntry::default()
                 })
                 .collect(),
@@ -217,12 +221,12 @@ impl JumpCache {
     pub fn insert(&mut self, pc: u64, flags: u32, phys: u64, code: usize) {
         let i = Self::index(pc);
         if let Some(e) = self.entries.get(i) {
-            // Invalidate first, so generated code never pairs the new pc with old code.
-            e.pc.store(u64::MAX, Ordering::Relaxed);
-            e.flags.store(u64::from(flags), Ordering::Relaxed);
+            // Empty first, so generated code never pairs the new pc with old code.
+            e.flags.store(EMPTY_FLAGS, Ordering::Relaxed);
+            e.pc.store(pc, Ordering::Relaxed);
             e.code.store(code as u64, Ordering::Relaxed);
             e.phys.store(phys, Ordering::Relaxed);
-            e.pc.store(pc, Ordering::Release);
+            e.flags.store(u64::from(flags), Ordering::Release);
             if let Some(w) = self.filled.get_mut(i / 64) {
                 *w |= 1 << (i % 64);
             }
@@ -232,11 +236,9 @@ impl JumpCache {
     /// The code for (`pc`, `flags`), if cached.
     pub fn get(&self, pc: u64, flags: u32) -> Option<usize> {
         let e = self.entries.get(Self::index(pc))?;
-        let code = e.code.load(Ordering::Relaxed) as usize;
-        let hit = e.pc.load(Ordering::Acquire) == pc
-            && e.flags.load(Ordering::Relaxed) == u64::from(flags)
-            && code != 0;
-        hit.then_some(code)
+        let hit = e.flags.load(Ordering::Acquire) == u64::from(flags)
+            && e.pc.load(Ordering::Relaxed) == pc;
+        hit.then(|| e.code.load(Ordering::Relaxed) as usize)
     }
 
     /// The physical address (`pc`, `flags`) was found at, if cached: what `pc` maps to now.
@@ -272,7 +274,7 @@ impl JumpCache {
                     continue;
                 };
                 if drop(e.pc.load(Ordering::Relaxed)) {
-                    e.pc.store(u64::MAX, Ordering::Relaxed);
+                    e.flags.store(EMPTY_FLAGS, Ordering::Relaxed);
                     e.code.store(0, Ordering::Relaxed);
                     *word &= !(1 << b);
                 }
@@ -1042,8 +1044,11 @@ mod tests {
         jc.clear();
         assert!(jc.is_empty());
         assert_eq!(jc.get(far, 1), None);
-        // The empty tag is a pc like any other: an empty entry never matches.
+        // An empty entry matches no probe, whatever its pc (cleared entries keep theirs).
+        assert_eq!(jc.get(far, 1), None);
         assert_eq!(jc.get(u64::MAX, 0), None);
+        assert_eq!(JumpCache::new().get(0, 0), None);
+        assert_eq!(JumpCache::new().get(0, u32::MAX), None);
     }
 
     #[test]
