@@ -782,7 +782,7 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
         perfmap::record(thunks.store, store, &"emu_slow_store_thunk");
     }
     // The thunks live for the whole process: compiled blocks of any engine may call them.
-    std::mem::forget(module);
+    keep_resident(module);
     Ok(thunks)
 }
 
@@ -793,32 +793,35 @@ fn build_slow_thunks() -> Result<SlowThunks, BackendError> {
 /// into a module that is never freed (blocks of every engine jump to it by absolute address).
 /// `None` if it cannot be built; exits then branch on the slot.
 pub(crate) fn unlinked_exit_stub() -> Option<usize> {
-    static STUB: std::sync::OnceLock<Option<ResidentCode>> = std::sync::OnceLock::new();
-    STUB.get_or_init(|| match build_unlinked_exit_stub() {
-        Ok(code) => Some(code),
+    static STUB: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *STUB.get_or_init(|| match build_unlinked_exit_stub() {
+        Ok(entry) => Some(entry),
         Err(e) => {
             log::warn!("unlinked-exit stub unavailable ({e}); exits branch on their slot");
             None
         }
     })
-    .as_ref()
-    .map(|c| c.entry)
 }
 
-/// Code that stays mapped for the whole process: the module is kept (in a static, so leak
-/// checkers see it reachable) and never used again.
-struct ResidentCode {
-    entry: usize,
+/// A module whose code stays mapped for the whole process and is never used again.
+struct ResidentModule {
     _module: JITModule,
 }
 
 // SAFETY: after finalization nothing calls into the module or reads it: it is only kept so
-// its code memory stays mapped; `entry` is a plain address.
-unsafe impl Send for ResidentCode {}
-// SAFETY: as above, no shared access to the module ever happens.
-unsafe impl Sync for ResidentCode {}
+// its code memory stays mapped.
+unsafe impl Send for ResidentModule {}
 
-fn build_unlinked_exit_stub() -> Result<ResidentCode, BackendError> {
+/// Keeps `module`'s code mapped for the rest of the process. The module is held in a static,
+/// not forgotten: the fuzz targets run LeakSanitizer, which reports a forgotten module's heap
+/// (the `ir_parse` and `riscv_lifter` targets failed on their first input when the stub's
+/// module was `mem::forget`-ed).
+fn keep_resident(module: JITModule) {
+    static RESIDENT: parking_lot::Mutex<Vec<ResidentModule>> = parking_lot::Mutex::new(Vec::new());
+    RESIDENT.lock().push(ResidentModule { _module: module });
+}
+
+fn build_unlinked_exit_stub() -> Result<usize, BackendError> {
     let isa = make_isa()?;
     let jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     let mut module = JITModule::new(jb);
@@ -836,10 +839,8 @@ fn build_unlinked_exit_stub() -> Result<ResidentCode, BackendError> {
     let entry = module.get_finalized_function(id) as usize;
     perfmap::record(entry, size, &"emu_unlinked_exit");
     // The stub lives for the whole process: compiled blocks of any engine jump to it.
-    Ok(ResidentCode {
-        entry,
-        _module: module,
-    })
+    keep_resident(module);
+    Ok(entry)
 }
 
 /// One block compiled on its own (no chaining), for tests.
